@@ -1,0 +1,8 @@
+/* mproc: a native multiprocessing runtime. The one header to include. */
+#ifndef MPROC_H
+#define MPROC_H
+
+#include "mproc/common.h"
+#include "mproc/process.h"
+
+#endif /* MPROC_H */

@@ -1,0 +1,129 @@
+#include "supervisor.hpp"
+
+#include "error.hpp"
+
+namespace mproc {
+namespace {
+struct FdWatch : LoopHandle {
+  uv_poll_t poll{};
+  std::function<bool()> on_readable;
+};
+struct TimerWatch : LoopHandle {
+  uv_timer_t timer{};
+  std::function<void()> fn;
+};
+void delete_loop_handle(uv_handle_t *h) { delete static_cast<LoopHandle *>(h->data); }
+}  // namespace
+
+void close_handle(uv_handle_t *h) {
+  if (!uv_is_closing(h)) uv_close(h, delete_loop_handle);
+}
+
+Supervisor::~Supervisor() { stop(); }
+
+int Supervisor::start() {
+  if (running_) return 0;
+  int rc = uv_loop_init(&loop_);
+  if (rc != 0) return fail(MPROC_EAGAIN, "uv_loop_init: %s", uv_strerror(rc));
+  rc = uv_async_init(&loop_, &async_, &Supervisor::on_async);
+  if (rc != 0) {
+    uv_loop_close(&loop_);
+    return fail(MPROC_EAGAIN, "uv_async_init: %s", uv_strerror(rc));
+  }
+  async_.data = this;
+  stopping_ = false;
+  try {
+    thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
+  } catch (const std::system_error &e) {
+    uv_close(reinterpret_cast<uv_handle_t *>(&async_), nullptr);
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_loop_close(&loop_);
+    return fail(MPROC_EAGAIN, "cannot start the supervisor thread: %s", e.what());
+  }
+  running_ = true;
+  return 0;
+}
+
+void Supervisor::stop() {
+  if (!running_) return;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    stopping_ = true;
+  }
+  uv_async_send(&async_);
+  thread_.join();
+  uv_loop_close(&loop_);
+  running_ = false;
+}
+
+int Supervisor::post(std::function<void(uv_loop_t *)> fn) {
+  if (!running_) return fail(MPROC_ECLOSED, "the supervisor is not running");
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    queue_.push_back(std::move(fn));
+  }
+  uv_async_send(&async_);
+  return 0;
+}
+
+int Supervisor::watch_fd(int fd, std::function<bool()> on_readable) {
+  return post([fd, cb = std::move(on_readable)](uv_loop_t *loop) mutable {
+    auto *w = new FdWatch;
+    w->on_readable = std::move(cb);
+    if (uv_poll_init(loop, &w->poll, fd) != 0) {
+      delete w;
+      return;
+    }
+    w->poll.data = static_cast<LoopHandle *>(w);
+    uv_poll_start(&w->poll, UV_READABLE | UV_DISCONNECT, [](uv_poll_t *p, int, int) {
+      auto *watch = static_cast<FdWatch *>(static_cast<LoopHandle *>(p->data));
+      if (!watch->on_readable()) {
+        uv_poll_stop(p);
+        close_handle(reinterpret_cast<uv_handle_t *>(p));
+      }
+    });
+  });
+}
+
+int Supervisor::after(double seconds, std::function<void()> fn) {
+  uint64_t ms = seconds <= 0 ? 0 : static_cast<uint64_t>(seconds * 1000.0 + 0.999);
+  return post([ms, cb = std::move(fn)](uv_loop_t *loop) mutable {
+    auto *t = new TimerWatch;
+    t->fn = std::move(cb);
+    uv_timer_init(loop, &t->timer);
+    t->timer.data = static_cast<LoopHandle *>(t);
+    uv_timer_start(&t->timer, [](uv_timer_t *h) {
+      auto *tw = static_cast<TimerWatch *>(static_cast<LoopHandle *>(h->data));
+      tw->fn();
+      close_handle(reinterpret_cast<uv_handle_t *>(h));
+    }, ms, 0);
+  });
+}
+
+void Supervisor::drain() {
+  std::vector<std::function<void(uv_loop_t *)>> work;
+  bool stopping;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    work.swap(queue_);
+    stopping = stopping_;
+  }
+  for (auto &fn : work) fn(&loop_);
+  if (stopping) {
+    // Close every handle; uv_run returns once their close callbacks have run.
+    uv_walk(
+        &loop_,
+        [](uv_handle_t *h, void *self) {
+          if (uv_is_closing(h)) return;
+          if (h == reinterpret_cast<uv_handle_t *>(&static_cast<Supervisor *>(self)->async_))
+            uv_close(h, nullptr);
+          else
+            close_handle(h);
+        },
+        this);
+  }
+}
+
+void Supervisor::on_async(uv_async_t *h) { static_cast<Supervisor *>(h->data)->drain(); }
+
+}  // namespace mproc

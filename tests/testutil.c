@@ -1,0 +1,89 @@
+#include "testutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mproc.h>
+
+static int g_base_fds = -1;
+static int g_base_shm = -1;
+
+static int count_dir(const char *path, const char *prefix) {
+  DIR *d = opendir(path);
+  if (!d) return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.' && strncmp(e->d_name, prefix, strlen(prefix)) == 0) n++;
+  closedir(d);
+  return n;
+}
+
+int tu_count_fds(void) { return count_dir("/proc/self/fd", "") - 1; /* opendir's own fd */ }
+int tu_count_shm(void) { return count_dir("/dev/shm", "mproc"); }
+
+double tu_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int tu_wait_pid_gone(int pid, double seconds) {
+  int fd = pidfd_open(pid, 0);
+  if (fd < 0) return errno == ESRCH;
+  struct pollfd p = {fd, POLLIN, 0};
+  int r = poll(&p, 1, (int)(seconds * 1000));
+  close(fd);
+  return r == 1;
+}
+
+void tu_apply_filter(void) {
+  const char *f = getenv("MPROC_TEST_FILTER");
+  if (f && *f) cmocka_set_test_filter(f);
+}
+
+static int noop_body(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len, (void)payload;
+  return 0;
+}
+
+int tu_group_setup(void **state) {
+  (void)state;
+  /* Warm-up: libuv opens process-wide fds on first loop init; they are not a leak. */
+  mproc_process_t *p = NULL;
+  if (mproc_process_new(&p, noop_body, NULL, 0, NULL) != 0) return -1;
+  if (mproc_process_start(p) != 0 || mproc_process_join(p, -1) != 0) return -1;
+  mproc_process_free(p);
+  mproc_shutdown();
+  g_base_fds = tu_count_fds();
+  g_base_shm = tu_count_shm();
+  return 0;
+}
+
+int tu_teardown(void **state) {
+  (void)state;
+  assert_int_equal(mproc_shutdown(), 0);
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  int r = waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT);
+  if (!(r < 0 && errno == ECHILD))
+    fail_msg("a child is left behind (pid %d)", (int)si.si_pid);
+  int fds = tu_count_fds();
+  if (fds != g_base_fds) {
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "ls -l /proc/%d/fd >&2", (int)getpid());
+    if (system(cmd) < 0) perror("system");
+    fail_msg("fd leak: %d open, %d at the start", fds, g_base_fds);
+  }
+  int shm = tu_count_shm();
+  if (shm > g_base_shm) fail_msg("/dev/shm has %d entries, %d at the start", shm, g_base_shm);
+  return 0;
+}
