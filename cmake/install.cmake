@@ -25,7 +25,10 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/mprocConfigVersion.cmake
 install(FILES ${PROJECT_BINARY_DIR}/mprocConfig.cmake ${PROJECT_BINARY_DIR}/mprocConfigVersion.cmake
   DESTINATION ${MPROC_INSTALL_CMAKEDIR} COMPONENT dev)
 
-# pkg-config: paths relative to ${prefix} so that a relocated install still works.
+# pkg-config: the prefix is found from the .pc file's own place (${pcfiledir}), so the same
+# file is right in a temporary prefix, in /usr/local and in the Debian package's /usr.
+file(RELATIVE_PATH MPROC_PC_TO_PREFIX /p/${CMAKE_INSTALL_LIBDIR}/pkgconfig /p)
+string(REGEX REPLACE "/$" "" MPROC_PC_TO_PREFIX "${MPROC_PC_TO_PREFIX}")
 set(MPROC_PC_LIBDIR ${CMAKE_INSTALL_LIBDIR})
 set(MPROC_PC_INCLUDEDIR ${CMAKE_INSTALL_INCLUDEDIR})
 configure_file(${PROJECT_SOURCE_DIR}/pkgconfig/mproc.pc.in ${PROJECT_BINARY_DIR}/mproc.pc @ONLY)

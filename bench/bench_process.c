@@ -1,0 +1,93 @@
+/* Process start + join latency of a no-op child: mproc (fork, forkserver) beside the OS floor
+ * (fork + waitpid) and Python's multiprocessing.Process (fork, forkserver), in one run.
+ * Usage: bench_process [iterations]   (default 300) */
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mproc.h>
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int noop(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len, (void)payload;
+  return 0;
+}
+
+static double bench_floor(int n) {
+  double t0 = now();
+  for (int i = 0; i < n; i++) {
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    int st;
+    waitpid(pid, &st, 0);
+  }
+  return (now() - t0) / n;
+}
+
+static double bench_mproc(int n, int method) {
+  mproc_process_opts_t o = MPROC_PROCESS_OPTS_INIT;
+  o.start_method = method;
+  mproc_process_t *p;
+  /* warm-up: supervisor thread and forkserver start once */
+  mproc_process_new(&p, noop, NULL, 0, &o);
+  mproc_process_start(p);
+  mproc_process_join(p, -1);
+  mproc_process_free(p);
+  double t0 = now();
+  for (int i = 0; i < n; i++) {
+    if (mproc_process_new(&p, noop, NULL, 0, &o) || mproc_process_start(p) ||
+        mproc_process_join(p, -1)) {
+      fprintf(stderr, "%s\n", mproc_last_error());
+      exit(1);
+    }
+    mproc_process_free(p);
+  }
+  return (now() - t0) / n;
+}
+
+static double bench_python(int n, const char *method) {
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "python3 %s/py_process.py %s %d 2>/dev/null", MPROC_BENCH_DIR, method, n);
+  FILE *f = popen(cmd, "r");
+  double v = -1;
+  if (f) {
+    if (fscanf(f, "%lf", &v) != 1) v = -1;
+    pclose(f);
+  }
+  return v;
+}
+
+static void row(const char *name, double t, double floor_t) {
+  if (t < 0) {
+    printf("  %-34s %10s\n", name, "n/a");
+    return;
+  }
+  printf("  %-34s %10.1f us   %6.2fx floor\n", name, t * 1e6, t / floor_t);
+}
+
+int main(int argc, char **argv) {
+  int n = argc > 1 ? atoi(argv[1]) : 300;
+  printf("process start+join of a no-op child, %d iterations each (lower is better)\n", n);
+  double fl = bench_floor(n);
+  double mf = bench_mproc(n, MPROC_START_FORK);
+  double ms = bench_mproc(n, MPROC_START_FORKSERVER);
+  int pn = n < 100 ? n : 100;
+  double pf = bench_python(pn, "fork");
+  double ps = bench_python(pn, "forkserver");
+  row("OS floor: fork + waitpid (C)", fl, fl);
+  row("mproc fork", mf, fl);
+  row("mproc forkserver", ms, fl);
+  row("Python multiprocessing fork", pf, fl);
+  row("Python multiprocessing forkserver", ps, fl);
+  if (pf > 0) printf("  mproc fork is %.1fx faster than Python fork\n", pf / mf);
+  if (ps > 0) printf("  mproc forkserver is %.1fx faster than Python forkserver\n", ps / ms);
+  mproc_shutdown();
+  return 0;
+}

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Installs the Debian packages mproc needs that are missing (run as root on Debian 12).
+set -eu
+pkgs="build-essential cmake pkg-config libuv1-dev libcmocka-dev swig python3 python3-dev python3-pytest"
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "installing:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $missing
+fi

@@ -1,0 +1,13 @@
+#!/bin/sh
+# Builds mproc and runs every test suite through CTest: a release build, then a debug build with
+# AddressSanitizer and UndefinedBehaviorSanitizer. Installs missing Debian packages first.
+set -eu
+cd "$(dirname "$0")/.."
+sh scripts/deps.sh
+jobs=$(nproc)
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
+cmake --build build -j"$jobs"
+(cd build && ctest --output-on-failure --timeout 300)
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMPROC_SANITIZE=ON -DMPROC_BUILD_BENCH=OFF > /dev/null
+cmake --build build-asan -j"$jobs"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 MPROC_STRESS_SCALE=0.1 ctest --output-on-failure --timeout 300)
