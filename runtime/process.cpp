@@ -8,6 +8,7 @@
 
 #include <signal.h>
 #include "pidfd.hpp"
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 
 #include "error.hpp"
 #include "forkserver.hpp"
+#include "futex.hpp"
 #include "runtime.hpp"
 
 namespace mproc {
@@ -32,7 +34,36 @@ void ProcessCore::mark_exited(int code) {
   cv.notify_all();
 }
 
+bool ProcessCore::try_reap() {
+  std::lock_guard<std::mutex> g(mu);
+  if (state == State::kExited) return true;
+  siginfo_t si{};
+  int r;
+  do {
+    r = waitid(P_PIDFD, pidfd.get(), &si, WEXITED | WNOHANG);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0 || si.si_pid == 0) return false;
+  exitcode = exitcode_from_siginfo(si.si_code, si.si_status);
+  state = State::kExited;
+  cv.notify_all();
+  return true;
+}
+
 int ProcessCore::wait_exit(double timeout) {
+  if (method == MPROC_START_FORK) {
+    Deadline d = Deadline::after(timeout);
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> g(mu);
+        if (state == State::kExited) return 0;
+      }
+      struct pollfd pf = {pidfd.get(), POLLIN, 0};
+      int r = poll(&pf, 1, d.poll_ms());
+      if (r < 0 && errno != EINTR) break;  // fall back to the supervisor's wake-up
+      if (try_reap()) return 0;
+      if (r == 0 && d.expired()) return MPROC_ETIMEDOUT;
+    }
+  }
   std::unique_lock<std::mutex> g(mu);
   auto done = [this] { return state == State::kExited; };
   if (timeout < 0) {
@@ -126,20 +157,8 @@ int start_fork(const std::shared_ptr<ProcessCore> &c) {
     c->pidfd.reset(fd);
     c->state = ProcessCore::State::kRunning;
   }
-  rc = rt.supervisor().watch_fd(fd, [c] {
-    siginfo_t si{};
-    int r;
-    do {
-      r = waitid(P_PIDFD, c->pidfd.get(), &si, WEXITED | WNOHANG);
-    } while (r < 0 && errno == EINTR);
-    if (r < 0) {
-      c->mark_exited(255);  // cannot happen for our own child; never leave joiners hanging
-      return false;
-    }
-    if (si.si_pid == 0) return true;  // spurious wake-up
-    c->mark_exited(exitcode_from_siginfo(si.si_code, si.si_status));
-    return false;
-  });
+  // The supervisor reaps the child when nobody joins it (is_alive, shutdown, pools).
+  rc = rt.supervisor().watch_fd(fd, [c] { return !c->try_reap(); });
   if (rc < 0) {
     // No supervisor: reap synchronously so that no zombie remains.
     kill(pid, SIGKILL);
