@@ -4,5 +4,6 @@
 
 #include "mproc/common.h"
 #include "mproc/process.h"
+#include "mproc/pool.h"
 
 #endif /* MPROC_H */

@@ -32,20 +32,24 @@ void ProcessCore::mark_exited(int code) {
     state = State::kExited;
   }
   cv.notify_all();
+  if (on_exit) on_exit();
 }
 
 bool ProcessCore::try_reap() {
-  std::lock_guard<std::mutex> g(mu);
-  if (state == State::kExited) return true;
-  siginfo_t si{};
-  int r;
-  do {
-    r = waitid(P_PIDFD, pidfd.get(), &si, WEXITED | WNOHANG);
-  } while (r < 0 && errno == EINTR);
-  if (r < 0 || si.si_pid == 0) return false;
-  exitcode = exitcode_from_siginfo(si.si_code, si.si_status);
-  state = State::kExited;
+  {
+    std::lock_guard<std::mutex> g(mu);
+    if (state == State::kExited) return true;
+    siginfo_t si{};
+    int r;
+    do {
+      r = waitid(P_PIDFD, pidfd.get(), &si, WEXITED | WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0 || si.si_pid == 0) return false;
+    exitcode = exitcode_from_siginfo(si.si_code, si.si_status);
+    state = State::kExited;
+  }
   cv.notify_all();
+  if (on_exit) on_exit();
   return true;
 }
 

@@ -3,6 +3,7 @@
 #include <mproc/process.h>
 
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -30,6 +31,9 @@ struct ProcessCore {
   void *payload = nullptr;
   std::vector<char> arg;
   int owner_pid = 0;  // the process that made the handle; only it may start/join/signal
+  // Called once (no lock held) after the end is recorded, on whichever thread saw it; set it
+  // before start. The pool uses it to learn of worker deaths.
+  std::function<void()> on_exit;
 
   // Record the end (called once, from the supervisor thread) and wake joiners.
   void mark_exited(int code);

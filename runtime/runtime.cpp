@@ -8,6 +8,7 @@
 
 #include "error.hpp"
 #include "forkserver.hpp"
+#include "pool.hpp"
 #include "process.hpp"
 
 namespace mproc {
@@ -68,6 +69,7 @@ ForkServer &Runtime::forkserver() {
 
 int Runtime::shutdown() {
   const int self = getpid();
+  pools_shutdown();  // pools first: their dispatchers would replace workers ended below
   std::vector<std::shared_ptr<ProcessCore>> kids;
   for_each_handle(HandleKind::kProcess, [&](void *h) {
     auto &core = static_cast<mproc_process *>(h)->core;

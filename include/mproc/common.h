@@ -60,6 +60,8 @@ extern "C" {
   XX(EWRONGPROC, -3009, "handle belongs to another process")                  \
   XX(ETASKFAILED, -3010, "task failed")                                       \
   XX(ERUNNING, -3011, "process still running")                                \
+  XX(EINITFAILED, -3012, "pool initializer failed")                           \
+  XX(EITEREND, -3013, "no more results")                                      \
   XX(EUNKNOWN, -3999, "unknown error")
 
 typedef enum mproc_errno {

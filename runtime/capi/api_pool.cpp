@@ -1,0 +1,509 @@
+// C ABI: pools and async results. Thin shims over runtime/pool.cpp.
+#include <unistd.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "../pool.hpp"
+#include "../runtime.hpp"
+#include "capi.hpp"
+
+using mproc::fail;
+using mproc::HandleKind;
+using mproc::Job;
+
+namespace {
+int check_pool(const mproc_pool_t *p) {
+  if (!p) return fail(MPROC_EINVAL, "pool is NULL");
+  if (!mproc::handle_valid(p, HandleKind::kPool))
+    return fail(MPROC_EBADF, "not a live pool handle (freed or never made)");
+  if (p->owner_pid != getpid())
+    return fail(MPROC_EWRONGPROC, "the pool belongs to process %d", p->owner_pid);
+  return 0;
+}
+
+int check_async(const mproc_async_t *r) {
+  if (!r) return fail(MPROC_EINVAL, "result handle is NULL");
+  if (!mproc::handle_valid(r, HandleKind::kOther))
+    return fail(MPROC_EBADF, "not a live result handle (freed or never made)");
+  return 0;
+}
+
+int read_async_opts(const mproc_async_opts_t *opts, mproc_async_opts_t *o) {
+  *o = mproc_async_opts_t MPROC_ASYNC_OPTS_INIT;
+  if (!opts) return 0;
+  if (opts->size < sizeof(size_t) || opts->size > 4096)
+    return fail(MPROC_EINVAL, "opts->size %zu is not a size of mproc_async_opts_t", opts->size);
+  memcpy(o, opts, opts->size < sizeof *o ? opts->size : sizeof *o);
+  o->size = sizeof *o;
+  if (o->timeout < 0) return fail(MPROC_EINVAL, "negative task timeout %g", o->timeout);
+  return 0;
+}
+
+size_t default_chunksize(size_t n, int workers) {
+  size_t d = 4 * static_cast<size_t>(workers > 0 ? workers : 1);
+  size_t c = (n + d - 1) / d;
+  return c ? c : 1;
+}
+
+std::shared_ptr<Job> new_job(mproc::Pool &pool, Job::Kind kind, size_t n, size_t chunksize,
+                             const mproc_async_opts_t &o) {
+  auto job = std::make_shared<Job>();
+  job->kind = kind;
+  job->n = n;
+  job->chunksize = chunksize ? chunksize : default_chunksize(n, pool.nworkers());
+  job->nchunks = n ? (n + job->chunksize - 1) / job->chunksize : 0;
+  job->timeout = o.timeout;
+  job->cb = o.callback;
+  job->ecb = o.error_callback;
+  job->cb_payload = o.cb_payload;
+  job->progress = o.progress;
+  job->progress_payload = o.progress_payload;
+  job->chunk_state.assign(job->nchunks, 0);
+  if (kind == Job::Kind::kVar) {
+    job->values.resize(n);
+    job->codes.assign(n, 0);
+    job->task_codes.assign(n, 0);
+  }
+  return job;
+}
+
+// Make the handle, then submit; an empty job is ready at once.
+int submit(mproc_pool_t *pool, const std::shared_ptr<Job> &job, mproc_async_t **out) {
+  auto h = std::make_unique<mproc_async>();
+  h->job = job;
+  job->owner = pool;
+  job->handle = h.get();
+  if (job->iter) job->item_ready.assign(job->n, 0);
+  if (job->nchunks == 0) {
+    if (pool->pool->closed()) return fail(MPROC_ECLOSED, "the pool is closed or terminated");
+    job->ready = true;
+  } else if (int rc = pool->pool->submit(job)) {
+    return rc;
+  }
+  mproc::handle_register(h.get(), HandleKind::kOther);
+  *out = h.release();
+  return 0;
+}
+
+int var_job(mproc_pool_t *pool, mproc_task_fn fn, const void *const *args, const size_t *lens,
+            size_t n, size_t chunksize, const mproc_async_opts_t &o, std::shared_ptr<Job> *out) {
+  if (!fn) return fail(MPROC_EINVAL, "task function is NULL");
+  if (n > 0 && (!args || !lens)) return fail(MPROC_EINVAL, "args or lens is NULL with n = %zu", n);
+  auto job = new_job(*pool->pool, Job::Kind::kVar, n, chunksize, o);
+  job->fn = fn;
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!args[i] && lens[i]) return fail(MPROC_EINVAL, "args[%zu] is NULL with length %zu", i, lens[i]);
+    total += lens[i];
+  }
+  job->args.resize(total);
+  job->arg_off.resize(n + 1);
+  size_t at = 0;
+  for (size_t i = 0; i < n; i++) {
+    job->arg_off[i] = at;
+    if (lens[i]) memcpy(job->args.data() + at, args[i], lens[i]);
+    at += lens[i];
+  }
+  job->arg_off[n] = at;
+  *out = std::move(job);
+  return 0;
+}
+
+int result_code(const Job &job) {
+  if (job.err == 0) return 0;
+  return fail(job.err, "%s%s", job.err == MPROC_ETASKFAILED ? "task failed: " : "",
+              job.err_msg.c_str());
+}
+}  // namespace
+
+extern "C" {
+
+MPROC_API int mproc_task_return(mproc_task_ctx_t *ctx, const void *data, size_t len) {
+  if (!ctx || (!data && len)) return MPROC_EINVAL;
+  ctx->out->resize(ctx->item_start);
+  if (len) ctx->out->insert(ctx->out->end(), static_cast<const char *>(data),
+                            static_cast<const char *>(data) + len);
+  return 0;
+}
+
+MPROC_API int mproc_task_fail(mproc_task_ctx_t *ctx, int code, const char *fmt, ...) {
+  if (code == 0) code = MPROC_ETASKFAILED;
+  if (!ctx) return code;
+  char buf[1024] = "";
+  if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+  }
+  ctx->msg = buf;
+  return code;
+}
+
+MPROC_API int mproc_task_worker(const mproc_task_ctx_t *ctx) { return ctx ? ctx->worker : MPROC_EINVAL; }
+
+MPROC_API int mproc_pool_opts_init(mproc_pool_opts_t *opts) {
+  if (!opts) return mproc::api_result(__func__, fail(MPROC_EINVAL, "opts is NULL"));
+  *opts = mproc_pool_opts_t MPROC_POOL_OPTS_INIT;
+  return 0;
+}
+
+MPROC_API int mproc_async_opts_init(mproc_async_opts_t *opts) {
+  if (!opts) return mproc::api_result(__func__, fail(MPROC_EINVAL, "opts is NULL"));
+  *opts = mproc_async_opts_t MPROC_ASYNC_OPTS_INIT;
+  return 0;
+}
+
+MPROC_API int mproc_pool_new(mproc_pool_t **out, const mproc_pool_opts_t *opts) {
+  return MPROC_GUARD({
+    if (!out) return fail(MPROC_EINVAL, "out is NULL");
+    *out = nullptr;
+    mproc_pool_opts_t o = MPROC_POOL_OPTS_INIT;
+    if (opts) {
+      if (opts->size < offsetof(mproc_pool_opts_t, ring_bytes) + sizeof(size_t) || opts->size > 4096)
+        return fail(MPROC_EINVAL, "opts->size %zu is not a size of mproc_pool_opts_t", opts->size);
+      o = *opts;
+    }
+    if (o.workers < 0 || o.workers > 4096)
+      return fail(MPROC_EINVAL, "workers must be 0 (cpu count) or 1..4096, not %d", o.workers);
+    if (o.max_tasks_per_child < 0)
+      return fail(MPROC_EINVAL, "negative max_tasks_per_child %d", o.max_tasks_per_child);
+    if (o.task_timeout < 0) return fail(MPROC_EINVAL, "negative task timeout %g", o.task_timeout);
+    if (!o.init_arg && o.init_arg_len) return fail(MPROC_EINVAL, "init_arg is NULL with a length");
+    if (o.start_method < 0 || o.start_method > MPROC_START_FORKSERVER)
+      return fail(o.start_method == MPROC_START_SPAWN ? MPROC_ENOSYS : MPROC_EINVAL,
+                  "start method %d is not available for pools", o.start_method);
+    if (o.ring_bytes > (size_t(1) << 30)) return fail(MPROC_EINVAL, "ring_bytes over 1 GiB");
+    auto h = std::make_unique<mproc_pool>();
+    h->owner_pid = getpid();
+    h->pool = std::make_unique<mproc::Pool>();
+    if (int rc = h->pool->start(o)) return rc;
+    mproc::handle_register(h.get(), HandleKind::kPool);
+    *out = h.release();
+    return 0;
+  });
+}
+
+MPROC_API int mproc_pool_workers(const mproc_pool_t *pool) {
+  return MPROC_GUARD({
+    if (int rc = check_pool(pool)) return rc;
+    return pool->pool->nworkers();
+  });
+}
+
+MPROC_API int mproc_pool_apply_async(mproc_pool_t *pool, mproc_task_fn fn, const void *arg,
+                                     size_t len, const mproc_async_opts_t *opts,
+                                     mproc_async_t **out) {
+  return MPROC_GUARD({
+    if (!out) return fail(MPROC_EINVAL, "out is NULL");
+    *out = nullptr;
+    if (int rc = check_pool(pool)) return rc;
+    if (!arg && len) return fail(MPROC_EINVAL, "arg is NULL with length %zu", len);
+    mproc_async_opts_t o;
+    if (int rc = read_async_opts(opts, &o)) return rc;
+    const void *args[1] = {arg};
+    size_t lens[1] = {len};
+    std::shared_ptr<Job> job;
+    if (int rc = var_job(pool, fn, args, lens, 1, 1, o, &job)) return rc;
+    job->apply = true;
+    return submit(pool, job, out);
+  });
+}
+
+MPROC_API int mproc_pool_apply(mproc_pool_t *pool, mproc_task_fn fn, const void *arg, size_t len,
+                               void **out, size_t *out_len) {
+  return MPROC_GUARD({
+    if (out) *out = nullptr;
+    if (out_len) *out_len = 0;
+    mproc_async_t *r = nullptr;
+    if (int rc = mproc_pool_apply_async(pool, fn, arg, len, nullptr, &r)) return rc;
+    std::unique_ptr<mproc_async, int (*)(mproc_async_t *)> guard(r, mproc_async_free);
+    r->job->wait(-1);
+    if (int rc = result_code(*r->job)) return rc;
+    const auto &v = r->job->values[0];
+    if (out) {
+      void *copy = malloc(v.size() ? v.size() : 1);
+      if (!copy) return fail(MPROC_ENOMEM, "out of memory for a %zu-byte result", v.size());
+      if (!v.empty()) memcpy(copy, v.data(), v.size());
+      *out = copy;
+    }
+    if (out_len) *out_len = v.size();
+    return 0;
+  });
+}
+
+MPROC_API int mproc_pool_map_async(mproc_pool_t *pool, mproc_task_fn fn, const void *const *args,
+                                   const size_t *lens, size_t n, const mproc_async_opts_t *opts,
+                                   mproc_async_t **out) {
+  return MPROC_GUARD({
+    if (!out) return fail(MPROC_EINVAL, "out is NULL");
+    *out = nullptr;
+    if (int rc = check_pool(pool)) return rc;
+    mproc_async_opts_t o;
+    if (int rc = read_async_opts(opts, &o)) return rc;
+    std::shared_ptr<Job> job;
+    if (int rc = var_job(pool, fn, args, lens, n, o.chunksize, o, &job)) return rc;
+    return submit(pool, job, out);
+  });
+}
+
+MPROC_API int mproc_pool_map(mproc_pool_t *pool, mproc_task_fn fn, const void *const *args,
+                             const size_t *lens, size_t n, size_t chunksize, mproc_async_t **out) {
+  return MPROC_GUARD({
+    mproc_async_opts_t o = MPROC_ASYNC_OPTS_INIT;
+    o.chunksize = chunksize;
+    if (int rc = mproc_pool_map_async(pool, fn, args, lens, n, &o, out)) return rc;
+    (*out)->job->wait(-1);
+    return result_code(*(*out)->job);
+  });
+}
+
+MPROC_API int mproc_pool_map_fixed_async(mproc_pool_t *pool, mproc_elem_fn fn, const void *in,
+                                         size_t in_size, void *out, size_t out_size, size_t n,
+                                         const mproc_async_opts_t *opts, mproc_async_t **out_r) {
+  return MPROC_GUARD({
+    if (!out_r) return fail(MPROC_EINVAL, "out_r is NULL");
+    *out_r = nullptr;
+    if (int rc = check_pool(pool)) return rc;
+    if (!fn) return fail(MPROC_EINVAL, "element function is NULL");
+    if (n > 0 && (!in || !out)) return fail(MPROC_EINVAL, "in or out is NULL with n = %zu", n);
+    if (in_size == 0 || out_size == 0 || in_size > (1u << 30) || out_size > (1u << 30))
+      return fail(MPROC_EINVAL, "element sizes must be 1 byte .. 1 GiB (in %zu, out %zu)",
+                  in_size, out_size);
+    mproc_async_opts_t o;
+    if (int rc = read_async_opts(opts, &o)) return rc;
+    auto job = new_job(*pool->pool, Job::Kind::kFixed, n, o.chunksize, o);
+    job->efn = fn;
+    job->in = static_cast<const char *>(in);
+    job->out = static_cast<char *>(out);
+    job->in_size = in_size;
+    job->out_size = out_size;
+    return submit(pool, job, out_r);
+  });
+}
+
+MPROC_API int mproc_pool_map_fixed(mproc_pool_t *pool, mproc_elem_fn fn, const void *in,
+                                   size_t in_size, void *out, size_t out_size, size_t n,
+                                   size_t chunksize, size_t *failed_index) {
+  return MPROC_GUARD({
+    if (failed_index) *failed_index = SIZE_MAX;
+    mproc_async_opts_t o = MPROC_ASYNC_OPTS_INIT;
+    o.chunksize = chunksize;
+    mproc_async_t *r = nullptr;
+    if (int rc = mproc_pool_map_fixed_async(pool, fn, in, in_size, out, out_size, n, &o, &r))
+      return rc;
+    std::unique_ptr<mproc_async, int (*)(mproc_async_t *)> guard(r, mproc_async_free);
+    r->job->wait(-1);
+    if (failed_index && r->job->err) *failed_index = r->job->err_index;
+    return result_code(*r->job);
+  });
+}
+
+MPROC_API int mproc_pool_imap(mproc_pool_t *pool, mproc_task_fn fn, const void *const *args,
+                              const size_t *lens, size_t n, int ordered,
+                              const mproc_async_opts_t *opts, mproc_async_t **out) {
+  return MPROC_GUARD({
+    if (!out) return fail(MPROC_EINVAL, "out is NULL");
+    *out = nullptr;
+    if (int rc = check_pool(pool)) return rc;
+    mproc_async_opts_t o;
+    if (int rc = read_async_opts(opts, &o)) return rc;
+    std::shared_ptr<Job> job;
+    // imap's default chunk is 1, as Python's.
+    if (int rc = var_job(pool, fn, args, lens, n, o.chunksize ? o.chunksize : 1, o, &job)) return rc;
+    job->iter = ordered ? 1 : 2;
+    return submit(pool, job, out);
+  });
+}
+
+MPROC_API int mproc_pool_close(mproc_pool_t *pool) {
+  return MPROC_GUARD({
+    if (int rc = check_pool(pool)) return rc;
+    return pool->pool->close();
+  });
+}
+
+MPROC_API int mproc_pool_terminate(mproc_pool_t *pool) {
+  return MPROC_GUARD({
+    if (int rc = check_pool(pool)) return rc;
+    return pool->pool->terminate();
+  });
+}
+
+MPROC_API int mproc_pool_join(mproc_pool_t *pool, double timeout) {
+  return MPROC_GUARD({
+    if (int rc = check_pool(pool)) return rc;
+    return pool->pool->join(timeout);
+  });
+}
+
+MPROC_API int mproc_pool_free(mproc_pool_t *pool) {
+  return MPROC_GUARD({
+    if (!pool) return 0;
+    if (int rc = check_pool(pool)) return rc;
+    mproc::handle_unregister(pool);
+    pool->pool->terminate();
+    pool->pool->join(-1);
+    delete pool;
+    return 0;
+  });
+}
+
+MPROC_API int mproc_pool_stats(const mproc_pool_t *pool, mproc_worker_stats_t *out, size_t cap) {
+  return MPROC_GUARD({
+    if (int rc = check_pool(pool)) return rc;
+    if (!out && cap) return fail(MPROC_EINVAL, "out is NULL with cap %zu", cap);
+    return pool->pool->stats(out, cap);
+  });
+}
+
+MPROC_API int mproc_async_get(mproc_async_t *r, double timeout, const void **data, size_t *len) {
+  return MPROC_GUARD({
+    if (data) *data = nullptr;
+    if (len) *len = 0;
+    if (int rc = check_async(r)) return rc;
+    Job &job = *r->job;
+    if (job.wait(timeout) != 0)
+      return fail(MPROC_EAGAIN, "result not ready after %g s", timeout);
+    if (int rc = result_code(job)) return rc;
+    if (job.apply && job.kind == Job::Kind::kVar) {
+      if (data) *data = job.values[0].empty() ? nullptr : job.values[0].data();
+      if (len) *len = job.values[0].size();
+    }
+    return 0;
+  });
+}
+
+MPROC_API int mproc_async_wait(mproc_async_t *r, double timeout) {
+  return MPROC_GUARD({
+    if (int rc = check_async(r)) return rc;
+    if (r->job->wait(timeout) != 0) return fail(MPROC_EAGAIN, "result not ready after %g s", timeout);
+    return 0;
+  });
+}
+
+MPROC_API int mproc_async_ready(const mproc_async_t *r) {
+  return MPROC_GUARD({
+    if (int rc = check_async(r)) return rc;
+    return r->job->ready.load() ? 1 : 0;
+  });
+}
+
+MPROC_API int mproc_async_successful(const mproc_async_t *r) {
+  return MPROC_GUARD({
+    if (int rc = check_async(r)) return rc;
+    if (!r->job->ready.load()) return fail(MPROC_EAGAIN, "result is not ready");
+    return r->job->err == 0 ? 1 : 0;
+  });
+}
+
+MPROC_API size_t mproc_async_count(const mproc_async_t *r) {
+  if (check_async(r)) return 0;
+  return r->job->n;
+}
+
+MPROC_API int mproc_async_item(const mproc_async_t *r, size_t i, const void **data, size_t *len) {
+  return MPROC_GUARD({
+    if (data) *data = nullptr;
+    if (len) *len = 0;
+    if (int rc = check_async(r)) return rc;
+    Job &job = *r->job;
+    if (i >= job.n) return fail(MPROC_ERANGE, "item %zu of %zu", i, job.n);
+    if (!job.ready.load()) return fail(MPROC_EAGAIN, "result is not ready");
+    if (job.kind == Job::Kind::kFixed) {
+      if (job.err && i == job.err_index) return fail(job.err, "%s", job.err_msg.c_str());
+      return 0;
+    }
+    if (job.codes[i]) {
+      return fail(job.codes[i], "item %zu: %.*s", i, static_cast<int>(job.values[i].size()),
+                  job.values[i].data());
+    }
+    if (data) *data = job.values[i].empty() ? nullptr : job.values[i].data();
+    if (len) *len = job.values[i].size();
+    return 0;
+  });
+}
+
+MPROC_API int mproc_async_next(mproc_async_t *r, double timeout, size_t *index, const void **data,
+                               size_t *len) {
+  return MPROC_GUARD({
+    if (data) *data = nullptr;
+    if (len) *len = 0;
+    if (int rc = check_async(r)) return rc;
+    Job &job = *r->job;
+    if (!job.iter) return fail(MPROC_EINVAL, "not an imap result");
+    std::unique_lock<std::mutex> g(job.mu);
+    if (job.delivered >= job.n) return fail(MPROC_EITEREND, "all %zu results were read", job.n);
+    auto has_next = [&] {
+      return job.iter == 1 ? job.item_ready[job.next_ordered] != 0 : !job.unordered.empty();
+    };
+    if (timeout < 0) {
+      job.cv.wait(g, has_next);
+    } else if (!job.cv.wait_for(g,
+                                std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                    std::chrono::duration<double>(timeout)),
+                                has_next)) {
+      return fail(MPROC_EAGAIN, "no result within %g s", timeout);
+    }
+    size_t i;
+    if (job.iter == 1) {
+      i = job.next_ordered++;
+    } else {
+      i = job.unordered.front();
+      job.unordered.pop_front();
+    }
+    job.delivered++;
+    if (index) *index = i;
+    r->iter_item.swap(job.values[i]);  // each item is handed out once
+    if (job.codes[i]) {
+      return fail(job.codes[i], "item %zu: %.*s", i, static_cast<int>(r->iter_item.size()),
+                  r->iter_item.data());
+    }
+    if (data) *data = r->iter_item.empty() ? nullptr : r->iter_item.data();
+    if (len) *len = r->iter_item.size();
+    return 0;
+  });
+}
+
+MPROC_API int mproc_async_error(const mproc_async_t *r, int *task_code, size_t *index,
+                                const char **message) {
+  return MPROC_GUARD({
+    if (int rc = check_async(r)) return rc;
+    Job &job = *r->job;
+    if (!job.ready.load()) return fail(MPROC_EAGAIN, "result is not ready");
+    if (task_code) *task_code = job.task_code;
+    if (index) *index = job.err ? job.err_index : SIZE_MAX;
+    if (message) *message = job.err_msg.c_str();
+    return job.err;
+  });
+}
+
+MPROC_API int mproc_async_cancel(mproc_async_t *r) {
+  return MPROC_GUARD({
+    if (int rc = check_async(r)) return rc;
+    std::shared_ptr<Job> job = r->job;
+    if (job->ready.load()) return 0;
+    if (!mproc::handle_valid(job->owner, HandleKind::kPool))
+      return fail(MPROC_ECLOSED, "the pool of this result was freed");
+    return job->owner->pool->cancel(job);
+  });
+}
+
+MPROC_API int mproc_async_free(mproc_async_t *r) {
+  return MPROC_GUARD({
+    if (!r) return 0;
+    if (int rc = check_async(r)) return rc;
+    mproc::handle_unregister(r);
+    {
+      std::lock_guard<std::mutex> g(r->job->mu);
+      r->job->handle = nullptr;
+    }
+    delete r;
+    return 0;
+  });
+}
+
+}  // extern "C"

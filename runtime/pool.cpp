@@ -1,0 +1,892 @@
+// The pool's dispatcher and workers.
+//
+// Shared memory (one memfd segment, mapped by the parent and every worker): a header with the
+// `events` futex word, a slot per worker saying which chunk it runs and since when, and two SPSC
+// rings per worker (tasks in, results out; see spsc.hpp). One dispatcher thread in the parent
+// moves chunks from the pending queue into the rings (a few per worker, so a worker never waits
+// for the parent), reads results, completes async results and runs callbacks. Workers bump
+// `events` after each result; the supervisor's exit hook bumps it when a worker dies.
+//
+// Never hang: the parent remembers which chunks it pushed to which worker (in order). When a
+// worker ends, its complete results are read first; if its slot still names the oldest chunk,
+// that chunk was running and fails (MPROC_EWORKERDIED with the signal or status, or
+// MPROC_ETIMEDOUT / MPROC_ECANCELED when the pool killed it for that); the chunks behind it had
+// not started and go back to the front of the queue. Then the slot gets a new worker.
+#include "pool.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <ctime>
+
+#include "error.hpp"
+#include "pidfd.hpp"
+#include "runtime.hpp"
+
+namespace mproc {
+namespace {
+
+constexpr uint32_t kMagic = 0x6d70706c;  // "mppl"
+enum : uint32_t { kMsgVar = 1, kMsgFixed = 2, kMsgStop = 3, kMsgReady = 4, kMsgInitFailed = 5 };
+
+struct TaskHdr {
+  uint64_t id;
+  uint32_t kind;
+  uint32_t count;
+  uint64_t fn;
+  uint32_t in_size;
+  uint32_t out_size;
+};
+struct ResultHdr {
+  uint64_t id;
+  uint32_t kind;
+  uint32_t count;
+  int32_t fail_rc;      // kMsgFixed / kMsgInitFailed: the first failure's code
+  uint32_t fail_index;  // kMsgFixed: its index in the chunk
+  uint64_t msg_len;     // kMsgFixed / kMsgInitFailed: message bytes at the end
+  uint64_t busy_ns;
+};
+struct ItemHdr {
+  int32_t rc;
+  uint32_t pad;
+  uint64_t len;
+};
+struct Boot {
+  int32_t parent_pid;
+  int32_t seg_fd;
+  uint64_t seg_size;
+  uint64_t base;
+  uint32_t slot;
+  int32_t max_tasks;
+  int32_t inherited;  // the segment is mapped at `base` already (fork)
+  uint32_t pad;
+  uint64_t init_fn;
+  uint64_t init_len;
+};
+
+uint64_t now_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+Deadline deadline_at_ns(uint64_t ns) {
+  Deadline d;
+  d.infinite = false;
+  d.at.tv_sec = static_cast<time_t>(ns / 1000000000ULL);
+  d.at.tv_nsec = static_cast<long>(ns % 1000000000ULL);
+  return d;
+}
+
+size_t round64(size_t n) { return (n + 63) & ~static_cast<size_t>(63); }
+
+std::string describe_exit(int code) {
+  char buf[96];
+  if (code < 0) {
+    const char *name = sigabbrev_np(-code);
+    snprintf(buf, sizeof buf, "killed by signal %d (SIG%s)", -code, name ? name : "?");
+  } else {
+    snprintf(buf, sizeof buf, "exited with status %d", code);
+  }
+  return buf;
+}
+
+std::string format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+std::string format(const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  return buf;
+}
+
+// ---- the worker process ------------------------------------------------------------------
+
+int worker_main(void *arg, size_t len, void *payload) {
+  if (len < sizeof(Boot)) return 120;
+  Boot b;
+  memcpy(&b, arg, sizeof b);
+  const char *init_arg = static_cast<const char *>(arg) + sizeof b;
+  char *base = reinterpret_cast<char *>(static_cast<uintptr_t>(b.base));
+  if (!b.inherited) {
+    // A forkserver child: map the parent's memfd through /proc (same user, parent alive).
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd/%d", b.parent_pid, b.seg_fd);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) return 121;
+    void *p = mmap(nullptr, b.seg_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return 122;
+    base = static_cast<char *>(p);
+  }
+  auto *shm = reinterpret_cast<PoolShm *>(base);
+  auto *slot = reinterpret_cast<SlotShm *>(base + round64(sizeof(PoolShm)) + b.slot * sizeof(SlotShm));
+  size_t rings = round64(sizeof(PoolShm)) + shm->nworkers * sizeof(SlotShm);
+  rings = round64(rings);
+  char *mine = base + rings + static_cast<size_t>(b.slot) * 2 * shm->ring_stride;
+  size_t hdr = round64(sizeof(SpscHeader));
+  SpscRing tasks(reinterpret_cast<SpscHeader *>(mine), mine + hdr);
+  SpscRing results(reinterpret_cast<SpscHeader *>(mine + shm->ring_stride),
+                   mine + shm->ring_stride + hdr);
+
+  int ppfd = pidfd_open(b.parent_pid, 0);
+  if (ppfd < 0) return 123;  // the parent is already gone
+  auto parent_gone = [ppfd] {
+    struct pollfd p = {ppfd, POLLIN, 0};
+    return poll(&p, 1, 0) == 1;
+  };
+  auto notify = [shm] {
+    shm->events.fetch_add(1, std::memory_order_release);
+    if (shm->dispatcher_sleeps.load(std::memory_order_seq_cst)) futex_wake(&shm->events, 1);
+  };
+  auto send = [&](std::vector<char> &msg) {
+    struct iovec iov = {msg.data(), msg.size()};
+    return results.write(&iov, 1, Deadline(), parent_gone, notify);
+  };
+
+  std::vector<char> out;
+  mproc_task_ctx ctx{&out, 0, std::string(), static_cast<int>(b.slot)};
+  if (b.init_fn) {
+    auto init = reinterpret_cast<mproc_init_fn>(static_cast<uintptr_t>(b.init_fn));
+    int rc = init(&ctx, b.init_len ? init_arg : nullptr, b.init_len, payload);
+    if (rc != 0) {
+      std::string msg = ctx.msg.empty() ? format("initializer returned %d", rc) : ctx.msg;
+      ResultHdr rh = {0, kMsgInitFailed, 0, rc, 0, msg.size(), 0};
+      out.assign(reinterpret_cast<char *>(&rh), reinterpret_cast<char *>(&rh) + sizeof rh);
+      out.insert(out.end(), msg.begin(), msg.end());
+      send(out);
+      return 1;
+    }
+  }
+  {
+    ResultHdr rh = {0, kMsgReady, 0, 0, 0, 0, 0};
+    out.assign(reinterpret_cast<char *>(&rh), reinterpret_cast<char *>(&rh) + sizeof rh);
+    if (send(out) < 0) return 0;
+  }
+
+  std::vector<char> task;
+  int done = 0;
+  for (;;) {
+    if (tasks.read(task) == -EAGAIN) {
+      tasks.wait_message(Deadline::after(1.0), 4000);
+      if (!tasks.readable() && parent_gone()) return 0;
+      continue;
+    }
+    TaskHdr th;
+    memcpy(&th, task.data(), sizeof th);
+    if (th.kind == kMsgStop) return 0;
+    uint64_t t0 = now_ns();
+    slot->started_ns.store(t0, std::memory_order_relaxed);
+    slot->current.store(th.id, std::memory_order_release);
+    ResultHdr rh = {th.id, th.kind, th.count, 0, 0, 0, 0};
+    out.resize(sizeof rh);
+    const char *p = task.data() + sizeof th;
+    if (th.kind == kMsgVar) {
+      auto fn = reinterpret_cast<mproc_task_fn>(static_cast<uintptr_t>(th.fn));
+      for (uint32_t k = 0; k < th.count; k++) {
+        uint64_t alen;
+        memcpy(&alen, p, 8);
+        const char *a = p + 8;
+        p += 8 + alen;
+        size_t at = out.size();
+        out.resize(at + sizeof(ItemHdr));
+        ctx.item_start = at + sizeof(ItemHdr);
+        ctx.msg.clear();
+        int rc = fn(&ctx, alen ? a : nullptr, alen, payload);
+        ItemHdr ih = {rc, 0, 0};
+        if (rc != 0) {
+          std::string msg = ctx.msg.empty() ? format("task returned %d", rc) : ctx.msg;
+          out.resize(ctx.item_start);
+          out.insert(out.end(), msg.begin(), msg.end());
+        }
+        ih.len = out.size() - ctx.item_start;
+        memcpy(out.data() + at, &ih, sizeof ih);
+      }
+    } else {
+      auto fn = reinterpret_cast<mproc_elem_fn>(static_cast<uintptr_t>(th.fn));
+      size_t at = out.size();
+      out.resize(at + static_cast<size_t>(th.count) * th.out_size);
+      for (uint32_t k = 0; k < th.count; k++) {
+        int rc = fn(p + static_cast<size_t>(k) * th.in_size,
+                    out.data() + at + static_cast<size_t>(k) * th.out_size, payload);
+        if (rc != 0 && rh.fail_rc == 0) {
+          rh.fail_rc = rc;
+          rh.fail_index = k;
+        }
+      }
+      if (rh.fail_rc) {
+        std::string msg = format("element function returned %d", rh.fail_rc);
+        rh.msg_len = msg.size();
+        out.insert(out.end(), msg.begin(), msg.end());
+      }
+    }
+    rh.busy_ns = now_ns() - t0;
+    memcpy(out.data(), &rh, sizeof rh);
+    if (send(out) < 0) return 0;  // the parent is gone
+    slot->current.store(0, std::memory_order_release);
+    if (b.max_tasks > 0 && ++done >= b.max_tasks) return 0;
+  }
+}
+
+}  // namespace
+
+// ---- Job ---------------------------------------------------------------------------------
+
+void Job::note_failure(size_t index, int code, int tcode, const char *msg, size_t msg_len) {
+  if (index < err_index) {
+    err_index = index;
+    err = code;
+    task_code = tcode;
+    err_msg.assign(msg, msg_len);
+  }
+}
+
+void Job::fail_chunk(size_t c, int code, int tcode, const std::string &msg) {
+  std::unique_lock<std::mutex> g(mu);
+  if (chunk_state[c] == 2) return;
+  size_t first = chunk_first(c), count = chunk_count(c);
+  if (kind == Kind::kVar) {
+    for (size_t k = first; k < first + count; k++) {
+      codes[k] = code;
+      task_codes[k] = tcode;
+      values[k].assign(msg.begin(), msg.end());
+    }
+  }
+  note_failure(first, code, tcode, msg.data(), msg.size());
+  chunk_finished(c, g);
+}
+
+void Job::chunk_finished(size_t c, std::unique_lock<std::mutex> &g) {
+  chunk_state[c] = 2;
+  chunks_done++;
+  size_t first = chunk_first(c), count = chunk_count(c);
+  items_done += count;
+  if (iter) {
+    for (size_t k = first; k < first + count; k++) {
+      item_ready[k] = 1;
+      if (iter == 2) unordered.push_back(k);
+    }
+  }
+  bool done = chunks_done == nchunks;
+  if (done) ready.store(true, std::memory_order_release);
+  cv.notify_all();
+  auto prog = progress;
+  void *prog_payload = progress_payload;
+  size_t items = items_done;
+  mproc_async_cb fire = done ? (err ? ecb : cb) : nullptr;
+  mproc_async_t *h = handle;
+  void *cbp = cb_payload;
+  g.unlock();
+  if (prog) prog(items, n, prog_payload);
+  if (fire) fire(h, cbp);
+}
+
+int Job::wait(double timeout) {
+  // A short spin first: a fast task's result often arrives within microseconds.
+  for (int i = 0; i < 2000; i++) {
+    if (ready.load(std::memory_order_acquire)) return 0;
+    SpscRing::cpu_relax();
+  }
+  std::unique_lock<std::mutex> g(mu);
+  auto is_ready = [this] { return ready.load(std::memory_order_acquire); };
+  if (timeout < 0) {
+    cv.wait(g, is_ready);
+    return 0;
+  }
+  auto dur = std::chrono::duration<double>(timeout);
+  if (!cv.wait_for(g, std::chrono::duration_cast<std::chrono::steady_clock::duration>(dur), is_ready))
+    return MPROC_EAGAIN;
+  return 0;
+}
+
+// ---- Pool --------------------------------------------------------------------------------
+
+SlotShm *Pool::slot(size_t i) const {
+  return reinterpret_cast<SlotShm *>(static_cast<char *>(seg_->data()) + round64(sizeof(PoolShm)) +
+                                     i * sizeof(SlotShm));
+}
+
+SpscHeader *Pool::ring_hdr(size_t i, int which) const {
+  size_t rings = round64(round64(sizeof(PoolShm)) + shm_->nworkers * sizeof(SlotShm));
+  return reinterpret_cast<SpscHeader *>(static_cast<char *>(seg_->data()) + rings +
+                                        (2 * i + static_cast<size_t>(which)) * shm_->ring_stride);
+}
+
+int Pool::start(const mproc_pool_opts_t &o) {
+  opts_ = o;
+  if (o.init_arg_len)
+    init_arg_.assign(static_cast<const char *>(o.init_arg),
+                     static_cast<const char *>(o.init_arg) + o.init_arg_len);
+  if (opts_.start_method == MPROC_START_DEFAULT)
+    opts_.start_method = Runtime::get().default_method.load();
+  size_t n = static_cast<size_t>(o.workers > 0 ? o.workers : mproc_cpu_count());
+  uint64_t cap = 4096;
+  uint64_t want = o.ring_bytes ? o.ring_bytes : (1u << 20);
+  while (cap < want) cap <<= 1;
+  size_t stride = round64(sizeof(SpscHeader)) + cap;
+  size_t size = round64(round64(sizeof(PoolShm)) + n * sizeof(SlotShm)) + n * 2 * stride;
+  seg_ = std::make_shared<Segment>();
+  int rc = Segment::create(size, "mproc-pool", seg_.get());
+  if (rc < 0) return rc;
+  shm_ = new (seg_->data()) PoolShm();
+  shm_->magic = kMagic;
+  shm_->nworkers = static_cast<uint32_t>(n);
+  shm_->ring_cap = cap;
+  shm_->ring_stride = stride;
+  for (size_t i = 0; i < n; i++) {
+    new (slot(i)) SlotShm();
+    SpscRing::init(ring_hdr(i, 0), cap);
+    SpscRing::init(ring_hdr(i, 1), cap);
+  }
+  workers_.resize(n);
+  stats_.resize(n);
+  rc = Runtime::get().ensure_supervisor();
+  for (size_t i = 0; rc == 0 && i < n; i++) rc = spawn(i);
+  if (rc < 0) {
+    int saved = rc;
+    std::string msg = last_error_text();
+    stop_workers(true);
+    return fail(saved, "%s", msg.c_str());
+  }
+  // The dispatcher takes no signals: a Ctrl-C must reach the program's own threads.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  try {
+    thread_ = std::thread([this] { run(); });
+  } catch (...) {
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    stop_workers(true);
+    return fail(MPROC_EAGAIN, "cannot start the dispatcher thread");
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return 0;
+}
+
+int Pool::spawn(size_t i) {
+  SlotShm *s = slot(i);
+  s->current.store(0);
+  s->started_ns.store(0);
+  SpscRing::init(ring_hdr(i, 0), shm_->ring_cap);
+  SpscRing::init(ring_hdr(i, 1), shm_->ring_cap);
+  size_t hdr = round64(sizeof(SpscHeader));
+  Worker w;
+  w.tasks = SpscRing(ring_hdr(i, 0), reinterpret_cast<char *>(ring_hdr(i, 0)) + hdr);
+  w.results = SpscRing(ring_hdr(i, 1), reinterpret_cast<char *>(ring_hdr(i, 1)) + hdr);
+
+  Boot b = {};
+  b.parent_pid = getpid();
+  b.seg_fd = seg_->fd();
+  b.seg_size = seg_->size();
+  b.base = reinterpret_cast<uintptr_t>(seg_->data());
+  b.slot = static_cast<uint32_t>(i);
+  b.max_tasks = opts_.max_tasks_per_child;
+  b.inherited = opts_.start_method == MPROC_START_FORK;
+  b.init_fn = reinterpret_cast<uintptr_t>(opts_.initializer);
+  b.init_len = init_arg_.size();
+  auto core = std::make_shared<ProcessCore>();
+  core->name = "PoolWorker-" + std::to_string(i);
+  core->daemon = true;  // never outlives the program, also when it crashes
+  core->method = opts_.start_method;
+  core->fn = worker_main;
+  core->payload = opts_.payload;
+  core->arg.resize(sizeof b + init_arg_.size());
+  memcpy(core->arg.data(), &b, sizeof b);
+  if (!init_arg_.empty()) memcpy(core->arg.data() + sizeof b, init_arg_.data(), init_arg_.size());
+  core->owner_pid = getpid();
+  // Runs on the supervisor thread, maybe while the pool is being freed: it holds the mapping.
+  core->on_exit = [seg = seg_] {
+    auto *shm = static_cast<PoolShm *>(seg->data());
+    shm->events.fetch_add(1, std::memory_order_release);
+    if (shm->dispatcher_sleeps.load(std::memory_order_seq_cst)) futex_wake(&shm->events, 1);
+  };
+  int rc = process_start(core);
+  if (rc < 0) return rc;
+  w.proc = core;
+  workers_[i] = std::move(w);
+  std::lock_guard<std::mutex> g(mu_);
+  stats_[i].pid = core->pid;
+  return 0;
+}
+
+void Pool::wake() {
+  shm_->events.fetch_add(1, std::memory_order_release);
+  if (shm_->dispatcher_sleeps.load(std::memory_order_seq_cst)) futex_wake(&shm_->events, 1);
+}
+
+int Pool::submit(const std::shared_ptr<Job> &job) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (state_.load() != kRun) return fail(MPROC_ECLOSED, "the pool is closed or terminated");
+    if (broken_code_) return fail(broken_code_, "%s", broken_msg_.c_str());
+    for (size_t c = 0; c < job->nchunks; c++)
+      pending_.push_back(ChunkRef{job, static_cast<uint32_t>(c)});
+  }
+  wake();
+  return 0;
+}
+
+int Pool::cancel(const std::shared_ptr<Job> &job) {
+  std::vector<ChunkRef> dropped;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (it->job == job) {
+        dropped.push_back(*it);
+        it = pending_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    // What is already in workers is the dispatcher's: it fails those chunks and kills a worker
+    // that is running one.
+    cancel_requests_.push_back(job);
+  }
+  for (auto &ref : dropped) ref.job->fail_chunk(ref.chunk, MPROC_ECANCELED, 0, "canceled");
+  wake();
+  return 0;
+}
+
+int Pool::close() {
+  int expected = kRun;
+  state_.compare_exchange_strong(expected, kClosed);
+  wake();
+  return 0;
+}
+
+int Pool::terminate() {
+  state_.store(kTerminated);
+  wake();
+  return 0;
+}
+
+int Pool::join(double timeout) {
+  if (state_.load() == kRun) return fail(MPROC_EINVAL, "join before close or terminate");
+  {
+    std::unique_lock<std::mutex> g(mu_);
+    auto done = [this] { return finished_; };
+    if (timeout < 0) {
+      finished_cv_.wait(g, done);
+    } else {
+      auto dur = std::chrono::duration<double>(timeout);
+      if (!finished_cv_.wait_for(
+              g, std::chrono::duration_cast<std::chrono::steady_clock::duration>(dur), done))
+        return fail(MPROC_ETIMEDOUT, "timeout after %g s", timeout);
+    }
+  }
+  if (!joined_ && thread_.joinable()) thread_.join();
+  joined_ = true;
+  return 0;
+}
+
+Pool::~Pool() {
+  if (thread_.joinable()) {
+    if (state_.load() == kRun) terminate();
+    join(-1);
+  }
+}
+
+int Pool::broken(std::string *msg) {
+  std::lock_guard<std::mutex> g(mu_);
+  if (msg) *msg = broken_msg_;
+  return broken_code_;
+}
+
+int Pool::stats(mproc_worker_stats_t *out, size_t cap) {
+  std::lock_guard<std::mutex> g(mu_);
+  for (size_t i = 0; i < stats_.size() && i < cap; i++) {
+    out[i].pid = stats_[i].pid;
+    out[i].tasks = stats_[i].tasks;
+    out[i].busy_seconds = static_cast<double>(stats_[i].busy_ns) / 1e9;
+    out[i].restarts = stats_[i].restarts;
+    out[i].last_exit = stats_[i].last_exit;
+  }
+  return static_cast<int>(stats_.size());
+}
+
+void pools_shutdown() {
+  std::vector<mproc_pool *> pools;
+  const int self = getpid();
+  for_each_handle(HandleKind::kPool, [&](void *h) {
+    auto *p = static_cast<mproc_pool *>(h);
+    if (p->owner_pid == self) pools.push_back(p);
+  });
+  for (auto *p : pools) {
+    p->pool->terminate();
+    p->pool->join(-1);
+  }
+}
+
+// ---- the dispatcher thread ---------------------------------------------------------------
+
+void Pool::set_broken(int code, const std::string &msg) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (broken_code_) return;
+    broken_code_ = code;
+    broken_msg_ = msg;
+  }
+  fail_all(code, msg);
+  stop_workers(true);
+}
+
+void Pool::fail_all(int code, const std::string &msg) {
+  std::deque<ChunkRef> pend;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    pend.swap(pending_);
+  }
+  for (auto &ref : pend) ref.job->fail_chunk(ref.chunk, code, 0, msg);
+  for (auto &w : workers_) {
+    for (auto &f : w.inflight) f.ref.job->fail_chunk(f.ref.chunk, code, 0, msg);
+    w.inflight.clear();
+  }
+}
+
+void Pool::stop_workers(bool kill) {
+  stopping_ = true;
+  for (auto &w : workers_) {
+    if (!w.proc || !w.proc->alive()) continue;
+    if (kill) {
+      process_signal(*w.proc, SIGKILL);
+    } else {
+      TaskHdr th = {0, kMsgStop, 0, 0, 0, 0};
+      struct iovec iov = {&th, sizeof th};
+      auto proc = w.proc;
+      if (w.tasks.write(&iov, 1, Deadline::after(5.0), [&] { return !proc->alive(); }) < 0)
+        process_signal(*w.proc, SIGKILL);
+    }
+  }
+  for (auto &w : workers_) {
+    if (!w.proc) continue;
+    if (!kill && w.proc->wait_exit(10.0) != 0) process_signal(*w.proc, SIGKILL);
+    w.proc->wait_exit(-1);
+    w.handled_exit = true;
+  }
+}
+
+bool Pool::collect(size_t i) {
+  Worker &w = workers_[i];
+  if (!w.results.valid()) return false;
+  bool any = false;
+  while (w.results.read(scratch_) == 0) {
+    std::vector<char> msg;
+    msg.swap(scratch_);
+    on_result(i, msg);
+    scratch_.swap(msg);
+    any = true;
+  }
+  return any;
+}
+
+void Pool::on_result(size_t i, const std::vector<char> &msg) {
+  Worker &w = workers_[i];
+  if (msg.size() < sizeof(ResultHdr)) return;
+  ResultHdr rh;
+  memcpy(&rh, msg.data(), sizeof rh);
+  if (rh.kind == kMsgReady) {
+    w.ready = true;
+    startup_deaths_ = 0;
+    return;
+  }
+  if (rh.kind == kMsgInitFailed) {
+    std::string text(msg.data() + sizeof rh, rh.msg_len);
+    set_broken(MPROC_EINITFAILED, format("initializer failed in worker %zu (pid %d) with code %d: %s",
+                                         i, w.proc ? w.proc->pid : 0, rh.fail_rc, text.c_str()));
+    return;
+  }
+  if (w.inflight.empty() || w.inflight.front().id != rh.id) return;  // not ours: ignore
+  Inflight f = std::move(w.inflight.front());
+  w.inflight.pop_front();
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    stats_[i].tasks++;
+    stats_[i].busy_ns += rh.busy_ns;
+  }
+  Job &job = *f.ref.job;
+  size_t c = f.ref.chunk, first = job.chunk_first(c), count = job.chunk_count(c);
+  std::unique_lock<std::mutex> g(job.mu);
+  if (job.chunk_state[c] == 2) return;  // canceled meanwhile
+  const char *p = msg.data() + sizeof rh;
+  if (rh.kind == kMsgVar) {
+    for (size_t k = 0; k < count && k < rh.count; k++) {
+      ItemHdr ih;
+      memcpy(&ih, p, sizeof ih);
+      p += sizeof ih;
+      size_t idx = first + k;
+      job.values[idx].assign(p, p + ih.len);
+      if (ih.rc != 0) {
+        job.codes[idx] = MPROC_ETASKFAILED;
+        job.task_codes[idx] = ih.rc;
+        job.note_failure(idx, MPROC_ETASKFAILED, ih.rc, p, ih.len);
+      }
+      p += ih.len;
+    }
+  } else {
+    memcpy(job.out + first * job.out_size, p, count * job.out_size);
+    if (rh.fail_rc)
+      job.note_failure(first + rh.fail_index, MPROC_ETASKFAILED, rh.fail_rc,
+                       p + count * job.out_size, rh.msg_len);
+  }
+  job.chunk_finished(c, g);
+}
+
+bool Pool::handle_exits() {
+  bool any = false;
+  for (size_t i = 0; i < workers_.size(); i++) {
+    Worker &w = workers_[i];
+    if (!w.proc || w.handled_exit || w.proc->alive()) continue;
+    any = true;
+    w.handled_exit = true;
+    collect(i);
+    w.results.drop_partial();
+    int code, pid = w.proc->pid;
+    {
+      std::lock_guard<std::mutex> g(w.proc->mu);
+      code = w.proc->exitcode;
+    }
+    std::string why = describe_exit(code);
+    if (!w.inflight.empty()) {
+      Inflight &f = w.inflight.front();
+      if (slot(i)->current.load(std::memory_order_acquire) == f.id) {
+        int reason = w.kill_task == f.id && w.kill_reason ? w.kill_reason : MPROC_EWORKERDIED;
+        double tmo = f.ref.job->timeout > 0 ? f.ref.job->timeout : opts_.task_timeout;
+        std::string msg =
+            reason == MPROC_ETIMEDOUT
+                ? format("task timed out after %g s; worker %zu (pid %d) was killed", tmo, i, pid)
+            : reason == MPROC_ECANCELED
+                ? format("task canceled; worker %zu (pid %d) was killed", i, pid)
+                : format("worker %zu (pid %d) died while running the task: %s", i, pid,
+                         why.c_str());
+        f.ref.job->fail_chunk(f.ref.chunk, reason, code, msg);
+        w.inflight.pop_front();
+      }
+      std::lock_guard<std::mutex> g(mu_);
+      for (auto it = w.inflight.rbegin(); it != w.inflight.rend(); ++it) {
+        {
+          std::lock_guard<std::mutex> jg(it->ref.job->mu);
+          if (it->ref.job->chunk_state[it->ref.chunk] == 2) continue;
+          it->ref.job->chunk_state[it->ref.chunk] = 0;
+        }
+        pending_.push_front(it->ref);
+      }
+      w.inflight.clear();
+    }
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      stats_[i].restarts++;
+      stats_[i].last_exit = code;
+      stats_[i].pid = 0;
+    }
+    if (stopping_) continue;
+    if (!w.ready) {
+      if (++startup_deaths_ >= 3 * static_cast<int>(workers_.size())) {
+        set_broken(MPROC_EWORKERDIED,
+                   format("workers keep dying before their first task; the last one %s",
+                          why.c_str()));
+        continue;
+      }
+    }
+    int st = state_.load();
+    if (st == kTerminated || broken(nullptr)) continue;
+    if (spawn(i) < 0)
+      set_broken(MPROC_EWORKERDIED,
+                 format("cannot start a replacement worker: %s", last_error_text()));
+  }
+  return any;
+}
+
+bool Pool::check_timeouts(Deadline *next) {
+  bool any = false;
+  uint64_t now = now_ns(), soonest = UINT64_MAX;
+  for (size_t i = 0; i < workers_.size(); i++) {
+    Worker &w = workers_[i];
+    if (w.inflight.empty() || w.handled_exit) continue;
+    Inflight &f = w.inflight.front();
+    double tmo = f.ref.job->timeout > 0 ? f.ref.job->timeout : opts_.task_timeout;
+    if (tmo <= 0 || slot(i)->current.load(std::memory_order_acquire) != f.id) continue;
+    uint64_t end = slot(i)->started_ns.load() + static_cast<uint64_t>(tmo * 1e9);
+    if (now >= end) {
+      if (w.kill_task != f.id) {
+        w.kill_task = f.id;
+        w.kill_reason = MPROC_ETIMEDOUT;
+        process_signal(*w.proc, SIGKILL);
+        any = true;
+      }
+    } else if (end < soonest) {
+      soonest = end;
+    }
+  }
+  // A chunk may start running without waking us: look again in a while when timeouts are on.
+  bool timeouts_on = opts_.task_timeout > 0;
+  if (!timeouts_on)
+    for (auto &w : workers_)
+      if (!w.inflight.empty() && w.inflight.front().ref.job->timeout > 0) timeouts_on = true;
+  if (timeouts_on) soonest = std::min<uint64_t>(soonest, now + 20000000ULL);  // 20 ms
+  if (soonest != UINT64_MAX) *next = deadline_at_ns(soonest);
+  return any;
+}
+
+bool Pool::push(size_t i, const ChunkRef &ref) {
+  Worker &w = workers_[i];
+  Job &job = *ref.job;
+  size_t c = ref.chunk, first = job.chunk_first(c), count = job.chunk_count(c);
+  {
+    std::lock_guard<std::mutex> g(job.mu);
+    if (job.chunk_state[c] == 2) return true;  // canceled: drop it
+    job.chunk_state[c] = 1;
+  }
+  TaskHdr th = {next_id_, job.kind == Job::Kind::kVar ? kMsgVar : kMsgFixed,
+                static_cast<uint32_t>(count),
+                job.kind == Job::Kind::kVar ? reinterpret_cast<uintptr_t>(job.fn)
+                                            : reinterpret_cast<uintptr_t>(job.efn),
+                static_cast<uint32_t>(job.in_size), static_cast<uint32_t>(job.out_size)};
+  std::vector<struct iovec> iov;
+  std::vector<uint64_t> lens;
+  iov.push_back({&th, sizeof th});
+  if (job.kind == Job::Kind::kVar) {
+    lens.resize(count);
+    iov.reserve(1 + 2 * count);
+    for (size_t k = 0; k < count; k++) {
+      size_t a = job.arg_off[first + k], b = job.arg_off[first + k + 1];
+      lens[k] = b - a;
+      iov.push_back({&lens[k], 8});
+      if (b > a) iov.push_back({job.args.data() + a, b - a});
+    }
+  } else {
+    iov.push_back({const_cast<char *>(job.in) + first * job.in_size, count * job.in_size});
+  }
+  auto proc = w.proc;
+  int rc = w.tasks.write(iov.data(), static_cast<int>(iov.size()), Deadline(), [&] {
+    // While the ring is full, keep results flowing (a worker may be blocked writing one).
+    for (size_t j = 0; j < workers_.size(); j++) collect(j);
+    return !proc->alive();
+  });
+  if (rc < 0) {
+    std::lock_guard<std::mutex> g(job.mu);
+    if (job.chunk_state[c] == 1) job.chunk_state[c] = 0;
+    return false;
+  }
+  w.inflight.push_back(Inflight{ref, next_id_++});
+  w.pushed++;
+  return true;
+}
+
+bool Pool::dispatch() {
+  size_t pend;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    pend = pending_.size();
+  }
+  if (pend == 0) return false;
+  size_t nw = workers_.size();
+  size_t prefetch = std::min<size_t>(32, std::max<size_t>(2, pend / (2 * nw)));
+  bool any = false;
+  for (size_t depth = 0; depth < prefetch; depth++) {
+    for (size_t i = 0; i < nw; i++) {
+      Worker &w = workers_[i];
+      if (!w.proc || w.handled_exit || w.inflight.size() != depth) continue;
+      if (opts_.max_tasks_per_child > 0 &&
+          w.pushed >= static_cast<uint64_t>(opts_.max_tasks_per_child))
+        continue;
+      if (!w.proc->alive()) continue;
+      ChunkRef ref;
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        if (pending_.empty()) return any;
+        ref = std::move(pending_.front());
+        pending_.pop_front();
+      }
+      if (!push(i, ref)) {
+        std::lock_guard<std::mutex> g(mu_);
+        pending_.push_front(std::move(ref));
+        continue;
+      }
+      any = true;
+    }
+  }
+  return any;
+}
+
+void Pool::run() {
+  int idle = 0;
+  for (;;) {
+    uint32_t ev = shm_->events.load(std::memory_order_acquire);
+    bool progress = false;
+    for (size_t i = 0; i < workers_.size(); i++) progress |= collect(i);
+    progress |= handle_exits();
+    Deadline next;
+    progress |= check_timeouts(&next);
+
+    std::vector<std::shared_ptr<Job>> cancels;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      cancels.swap(cancel_requests_);
+    }
+    for (auto &cj : cancels) {
+      for (size_t i = 0; i < workers_.size(); i++) {
+        Worker &w = workers_[i];
+        for (size_t k = 0; k < w.inflight.size(); k++) {
+          Inflight &f = w.inflight[k];
+          if (f.ref.job.get() != cj.get()) continue;
+          if (k == 0 && slot(i)->current.load() == f.id && w.kill_task != f.id) {
+            w.kill_task = f.id;
+            w.kill_reason = MPROC_ECANCELED;
+            process_signal(*w.proc, SIGKILL);  // its death fails the chunk (as canceled)
+          } else {
+            f.ref.job->fail_chunk(f.ref.chunk, MPROC_ECANCELED, 0, "canceled");
+          }
+        }
+      }
+      progress = true;
+    }
+
+    int st = state_.load();
+    if (st == kTerminated) {
+      fail_all(MPROC_ECANCELED, "the pool was terminated");
+      stop_workers(true);
+      handle_exits();
+      break;
+    }
+    progress |= dispatch();
+    if (st == kClosed) {
+      bool idle_all;
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        idle_all = pending_.empty() || broken_code_;
+      }
+      for (auto &w : workers_) idle_all = idle_all && w.inflight.empty();
+      if (idle_all) {
+        stop_workers(false);
+        handle_exits();
+        break;
+      }
+    }
+    if (progress) {
+      idle = 0;
+      continue;
+    }
+    if (++idle < 4000) {
+      SpscRing::cpu_relax();
+      continue;
+    }
+    idle = 0;
+    shm_->dispatcher_sleeps.store(1, std::memory_order_seq_cst);
+    if (shm_->events.load(std::memory_order_seq_cst) == ev) futex_wait(&shm_->events, ev, next);
+    shm_->dispatcher_sleeps.store(0, std::memory_order_relaxed);
+  }
+  std::lock_guard<std::mutex> g(mu_);
+  finished_ = true;
+  finished_cv_.notify_all();
+}
+
+}  // namespace mproc

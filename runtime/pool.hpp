@@ -1,0 +1,187 @@
+// The process pool: workers fed through shared-memory rings by one dispatcher thread.
+#pragma once
+#include <mproc/pool.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "process.hpp"
+#include "segment.hpp"
+#include "spsc.hpp"
+
+namespace mproc {
+
+class Pool;
+
+// One submission (apply, map, imap): its inputs, and its results as chunks complete.
+struct Job {
+  enum class Kind { kVar, kFixed };
+  Kind kind = Kind::kVar;
+  bool apply = false;
+  mproc_task_fn fn = nullptr;
+  mproc_elem_fn efn = nullptr;
+  std::vector<char> args;       // kVar: argument bytes back to back (copied at submission)
+  std::vector<size_t> arg_off;  // kVar: n + 1 offsets into args
+  const char *in = nullptr;     // kFixed: the caller's arrays
+  char *out = nullptr;
+  size_t in_size = 0, out_size = 0;
+  size_t n = 0, chunksize = 1, nchunks = 0;
+  double timeout = 0;
+  int iter = 0;  // 0: not iterated, 1: ordered, 2: unordered
+
+  mproc_async_cb cb = nullptr, ecb = nullptr;
+  void *cb_payload = nullptr;
+  mproc_progress_cb progress = nullptr;
+  void *progress_payload = nullptr;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::atomic<bool> ready{false};
+  mproc_async_t *handle = nullptr;  // for callbacks; cleared when the handle is freed
+  mproc_pool_t *owner = nullptr;    // the pool's handle (checked in the registry before use)
+  size_t chunks_done = 0, items_done = 0;
+  std::vector<uint8_t> chunk_state;  // 0 queued, 1 in a worker, 2 done
+  std::vector<std::vector<char>> values;  // kVar: result bytes or failure message per item
+  std::vector<int> codes;                 // per item: 0 or an MPROC_E* code
+  std::vector<int> task_codes;            // per item: the task's own return code
+  int err = 0, task_code = 0;
+  size_t err_index = SIZE_MAX;
+  std::string err_msg;
+  // iteration
+  std::vector<uint8_t> item_ready;
+  size_t next_ordered = 0, delivered = 0;
+  std::deque<size_t> unordered;
+
+  size_t chunk_first(size_t c) const { return c * chunksize; }
+  size_t chunk_count(size_t c) const {
+    size_t f = chunk_first(c);
+    return n - f < chunksize ? n - f : chunksize;
+  }
+  // Record item results / a failure of a whole chunk (dispatcher thread; takes mu).
+  void fail_chunk(size_t c, int code, int tcode, const std::string &msg);
+  // After a chunk's items are recorded: count it, finish the job when it was the last.
+  void chunk_finished(size_t c, std::unique_lock<std::mutex> &g);
+  void note_failure(size_t index, int code, int tcode, const char *msg, size_t msg_len);
+  int wait(double timeout);
+};
+
+struct ChunkRef {
+  std::shared_ptr<Job> job;
+  uint32_t chunk;
+};
+
+// Shared memory: the pool header, a slot per worker, then two rings per worker.
+struct PoolShm {
+  uint32_t magic;
+  uint32_t nworkers;
+  uint64_t ring_cap;
+  uint64_t ring_stride;
+  alignas(64) std::atomic<uint32_t> events;  // bumped by anyone who wants the dispatcher
+  std::atomic<uint32_t> dispatcher_sleeps;
+};
+struct SlotShm {
+  alignas(64) std::atomic<uint64_t> current;  // id of the chunk being run, 0 if none
+  std::atomic<uint64_t> started_ns;           // monotonic ns when it started
+};
+
+class Pool {
+ public:
+  Pool() = default;
+  ~Pool();
+  int start(const mproc_pool_opts_t &o);
+  int submit(const std::shared_ptr<Job> &job);
+  int cancel(const std::shared_ptr<Job> &job);
+  int close();
+  int terminate();
+  int join(double timeout);
+  bool closed() const { return state_.load() != kRun; }
+  int nworkers() const { return static_cast<int>(workers_.size()); }
+  int stats(mproc_worker_stats_t *out, size_t cap);
+  void wake();  // bump events and wake the dispatcher if it sleeps
+  int broken(std::string *msg);
+
+ private:
+  enum State { kRun = 0, kClosed = 1, kTerminated = 2 };
+  struct Inflight {
+    ChunkRef ref;
+    uint64_t id;
+  };
+  struct Worker {
+    std::shared_ptr<ProcessCore> proc;
+    SpscRing tasks, results;
+    std::deque<Inflight> inflight;
+    uint64_t pushed = 0;
+    bool ready = false, handled_exit = false;
+    int kill_reason = 0;
+    uint64_t kill_task = 0;
+  };
+  struct WorkerStats {
+    int pid = 0, restarts = 0, last_exit = 0;
+    unsigned long long tasks = 0;
+    uint64_t busy_ns = 0;
+  };
+
+  SlotShm *slot(size_t i) const;
+  SpscHeader *ring_hdr(size_t i, int which) const;
+  int spawn(size_t i);
+  void run();  // the dispatcher thread
+  bool collect(size_t i);
+  void on_result(size_t i, const std::vector<char> &msg);
+  bool handle_exits();
+  bool check_timeouts(Deadline *next);
+  bool dispatch();
+  bool push(size_t i, const ChunkRef &ref);
+  void fail_all(int code, const std::string &msg);
+  void stop_workers(bool kill);
+  void set_broken(int code, const std::string &msg);
+
+  mproc_pool_opts_t opts_{};
+  std::vector<char> init_arg_;
+  std::shared_ptr<Segment> seg_;
+  PoolShm *shm_ = nullptr;
+  std::vector<Worker> workers_;  // dispatcher thread only, once started
+
+  std::mutex mu_;  // pending_, broken_, stats_, finished_
+  std::condition_variable finished_cv_;
+  bool finished_ = false;
+  std::deque<ChunkRef> pending_;
+  std::vector<WorkerStats> stats_;
+  int broken_code_ = 0;
+  std::string broken_msg_;
+  std::atomic<int> state_{kRun};
+  std::atomic<int> cancels_{0};
+  std::vector<std::shared_ptr<Job>> cancel_requests_;  // under mu_
+  int startup_deaths_ = 0;
+  bool stopping_ = false;  // dispatcher thread: workers are being stopped on purpose
+  uint64_t next_id_ = 1;
+  std::thread thread_;
+  bool joined_ = false;
+  std::vector<char> scratch_;
+};
+
+// Terminate and join every pool of this process (mproc_shutdown, exit).
+void pools_shutdown();
+
+}  // namespace mproc
+
+struct mproc_async {
+  std::shared_ptr<mproc::Job> job;
+  std::vector<char> iter_item;  // the item last returned by mproc_async_next
+};
+struct mproc_pool {
+  std::unique_ptr<mproc::Pool> pool;
+  int owner_pid;
+};
+struct mproc_task_ctx {
+  std::vector<char> *out;  // the result message being built; the task's bytes go at its end
+  size_t item_start;
+  std::string msg;
+  int worker;
+};
