@@ -170,14 +170,33 @@ void send_reply(int req, const Reply &r, int pidfd) {
   _exit(0);
 }
 
-// The program's ends of the sockets, closed in every other child the program forks, so that the
-// helper sees EOF when the program itself ends. -1 when there is no helper.
-std::atomic<int> g_parent_fds[2] = {{-1}, {-1}};
+// The program's ends of every helper's sockets, closed in every other child the program forks,
+// so that a helper sees EOF when the program itself ends. Plain atomics: read after fork().
+constexpr int kMaxParentFds = 256;
+std::atomic<int> g_parent_fds[kMaxParentFds];
+struct ParentFdsInit {
+  ParentFdsInit() {
+    for (auto &fd : g_parent_fds) fd.store(-1);
+  }
+} g_parent_fds_init;
+
+void parent_only_add(int fd) {
+  for (auto &slot : g_parent_fds) {
+    int expected = -1;
+    if (slot.compare_exchange_strong(expected, fd)) return;
+  }
+}
+void parent_only_remove(int fd) {
+  for (auto &slot : g_parent_fds) {
+    int expected = fd;
+    if (slot.compare_exchange_strong(expected, -1)) return;
+  }
+}
 }  // namespace
 
 void forkserver_close_in_child() {
-  for (auto &fd : g_parent_fds) {
-    int v = fd.exchange(-1);
+  for (auto &slot : g_parent_fds) {
+    int v = slot.exchange(-1);
     if (v >= 0) close(v);
   }
 }
@@ -190,8 +209,8 @@ int ForkServer::ensure_started() {
 int ForkServer::start_locked() {
   if (pid_ > 0 && helper_gone_) {
     // The helper died (killed by someone): reap it and make a new one.
-    g_parent_fds[0] = -1;
-    g_parent_fds[1] = -1;
+    parent_only_remove(req_.get());
+    parent_only_remove(evt_.get());
     req_.reset();
     while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
     }
@@ -227,8 +246,8 @@ int ForkServer::start_locked() {
   pid_ = pid;
   req_.reset(rq[0]);
   evt_.reset(ev[0]);
-  g_parent_fds[0] = rq[0];
-  g_parent_fds[1] = ev[0];
+  parent_only_add(rq[0]);
+  parent_only_add(ev[0]);
   return rt.supervisor().watch_fd(evt_.get(), [this] {
     on_events();
     return !helper_gone_;
@@ -326,11 +345,17 @@ int ForkServer::start_child(const std::shared_ptr<ProcessCore> &c) {
 void ForkServer::stop() {
   std::lock_guard<std::mutex> g(mu_);
   if (pid_ <= 0) return;
-  g_parent_fds[0] = -1;
-  g_parent_fds[1] = -1;
+  parent_only_remove(req_.get());
+  parent_only_remove(evt_.get());
   req_.reset();  // the helper sees EOF and exits
   int st;
   while (waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+  }
+  // Let the supervisor see the EOF and drop its watch before the fd is closed.
+  Supervisor &sup = Runtime::get().supervisor();
+  if (sup.running() && !sup.on_loop_thread()) {
+    for (int i = 0; i < 2000 && !helper_gone_; i++) usleep(1000);
+    sup.sync();
   }
   evt_.reset();
   pid_ = -1;

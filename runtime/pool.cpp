@@ -350,11 +350,18 @@ int Pool::start(const mproc_pool_opts_t &o) {
   workers_.resize(n);
   stats_.resize(n);
   rc = Runtime::get().ensure_supervisor();
+  if (rc == 0 && opts_.start_method == MPROC_START_FORK) {
+    // Made now, from the caller's thread, after the segment: it sees the program as it is and
+    // the mapping at the same address; it has one thread, so its forks are always safe.
+    zygote_ = std::make_unique<ForkServer>();
+    rc = zygote_->ensure_started();
+  }
   for (size_t i = 0; rc == 0 && i < n; i++) rc = spawn(i);
   if (rc < 0) {
     int saved = rc;
     std::string msg = last_error_text();
     stop_workers(true);
+    if (zygote_) zygote_->stop();
     return fail(saved, "%s", msg.c_str());
   }
   // The dispatcher takes no signals: a Ctrl-C must reach the program's own threads.
@@ -366,6 +373,7 @@ int Pool::start(const mproc_pool_opts_t &o) {
   } catch (...) {
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     stop_workers(true);
+    if (zygote_) zygote_->stop();
     return fail(MPROC_EAGAIN, "cannot start the dispatcher thread");
   }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
@@ -390,13 +398,14 @@ int Pool::spawn(size_t i) {
   b.base = reinterpret_cast<uintptr_t>(seg_->data());
   b.slot = static_cast<uint32_t>(i);
   b.max_tasks = opts_.max_tasks_per_child;
-  b.inherited = opts_.start_method == MPROC_START_FORK;
+  b.inherited = zygote_ != nullptr;
   b.init_fn = reinterpret_cast<uintptr_t>(opts_.initializer);
   b.init_len = init_arg_.size();
   auto core = std::make_shared<ProcessCore>();
   core->name = "PoolWorker-" + std::to_string(i);
   core->daemon = true;  // never outlives the program, also when it crashes
-  core->method = opts_.start_method;
+  core->method = MPROC_START_FORKSERVER;
+  core->server = zygote_.get();  // null: the runtime's forkserver
   core->fn = worker_main;
   core->payload = opts_.payload;
   core->arg.resize(sizeof b + init_arg_.size());
@@ -884,6 +893,7 @@ void Pool::run() {
     if (shm_->events.load(std::memory_order_seq_cst) == ev) futex_wait(&shm_->events, ev, next);
     shm_->dispatcher_sleeps.store(0, std::memory_order_relaxed);
   }
+  if (zygote_) zygote_->stop();
   std::lock_guard<std::mutex> g(mu_);
   finished_ = true;
   finished_cv_.notify_all();

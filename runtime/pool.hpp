@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "forkserver.hpp"
 #include "process.hpp"
 #include "segment.hpp"
 #include "spsc.hpp"
@@ -145,6 +146,9 @@ class Pool {
   mproc_pool_opts_t opts_{};
   std::vector<char> init_arg_;
   std::shared_ptr<Segment> seg_;
+  // FORK pools: a single-threaded copy of the program made at pool creation forks every worker,
+  // the first ones and their replacements alike (see docs/pool.md).
+  std::unique_ptr<ForkServer> zygote_;
   PoolShm *shm_ = nullptr;
   std::vector<Worker> workers_;  // dispatcher thread only, once started
 

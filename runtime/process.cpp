@@ -181,7 +181,7 @@ int process_start(const std::shared_ptr<ProcessCore> &c) {
     case MPROC_START_FORK:
       return start_fork(c);
     case MPROC_START_FORKSERVER:
-      return Runtime::get().forkserver().start_child(c);
+      return (c->server ? *c->server : Runtime::get().forkserver()).start_child(c);
     default:
       return fail(MPROC_ENOSYS, "start method %d is not available", c->method);
   }

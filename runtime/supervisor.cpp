@@ -1,5 +1,7 @@
 #include "supervisor.hpp"
 
+#include <condition_variable>
+
 #include "error.hpp"
 
 namespace mproc {
@@ -98,6 +100,21 @@ int Supervisor::after(double seconds, std::function<void()> fn) {
       close_handle(reinterpret_cast<uv_handle_t *>(h));
     }, ms, 0);
   });
+}
+
+void Supervisor::sync() {
+  if (!running_ || on_loop_thread()) return;
+  std::mutex m;
+  std::condition_variable cv;
+  bool done = false;
+  if (post([&](uv_loop_t *) {
+        std::lock_guard<std::mutex> g(m);
+        done = true;
+        cv.notify_all();
+      }) < 0)
+    return;
+  std::unique_lock<std::mutex> g(m);
+  cv.wait(g, [&] { return done; });
 }
 
 void Supervisor::drain() {

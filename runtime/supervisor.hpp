@@ -39,6 +39,8 @@ class Supervisor {
   // Run fn on the loop thread after `seconds`; cancel by closing the returned handle on the loop
   // thread is not offered: fn decides itself whether it is still relevant.
   int after(double seconds, std::function<void()> fn);
+  // Wait until everything posted before has run on the loop thread (no-op when not running).
+  void sync();
   bool on_loop_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
 
  private:
