@@ -35,6 +35,11 @@ namespace mproc {
 namespace {
 
 constexpr uint32_t kMagic = 0x6d70706c;  // "mppl"
+// Spins before sleeping on a futex, in ns. Short: on a 2-core machine the spinners compete with
+// the threads that would give them work.
+constexpr long kWorkerSpinNs = 50000;
+constexpr uint64_t kDispatcherSpinNs = 50000;
+constexpr uint64_t kCallerSpinNs = 20000;
 enum : uint32_t { kMsgVar = 1, kMsgFixed = 2, kMsgStop = 3, kMsgReady = 4, kMsgInitFailed = 5 };
 
 struct TaskHdr {
@@ -177,7 +182,7 @@ int worker_main(void *arg, size_t len, void *payload) {
   int done = 0;
   for (;;) {
     if (tasks.read(task) == -EAGAIN) {
-      tasks.wait_message(Deadline::after(1.0), 4000);
+      tasks.wait_message(Deadline::after(1.0), kWorkerSpinNs);
       if (!tasks.readable() && parent_gone()) return 0;
       continue;
     }
@@ -292,9 +297,13 @@ void Job::chunk_finished(size_t c, std::unique_lock<std::mutex> &g) {
 
 int Job::wait(double timeout) {
   // A short spin first: a fast task's result often arrives within microseconds.
-  for (int i = 0; i < 2000; i++) {
-    if (ready.load(std::memory_order_acquire)) return 0;
-    SpscRing::cpu_relax();
+  if (timeout != 0) {
+    uint64_t until = now_ns() + kCallerSpinNs;
+    for (int i = 0;; i++) {
+      if (ready.load(std::memory_order_acquire)) return 0;
+      SpscRing::cpu_relax();
+      if ((i & 63) == 63 && now_ns() >= until) break;
+    }
   }
   std::unique_lock<std::mutex> g(mu);
   auto is_ready = [this] { return ready.load(std::memory_order_acquire); };
@@ -616,6 +625,7 @@ void Pool::on_result(size_t i, const std::vector<char> &msg) {
   if (w.inflight.empty() || w.inflight.front().id != rh.id) return;  // not ours: ignore
   Inflight f = std::move(w.inflight.front());
   w.inflight.pop_front();
+  w.last_active = now_ns();
   {
     std::lock_guard<std::mutex> g(mu_);
     stats_[i].tasks++;
@@ -800,8 +810,14 @@ bool Pool::dispatch() {
   size_t nw = workers_.size();
   size_t prefetch = std::min<size_t>(32, std::max<size_t>(2, pend / (2 * nw)));
   bool any = false;
+  // Idle workers that finished last come first: they are likely still spinning, not asleep.
+  std::vector<size_t> order(nw);
+  for (size_t i = 0; i < nw; i++) order[i] = i;
+  std::sort(order.begin(), order.end(), [this](size_t a, size_t b) {
+    return workers_[a].last_active > workers_[b].last_active;
+  });
   for (size_t depth = 0; depth < prefetch; depth++) {
-    for (size_t i = 0; i < nw; i++) {
+    for (size_t i : order) {
       Worker &w = workers_[i];
       if (!w.proc || w.handled_exit || w.inflight.size() != depth) continue;
       if (opts_.max_tasks_per_child > 0 &&
@@ -827,7 +843,7 @@ bool Pool::dispatch() {
 }
 
 void Pool::run() {
-  int idle = 0;
+  uint64_t idle_since = 0;
   for (;;) {
     uint32_t ev = shm_->events.load(std::memory_order_acquire);
     bool progress = false;
@@ -881,14 +897,16 @@ void Pool::run() {
       }
     }
     if (progress) {
-      idle = 0;
+      idle_since = 0;
       continue;
     }
-    if (++idle < 4000) {
-      SpscRing::cpu_relax();
+    uint64_t t = now_ns();
+    if (idle_since == 0) idle_since = t;
+    if (t - idle_since < kDispatcherSpinNs) {
+      for (int k = 0; k < 32; k++) SpscRing::cpu_relax();
       continue;
     }
-    idle = 0;
+    idle_since = 0;
     shm_->dispatcher_sleeps.store(1, std::memory_order_seq_cst);
     if (shm_->events.load(std::memory_order_seq_cst) == ev) futex_wait(&shm_->events, ev, next);
     shm_->dispatcher_sleeps.store(0, std::memory_order_relaxed);

@@ -118,7 +118,7 @@ class Pool {
     std::shared_ptr<ProcessCore> proc;
     SpscRing tasks, results;
     std::deque<Inflight> inflight;
-    uint64_t pushed = 0;
+    uint64_t pushed = 0, last_active = 0;
     bool ready = false, handled_exit = false;
     int kill_reason = 0;
     uint64_t kill_task = 0;

@@ -127,11 +127,20 @@ class SpscRing {
   // Forget a partly read message (its writer died).
   void drop_partial() { partial_.clear(); }
 
-  // Sleep until a message may be there or the deadline passes (spins `spin` rounds first).
-  void wait_message(const Deadline &d, int spin) {
-    for (int i = 0; i < spin; i++) {
-      if (readable()) return;
-      cpu_relax();
+  // Sleep until a message may be there or the deadline passes (spins for `spin_ns` first:
+  // a reader that was just busy is likely to get more work within microseconds).
+  void wait_message(const Deadline &d, long spin_ns) {
+    if (spin_ns > 0) {
+      struct timespec t0, t;
+      clock_gettime(CLOCK_MONOTONIC, &t0);
+      for (int i = 0;; i++) {
+        if (readable()) return;
+        cpu_relax();
+        if ((i & 63) == 63) {
+          clock_gettime(CLOCK_MONOTONIC, &t);
+          if ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) >= spin_ns) break;
+        }
+      }
     }
     uint32_t seq = h_->data_seq.load(std::memory_order_acquire);
     h_->reader_sleeps.store(1, std::memory_order_seq_cst);
