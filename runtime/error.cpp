@@ -52,12 +52,10 @@ int api_result(const char *fn, int rc) {
     fail(rc, "%s", mproc_strerror(rc));
   }
   if (!t_err.prefixed) {
-    char tmp[sizeof t_err.text];
-    int n = snprintf(tmp, sizeof tmp, "%s: ", fn);
-    if (n > 0 && static_cast<size_t>(n) < sizeof tmp) {
-      strncat(tmp, t_err.text, sizeof tmp - static_cast<size_t>(n) - 1);
-      memcpy(t_err.text, tmp, sizeof tmp);
-    }
+    char tmp[2 * sizeof t_err.text];
+    snprintf(tmp, sizeof tmp, "%s: %s", fn, t_err.text);
+    memcpy(t_err.text, tmp, sizeof t_err.text - 1);  // keeps the terminating NUL of text
+    t_err.text[sizeof t_err.text - 1] = '\0';
     t_err.prefixed = true;
   }
   return rc;

@@ -118,6 +118,9 @@ std::string format(const char *fmt, ...) {
 
 int worker_main(void *arg, size_t len, void *payload) {
   if (len < sizeof(Boot)) return 120;
+  // Ctrl-C reaches the whole process group: the program decides what happens to its pool (its
+  // blocking call returns, it terminates the pool); a worker must not die of it on its own.
+  signal(SIGINT, SIG_IGN);
   Boot b;
   memcpy(&b, arg, sizeof b);
   const char *init_arg = static_cast<const char *>(arg) + sizeof b;
