@@ -16,7 +16,11 @@ namespace mproc {
 
 class ForkServer;
 
-enum class HandleKind { kProcess = 1, kPool, kQueue, kPipe, kShm, kOther };
+enum class HandleKind {
+  kProcess = 1, kPool, kQueue, kPipe, kShm, kOther,
+  // shared objects (shm.h, sync.h)
+  kValue, kArray, kLock, kSemaphore, kCondition, kEvent, kBarrier
+};
 
 class Runtime {
  public:

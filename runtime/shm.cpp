@@ -1,0 +1,579 @@
+#include "shm.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "error.hpp"
+#include "fd.hpp"
+#include "runtime.hpp"
+
+namespace mproc {
+
+// ---- typed values -----------------------------------------------------------------------------
+
+namespace {
+struct TypeInfo {
+  char code;
+  uint8_t size;
+  bool integer;  // integer arithmetic and atomics
+  bool is_signed;
+};
+const TypeInfo kTypes[] = {
+    {'b', 1, true, true},
+    {'B', 1, true, false},
+    {'h', sizeof(short), true, true},
+    {'H', sizeof(short), true, false},
+    {'i', sizeof(int), true, true},
+    {'I', sizeof(int), true, false},
+    {'l', sizeof(long), true, true},
+    {'L', sizeof(long), true, false},
+    {'q', sizeof(long long), true, true},
+    {'Q', sizeof(long long), true, false},
+    {'f', sizeof(float), false, true},
+    {'d', sizeof(double), false, true},
+    {'c', 1, false, false},
+};
+
+const TypeInfo *type_of(char tc) {
+  for (const TypeInfo &t : kTypes)
+    if (t.code == tc && tc != '\0') return &t;
+  return nullptr;
+}
+
+// Holds the value's lock for the scope unless the caller already holds it.
+class ValueLock {
+ public:
+  explicit ValueLock(SharedValue *v) {
+    if (v->lock && !lock_owned_by_me(v->lock->st)) {
+      lock_acquire(v->lock->st, -1);  // 0 or EOWNERDEAD: held either way
+      held_ = v->lock->st;
+    }
+  }
+  ~ValueLock() {
+    if (held_) lock_release(held_);
+  }
+  ValueLock(const ValueLock &) = delete;
+  ValueLock &operator=(const ValueLock &) = delete;
+
+ private:
+  LockState *held_ = nullptr;
+};
+
+int check_index(const SharedValue *v, size_t i) {
+  if (i >= v->st->length)
+    return fail(MPROC_ERANGE, "index %zu out of range (length %" PRIu64 ")", i, v->st->length);
+  return 0;
+}
+
+bool int_fits(const TypeInfo *t, int64_t x) {
+  if (t->size >= 8) return true;  // 8-byte types take any bit pattern
+  int bits = t->size * 8;
+  if (t->is_signed) return x >= -(INT64_C(1) << (bits - 1)) && x < (INT64_C(1) << (bits - 1));
+  return x >= 0 && x < (INT64_C(1) << bits);
+}
+
+int64_t load_int(const TypeInfo *t, const void *p) {
+  switch (t->size * (t->is_signed ? 1 : -1)) {
+    case 1: return *static_cast<const int8_t *>(p);
+    case -1: return *static_cast<const uint8_t *>(p);
+    case 2: return *static_cast<const int16_t *>(p);
+    case -2: return *static_cast<const uint16_t *>(p);
+    case 4: return *static_cast<const int32_t *>(p);
+    case -4: return *static_cast<const uint32_t *>(p);
+    case 8: return *static_cast<const int64_t *>(p);
+    default: return static_cast<int64_t>(*static_cast<const uint64_t *>(p));
+  }
+}
+
+void store_int(const TypeInfo *t, void *p, int64_t x) {
+  switch (t->size) {
+    case 1: *static_cast<uint8_t *>(p) = static_cast<uint8_t>(x); break;
+    case 2: *static_cast<uint16_t *>(p) = static_cast<uint16_t>(x); break;
+    case 4: *static_cast<uint32_t *>(p) = static_cast<uint32_t>(x); break;
+    default: *static_cast<uint64_t *>(p) = static_cast<uint64_t>(x); break;
+  }
+}
+
+template <class T>
+int atomic_on(T *p, AtomicOp op, int64_t arg, int64_t *io) {
+  T a = static_cast<T>(arg);
+  switch (op) {
+    case AtomicOp::kLoad: *io = static_cast<int64_t>(__atomic_load_n(p, __ATOMIC_SEQ_CST)); return 0;
+    case AtomicOp::kStore: __atomic_store_n(p, a, __ATOMIC_SEQ_CST); return 0;
+    case AtomicOp::kExchange:
+      *io = static_cast<int64_t>(__atomic_exchange_n(p, a, __ATOMIC_SEQ_CST));
+      return 0;
+    case AtomicOp::kFetchAdd:
+      *io = static_cast<int64_t>(__atomic_fetch_add(p, a, __ATOMIC_SEQ_CST));
+      return 0;
+    case AtomicOp::kFetchSub:
+      *io = static_cast<int64_t>(__atomic_fetch_sub(p, a, __ATOMIC_SEQ_CST));
+      return 0;
+    case AtomicOp::kCompareExchange: {
+      T e = static_cast<T>(*io);
+      bool ok = __atomic_compare_exchange_n(p, &e, a, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+      *io = static_cast<int64_t>(e);
+      return ok ? 1 : 0;
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+size_t typecode_size(char tc) {
+  const TypeInfo *t = type_of(tc);
+  return t ? t->size : 0;
+}
+
+static int finish_value(std::unique_ptr<SharedValue> &h, bool is_array, SharedValue **out) {
+  h->magic = is_array ? kArrayMagic : kValueMagic;
+  h->st = static_cast<ValueState *>(h->ref.payload);
+  h->data = static_cast<unsigned char *>(h->ref.payload) + kValueDataOffset;
+  h->elem = typecode_size(h->st->typecode);
+  handle_register(h.get(), is_array ? HandleKind::kArray : HandleKind::kValue);
+  *out = h.release();
+  return 0;
+}
+
+static std::unique_ptr<SharedValue> new_value_handle(bool is_array) {
+  // The C types differ only in name: mproc_value and mproc_array derive from SharedValue.
+  if (is_array) return std::unique_ptr<SharedValue>(new mproc_array());
+  return std::unique_ptr<SharedValue>(new mproc_value());
+}
+
+int value_new(char tc, size_t length, const void *init, bool raw, const mproc_lock *lock,
+              bool is_array, SharedValue **out) {
+  const TypeInfo *t = type_of(tc);
+  if (!t) return fail(MPROC_EINVAL, "unknown type code '%c' (one of %s)", tc ? tc : '?',
+                      MPROC_TYPECODES);
+  if (length == 0) return fail(MPROC_EINVAL, "length is 0");
+  if (length > (MPROC_SHM_SIZE_MAX - kValueDataOffset) / t->size)
+    return fail(MPROC_EMSGSIZE, "%zu elements of %u bytes are over the limit of %zu bytes", length,
+                t->size, MPROC_SHM_SIZE_MAX);
+  auto h = new_value_handle(is_array);
+  if (int rc = arena_alloc(kValueDataOffset + length * t->size, ObjKind::kValue, &h->ref))
+    return rc;
+  auto *st = static_cast<ValueState *>(h->ref.payload);
+  st->typecode = tc;
+  st->length = length;
+  st->is_array = is_array ? 1 : 0;
+  st->lock_mode = raw ? 0 : lock ? 2 : 1;
+  lock_init(&st->lock, true);
+  if (init)
+    memcpy(static_cast<char *>(h->ref.payload) + kValueDataOffset, init, length * t->size);
+  if (!raw) {
+    int rc = lock ? lock_handle_dup(lock, true, &h->lock) : lock_handle_embedded(h->ref, 0, &h->lock);
+    if (rc) return rc;
+  }
+  return finish_value(h, is_array, out);
+}
+
+int value_export(const SharedValue *v, char *buf, size_t cap) {
+  int n = arena_export(v->ref, ObjKind::kValue, 0, buf, cap);
+  if (n < 0 || v->st->lock_mode != 2) return n;
+  if (static_cast<size_t>(n) + 2 > cap) return fail(MPROC_ENOSPC, "token buffer is too small");
+  buf[n] = '+';
+  int m = lock_export(v->lock, buf + n + 1, cap - static_cast<size_t>(n) - 1);
+  return m < 0 ? m : n + 1 + m;
+}
+
+int value_attach(const char *token, bool is_array, SharedValue **out) {
+  auto h = new_value_handle(is_array);
+  uint64_t inner = 0;
+  const char *end = nullptr;
+  if (int rc = arena_attach(token, ObjKind::kValue, kind_bit(ObjKind::kValue), &h->ref, &inner,
+                            &end))
+    return rc;
+  auto *st = static_cast<ValueState *>(h->ref.payload);
+  if (inner != 0) return fail(MPROC_EINVAL, "malformed token: not a value");
+  if (st->is_array != (is_array ? 1 : 0))
+    return fail(MPROC_EINVAL, "the token names %s, not %s", st->is_array ? "an array" : "a value",
+                is_array ? "an array" : "a value");
+  int rc = 0;
+  if (st->lock_mode == 2) {
+    if (*end != '+') return fail(MPROC_EINVAL, "malformed token: the value's lock is missing");
+    const char *end2 = nullptr;
+    rc = lock_attach_part(end + 1, true, &h->lock, &end2);
+    if (rc == 0 && *end2 != '\0') {
+      lock_free(h->lock);
+      h->lock = nullptr;
+      rc = fail(MPROC_EINVAL, "malformed token: unexpected data after the lock");
+    }
+  } else {
+    if (*end != '\0') return fail(MPROC_EINVAL, "malformed token: unexpected data after the value");
+    if (st->lock_mode == 1) rc = lock_handle_embedded(h->ref, 0, &h->lock);
+  }
+  if (rc) return rc;
+  return finish_value(h, is_array, out);
+}
+
+void value_free(SharedValue *v) {
+  handle_unregister(v);
+  if (v->lock) lock_free(v->lock);
+  v->magic = 0;
+  delete v;
+}
+
+int value_get(SharedValue *v, size_t i, void *out) {
+  if (int rc = check_index(v, i)) return rc;
+  ValueLock g(v);
+  memcpy(out, v->data + i * v->elem, v->elem);
+  return 0;
+}
+
+int value_set(SharedValue *v, size_t i, const void *in) {
+  if (int rc = check_index(v, i)) return rc;
+  ValueLock g(v);
+  memcpy(v->data + i * v->elem, in, v->elem);
+  return 0;
+}
+
+int value_get_double(SharedValue *v, size_t i, double *out) {
+  if (int rc = check_index(v, i)) return rc;
+  const TypeInfo *t = type_of(v->st->typecode);
+  ValueLock g(v);
+  const void *p = v->data + i * v->elem;
+  if (t->code == 'f') *out = *static_cast<const float *>(p);
+  else if (t->code == 'd') *out = *static_cast<const double *>(p);
+  else *out = static_cast<double>(load_int(t, p));
+  return 0;
+}
+
+int value_set_double(SharedValue *v, size_t i, double x) {
+  if (int rc = check_index(v, i)) return rc;
+  const TypeInfo *t = type_of(v->st->typecode);
+  void *p = v->data + i * v->elem;
+  if (t->code == 'd') {
+    ValueLock g(v);
+    *static_cast<double *>(p) = x;
+    return 0;
+  }
+  if (t->code == 'f') {
+    if (std::isfinite(x) && std::fabs(x) > 3.4028234663852886e38)
+      return fail(MPROC_ERANGE, "%g is out of the range of a float", x);
+    ValueLock g(v);
+    *static_cast<float *>(p) = static_cast<float>(x);
+    return 0;
+  }
+  if (!std::isfinite(x) || x != std::trunc(x) || x < -9.2233720368547758e18 ||
+      x >= 9.2233720368547758e18 || !int_fits(t, static_cast<int64_t>(x)))
+    return fail(MPROC_ERANGE, "%g is not representable in type '%c'", x, t->code);
+  ValueLock g(v);
+  store_int(t, p, static_cast<int64_t>(x));
+  return 0;
+}
+
+int value_get_int64(SharedValue *v, size_t i, int64_t *out) {
+  if (int rc = check_index(v, i)) return rc;
+  const TypeInfo *t = type_of(v->st->typecode);
+  if (t->code == 'f' || t->code == 'd')
+    return fail(MPROC_EINVAL, "type '%c' is not an integer type", t->code);
+  ValueLock g(v);
+  *out = load_int(t, v->data + i * v->elem);
+  return 0;
+}
+
+int value_set_int64(SharedValue *v, size_t i, int64_t x) {
+  if (int rc = check_index(v, i)) return rc;
+  const TypeInfo *t = type_of(v->st->typecode);
+  if (t->code == 'f' || t->code == 'd')
+    return fail(MPROC_EINVAL, "type '%c' is not an integer type", t->code);
+  if (!int_fits(t, x))
+    return fail(MPROC_ERANGE, "%" PRId64 " is out of the range of type '%c'", x, t->code);
+  ValueLock g(v);
+  store_int(t, v->data + i * v->elem, x);
+  return 0;
+}
+
+int value_read(SharedValue *v, size_t start, size_t count, void *out) {
+  if (start > v->st->length || count > v->st->length - start)
+    return fail(MPROC_ERANGE, "slice [%zu, %zu + %zu) out of range (length %" PRIu64 ")", start,
+                start, count, v->st->length);
+  ValueLock g(v);
+  memcpy(out, v->data + start * v->elem, count * v->elem);
+  return 0;
+}
+
+int value_write(SharedValue *v, size_t start, size_t count, const void *in) {
+  if (start > v->st->length || count > v->st->length - start)
+    return fail(MPROC_ERANGE, "slice [%zu, %zu + %zu) out of range (length %" PRIu64 ")", start,
+                start, count, v->st->length);
+  ValueLock g(v);
+  memcpy(v->data + start * v->elem, in, count * v->elem);
+  return 0;
+}
+
+int value_atomic(SharedValue *v, AtomicOp op, int64_t arg, int64_t *io) {
+  const TypeInfo *t = type_of(v->st->typecode);
+  if (!t->integer)
+    return fail(MPROC_EINVAL, "atomic operations need an integer type, not '%c'", t->code);
+  if ((op == AtomicOp::kStore || op == AtomicOp::kExchange ||
+       op == AtomicOp::kCompareExchange) && !int_fits(t, arg))
+    return fail(MPROC_ERANGE, "%" PRId64 " is out of the range of type '%c'", arg, t->code);
+  if (op == AtomicOp::kCompareExchange && !int_fits(t, *io))
+    return fail(MPROC_ERANGE, "expected %" PRId64 " is out of the range of type '%c'", *io,
+                t->code);
+  void *p = v->data;
+  int r = 0;
+  switch (t->size * (t->is_signed ? 1 : -1)) {
+    case 1: r = atomic_on(static_cast<int8_t *>(p), op, arg, io); break;
+    case -1: r = atomic_on(static_cast<uint8_t *>(p), op, arg, io); break;
+    case 2: r = atomic_on(static_cast<int16_t *>(p), op, arg, io); break;
+    case -2: r = atomic_on(static_cast<uint16_t *>(p), op, arg, io); break;
+    case 4: r = atomic_on(static_cast<int32_t *>(p), op, arg, io); break;
+    case -4: r = atomic_on(static_cast<uint32_t *>(p), op, arg, io); break;
+    case 8: r = atomic_on(static_cast<int64_t *>(p), op, arg, io); break;
+    default: r = atomic_on(static_cast<uint64_t *>(p), op, arg, io); break;
+  }
+  return r;
+}
+
+// ---- named blocks -----------------------------------------------------------------------------
+
+namespace {
+constexpr uint64_t kTrailerMagic = 0x3162736d636f726dull;  // "mrocmsb1"
+struct Trailer {
+  uint64_t magic;
+  uint64_t size;
+  uint64_t creator_pid;
+  uint64_t creator_start;  // process start time (clock ticks since boot), against pid reuse
+  uint64_t pad[4];
+};
+static_assert(sizeof(Trailer) == 64, "trailer is 64 bytes");
+
+constexpr uint64_t round64(uint64_t n) { return (n + 63) / 64 * 64; }
+
+// Names this process created and has not unlinked; unlinked at exit by their creator only.
+pthread_mutex_t g_owned_mu = PTHREAD_MUTEX_INITIALIZER;
+std::vector<std::pair<std::string, int>> *g_owned = nullptr;
+
+std::string path_of(const std::string &name) { return "/mproc-" + name; }
+
+// Start time of a live (non-zombie) process, or 0 when it has ended.
+uint64_t process_start_time(int pid) {
+  char path[48];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[1024];
+  ssize_t n;
+  do n = read(fd, buf, sizeof buf - 1); while (n < 0 && errno == EINTR);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  char *p = strrchr(buf, ')');
+  if (!p || p[1] != ' ') return 0;
+  char state = p[2];
+  if (state == 'Z' || state == 'X' || state == 'x') return 0;
+  // Fields after ")": 3 state ... 22 starttime.
+  p += 2;
+  for (int field = 3; field < 22; field++) {
+    p = strchr(p, ' ');
+    if (!p) return 0;
+    p++;
+  }
+  return strtoull(p, nullptr, 10);
+}
+
+bool creator_alive(const Trailer &t) {
+  if (t.creator_pid == 0 || t.creator_pid > INT32_MAX) return false;
+  uint64_t st = process_start_time(static_cast<int>(t.creator_pid));
+  return st != 0 && st == t.creator_start;
+}
+
+// Read the trailer of an open block. False when it is not (yet) an mproc block.
+bool read_trailer(int fd, Trailer *t, size_t *file_size) {
+  struct stat st;
+  if (fstat(fd, &st) < 0 || st.st_size < static_cast<off_t>(sizeof(Trailer))) return false;
+  ssize_t n = pread(fd, t, sizeof *t, st.st_size - static_cast<off_t>(sizeof *t));
+  if (n != static_cast<ssize_t>(sizeof *t) || t->magic != kTrailerMagic) return false;
+  if (round64(t->size) + sizeof *t != static_cast<uint64_t>(st.st_size)) return false;
+  *file_size = static_cast<size_t>(st.st_size);
+  return true;
+}
+
+void forget_owned(const std::string &name) {
+  pthread_mutex_lock(&g_owned_mu);
+  if (g_owned)
+    for (auto it = g_owned->begin(); it != g_owned->end(); ++it)
+      if (it->first == name && it->second == getpid()) {
+        g_owned->erase(it);
+        break;
+      }
+  pthread_mutex_unlock(&g_owned_mu);
+}
+
+void unlink_owned_at_exit() {
+  pthread_mutex_lock(&g_owned_mu);
+  if (g_owned)
+    for (auto &e : *g_owned)
+      if (e.second == getpid()) ::shm_unlink(path_of(e.first).c_str());
+  pthread_mutex_unlock(&g_owned_mu);
+}
+
+void remember_owned(const std::string &name) {
+  pthread_mutex_lock(&g_owned_mu);
+  if (!g_owned) {
+    g_owned = new std::vector<std::pair<std::string, int>>();
+    atexit(unlink_owned_at_exit);
+  }
+  g_owned->emplace_back(name, static_cast<int>(getpid()));
+  pthread_mutex_unlock(&g_owned_mu);
+}
+
+int map_block(int fd, size_t map_size, void **addr) {
+  void *p = mmap(nullptr, map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return fail_errno(errno, "mmap");
+  *addr = p;
+  return 0;
+}
+}  // namespace
+
+int shm_check_name(const char *name) {
+  if (*name == '/') name++;
+  size_t n = strlen(name);
+  if (n == 0) return fail(MPROC_EINVAL, "name is empty");
+  if (n > MPROC_SHM_NAME_MAX)
+    return fail(MPROC_ENAMETOOLONG, "name is longer than %d characters", MPROC_SHM_NAME_MAX);
+  for (size_t i = 0; i < n; i++) {
+    char c = name[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || (c == '.' && i > 0);
+    if (!ok)
+      return fail(MPROC_EINVAL, "name has a character outside [A-Za-z0-9._-] at %zu", i);
+  }
+  return 0;
+}
+
+void shm_unmap(void *addr, size_t len) {
+  if (addr) munmap(addr, len);
+}
+
+int shm_create(const char *name, size_t size, mproc_shm **out) {
+  shm_cleanup();
+  auto h = std::make_unique<mproc_shm>();
+  if (name) {
+    h->name = name[0] == '/' ? name + 1 : name;
+  } else {
+    unsigned char r[12];
+    if (getrandom(r, sizeof r, 0) != static_cast<ssize_t>(sizeof r))
+      return fail_errno(errno, "getrandom");
+    char buf[2 * sizeof r + 5] = "psm_";
+    for (size_t i = 0; i < sizeof r; i++) snprintf(buf + 4 + 2 * i, 3, "%02x", r[i]);
+    h->name = buf;
+  }
+  std::string path = path_of(h->name);
+  int fd = ::shm_open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    int e = errno;
+    if (e == EEXIST) return fail(MPROC_EEXIST, "a block named '%s' exists", h->name.c_str());
+    return fail_errno(e, "shm_open");
+  }
+  UniqueFd own(fd);
+  h->size = size;
+  h->map_size = round64(size) + sizeof(Trailer);
+  int rc = 0;
+  if (ftruncate(fd, static_cast<off_t>(h->map_size)) < 0) rc = fail_errno(errno, "ftruncate");
+  if (!rc) rc = map_block(fd, h->map_size, &h->addr);
+  if (rc) {
+    ::shm_unlink(path.c_str());
+    return rc;
+  }
+  Trailer t = {};
+  t.size = size;
+  t.creator_pid = static_cast<uint64_t>(getpid());
+  t.creator_start = process_start_time(getpid());
+  memcpy(static_cast<char *>(h->addr) + h->map_size - sizeof t, &t, sizeof t);
+  std::atomic_thread_fence(std::memory_order_release);
+  const uint64_t magic = kTrailerMagic;
+  memcpy(static_cast<char *>(h->addr) + h->map_size - sizeof t, &magic, sizeof magic);
+  h->creator = true;
+  remember_owned(h->name);
+  handle_register(h.get(), HandleKind::kShm);
+  *out = h.release();
+  return 0;
+}
+
+int shm_attach(const char *name, mproc_shm **out) {
+  auto h = std::make_unique<mproc_shm>();
+  h->name = name[0] == '/' ? name + 1 : name;
+  std::string path = path_of(h->name);
+  int fd = ::shm_open(path.c_str(), O_RDWR | O_CLOEXEC, 0);
+  if (fd < 0) {
+    int e = errno;
+    if (e == ENOENT) return fail(MPROC_ENOENT, "no block named '%s'", h->name.c_str());
+    return fail_errno(e, "shm_open");
+  }
+  UniqueFd own(fd);
+  Trailer t;
+  size_t file_size = 0;
+  if (!read_trailer(fd, &t, &file_size))
+    return fail(MPROC_ENOENT, "'%s' is not an mproc block (or is still being made)",
+                h->name.c_str());
+  if (!creator_alive(t)) {
+    ::shm_unlink(path.c_str());
+    return fail(MPROC_ENOENT, "the creator (pid %" PRIu64 ") of block '%s' has ended",
+                t.creator_pid, h->name.c_str());
+  }
+  h->size = static_cast<size_t>(t.size);
+  h->map_size = file_size;
+  if (int rc = map_block(fd, h->map_size, &h->addr)) return rc;
+  handle_register(h.get(), HandleKind::kShm);
+  *out = h.release();
+  return 0;
+}
+
+int shm_unlink(mproc_shm *s) {
+  if (::shm_unlink(path_of(s->name).c_str()) < 0) {
+    int e = errno;
+    if (e == ENOENT) return fail(MPROC_ENOENT, "block '%s' is already unlinked", s->name.c_str());
+    return fail_errno(e, "shm_unlink");
+  }
+  forget_owned(s->name);
+  return 0;
+}
+
+void shm_close(mproc_shm *s) {
+  handle_unregister(s);
+  s->magic = 0;
+  delete s;
+}
+
+int shm_cleanup() {
+  DIR *d = opendir("/dev/shm");
+  if (!d) return 0;
+  int removed = 0;
+  const uid_t me = geteuid();
+  while (struct dirent *e = readdir(d)) {
+    if (strncmp(e->d_name, "mproc-", 6) != 0) continue;
+    int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) continue;
+    struct stat st;
+    Trailer t;
+    size_t file_size = 0;
+    bool stale = fstat(fd, &st) == 0 && st.st_uid == me && read_trailer(fd, &t, &file_size) &&
+                 !creator_alive(t);
+    close(fd);
+    if (stale && unlinkat(dirfd(d), e->d_name, 0) == 0) removed++;
+  }
+  closedir(d);
+  return removed;
+}
+
+}  // namespace mproc

@@ -1,0 +1,629 @@
+#include "sync.hpp"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstddef>
+#include <cstdio>
+#include <memory>
+
+#include "error.hpp"
+#include "runtime.hpp"
+
+namespace mproc {
+
+__thread uint32_t t_cached_tid __attribute__((tls_model("initial-exec"))) = 0;
+
+namespace {
+pthread_once_t g_tid_once = PTHREAD_ONCE_INIT;
+void register_tid_reset() { pthread_atfork(nullptr, nullptr, &reset_tid_after_fork); }
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// The earlier of a caller's deadline and the next liveness check.
+Deadline slice_deadline(const Deadline &d) {
+  Deadline s = Deadline::after(kDeathCheckSlice);
+  if (!d.infinite && (d.at.tv_sec < s.at.tv_sec ||
+                      (d.at.tv_sec == s.at.tv_sec && d.at.tv_nsec < s.at.tv_nsec)))
+    return d;
+  return s;
+}
+
+constexpr uint64_t gen_bit(uint32_t g) { return 1ull << (g % 64); }
+}  // namespace
+
+uint32_t current_tid_slow() {
+  pthread_once(&g_tid_once, register_tid_reset);
+  t_cached_tid = static_cast<uint32_t>(gettid());
+  return t_cached_tid;
+}
+
+void reset_tid_after_fork() { t_cached_tid = 0; }
+
+bool tid_alive(uint32_t tid) {
+  char path[48];
+  snprintf(path, sizeof path, "/proc/%u/stat", tid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno != ENOENT && errno != ESRCH;
+  char buf[512];
+  ssize_t n;
+  do n = read(fd, buf, sizeof buf); while (n < 0 && errno == EINTR);
+  close(fd);
+  if (n <= 0) return false;  // a task being torn down reads empty
+  const char *p = static_cast<const char *>(memrchr(buf, ')', static_cast<size_t>(n)));
+  if (!p || p + 2 >= buf + n) return true;
+  char st = p[2];
+  return st != 'Z' && st != 'X' && st != 'x';
+}
+
+// ---- mutex ----------------------------------------------------------------------------------
+
+int mutex_lock_slow(MutexWord *m, uint32_t tid, double timeout) {
+  // A short spin: critical sections are usually a few instructions long.
+  if (timeout != 0) {
+    for (int i = 0; i < 128; i++) {
+      uint32_t w = m->word.load(std::memory_order_relaxed);
+      if (w == 0) {
+        if (m->word.compare_exchange_weak(w, tid, std::memory_order_acquire,
+                                          std::memory_order_relaxed))
+          return 0;
+      } else if (w & kMutexWaiters) {
+        break;  // others already sleep: join them
+      }
+      cpu_relax();
+    }
+  }
+  Deadline d = Deadline::after(timeout);
+  for (;;) {
+    uint32_t w = m->word.load(std::memory_order_relaxed);
+    if (w == 0) {
+      // Keep the waiters bit: others may still sleep, so the next unlock must wake one.
+      if (m->word.compare_exchange_strong(w, tid | kMutexWaiters, std::memory_order_acquire,
+                                          std::memory_order_relaxed))
+        return 0;
+      continue;
+    }
+    if ((w & kMutexTidMask) == tid)  // only the owner may release: waiting could never end
+      return fail(MPROC_EDEADLK, "the calling thread already holds this lock");
+    if (!(w & kMutexWaiters)) {
+      if (!m->word.compare_exchange_strong(w, w | kMutexWaiters, std::memory_order_relaxed))
+        continue;
+      w |= kMutexWaiters;
+    }
+    int r = futex_wait(&m->word, w, slice_deadline(d));
+    if (r != -ETIMEDOUT) continue;  // woken, changed or EINTR: look again
+    if (m->word.load(std::memory_order_relaxed) == w && !tid_alive(w & kMutexTidMask)) {
+      if (m->word.compare_exchange_strong(w, tid | kMutexWaiters, std::memory_order_acquire,
+                                          std::memory_order_relaxed))
+        return fail(MPROC_EOWNERDEAD,
+                    "the previous owner (thread %u) died holding the lock; the caller holds it "
+                    "now and should repair the protected state",
+                    w & kMutexTidMask);
+      continue;
+    }
+    if (d.expired()) {
+      uint32_t z = 0;
+      if (m->word.compare_exchange_strong(z, tid | kMutexWaiters, std::memory_order_acquire,
+                                          std::memory_order_relaxed))
+        return 0;
+      return fail(MPROC_ETIMEDOUT, "timeout after %g s", timeout);
+    }
+  }
+}
+
+bool mutex_unlock(MutexWord *m) {
+  uint32_t tid = current_tid();
+  uint32_t w = tid;
+  if (m->word.compare_exchange_strong(w, 0, std::memory_order_release, std::memory_order_relaxed))
+    return true;
+  if ((w & kMutexTidMask) != tid) return false;
+  m->word.store(0, std::memory_order_release);
+  futex_wake(&m->word, 1);
+  return true;
+}
+
+// ---- Lock / RLock -----------------------------------------------------------------------------
+
+void lock_init(LockState *s, bool recursive) {
+  s->m.word.store(0);
+  s->recursive = recursive ? 1 : 0;
+  s->count = 0;
+}
+
+int lock_acquire(LockState *s, double timeout) {
+  uint32_t tid = current_tid();
+  if (s->recursive) {
+    if ((s->m.word.load(std::memory_order_relaxed) & kMutexTidMask) == tid) {
+      if (s->count == UINT32_MAX) return fail(MPROC_ERANGE, "recursion depth overflow");
+      s->count++;
+      return 0;
+    }
+  }
+  uint32_t zero = 0;
+  int r = 0;
+  if (!s->m.word.compare_exchange_strong(zero, tid, std::memory_order_acquire,
+                                         std::memory_order_relaxed)) {
+    r = mutex_lock_slow(&s->m, tid, timeout);
+    if (r != 0 && r != MPROC_EOWNERDEAD) return r;
+  }
+  if (s->recursive) s->count = 1;
+  return r;
+}
+
+int lock_release(LockState *s) {
+  uint32_t tid = current_tid();
+  uint32_t owner = s->m.word.load(std::memory_order_relaxed) & kMutexTidMask;
+  if (owner != tid) {
+    if (owner == 0) return fail(MPROC_ENOTOWNER, "the lock is not held");
+    return fail(MPROC_ENOTOWNER, "the lock is held by thread %u, not by the caller (thread %u)",
+                owner, tid);
+  }
+  if (s->recursive && --s->count > 0) return 0;
+  mutex_unlock(&s->m);
+  return 0;
+}
+
+bool lock_owned_by_me(const LockState *s) {
+  return (s->m.word.load(std::memory_order_relaxed) & kMutexTidMask) == current_tid();
+}
+
+int lock_release_save(LockState *s, uint32_t *saved) {
+  if (!lock_owned_by_me(s)) return fail(MPROC_ENOTOWNER, "the lock is not held by the caller");
+  *saved = s->recursive ? s->count : 1;
+  s->count = 0;
+  mutex_unlock(&s->m);
+  return 0;
+}
+
+int lock_acquire_restore(LockState *s, uint32_t saved) {
+  int r = mutex_lock(&s->m, -1);
+  if (s->recursive) s->count = saved;
+  return r;
+}
+
+// ---- Semaphore --------------------------------------------------------------------------------
+
+void sem_init(SemState *s, uint32_t value, uint32_t bound) {
+  s->value.store(value);
+  s->waiters.store(0);
+  s->bound = bound;
+}
+
+static bool sem_try(SemState *s) {
+  uint32_t v = s->value.load(std::memory_order_relaxed);
+  while (v > 0)
+    if (s->value.compare_exchange_weak(v, v - 1, std::memory_order_acquire,
+                                       std::memory_order_relaxed))
+      return true;
+  return false;
+}
+
+int sem_acquire(SemState *s, double timeout) {
+  if (sem_try(s)) return 0;
+  Deadline d = Deadline::after(timeout);
+  s->waiters.fetch_add(1);
+  for (;;) {
+    if (sem_try(s)) {
+      s->waiters.fetch_sub(1);
+      return 0;
+    }
+    if (d.expired()) break;
+    futex_wait(&s->value, 0, d);  // woken, EINTR or timeout: try again first
+  }
+  s->waiters.fetch_sub(1);
+  return fail(MPROC_ETIMEDOUT, "timeout after %g s", timeout);
+}
+
+int sem_release(SemState *s) {
+  uint32_t v = s->value.load(std::memory_order_relaxed);
+  do {
+    if (s->bound && v >= s->bound)
+      return fail(MPROC_ERANGE, "bounded semaphore released too many times (bound %u)", s->bound);
+    if (v >= kSemValueMax) return fail(MPROC_ERANGE, "semaphore value would exceed %u", v);
+  } while (!s->value.compare_exchange_weak(v, v + 1));
+  if (s->waiters.load() > 0) futex_wake(&s->value, 1);
+  return 0;
+}
+
+// ---- Condition --------------------------------------------------------------------------------
+
+void cond_init(CondState *s) {
+  s->seq.store(0);
+  s->waiters.store(0);
+  lock_init(&s->own_lock, true);
+}
+
+int cond_wait(CondState *s, LockState *lock, double timeout) {
+  Deadline d = Deadline::after(timeout);
+  uint32_t seq = s->seq.load();
+  uint32_t saved = 0;
+  if (lock_release_save(lock, &saved) != 0)
+    return fail(MPROC_ENOTOWNER, "wait on a condition whose lock the caller does not hold");
+  s->waiters.fetch_add(1);
+  int r;
+  for (;;) {
+    r = futex_wait(&s->seq, seq, d);
+    if (r == -EINTR && s->seq.load() == seq) continue;
+    break;
+  }
+  s->waiters.fetch_sub(1);
+  int rr = lock_acquire_restore(lock, saved);
+  if (rr == MPROC_EOWNERDEAD) return rr;
+  if (r == -ETIMEDOUT) return fail(MPROC_ETIMEDOUT, "timeout after %g s", timeout);
+  return 0;
+}
+
+int cond_notify(CondState *s, LockState *lock, int n) {
+  if (!lock_owned_by_me(lock))
+    return fail(MPROC_ENOTOWNER, "notify on a condition whose lock the caller does not hold");
+  if (n == 0 || s->waiters.load() == 0) return 0;
+  s->seq.fetch_add(1);
+  futex_wake(&s->seq, n < 0 ? INT_MAX : n);
+  return 0;
+}
+
+int cond_wait_for(CondState *s, LockState *lock, int (*pred)(void *), void *payload,
+                  double timeout) {
+  if (!lock_owned_by_me(lock))
+    return fail(MPROC_ENOTOWNER, "wait on a condition whose lock the caller does not hold");
+  Deadline d = Deadline::after(timeout);
+  for (;;) {
+    if (pred(payload)) return 0;
+    double left = -1;
+    if (!d.infinite) {
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      left = static_cast<double>(d.at.tv_sec - now.tv_sec) +
+             static_cast<double>(d.at.tv_nsec - now.tv_nsec) / 1e9;
+      if (left <= 0) return fail(MPROC_ETIMEDOUT, "timeout after %g s", timeout);
+    }
+    int r = cond_wait(s, lock, left);
+    if (r == MPROC_EOWNERDEAD) return r;  // the caller repairs the state first
+    if (r == MPROC_ETIMEDOUT)
+      return pred(payload) ? 0 : fail(MPROC_ETIMEDOUT, "timeout after %g s", timeout);
+  }
+}
+
+// ---- Event ------------------------------------------------------------------------------------
+
+void event_set(EventState *s) {
+  if (s->flag.exchange(1) == 0 && s->waiters.load() > 0) futex_wake(&s->flag, INT_MAX);
+}
+
+void event_clear(EventState *s) { s->flag.store(0); }
+
+int event_wait(EventState *s, double timeout) {
+  if (s->flag.load()) return 0;
+  Deadline d = Deadline::after(timeout);
+  s->waiters.fetch_add(1);
+  for (;;) {
+    if (s->flag.load()) break;
+    if (d.expired()) {
+      s->waiters.fetch_sub(1);
+      return fail(MPROC_ETIMEDOUT, "timeout after %g s", timeout);
+    }
+    futex_wait(&s->flag, 0, d);
+  }
+  s->waiters.fetch_sub(1);
+  return 0;
+}
+
+// ---- Barrier ----------------------------------------------------------------------------------
+// A generation ends when the last party arrives (normal) or by abort/reset/timeout/failed action
+// (broken). Waiters sleep on `gen`; on waking they read the bit of their own generation in
+// broken_bits, so a reset right after a break cannot hide the break from slow waiters.
+
+void barrier_init(BarrierState *s, uint32_t parties) {
+  s->mu.word.store(0);
+  s->parties = parties;
+  s->count.store(0);
+  s->gen.store(0);
+  s->broken.store(0);
+  s->broken_bits.store(0);
+}
+
+namespace {
+// With mu held: end the current generation as broken, waking its waiters.
+void barrier_break_locked(BarrierState *s, bool stay_broken) {
+  uint32_t g = s->gen.load();
+  s->broken.store(stay_broken ? 1 : 0);
+  s->broken_bits.fetch_or(gen_bit(g));
+  s->count.store(0);
+  s->gen.store(g + 1);
+  futex_wake(&s->gen, INT_MAX);
+}
+
+int barrier_outcome(BarrierState *s, uint32_t g, uint32_t idx) {
+  if (s->broken_bits.load() & gen_bit(g))
+    return fail(MPROC_EBROKEN,
+                "the barrier was broken while waiting (aborted, reset, timed out, action failed "
+                "or a party died in it)");
+  return static_cast<int>(idx);
+}
+}  // namespace
+
+int barrier_wait(BarrierState *s, BarrierAction action, void *payload, double timeout) {
+  Deadline d = Deadline::after(timeout);
+  int r = mutex_lock(&s->mu, timeout);
+  if (r != 0 && r != MPROC_EOWNERDEAD) return r;  // timeout, or EDEADLK from inside the action
+  if (r == MPROC_EOWNERDEAD) {
+    barrier_break_locked(s, true);
+    mutex_unlock(&s->mu);
+    return fail(MPROC_EBROKEN, "a process died inside the barrier; the barrier is broken");
+  }
+  if (s->broken.load()) {
+    mutex_unlock(&s->mu);
+    return fail(MPROC_EBROKEN, "the barrier is broken (reset it to use it again)");
+  }
+  uint32_t g = s->gen.load();
+  uint32_t idx = s->count.fetch_add(1);
+  if (idx + 1 >= s->parties) {
+    if (action) {
+      int ar = action(payload);
+      if (ar != 0) {
+        barrier_break_locked(s, true);
+        mutex_unlock(&s->mu);
+        return fail(MPROC_EBROKEN, "the barrier action returned %d; the barrier is broken", ar);
+      }
+    }
+    s->count.store(0);
+    s->broken_bits.fetch_and(~gen_bit(g));
+    s->gen.store(g + 1);
+    mutex_unlock(&s->mu);
+    futex_wake(&s->gen, INT_MAX);
+    return static_cast<int>(idx);
+  }
+  mutex_unlock(&s->mu);
+  for (;;) {
+    r = futex_wait(&s->gen, g, slice_deadline(d));
+    if (s->gen.load() != g) return barrier_outcome(s, g, idx);
+    if (d.expired()) {
+      mutex_lock(&s->mu, -1);  // EOWNERDEAD is fine: we break it anyway
+      if (s->gen.load() != g) {
+        mutex_unlock(&s->mu);
+        return barrier_outcome(s, g, idx);
+      }
+      barrier_break_locked(s, true);
+      mutex_unlock(&s->mu);
+      return fail(MPROC_ETIMEDOUT, "timeout after %g s; the barrier is now broken", timeout);
+    }
+    if (r == -ETIMEDOUT) {
+      // A party that died while holding mu (e.g. inside the action) would leave us asleep.
+      uint32_t owner = mutex_owner(&s->mu);
+      if (owner && !tid_alive(owner)) {
+        if (mutex_lock(&s->mu, -1) == MPROC_EOWNERDEAD && s->gen.load() == g)
+          barrier_break_locked(s, true);
+        mutex_unlock(&s->mu);
+      }
+    }
+  }
+}
+
+int barrier_reset(BarrierState *s) {
+  int r = mutex_lock(&s->mu, -1);
+  if (r == MPROC_EDEADLK) return r;  // called from the barrier's own action
+  if (s->count.load() > 0)
+    barrier_break_locked(s, false);  // the waiters get EBROKEN, the barrier is fresh
+  s->broken.store(0);
+  s->count.store(0);
+  mutex_unlock(&s->mu);
+  return 0;
+}
+
+int barrier_abort(BarrierState *s) {
+  int r = mutex_lock(&s->mu, -1);
+  if (r == MPROC_EDEADLK) return r;  // called from the barrier's own action
+  barrier_break_locked(s, true);
+  mutex_unlock(&s->mu);
+  return 0;
+}
+
+// ---- handles ----------------------------------------------------------------------------------
+
+namespace {
+template <class H>
+int publish(std::unique_ptr<H> h, HandleKind kind, H **out) {
+  handle_register(h.get(), kind);
+  *out = h.release();
+  return 0;
+}
+
+template <class H>
+void unpublish(H *h) {
+  handle_unregister(h);
+  h->magic = 0;
+  delete h;  // ~ObjRef releases the block
+}
+
+// Attach a token of exactly one part with no sub-object.
+int attach_single(const char *token, ObjKind kind, ObjRef *ref) {
+  uint64_t inner = 0;
+  const char *end = nullptr;
+  if (int rc = arena_attach(token, kind, kind_bit(kind), ref, &inner, &end)) return rc;
+  if (*end != '\0' || inner != 0) {
+    arena_release(ref);
+    return fail(MPROC_EINVAL, "malformed token: unexpected data after the object");
+  }
+  return 0;
+}
+
+// Value blocks keep their lock mode right after the embedded LockState (see shm.hpp).
+constexpr size_t kValueLockModeOffset = sizeof(LockState) + 1;
+}  // namespace
+
+int lock_new(bool recursive, mproc_lock **out) {
+  auto h = std::make_unique<mproc_lock>();
+  if (int rc = arena_alloc(sizeof(LockState), ObjKind::kLock, &h->ref)) return rc;
+  h->st = static_cast<LockState *>(h->ref.payload);
+  lock_init(h->st, recursive);
+  return publish(std::move(h), HandleKind::kLock, out);
+}
+
+int lock_handle_embedded(const ObjRef &owner, uint64_t inner, mproc_lock **out) {
+  auto h = std::make_unique<mproc_lock>();
+  if (int rc = arena_dup(owner, &h->ref)) return rc;
+  h->inner = inner;
+  h->st = reinterpret_cast<LockState *>(static_cast<char *>(h->ref.payload) + inner);
+  h->borrowed = true;
+  return publish(std::move(h), HandleKind::kLock, out);
+}
+
+int lock_handle_dup(const mproc_lock *l, bool borrowed, mproc_lock **out) {
+  auto h = std::make_unique<mproc_lock>();
+  if (int rc = arena_dup(l->ref, &h->ref)) return rc;
+  h->inner = l->inner;
+  h->st = l->st;
+  h->borrowed = borrowed;
+  return publish(std::move(h), HandleKind::kLock, out);
+}
+
+int lock_export(const mproc_lock *l, char *buf, size_t cap) {
+  return arena_export(l->ref, ObjKind::kLock, l->inner, buf, cap);
+}
+
+int lock_attach_part(const char *token, bool borrowed, mproc_lock **out, const char **end) {
+  auto h = std::make_unique<mproc_lock>();
+  uint64_t inner = 0;
+  uint32_t kinds = kind_bit(ObjKind::kLock) | kind_bit(ObjKind::kValue) |
+                   kind_bit(ObjKind::kCondition);
+  if (int rc = arena_attach(token, ObjKind::kLock, kinds, &h->ref, &inner, end)) return rc;
+  const auto *payload = static_cast<const unsigned char *>(h->ref.payload);
+  bool ok = inner == 0;
+  if (h->ref.kind == ObjKind::kValue) ok = ok && payload[kValueLockModeOffset] == 1;
+  if (!ok) return fail(MPROC_EINVAL, "malformed token: no lock at that place");
+  h->st = static_cast<LockState *>(h->ref.payload);
+  h->borrowed = borrowed;
+  return publish(std::move(h), HandleKind::kLock, out);
+}
+
+void lock_free(mproc_lock *l) { unpublish(l); }
+
+int sem_new(uint32_t value, uint32_t bound, mproc_sem **out) {
+  auto h = std::make_unique<mproc_sem>();
+  if (int rc = arena_alloc(sizeof(SemState), ObjKind::kSemaphore, &h->ref)) return rc;
+  h->st = static_cast<SemState *>(h->ref.payload);
+  sem_init(h->st, value, bound);
+  return publish(std::move(h), HandleKind::kSemaphore, out);
+}
+
+int sem_export(const mproc_sem *s, char *buf, size_t cap) {
+  return arena_export(s->ref, ObjKind::kSemaphore, 0, buf, cap);
+}
+
+int sem_attach(const char *token, mproc_sem **out) {
+  auto h = std::make_unique<mproc_sem>();
+  if (int rc = attach_single(token, ObjKind::kSemaphore, &h->ref)) return rc;
+  h->st = static_cast<SemState *>(h->ref.payload);
+  return publish(std::move(h), HandleKind::kSemaphore, out);
+}
+
+void sem_free(mproc_sem *s) { unpublish(s); }
+
+int cond_new(const mproc_lock *lock, mproc_cond **out) {
+  auto h = std::make_unique<mproc_cond>();
+  if (int rc = arena_alloc(sizeof(CondState), ObjKind::kCondition, &h->ref)) return rc;
+  h->st = static_cast<CondState *>(h->ref.payload);
+  cond_init(h->st);
+  h->st->external_lock = lock ? 1 : 0;
+  int rc = lock ? lock_handle_dup(lock, true, &h->lock) : lock_handle_embedded(h->ref, 0, &h->lock);
+  if (rc) return rc;
+  return publish(std::move(h), HandleKind::kCondition, out);
+}
+
+int cond_export(const mproc_cond *c, char *buf, size_t cap) {
+  int n = arena_export(c->ref, ObjKind::kCondition, 0, buf, cap);
+  if (n < 0 || !c->st->external_lock) return n;
+  if (static_cast<size_t>(n) + 2 > cap) return fail(MPROC_ENOSPC, "token buffer is too small");
+  buf[n] = '+';
+  int m = lock_export(c->lock, buf + n + 1, cap - static_cast<size_t>(n) - 1);
+  return m < 0 ? m : n + 1 + m;
+}
+
+int cond_attach(const char *token, mproc_cond **out) {
+  auto h = std::make_unique<mproc_cond>();
+  uint64_t inner = 0;
+  const char *end = nullptr;
+  if (int rc = arena_attach(token, ObjKind::kCondition, kind_bit(ObjKind::kCondition), &h->ref,
+                            &inner, &end))
+    return rc;
+  h->st = static_cast<CondState *>(h->ref.payload);
+  int rc;
+  if (h->st->external_lock) {
+    if (*end != '+') return fail(MPROC_EINVAL, "malformed token: the condition's lock is missing");
+    const char *end2 = nullptr;
+    rc = lock_attach_part(end + 1, true, &h->lock, &end2);
+    if (rc == 0 && *end2 != '\0') {
+      lock_free(h->lock);
+      h->lock = nullptr;
+      rc = fail(MPROC_EINVAL, "malformed token: unexpected data after the lock");
+    }
+  } else {
+    if (*end != '\0' || inner != 0)
+      return fail(MPROC_EINVAL, "malformed token: unexpected data after the condition");
+    rc = lock_handle_embedded(h->ref, 0, &h->lock);
+  }
+  if (rc) return rc;
+  return publish(std::move(h), HandleKind::kCondition, out);
+}
+
+void cond_free(mproc_cond *c) {
+  if (c->lock) lock_free(c->lock);
+  unpublish(c);
+}
+
+int event_new(mproc_event **out) {
+  auto h = std::make_unique<mproc_event>();
+  if (int rc = arena_alloc(sizeof(EventState), ObjKind::kEvent, &h->ref)) return rc;
+  h->st = static_cast<EventState *>(h->ref.payload);
+  return publish(std::move(h), HandleKind::kEvent, out);
+}
+
+int event_export(const mproc_event *e, char *buf, size_t cap) {
+  return arena_export(e->ref, ObjKind::kEvent, 0, buf, cap);
+}
+
+int event_attach(const char *token, mproc_event **out) {
+  auto h = std::make_unique<mproc_event>();
+  if (int rc = attach_single(token, ObjKind::kEvent, &h->ref)) return rc;
+  h->st = static_cast<EventState *>(h->ref.payload);
+  return publish(std::move(h), HandleKind::kEvent, out);
+}
+
+void event_free(mproc_event *e) { unpublish(e); }
+
+int barrier_new(uint32_t parties, BarrierAction action, void *payload, mproc_barrier **out) {
+  auto h = std::make_unique<mproc_barrier>();
+  if (int rc = arena_alloc(sizeof(BarrierState), ObjKind::kBarrier, &h->ref)) return rc;
+  h->st = static_cast<BarrierState *>(h->ref.payload);
+  barrier_init(h->st, parties);
+  h->action = action;
+  h->payload = payload;
+  return publish(std::move(h), HandleKind::kBarrier, out);
+}
+
+int barrier_export(const mproc_barrier *b, char *buf, size_t cap) {
+  return arena_export(b->ref, ObjKind::kBarrier, 0, buf, cap);
+}
+
+int barrier_attach(const char *token, BarrierAction action, void *payload, mproc_barrier **out) {
+  auto h = std::make_unique<mproc_barrier>();
+  if (int rc = attach_single(token, ObjKind::kBarrier, &h->ref)) return rc;
+  h->st = static_cast<BarrierState *>(h->ref.payload);
+  h->action = action;
+  h->payload = payload;
+  return publish(std::move(h), HandleKind::kBarrier, out);
+}
+
+void barrier_free(mproc_barrier *b) { unpublish(b); }
+
+}  // namespace mproc

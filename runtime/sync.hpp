@@ -1,0 +1,207 @@
+// Process-shared synchronization in shared memory: a robust futex mutex, and on top of it the
+// lock, rlock, semaphore, condition, event and barrier states. The states are plain structs that
+// live in an arena block (arena.hpp); the C handles (struct mproc_lock ...) point at them.
+//
+// The mutex word (MutexWord) holds 0 when free, else the owner's thread id (30 bits) plus a
+// "waiters" bit. Lock = one CAS 0 -> tid; unlock = one CAS tid -> 0; neither makes a system call
+// unless the waiters bit is set. A waiter sleeps on the word with FUTEX_WAIT in slices of at most
+// kDeathCheckSlice; when a slice ends and the same owner still holds the word, it checks whether
+// that thread is alive (/proc/<tid>/stat: gone or zombie = dead). If the owner is dead it takes
+// the word over by CAS and reports MPROC_EOWNERDEAD: it now owns the lock, nothing more is needed
+// to "mark it consistent" (the protected data is the caller's to repair before releasing). We do
+// not use the kernel robust list because glibc owns the one robust-list head per thread.
+#pragma once
+#include <atomic>
+#include <cstdint>
+
+#include "arena.hpp"
+#include "futex.hpp"
+
+namespace mproc {
+
+// ---- thread identity ----------------------------------------------------------------------
+// Cached gettid() of the calling thread; reset in a forked child (pthread_atfork).
+extern __thread uint32_t t_cached_tid __attribute__((tls_model("initial-exec")));
+uint32_t current_tid_slow();
+inline uint32_t current_tid() {
+  uint32_t t = t_cached_tid;
+  return t ? t : current_tid_slow();
+}
+void reset_tid_after_fork();
+// True when the thread `tid` exists and is not a zombie.
+bool tid_alive(uint32_t tid);
+
+// ---- robust futex mutex -------------------------------------------------------------------
+constexpr uint32_t kMutexWaiters = 0x80000000u;
+constexpr uint32_t kMutexTidMask = 0x3fffffffu;
+constexpr double kDeathCheckSlice = 0.05;  // seconds between owner liveness checks
+
+struct MutexWord {
+  std::atomic<uint32_t> word;
+};
+
+// Lock with a timeout (< 0 forever, 0 try). Returns 0, MPROC_EOWNERDEAD (acquired from a dead
+// owner) or MPROC_ETIMEDOUT. Records no error text (callers do).
+int mutex_lock_slow(MutexWord *m, uint32_t tid, double timeout);
+inline int mutex_lock(MutexWord *m, double timeout) {
+  uint32_t tid = current_tid();
+  uint32_t zero = 0;
+  if (m->word.compare_exchange_strong(zero, tid, std::memory_order_acquire,
+                                      std::memory_order_relaxed))
+    return 0;
+  return mutex_lock_slow(m, tid, timeout);
+}
+// Unlock by the owner thread; false when the caller does not own it.
+bool mutex_unlock(MutexWord *m);
+inline uint32_t mutex_owner(const MutexWord *m) {
+  return m->word.load(std::memory_order_relaxed) & kMutexTidMask;
+}
+
+// ---- Lock / RLock -------------------------------------------------------------------------
+struct LockState {
+  MutexWord m;
+  uint32_t recursive;  // 0: Lock, 1: RLock
+  uint32_t count;      // RLock recursion depth (touched by the owner only)
+};
+void lock_init(LockState *s, bool recursive);
+// 0, MPROC_EOWNERDEAD (acquired), MPROC_ETIMEDOUT (recorded with text).
+int lock_acquire(LockState *s, double timeout);
+// 0 or MPROC_ENOTOWNER (recorded).
+int lock_release(LockState *s);
+bool lock_owned_by_me(const LockState *s);
+// For Condition.wait: release completely, remembering the recursion depth, and take it back.
+int lock_release_save(LockState *s, uint32_t *saved);
+int lock_acquire_restore(LockState *s, uint32_t saved);
+
+// ---- Semaphore ----------------------------------------------------------------------------
+struct SemState {
+  std::atomic<uint32_t> value;
+  std::atomic<uint32_t> waiters;
+  uint32_t bound;  // 0: unbounded, else the BoundedSemaphore's maximum
+};
+constexpr uint32_t kSemValueMax = 0x7fffffffu;
+void sem_init(SemState *s, uint32_t value, uint32_t bound);
+int sem_acquire(SemState *s, double timeout);  // 0 or MPROC_ETIMEDOUT (recorded)
+int sem_release(SemState *s);                  // 0 or MPROC_ERANGE (recorded)
+
+// ---- Condition ----------------------------------------------------------------------------
+struct CondState {
+  LockState own_lock;             // its own RLock (first: embedded locks sit at offset 0)
+  std::atomic<uint32_t> seq;      // bumped by every notify that finds waiters
+  std::atomic<uint32_t> waiters;  // processes between wait's release and re-acquire
+  uint32_t external_lock;         // 1: uses another lock object (exported along with it)
+};
+void cond_init(CondState *s);
+// The caller holds `lock`. Returns 0 (notified; may be spurious), MPROC_ETIMEDOUT,
+// MPROC_EOWNERDEAD (lock re-taken from a dead owner) or MPROC_ENOTOWNER. The lock is held again
+// on every return but ENOTOWNER.
+int cond_wait(CondState *s, LockState *lock, double timeout);
+int cond_notify(CondState *s, LockState *lock, int n);  // n < 0: all. 0 or MPROC_ENOTOWNER
+// Wait until pred(payload) holds: 0, MPROC_ETIMEDOUT, MPROC_EOWNERDEAD or MPROC_ENOTOWNER.
+int cond_wait_for(CondState *s, LockState *lock, int (*pred)(void *), void *payload,
+                  double timeout);
+
+// ---- Event --------------------------------------------------------------------------------
+struct EventState {
+  std::atomic<uint32_t> flag;
+  std::atomic<uint32_t> waiters;
+};
+void event_set(EventState *s);
+void event_clear(EventState *s);
+int event_wait(EventState *s, double timeout);  // 0 (set) or MPROC_ETIMEDOUT (recorded)
+
+// ---- Barrier ------------------------------------------------------------------------------
+struct BarrierState {
+  MutexWord mu;                      // guards count/broken; held while the action runs
+  uint32_t parties;
+  std::atomic<uint32_t> count;       // arrived in the current generation
+  std::atomic<uint32_t> gen;         // futex word: bumped when a generation ends
+  std::atomic<uint32_t> broken;      // 1 until reset
+  std::atomic<uint64_t> broken_bits; // bit g % 64: generation g ended broken
+};
+typedef int (*BarrierAction)(void *payload);
+void barrier_init(BarrierState *s, uint32_t parties);
+// Returns the arrival index (>= 0) or MPROC_EBROKEN / MPROC_ETIMEDOUT (recorded). A timeout, a
+// failing action (non-zero return) or a dead action runner breaks the barrier.
+int barrier_wait(BarrierState *s, BarrierAction action, void *payload, double timeout);
+int barrier_reset(BarrierState *s);
+int barrier_abort(BarrierState *s);
+
+// ---- handles --------------------------------------------------------------------------------
+// The C handles are heap structs (copied by fork, so a child made after creation shares the
+// object). Hot calls (lock acquire/release, semaphore acquire/release) check only `magic`; the
+// other calls also check the handle registry, so a freed handle is MPROC_EBADF, not a crash.
+constexpr uint32_t kLockMagic = 0x4c4f434b;  // "LOCK"
+constexpr uint32_t kSemMagic = 0x53454d41;
+constexpr uint32_t kCondMagic = 0x434f4e44;
+constexpr uint32_t kEventMagic = 0x45564e54;
+constexpr uint32_t kBarrierMagic = 0x42415252;
+
+}  // namespace mproc
+
+struct mproc_lock {
+  uint32_t magic = mproc::kLockMagic;
+  mproc::LockState *st = nullptr;
+  mproc::ObjRef ref;      // the block holding st: a lock, or a value/condition embedding it
+  uint64_t inner = 0;     // offset of st in that block's payload
+  bool borrowed = false;  // belongs to a value or condition: mproc_lock_free refuses it
+};
+struct mproc_sem {
+  uint32_t magic = mproc::kSemMagic;
+  mproc::SemState *st = nullptr;
+  mproc::ObjRef ref;
+};
+struct mproc_cond {
+  uint32_t magic = mproc::kCondMagic;
+  mproc::CondState *st = nullptr;
+  mproc::ObjRef ref;
+  mproc_lock *lock = nullptr;  // owned (borrowed by users): own RLock or a reference to theirs
+};
+struct mproc_event {
+  uint32_t magic = mproc::kEventMagic;
+  mproc::EventState *st = nullptr;
+  mproc::ObjRef ref;
+};
+struct mproc_barrier {
+  uint32_t magic = mproc::kBarrierMagic;
+  mproc::BarrierState *st = nullptr;
+  mproc::ObjRef ref;
+  mproc::BarrierAction action = nullptr;  // process-local: a function of this program
+  void *payload = nullptr;
+};
+
+namespace mproc {
+
+// Constructors write *out (registered handle) or return a recorded error.
+int lock_new(bool recursive, mproc_lock **out);
+// A borrowed handle on a lock embedded at `inner` in the block of `owner`.
+int lock_handle_embedded(const ObjRef &owner, uint64_t inner, mproc_lock **out);
+// A new handle on the same lock as `l` (another reference; borrowed as asked).
+int lock_handle_dup(const mproc_lock *l, bool borrowed, mproc_lock **out);
+int lock_export(const mproc_lock *l, char *buf, size_t cap);
+// Attach one token part (see arena_attach for *end).
+int lock_attach_part(const char *token, bool borrowed, mproc_lock **out, const char **end);
+void lock_free(mproc_lock *l);
+
+int sem_new(uint32_t value, uint32_t bound, mproc_sem **out);
+int sem_export(const mproc_sem *s, char *buf, size_t cap);
+int sem_attach(const char *token, mproc_sem **out);
+void sem_free(mproc_sem *s);
+
+// lock: NULL for its own RLock, else shared with the given lock.
+int cond_new(const mproc_lock *lock, mproc_cond **out);
+int cond_export(const mproc_cond *c, char *buf, size_t cap);
+int cond_attach(const char *token, mproc_cond **out);
+void cond_free(mproc_cond *c);
+
+int event_new(mproc_event **out);
+int event_export(const mproc_event *e, char *buf, size_t cap);
+int event_attach(const char *token, mproc_event **out);
+void event_free(mproc_event *e);
+
+int barrier_new(uint32_t parties, BarrierAction action, void *payload, mproc_barrier **out);
+int barrier_export(const mproc_barrier *b, char *buf, size_t cap);
+int barrier_attach(const char *token, BarrierAction action, void *payload, mproc_barrier **out);
+void barrier_free(mproc_barrier *b);
+
+}  // namespace mproc
