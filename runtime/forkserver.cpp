@@ -220,8 +220,8 @@ int ForkServer::start_locked() {
   if (pid_ > 0) return 0;
   helper_gone_ = false;
   Runtime &rt = Runtime::get();
-  int rc = rt.ensure_supervisor();
-  if (rc < 0) return rc;
+  // Fork before starting the supervisor thread when it is not running yet: a helper forked
+  // while a thread of ours is starting (and allocating) could inherit a lock held by it.
   int rq[2], ev[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, rq) < 0)
     return fail_errno(errno, "socketpair");
@@ -248,6 +248,18 @@ int ForkServer::start_locked() {
   evt_.reset(ev[0]);
   parent_only_add(rq[0]);
   parent_only_add(ev[0]);
+  int rc = rt.ensure_supervisor();
+  if (rc < 0) {
+    int saved = rc;
+    parent_only_remove(rq[0]);
+    parent_only_remove(ev[0]);
+    req_.reset();
+    evt_.reset();
+    while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    pid_ = -1;
+    return saved;
+  }
   return rt.supervisor().watch_fd(evt_.get(), [this] {
     on_events();
     return !helper_gone_;

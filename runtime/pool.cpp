@@ -361,13 +361,14 @@ int Pool::start(const mproc_pool_opts_t &o) {
   }
   workers_.resize(n);
   stats_.resize(n);
-  rc = Runtime::get().ensure_supervisor();
-  if (rc == 0 && opts_.start_method == MPROC_START_FORK) {
+  if (opts_.start_method == MPROC_START_FORK) {
     // Made now, from the caller's thread, after the segment: it sees the program as it is and
-    // the mapping at the same address; it has one thread, so its forks are always safe.
+    // the mapping at the same address; it has one thread, so its forks are always safe. Made
+    // before the supervisor thread starts, when that is not running yet.
     zygote_ = std::make_unique<ForkServer>();
     rc = zygote_->ensure_started();
   }
+  if (rc == 0) rc = Runtime::get().ensure_supervisor();
   for (size_t i = 0; rc == 0 && i < n; i++) rc = spawn(i);
   if (rc < 0) {
     int saved = rc;
