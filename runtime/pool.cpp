@@ -249,6 +249,16 @@ int worker_main(void *arg, size_t len, void *payload) {
 
 // ---- Job ---------------------------------------------------------------------------------
 
+void Job::add_chunk(size_t count) {
+  Chunk c;
+  c.first = n;
+  c.count = count;
+  chunks.push_back(std::move(c));
+  nchunks++;
+  if (kind == Kind::kVar) items.resize(items.size() + count);
+  n += count;
+}
+
 void Job::note_failure(size_t index, int code, int tcode, const char *msg, size_t msg_len) {
   if (index < err_index) {
     err_index = index;
@@ -260,42 +270,74 @@ void Job::note_failure(size_t index, int code, int tcode, const char *msg, size_
 
 void Job::fail_chunk(size_t c, int code, int tcode, const std::string &msg) {
   std::unique_lock<std::mutex> g(mu);
-  if (chunk_state[c] == 2) return;
-  size_t first = chunk_first(c), count = chunk_count(c);
+  if (c < chunk_base || chunk(c).state == 2) return;
+  Chunk &ch = chunk(c);
   if (kind == Kind::kVar) {
-    for (size_t k = first; k < first + count; k++) {
-      codes[k] = code;
-      task_codes[k] = tcode;
-      values[k].assign(msg.begin(), msg.end());
+    for (size_t k = ch.first; k < ch.first + ch.count; k++) {
+      Item &it = item(k);
+      it.code = code;
+      it.tcode = tcode;
+      it.value.assign(msg.begin(), msg.end());
     }
   }
-  note_failure(first, code, tcode, msg.data(), msg.size());
+  note_failure(ch.first, code, tcode, msg.data(), msg.size());
   chunk_finished(c, g);
 }
 
-void Job::chunk_finished(size_t c, std::unique_lock<std::mutex> &g) {
-  chunk_state[c] = 2;
-  chunks_done++;
-  size_t first = chunk_first(c), count = chunk_count(c);
-  items_done += count;
-  if (iter) {
-    for (size_t k = first; k < first + count; k++) {
-      item_ready[k] = 1;
-      if (iter == 2) unordered.push_back(k);
-    }
+void Job::trim() {
+  while (!chunks.empty() && chunks.front().state == 2 && (iter || lazy)) {
+    chunks.pop_front();
+    chunk_base++;
   }
-  bool done = chunks_done == nchunks;
-  if (done) ready.store(true, std::memory_order_release);
+  if (!iter) return;
+  while (!items.empty() && items.front().delivered) {
+    items.pop_front();
+    item_base++;
+  }
+}
+
+void Job::finish_if_done(std::unique_lock<std::mutex> &g) {
+  bool done = !ready.load() && source_done && chunks_done == nchunks;
+  if (done) {
+    if (end_code && err == 0) {
+      // A cut input fails the whole result (its iterator reports it after the last item).
+      err = end_code;
+      err_msg = end_msg;
+      err_index = n;
+    }
+    ready.store(true, std::memory_order_release);
+  }
   cv.notify_all();
-  auto prog = progress;
-  void *prog_payload = progress_payload;
-  size_t items = items_done;
   mproc_async_cb fire = done ? (err ? ecb : cb) : nullptr;
   mproc_async_t *h = handle;
   void *cbp = cb_payload;
   g.unlock();
-  if (prog) prog(items, n, prog_payload);
   if (fire) fire(h, cbp);
+}
+
+void Job::chunk_finished(size_t c, std::unique_lock<std::mutex> &g) {
+  Chunk &ch = chunk(c);
+  ch.state = 2;
+  ch.args.clear();
+  ch.args.shrink_to_fit();
+  chunks_done++;
+  items_done += ch.count;
+  if (kind == Kind::kVar) {
+    for (size_t k = ch.first; k < ch.first + ch.count; k++) {
+      item(k).ready = true;
+      if (iter == 2) unordered.push_back(k);
+    }
+  }
+  trim();
+  auto prog = progress;
+  void *prog_payload = progress_payload;
+  size_t items_now = items_done, total = lazy && !source_done ? 0 : n;
+  if (prog) {
+    g.unlock();
+    prog(items_now, total, prog_payload);
+    g.lock();
+  }
+  finish_if_done(g);
 }
 
 int Job::wait(double timeout) {
@@ -450,6 +492,7 @@ int Pool::submit(const std::shared_ptr<Job> &job) {
     std::lock_guard<std::mutex> g(mu_);
     if (state_.load() != kRun) return fail(MPROC_ECLOSED, "the pool is closed or terminated");
     if (broken_code_) return fail(broken_code_, "%s", broken_msg_.c_str());
+    if (job->lazy) lazy_.push_back(job);
     for (size_t c = 0; c < job->nchunks; c++)
       pending_.push_back(ChunkRef{job, static_cast<uint32_t>(c)});
   }
@@ -636,9 +679,10 @@ void Pool::on_result(size_t i, const std::vector<char> &msg) {
     stats_[i].busy_ns += rh.busy_ns;
   }
   Job &job = *f.ref.job;
-  size_t c = f.ref.chunk, first = job.chunk_first(c), count = job.chunk_count(c);
+  size_t c = f.ref.chunk;
   std::unique_lock<std::mutex> g(job.mu);
-  if (job.chunk_state[c] == 2) return;  // canceled meanwhile
+  if (c < job.chunk_base || job.chunk(c).state == 2) return;  // canceled meanwhile
+  size_t first = job.chunk(c).first, count = job.chunk(c).count;
   const char *p = msg.data() + sizeof rh;
   if (rh.kind == kMsgVar) {
     for (size_t k = 0; k < count && k < rh.count; k++) {
@@ -646,10 +690,11 @@ void Pool::on_result(size_t i, const std::vector<char> &msg) {
       memcpy(&ih, p, sizeof ih);
       p += sizeof ih;
       size_t idx = first + k;
-      job.values[idx].assign(p, p + ih.len);
+      Job::Item &it = job.item(idx);
+      it.value.assign(p, p + ih.len);
       if (ih.rc != 0) {
-        job.codes[idx] = MPROC_ETASKFAILED;
-        job.task_codes[idx] = ih.rc;
+        it.code = MPROC_ETASKFAILED;
+        it.tcode = ih.rc;
         job.note_failure(idx, MPROC_ETASKFAILED, ih.rc, p, ih.len);
       }
       p += ih.len;
@@ -696,9 +741,10 @@ bool Pool::handle_exits() {
       std::lock_guard<std::mutex> g(mu_);
       for (auto it = w.inflight.rbegin(); it != w.inflight.rend(); ++it) {
         {
-          std::lock_guard<std::mutex> jg(it->ref.job->mu);
-          if (it->ref.job->chunk_state[it->ref.chunk] == 2) continue;
-          it->ref.job->chunk_state[it->ref.chunk] = 0;
+          Job &j = *it->ref.job;
+          std::lock_guard<std::mutex> jg(j.mu);
+          if (it->ref.chunk < j.chunk_base || j.chunk(it->ref.chunk).state == 2) continue;
+          j.chunk(it->ref.chunk).state = 0;
         }
         pending_.push_front(it->ref);
       }
@@ -762,11 +808,19 @@ bool Pool::check_timeouts(Deadline *next) {
 bool Pool::push(size_t i, const ChunkRef &ref) {
   Worker &w = workers_[i];
   Job &job = *ref.job;
-  size_t c = ref.chunk, first = job.chunk_first(c), count = job.chunk_count(c);
+  size_t c = ref.chunk, first, count;
+  const char *abuf;
+  const size_t *aoff;
   {
     std::lock_guard<std::mutex> g(job.mu);
-    if (job.chunk_state[c] == 2) return true;  // canceled: drop it
-    job.chunk_state[c] = 1;
+    if (c < job.chunk_base || job.chunk(c).state == 2) return true;  // canceled: drop it
+    Job::Chunk &ch = job.chunk(c);
+    ch.state = 1;
+    first = ch.first;
+    count = ch.count;
+    // A lazy chunk has its own arguments (indexed from 0); the deque keeps them in place.
+    abuf = job.lazy ? ch.args.data() : job.args.data();
+    aoff = job.lazy ? ch.off.data() : job.arg_off.data() + first;
   }
   TaskHdr th = {next_id_, job.kind == Job::Kind::kVar ? kMsgVar : kMsgFixed,
                 static_cast<uint32_t>(count),
@@ -780,10 +834,10 @@ bool Pool::push(size_t i, const ChunkRef &ref) {
     lens.resize(count);
     iov.reserve(1 + 2 * count);
     for (size_t k = 0; k < count; k++) {
-      size_t a = job.arg_off[first + k], b = job.arg_off[first + k + 1];
+      size_t a = aoff[k], b = aoff[k + 1];
       lens[k] = b - a;
       iov.push_back({&lens[k], 8});
-      if (b > a) iov.push_back({job.args.data() + a, b - a});
+      if (b > a) iov.push_back({const_cast<char *>(abuf) + a, b - a});
     }
   } else {
     iov.push_back({const_cast<char *>(job.in) + first * job.in_size, count * job.in_size});
@@ -796,12 +850,96 @@ bool Pool::push(size_t i, const ChunkRef &ref) {
   });
   if (rc < 0) {
     std::lock_guard<std::mutex> g(job.mu);
-    if (job.chunk_state[c] == 1) job.chunk_state[c] = 0;
+    if (c >= job.chunk_base && job.chunk(c).state == 1) job.chunk(c).state = 0;
     return false;
   }
   w.inflight.push_back(Inflight{ref, next_id_++});
   w.pushed++;
   return true;
+}
+
+bool Pool::refill() {
+  std::vector<std::shared_ptr<Job>> jobs;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    jobs = lazy_;
+  }
+  bool any = false;
+  const size_t nw = workers_.size();
+  for (auto &jp : jobs) {
+    Job &j = *jp;
+    size_t allowance;
+    {
+      std::lock_guard<std::mutex> g(j.mu);
+      if (j.source_done) continue;
+      size_t taken = j.n - j.delivered;  // taken from the input, not yet read back
+      size_t queued = j.nchunks - j.chunks_done;
+      if (taken >= j.bound || queued >= 2 * nw + 2) continue;
+      allowance = std::min(j.bound - taken, j.chunksize);
+    }
+    // The user's callback runs without any lock held.
+    Job::Chunk ch;
+    ch.off.push_back(0);
+    int rc = 1;
+    while (ch.count < allowance) {
+      const void *arg = nullptr;
+      size_t len = 0;
+      rc = j.next_fn(&arg, &len, j.next_payload);
+      if (rc <= 0) break;
+      if (!arg && len) {
+        rc = fail(MPROC_EINVAL, "the input callback gave NULL with length %zu", len);
+        break;
+      }
+      ch.args.insert(ch.args.end(), static_cast<const char *>(arg),
+                     static_cast<const char *>(arg) + len);
+      ch.off.push_back(ch.args.size());
+      ch.count++;
+    }
+    std::unique_lock<std::mutex> g(j.mu);
+    if (ch.count > 0 && !j.source_done) {
+      size_t c = j.nchunks;
+      j.add_chunk(ch.count);
+      Job::Chunk &slot = j.chunk(c);
+      slot.args = std::move(ch.args);
+      slot.off = std::move(ch.off);
+      std::lock_guard<std::mutex> pg(mu_);
+      pending_.push_back(ChunkRef{jp, static_cast<uint32_t>(c)});
+      any = true;
+    }
+    if (rc <= 0 && !j.source_done) {
+      j.source_done = true;
+      if (rc < 0) {
+        j.end_code = rc;
+        j.end_msg = format("the input callback failed: %s", mproc_strerror(rc));
+      }
+      any = true;
+      j.finish_if_done(g);
+    }
+  }
+  std::lock_guard<std::mutex> g(mu_);
+  lazy_.erase(std::remove_if(lazy_.begin(), lazy_.end(),
+                             [](const std::shared_ptr<Job> &j) {
+                               std::lock_guard<std::mutex> jg(j->mu);
+                               return j->source_done;
+                             }),
+              lazy_.end());
+  return any;
+}
+
+void Pool::cut_lazy(int code, const char *why) {
+  std::vector<std::shared_ptr<Job>> jobs;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    jobs.swap(lazy_);
+  }
+  for (auto &jp : jobs) {
+    std::unique_lock<std::mutex> g(jp->mu);
+    if (jp->source_done) continue;
+    jp->source_done = true;
+    jp->end_code = code;
+    jp->end_msg = why;
+    jp->finish_if_done(g);
+  }
 }
 
 bool Pool::dispatch() {
@@ -880,7 +1018,9 @@ void Pool::run() {
     }
 
     int st = state_.load();
+    if (st == kRun) progress |= refill();
     if (st == kTerminated) {
+      cut_lazy(MPROC_ECANCELED, "the pool was terminated before the input was read");
       fail_all(MPROC_ECANCELED, "the pool was terminated");
       stop_workers(true);
       handle_exits();
@@ -888,6 +1028,7 @@ void Pool::run() {
     }
     progress |= dispatch();
     if (st == kClosed) {
+      cut_lazy(MPROC_ECLOSED, "the pool was closed before the input was read");
       bool idle_all;
       {
         std::lock_guard<std::mutex> g(mu_);

@@ -24,18 +24,44 @@ class Pool;
 // One submission (apply, map, imap): its inputs, and its results as chunks complete.
 struct Job {
   enum class Kind { kVar, kFixed };
+  // One item's outcome (kVar): result bytes, or the failure message when code != 0.
+  struct Item {
+    std::vector<char> value;
+    int code = 0;   // 0 or an MPROC_E* code
+    int tcode = 0;  // the task's own return code
+    bool ready = false, delivered = false;
+  };
+  // One chunk: items [first, first + count). A lazy job's chunks carry their own arguments.
+  struct Chunk {
+    size_t first = 0, count = 0;
+    uint8_t state = 0;  // 0 queued, 1 in a worker, 2 done
+    std::vector<char> args;
+    std::vector<size_t> off;  // count + 1 offsets into args
+  };
+
   Kind kind = Kind::kVar;
   bool apply = false;
   mproc_task_fn fn = nullptr;
   mproc_elem_fn efn = nullptr;
-  std::vector<char> args;       // kVar: argument bytes back to back (copied at submission)
-  std::vector<size_t> arg_off;  // kVar: n + 1 offsets into args
+  std::vector<char> args;       // kVar, not lazy: argument bytes back to back (copied)
+  std::vector<size_t> arg_off;  // kVar, not lazy: n + 1 offsets into args
   const char *in = nullptr;     // kFixed: the caller's arrays
   char *out = nullptr;
   size_t in_size = 0, out_size = 0;
-  size_t n = 0, chunksize = 1, nchunks = 0;
+  size_t n = 0, chunksize = 1, nchunks = 0;  // lazy: items and chunks taken so far
   double timeout = 0;
   int iter = 0;  // 0: not iterated, 1: ordered, 2: unordered
+
+  // Lazy input (mproc_pool_imap_lazy): pulled on the dispatcher thread while fewer than
+  // `bound` items are taken but not yet handed to the consumer.
+  bool lazy = false;
+  mproc_next_fn next_fn = nullptr;
+  void *next_payload = nullptr;
+  size_t bound = 0;
+  bool source_done = true;  // lazy: false until the source ends (or is cut)
+  int end_code = 0;         // lazy: why the source was cut (MPROC_ECLOSED, ECANCELED, ...)
+  std::string end_msg;
+  bool end_reported = false;
 
   mproc_async_cb cb = nullptr, ecb = nullptr;
   void *cb_payload = nullptr;
@@ -48,28 +74,32 @@ struct Job {
   mproc_async_t *handle = nullptr;  // for callbacks; cleared when the handle is freed
   mproc_pool_t *owner = nullptr;    // the pool's handle (checked in the registry before use)
   size_t chunks_done = 0, items_done = 0;
-  std::vector<uint8_t> chunk_state;  // 0 queued, 1 in a worker, 2 done
-  std::vector<std::vector<char>> values;  // kVar: result bytes or failure message per item
-  std::vector<int> codes;                 // per item: 0 or an MPROC_E* code
-  std::vector<int> task_codes;            // per item: the task's own return code
+  // Items and chunks as windows: an iterated job drops what the consumer has taken, so an
+  // endless imap keeps its memory flat. item(i) is items[i - item_base].
+  std::deque<Item> items;
+  size_t item_base = 0;
+  std::deque<Chunk> chunks;
+  size_t chunk_base = 0;
   int err = 0, task_code = 0;
   size_t err_index = SIZE_MAX;
   std::string err_msg;
   // iteration
-  std::vector<uint8_t> item_ready;
   size_t next_ordered = 0, delivered = 0;
   std::deque<size_t> unordered;
 
-  size_t chunk_first(size_t c) const { return c * chunksize; }
-  size_t chunk_count(size_t c) const {
-    size_t f = chunk_first(c);
-    return n - f < chunksize ? n - f : chunksize;
-  }
+  Item &item(size_t i) { return items[i - item_base]; }
+  Chunk &chunk(size_t c) { return chunks[c - chunk_base]; }
+  // Add chunks covering items [n, n + count) (under mu, or before submission).
+  void add_chunk(size_t count);
   // Record item results / a failure of a whole chunk (dispatcher thread; takes mu).
   void fail_chunk(size_t c, int code, int tcode, const std::string &msg);
   // After a chunk's items are recorded: count it, finish the job when it was the last.
   void chunk_finished(size_t c, std::unique_lock<std::mutex> &g);
+  // Finish the job if nothing more can come (under mu; releases it).
+  void finish_if_done(std::unique_lock<std::mutex> &g);
   void note_failure(size_t index, int code, int tcode, const char *msg, size_t msg_len);
+  // Drop the front of the windows that the consumer no longer needs (under mu).
+  void trim();
   int wait(double timeout);
 };
 
@@ -162,6 +192,9 @@ class Pool {
   std::atomic<int> state_{kRun};
   std::atomic<int> cancels_{0};
   std::vector<std::shared_ptr<Job>> cancel_requests_;  // under mu_
+  std::vector<std::shared_ptr<Job>> lazy_;             // under mu_: lazy jobs still reading
+  bool refill();                                       // pull lazy input (dispatcher thread)
+  void cut_lazy(int code, const char *why);
   int startup_deaths_ = 0;
   bool stopping_ = false;  // dispatcher thread: workers are being stopped on purpose
   uint64_t next_id_ = 1;

@@ -599,6 +599,102 @@ static void test_pool_nested_pool_in_worker(void **state) {
   free_pool(p);
 }
 
+struct counter_src {
+  atomic_long pulled;
+  long limit;     /* items the source has (-1: endless) */
+  long fail_at;   /* return an error here (-1: never) */
+  int value;
+};
+
+static int next_counter(const void **arg, size_t *len, void *payload) {
+  struct counter_src *src = payload;
+  long i = atomic_load(&src->pulled);
+  if (src->fail_at >= 0 && i == src->fail_at) return MPROC_EINVAL;
+  if (src->limit >= 0 && i >= src->limit) return 0;
+  src->value = (int)i;
+  *arg = &src->value;
+  *len = sizeof src->value;
+  atomic_fetch_add(&src->pulled, 1);
+  return 1;
+}
+
+static void test_pool_imap_lazy_is_bounded(void **state) {
+  (void)state;
+  mproc_pool_t *p = make_pool(2, MPROC_START_FORK);
+  for (int ordered = 1; ordered >= 0; ordered--) {
+    struct counter_src src = {0, 20000, -1, 0};
+    mproc_async_t *it = NULL;
+    size_t bound = 16;
+    assert_int_equal(mproc_pool_imap_lazy(p, task_square, next_counter, &src, ordered, bound, NULL, &it), 0);
+    long consumed = 0, worst = 0;
+    long long sum = 0;
+    for (;;) {
+      size_t idx;
+      const void *d;
+      size_t len;
+      int rc = mproc_async_next(it, 10, &idx, &d, &len);
+      if (rc == MPROC_EITEREND) break;
+      assert_int_equal(rc, 0);
+      if (ordered) assert_int_equal(idx, (size_t)consumed);
+      assert_int_equal(get_int(d, len), (int)idx * (int)idx);
+      sum += (long long)idx;
+      consumed++;
+      long ahead = atomic_load(&src.pulled) - consumed;
+      if (ahead > worst) worst = ahead;
+    }
+    assert_int_equal(consumed, 20000);
+    assert_true(sum == 20000LL * 19999 / 2); /* each item exactly once */
+    assert_true(worst <= (long)bound); /* never more taken than the bound */
+    mproc_async_free(it);
+  }
+  free_pool(p);
+}
+
+static void check_lazy_cut(int terminate) {
+  mproc_pool_t *p = make_pool(2, MPROC_START_FORK);
+  struct counter_src src = {0, -1, -1, 0}; /* endless input */
+  mproc_async_t *it = NULL;
+  assert_int_equal(mproc_pool_imap_lazy(p, task_square, next_counter, &src, 1, 8, NULL, &it), 0);
+  for (int k = 0; k < 10; k++) assert_int_equal(mproc_async_next(it, 10, NULL, NULL, NULL), 0);
+  if (terminate)
+    assert_int_equal(mproc_pool_terminate(p), 0);
+  else
+    assert_int_equal(mproc_pool_close(p), 0);
+  assert_int_equal(mproc_pool_join(p, 30), 0); /* no deadlock with a half-read iterator */
+  int rc, n = 0;
+  while ((rc = mproc_async_next(it, 10, NULL, NULL, NULL)) == 0 || rc == MPROC_ECANCELED) {
+    if (rc == MPROC_ECANCELED && terminate && strstr(mproc_last_error(), "before the input")) break;
+    n++;
+  }
+  assert_int_equal(rc, terminate ? MPROC_ECANCELED : MPROC_ECLOSED);
+  assert_non_null(strstr(mproc_last_error(), "before the input was read"));
+  assert_int_equal(mproc_async_next(it, 1, NULL, NULL, NULL), MPROC_EITEREND);
+  assert_true(n <= 8 + 2);
+  mproc_async_free(it);
+  assert_int_equal(mproc_pool_free(p), 0);
+}
+
+static void test_pool_imap_lazy_close_and_terminate_midway(void **state) {
+  (void)state;
+  check_lazy_cut(0);
+  check_lazy_cut(1);
+}
+
+static void test_pool_imap_lazy_input_error(void **state) {
+  (void)state;
+  mproc_pool_t *p = make_pool(2, MPROC_START_FORK);
+  struct counter_src src = {0, -1, 50, 0};
+  mproc_async_t *it = NULL;
+  assert_int_equal(mproc_pool_imap_lazy(p, task_square, next_counter, &src, 1, 0, NULL, &it), 0);
+  for (int k = 0; k < 50; k++) assert_int_equal(mproc_async_next(it, 10, NULL, NULL, NULL), 0);
+  assert_int_equal(mproc_async_next(it, 10, NULL, NULL, NULL), MPROC_EINVAL);
+  assert_non_null(strstr(mproc_last_error(), "input callback failed"));
+  assert_int_equal(mproc_async_next(it, 10, NULL, NULL, NULL), MPROC_EITEREND);
+  assert_int_equal(mproc_pool_imap_lazy(p, task_square, NULL, &src, 1, 0, NULL, &it), MPROC_EINVAL);
+  mproc_async_free(it);
+  free_pool(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       TEST(pool, apply),
@@ -618,6 +714,9 @@ int main(void) {
       TEST(pool, large_messages_stream_through_small_rings),
       TEST(pool, bad_input),
       TEST(pool, nested_pool_in_worker),
+      TEST(pool, imap_lazy_is_bounded),
+      TEST(pool, imap_lazy_close_and_terminate_midway),
+      TEST(pool, imap_lazy_input_error),
   };
   return tu_run("pool", tests);
 }

@@ -24,7 +24,12 @@ typedef int (*mproc_init_fn)(mproc_task_ctx_t *ctx, const void *arg, size_t len,
 /* Completion callbacks run on the pool's dispatcher thread, never in a worker. They must not
  * block on the same pool (no get/join there); r stays owned by the caller. */
 typedef void (*mproc_async_cb)(mproc_async_t *r, void *payload);
-/* Progress of a map: items done so far and the total. Runs on the dispatcher thread. */
+/* Supplies a lazy map's next argument: set *arg and *len (the bytes are copied before the next
+ * call) and return 1, or return 0 at the end of the input (a negative value also ends it and
+ * becomes the iteration's error). Runs on the pool's dispatcher thread. */
+typedef int (*mproc_next_fn)(const void **arg, size_t *len, void *payload);
+/* Progress of a map: items done so far and the total (0 when not known yet: lazy maps). Runs on
+ * the dispatcher thread. */
 typedef void (*mproc_progress_cb)(size_t done, size_t total, void *payload);
 
 /* ---- in a task -------------------------------------------------------------------------- */
@@ -117,6 +122,16 @@ MPROC_API int mproc_pool_map_fixed_async(mproc_pool_t *pool, mproc_elem_fn fn, c
 MPROC_API int mproc_pool_imap(mproc_pool_t *pool, mproc_task_fn fn, const void *const *args,
                               const size_t *lens, size_t n, int ordered,
                               const mproc_async_opts_t *opts, mproc_async_t **out);
+
+/* imap over an input read lazily through next(): at most max_inflight items (0: 4 * workers *
+ * chunksize) are taken from the input and not yet read back with mproc_async_next(), so an
+ * endless input keeps memory flat. Ordered or not as mproc_pool_imap. If the pool is closed
+ * (terminated) before the input ends, the input is no longer read: the results of what was taken
+ * still come, then mproc_async_next() reports MPROC_ECLOSED (MPROC_ECANCELED) once, then
+ * MPROC_EITEREND. Errors: as mproc_pool_imap. */
+MPROC_API int mproc_pool_imap_lazy(mproc_pool_t *pool, mproc_task_fn fn, mproc_next_fn next,
+                                   void *next_payload, int ordered, size_t max_inflight,
+                                   const mproc_async_opts_t *opts, mproc_async_t **out);
 
 /* No new work; what is queued still runs. Errors: MPROC_EBADF. */
 MPROC_API int mproc_pool_close(mproc_pool_t *pool);

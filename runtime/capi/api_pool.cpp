@@ -52,21 +52,15 @@ std::shared_ptr<Job> new_job(mproc::Pool &pool, Job::Kind kind, size_t n, size_t
                              const mproc_async_opts_t &o) {
   auto job = std::make_shared<Job>();
   job->kind = kind;
-  job->n = n;
   job->chunksize = chunksize ? chunksize : default_chunksize(n, pool.nworkers());
-  job->nchunks = n ? (n + job->chunksize - 1) / job->chunksize : 0;
+  for (size_t first = 0; first < n; first += job->chunksize)
+    job->add_chunk(n - first < job->chunksize ? n - first : job->chunksize);
   job->timeout = o.timeout;
   job->cb = o.callback;
   job->ecb = o.error_callback;
   job->cb_payload = o.cb_payload;
   job->progress = o.progress;
   job->progress_payload = o.progress_payload;
-  job->chunk_state.assign(job->nchunks, 0);
-  if (kind == Job::Kind::kVar) {
-    job->values.resize(n);
-    job->codes.assign(n, 0);
-    job->task_codes.assign(n, 0);
-  }
   return job;
 }
 
@@ -76,8 +70,7 @@ int submit(mproc_pool_t *pool, const std::shared_ptr<Job> &job, mproc_async_t **
   h->job = job;
   job->owner = pool;
   job->handle = h.get();
-  if (job->iter) job->item_ready.assign(job->n, 0);
-  if (job->nchunks == 0) {
+  if (job->nchunks == 0 && !job->lazy) {
     if (pool->pool->closed()) return fail(MPROC_ECLOSED, "the pool is closed or terminated");
     job->ready = true;
   } else if (int rc = pool->pool->submit(job)) {
@@ -223,7 +216,7 @@ MPROC_API int mproc_pool_apply(mproc_pool_t *pool, mproc_task_fn fn, const void 
     std::unique_ptr<mproc_async, int (*)(mproc_async_t *)> guard(r, mproc_async_free);
     r->job->wait(-1);
     if (int rc = result_code(*r->job)) return rc;
-    const auto &v = r->job->values[0];
+    const auto &v = r->job->item(0).value;
     if (out) {
       void *copy = malloc(v.size() ? v.size() : 1);
       if (!copy) return fail(MPROC_ENOMEM, "out of memory for a %zu-byte result", v.size());
@@ -319,6 +312,31 @@ MPROC_API int mproc_pool_imap(mproc_pool_t *pool, mproc_task_fn fn, const void *
   });
 }
 
+MPROC_API int mproc_pool_imap_lazy(mproc_pool_t *pool, mproc_task_fn fn, mproc_next_fn next,
+                                   void *next_payload, int ordered, size_t max_inflight,
+                                   const mproc_async_opts_t *opts, mproc_async_t **out) {
+  return MPROC_GUARD({
+    if (!out) return fail(MPROC_EINVAL, "out is NULL");
+    *out = nullptr;
+    if (int rc = check_pool(pool)) return rc;
+    if (!fn) return fail(MPROC_EINVAL, "task function is NULL");
+    if (!next) return fail(MPROC_EINVAL, "input callback is NULL");
+    mproc_async_opts_t o;
+    if (int rc = read_async_opts(opts, &o)) return rc;
+    auto job = new_job(*pool->pool, Job::Kind::kVar, 0, o.chunksize ? o.chunksize : 1, o);
+    job->fn = fn;
+    job->iter = ordered ? 1 : 2;
+    job->lazy = true;
+    job->source_done = false;
+    job->next_fn = next;
+    job->next_payload = next_payload;
+    job->bound = max_inflight ? max_inflight
+                              : 4 * static_cast<size_t>(pool->pool->nworkers()) * job->chunksize;
+    if (job->bound < job->chunksize) job->bound = job->chunksize;
+    return submit(pool, job, out);
+  });
+}
+
 MPROC_API int mproc_pool_close(mproc_pool_t *pool) {
   return MPROC_GUARD({
     if (int rc = check_pool(pool)) return rc;
@@ -370,8 +388,9 @@ MPROC_API int mproc_async_get(mproc_async_t *r, double timeout, const void **dat
       return fail(MPROC_EAGAIN, "result not ready after %g s", timeout);
     if (int rc = result_code(job)) return rc;
     if (job.apply && job.kind == Job::Kind::kVar) {
-      if (data) *data = job.values[0].empty() ? nullptr : job.values[0].data();
-      if (len) *len = job.values[0].size();
+      const auto &v = job.item(0).value;
+      if (data) *data = v.empty() ? nullptr : v.data();
+      if (len) *len = v.size();
     }
     return 0;
   });
@@ -417,12 +436,14 @@ MPROC_API int mproc_async_item(const mproc_async_t *r, size_t i, const void **da
       if (job.err && i == job.err_index) return fail(job.err, "%s", job.err_msg.c_str());
       return 0;
     }
-    if (job.codes[i]) {
-      return fail(job.codes[i], "item %zu: %.*s", i, static_cast<int>(job.values[i].size()),
-                  job.values[i].data());
+    if (job.iter) return fail(MPROC_EINVAL, "an imap's items are read with mproc_async_next");
+    const Job::Item &it = job.item(i);
+    if (it.code) {
+      return fail(it.code, "item %zu: %.*s", i, static_cast<int>(it.value.size()),
+                  it.value.data());
     }
-    if (data) *data = job.values[i].empty() ? nullptr : job.values[i].data();
-    if (len) *len = job.values[i].size();
+    if (data) *data = it.value.empty() ? nullptr : it.value.data();
+    if (len) *len = it.value.size();
     return 0;
   });
 }
@@ -436,17 +457,26 @@ MPROC_API int mproc_async_next(mproc_async_t *r, double timeout, size_t *index, 
     Job &job = *r->job;
     if (!job.iter) return fail(MPROC_EINVAL, "not an imap result");
     std::unique_lock<std::mutex> g(job.mu);
-    if (job.delivered >= job.n) return fail(MPROC_EITEREND, "all %zu results were read", job.n);
+    auto at_end = [&] { return job.source_done && job.delivered >= job.n; };
     auto has_next = [&] {
-      return job.iter == 1 ? job.item_ready[job.next_ordered] != 0 : !job.unordered.empty();
+      if (job.iter == 1) return job.next_ordered < job.n && job.item(job.next_ordered).ready;
+      return !job.unordered.empty();
     };
+    auto can_return = [&] { return has_next() || at_end(); };
     if (timeout < 0) {
-      job.cv.wait(g, has_next);
+      job.cv.wait(g, can_return);
     } else if (!job.cv.wait_for(g,
                                 std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                     std::chrono::duration<double>(timeout)),
-                                has_next)) {
+                                can_return)) {
       return fail(MPROC_EAGAIN, "no result within %g s", timeout);
+    }
+    if (!has_next()) {
+      if (job.end_code && !job.end_reported) {
+        job.end_reported = true;
+        return fail(job.end_code, "%s", job.end_msg.c_str());
+      }
+      return fail(MPROC_EITEREND, "all %zu results were read", job.n);
     }
     size_t i;
     if (job.iter == 1) {
@@ -457,9 +487,16 @@ MPROC_API int mproc_async_next(mproc_async_t *r, double timeout, size_t *index, 
     }
     job.delivered++;
     if (index) *index = i;
-    r->iter_item.swap(job.values[i]);  // each item is handed out once
-    if (job.codes[i]) {
-      return fail(job.codes[i], "item %zu: %.*s", i, static_cast<int>(r->iter_item.size()),
+    Job::Item &it = job.item(i);
+    it.delivered = true;
+    r->iter_item.swap(it.value);  // each item is handed out once
+    int code = it.code;
+    job.trim();
+    bool refill = job.lazy && !job.source_done;
+    g.unlock();
+    if (refill && mproc::handle_valid(job.owner, HandleKind::kPool)) job.owner->pool->wake();
+    if (code) {
+      return fail(code, "item %zu: %.*s", i, static_cast<int>(r->iter_item.size()),
                   r->iter_item.data());
     }
     if (data) *data = r->iter_item.empty() ? nullptr : r->iter_item.data();
