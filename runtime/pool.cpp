@@ -28,6 +28,7 @@
 #include <ctime>
 
 #include "error.hpp"
+#include "interrupt.hpp"
 #include "pidfd.hpp"
 #include "runtime.hpp"
 
@@ -352,14 +353,8 @@ int Job::wait(double timeout) {
   }
   std::unique_lock<std::mutex> g(mu);
   auto is_ready = [this] { return ready.load(std::memory_order_acquire); };
-  if (timeout < 0) {
-    cv.wait(g, is_ready);
-    return 0;
-  }
-  auto dur = std::chrono::duration<double>(timeout);
-  if (!cv.wait_for(g, std::chrono::duration_cast<std::chrono::steady_clock::duration>(dur), is_ready))
-    return MPROC_EAGAIN;
-  return 0;
+  int rc = wait_interruptible(g, cv, Deadline::after(timeout), is_ready);
+  return rc == MPROC_ETIMEDOUT ? MPROC_EAGAIN : rc;
 }
 
 // ---- Pool --------------------------------------------------------------------------------
@@ -534,19 +529,15 @@ int Pool::terminate() {
   return 0;
 }
 
-int Pool::join(double timeout) {
+int Pool::join(double timeout, bool interruptible) {
   if (state_.load() == kRun) return fail(MPROC_EINVAL, "join before close or terminate");
   {
     std::unique_lock<std::mutex> g(mu_);
     auto done = [this] { return finished_; };
-    if (timeout < 0) {
-      finished_cv_.wait(g, done);
-    } else {
-      auto dur = std::chrono::duration<double>(timeout);
-      if (!finished_cv_.wait_for(
-              g, std::chrono::duration_cast<std::chrono::steady_clock::duration>(dur), done))
-        return fail(MPROC_ETIMEDOUT, "timeout after %g s", timeout);
-    }
+    int rc = interruptible ? wait_interruptible(g, finished_cv_, Deadline::after(timeout), done)
+                           : (finished_cv_.wait(g, done), 0);
+    if (rc == MPROC_EINTR) return fail(MPROC_EINTR, "interrupted");
+    if (rc != 0) return fail(MPROC_ETIMEDOUT, "timeout after %g s", timeout);
   }
   if (!joined_ && thread_.joinable()) thread_.join();
   joined_ = true;

@@ -131,7 +131,8 @@ class Pool {
   int cancel(const std::shared_ptr<Job> &job);
   int close();
   int terminate();
-  int join(double timeout);
+  // Wait for the dispatcher to end (after close/terminate).
+  int join(double timeout, bool interruptible = false);
   bool closed() const { return state_.load() != kRun; }
   int nworkers() const { return static_cast<int>(workers_.size()); }
   int stats(mproc_worker_stats_t *out, size_t cap);

@@ -20,6 +20,7 @@
 #include "error.hpp"
 #include "forkserver.hpp"
 #include "futex.hpp"
+#include "interrupt.hpp"
 #include "runtime.hpp"
 
 namespace mproc {
@@ -53,23 +54,28 @@ bool ProcessCore::try_reap() {
   return true;
 }
 
-int ProcessCore::wait_exit(double timeout) {
+int ProcessCore::wait_exit(double timeout, bool interruptible) {
+  Deadline d = Deadline::after(timeout);
+  const uint32_t gen = interrupt_generation();
   if (method == MPROC_START_FORK) {
-    Deadline d = Deadline::after(timeout);
     for (;;) {
       {
         std::lock_guard<std::mutex> g(mu);
         if (state == State::kExited) return 0;
       }
+      int ms = d.poll_ms();
+      if (interruptible && (ms < 0 || ms > 50)) ms = 50;
       struct pollfd pf = {pidfd.get(), POLLIN, 0};
-      int r = poll(&pf, 1, d.poll_ms());
+      int r = poll(&pf, 1, ms);
       if (r < 0 && errno != EINTR) break;  // fall back to the supervisor's wake-up
       if (try_reap()) return 0;
-      if (r == 0 && d.expired()) return MPROC_ETIMEDOUT;
+      if (interruptible && interrupted_since(gen)) return MPROC_EINTR;
+      if (d.expired()) return MPROC_ETIMEDOUT;
     }
   }
   std::unique_lock<std::mutex> g(mu);
   auto done = [this] { return state == State::kExited; };
+  if (interruptible) return wait_interruptible(g, cv, d, done);
   if (timeout < 0) {
     cv.wait(g, done);
     return 0;

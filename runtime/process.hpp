@@ -40,7 +40,8 @@ struct ProcessCore {
   void mark_exited(int code);
   // Wait for the end; timeout < 0 waits forever. 0 or MPROC_ETIMEDOUT. A joiner of a forked
   // child polls its pidfd and reaps it itself (no hop through the supervisor thread).
-  int wait_exit(double timeout);
+  // Interruptible waits also end with MPROC_EINTR (mproc_interrupt).
+  int wait_exit(double timeout, bool interruptible = false);
   // For a child of this process: reap it if it has ended. True once it has ended.
   bool try_reap();
   bool alive();

@@ -46,6 +46,9 @@ MPROC_API int mproc_task_fail(mproc_task_ctx_t *ctx, int code, const char *fmt, 
 MPROC_API int mproc_task_worker(const mproc_task_ctx_t *ctx);
 
 /* ---- pools ------------------------------------------------------------------------------ */
+/* Every blocking call below (apply, map, get, wait, next, join) also returns MPROC_EINTR when
+ * mproc_interrupt() is called, e.g. by Ctrl-C with mproc_handle_sigint(1); the work goes on in
+ * the pool until it is terminated. */
 typedef struct mproc_pool_opts {
   size_t size;                 /* sizeof(mproc_pool_opts_t) */
   int workers;                 /* 0: mproc_cpu_count() */

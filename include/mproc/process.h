@@ -92,6 +92,15 @@ MPROC_API int mproc_parent_pid(void);
  * be NULL when cap is 0) and return how many are alive (which may exceed cap), or an error. */
 MPROC_API int mproc_active_children(mproc_process_t **out, size_t cap);
 
+/* Make every blocking mproc call of this process that waits now return MPROC_EINTR (within
+ * about 50 ms); when none waits, the next one does. Async-signal-safe: call it from a signal
+ * handler. The work itself goes on (terminate a pool to stop it). */
+MPROC_API void mproc_interrupt(void);
+/* on != 0: install a SIGINT handler that calls mproc_interrupt(), so Ctrl-C makes the blocking
+ * call return MPROC_EINTR (a second Ctrl-C before that ends the program as by default); on == 0:
+ * put back the previous handler. Pool workers ignore SIGINT either way. Errors: MPROC_EINVAL. */
+MPROC_API int mproc_handle_sigint(int on);
+
 /* Orderly shutdown, also run at exit(): terminates daemon children, joins the others, stops
  * the supervisor thread and the forkserver. The runtime restarts lazily on next use. */
 MPROC_API int mproc_shutdown(void);

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "../interrupt.hpp"
 #include "../pool.hpp"
 #include "../runtime.hpp"
 #include "capi.hpp"
@@ -214,7 +215,7 @@ MPROC_API int mproc_pool_apply(mproc_pool_t *pool, mproc_task_fn fn, const void 
     mproc_async_t *r = nullptr;
     if (int rc = mproc_pool_apply_async(pool, fn, arg, len, nullptr, &r)) return rc;
     std::unique_ptr<mproc_async, int (*)(mproc_async_t *)> guard(r, mproc_async_free);
-    r->job->wait(-1);
+    if (r->job->wait(-1) == MPROC_EINTR) return fail(MPROC_EINTR, "interrupted");
     if (int rc = result_code(*r->job)) return rc;
     const auto &v = r->job->item(0).value;
     if (out) {
@@ -249,7 +250,7 @@ MPROC_API int mproc_pool_map(mproc_pool_t *pool, mproc_task_fn fn, const void *c
     mproc_async_opts_t o = MPROC_ASYNC_OPTS_INIT;
     o.chunksize = chunksize;
     if (int rc = mproc_pool_map_async(pool, fn, args, lens, n, &o, out)) return rc;
-    (*out)->job->wait(-1);
+    if ((*out)->job->wait(-1) == MPROC_EINTR) return fail(MPROC_EINTR, "interrupted");
     return result_code(*(*out)->job);
   });
 }
@@ -289,7 +290,7 @@ MPROC_API int mproc_pool_map_fixed(mproc_pool_t *pool, mproc_elem_fn fn, const v
     if (int rc = mproc_pool_map_fixed_async(pool, fn, in, in_size, out, out_size, n, &o, &r))
       return rc;
     std::unique_ptr<mproc_async, int (*)(mproc_async_t *)> guard(r, mproc_async_free);
-    r->job->wait(-1);
+    if (r->job->wait(-1) == MPROC_EINTR) return fail(MPROC_EINTR, "interrupted");
     if (failed_index && r->job->err) *failed_index = r->job->err_index;
     return result_code(*r->job);
   });
@@ -354,7 +355,7 @@ MPROC_API int mproc_pool_terminate(mproc_pool_t *pool) {
 MPROC_API int mproc_pool_join(mproc_pool_t *pool, double timeout) {
   return MPROC_GUARD({
     if (int rc = check_pool(pool)) return rc;
-    return pool->pool->join(timeout);
+    return pool->pool->join(timeout, true);
   });
 }
 
@@ -384,8 +385,9 @@ MPROC_API int mproc_async_get(mproc_async_t *r, double timeout, const void **dat
     if (len) *len = 0;
     if (int rc = check_async(r)) return rc;
     Job &job = *r->job;
-    if (job.wait(timeout) != 0)
-      return fail(MPROC_EAGAIN, "result not ready after %g s", timeout);
+    int w = job.wait(timeout);
+    if (w == MPROC_EINTR) return fail(MPROC_EINTR, "interrupted");
+    if (w != 0) return fail(MPROC_EAGAIN, "result not ready after %g s", timeout);
     if (int rc = result_code(job)) return rc;
     if (job.apply && job.kind == Job::Kind::kVar) {
       const auto &v = job.item(0).value;
@@ -399,7 +401,9 @@ MPROC_API int mproc_async_get(mproc_async_t *r, double timeout, const void **dat
 MPROC_API int mproc_async_wait(mproc_async_t *r, double timeout) {
   return MPROC_GUARD({
     if (int rc = check_async(r)) return rc;
-    if (r->job->wait(timeout) != 0) return fail(MPROC_EAGAIN, "result not ready after %g s", timeout);
+    int w = r->job->wait(timeout);
+    if (w == MPROC_EINTR) return fail(MPROC_EINTR, "interrupted");
+    if (w != 0) return fail(MPROC_EAGAIN, "result not ready after %g s", timeout);
     return 0;
   });
 }
@@ -463,14 +467,9 @@ MPROC_API int mproc_async_next(mproc_async_t *r, double timeout, size_t *index, 
       return !job.unordered.empty();
     };
     auto can_return = [&] { return has_next() || at_end(); };
-    if (timeout < 0) {
-      job.cv.wait(g, can_return);
-    } else if (!job.cv.wait_for(g,
-                                std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                    std::chrono::duration<double>(timeout)),
-                                can_return)) {
-      return fail(MPROC_EAGAIN, "no result within %g s", timeout);
-    }
+    int w = mproc::wait_interruptible(g, job.cv, mproc::Deadline::after(timeout), can_return);
+    if (w == MPROC_EINTR) return fail(MPROC_EINTR, "interrupted");
+    if (w != 0) return fail(MPROC_EAGAIN, "no result within %g s", timeout);
     if (!has_next()) {
       if (job.end_code && !job.end_reported) {
         job.end_reported = true;

@@ -2,9 +2,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "../forkserver.hpp"
+#include "../interrupt.hpp"
 #include "../process.hpp"
 #include "../runtime.hpp"
 #include "capi.hpp"
@@ -101,8 +103,9 @@ MPROC_API int mproc_process_join(mproc_process_t *p, double timeout) {
       if (p->core->state == ProcessCore::State::kNew)
         return fail(MPROC_ENOTSTARTED, "process '%s' was never started", p->core->name.c_str());
     }
-    if (p->core->wait_exit(timeout) != 0)
-      return fail(MPROC_ETIMEDOUT, "timeout after %g s", timeout);
+    int rc = p->core->wait_exit(timeout, true);
+    if (rc == MPROC_EINTR) return fail(MPROC_EINTR, "interrupted");
+    if (rc != 0) return fail(MPROC_ETIMEDOUT, "timeout after %g s", timeout);
     return 0;
   });
 }
@@ -239,6 +242,15 @@ MPROC_API int mproc_active_children(mproc_process_t **out, size_t cap) {
       ++n;
     });
     return static_cast<int>(n);
+  });
+}
+
+MPROC_API void mproc_interrupt(void) { mproc::interrupt_now(); }
+
+MPROC_API int mproc_handle_sigint(int on) {
+  return MPROC_GUARD({
+    if (mproc::install_sigint(on != 0) < 0) return mproc::fail_errno(errno, "sigaction");
+    return 0;
   });
 }
 
