@@ -297,6 +297,24 @@ void Job::trim() {
   }
 }
 
+namespace {
+// Wakes mproc_async_wait_any callers: a job becoming ready bumps it (one process-wide
+// condition: waiting on many jobs' own conditions at once is not possible).
+std::mutex g_any_mu;
+std::condition_variable g_any_cv;
+
+void announce_ready() {
+  { std::lock_guard<std::mutex> g(g_any_mu); }
+  g_any_cv.notify_all();
+}
+}  // namespace
+
+int wait_any_ready(const std::function<bool()> &any, double timeout) {
+  std::unique_lock<std::mutex> g(g_any_mu);
+  int rc = wait_interruptible(g, g_any_cv, Deadline::after(timeout), any);
+  return rc == MPROC_ETIMEDOUT ? MPROC_EAGAIN : rc;
+}
+
 void Job::finish_if_done(std::unique_lock<std::mutex> &g) {
   bool done = !ready.load() && source_done && chunks_done == nchunks;
   if (done) {
@@ -313,6 +331,7 @@ void Job::finish_if_done(std::unique_lock<std::mutex> &g) {
   mproc_async_t *h = handle;
   void *cbp = cb_payload;
   g.unlock();
+  if (done) announce_ready();
   if (fire) fire(h, cbp);
 }
 

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -203,6 +204,9 @@ class Pool {
   bool joined_ = false;
   std::vector<char> scratch_;
 };
+
+// Wait until any(): a process-wide signal bumped whenever a job becomes ready.
+int wait_any_ready(const std::function<bool()> &any, double timeout);
 
 // Terminate and join every pool of this process (mproc_shutdown, exit).
 void pools_shutdown();

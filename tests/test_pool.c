@@ -695,6 +695,26 @@ static void test_pool_imap_lazy_input_error(void **state) {
   free_pool(p);
 }
 
+static void test_pool_wait_any(void **state) {
+  (void)state;
+  mproc_pool_t *p = make_pool(2, MPROC_START_FORK);
+  int slow = -5, fast = 4;
+  mproc_async_t *rs[2];
+  assert_int_equal(mproc_pool_apply_async(p, task_tricky, &slow, sizeof slow, NULL, &rs[0]), 0);
+  assert_int_equal(mproc_pool_apply_async(p, task_tricky, &fast, sizeof fast, NULL, &rs[1]), 0);
+  assert_int_equal(mproc_async_wait_any(rs, 2, 20), 1);
+  assert_int_equal(mproc_async_ready(rs[0]), 0);
+  assert_int_equal(mproc_async_wait_any(rs, 1, 0.1), MPROC_EAGAIN);
+  assert_int_equal(mproc_async_wait_any(NULL, 2, 1), MPROC_EINVAL);
+  assert_int_equal(mproc_async_wait_any(rs, 0, 1), MPROC_EINVAL);
+  assert_int_equal(mproc_pool_terminate(p), 0);
+  assert_int_equal(mproc_async_wait_any(rs, 1, 20), 0); /* canceled counts as ready */
+  assert_int_equal(mproc_pool_join(p, -1), 0);
+  mproc_async_free(rs[0]);
+  mproc_async_free(rs[1]);
+  assert_int_equal(mproc_pool_free(p), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       TEST(pool, apply),
@@ -717,6 +737,7 @@ int main(void) {
       TEST(pool, imap_lazy_is_bounded),
       TEST(pool, imap_lazy_close_and_terminate_midway),
       TEST(pool, imap_lazy_input_error),
+      TEST(pool, wait_any),
   };
   return tu_run("pool", tests);
 }

@@ -155,6 +155,10 @@ MPROC_API int mproc_pool_free(mproc_pool_t *pool);
 MPROC_API int mproc_async_get(mproc_async_t *r, double timeout, const void **data, size_t *len);
 /* Wait until ready. 0, or MPROC_EAGAIN when the wait timed out. */
 MPROC_API int mproc_async_wait(mproc_async_t *r, double timeout);
+/* Wait until one of rs[0..n) is ready and return its index (the lowest ready one), as
+ * concurrent.futures.wait(FIRST_COMPLETED). Errors: MPROC_EINVAL (NULL or empty list, a bad
+ * handle), MPROC_EAGAIN (timeout), MPROC_EINTR. */
+MPROC_API int mproc_async_wait_any(mproc_async_t *const *rs, size_t n, double timeout);
 /* 1 if ready, 0 if not, or a negative error. */
 MPROC_API int mproc_async_ready(const mproc_async_t *r);
 /* 1 if ready and successful, 0 if ready and failed; MPROC_EAGAIN if not ready (Python raises). */

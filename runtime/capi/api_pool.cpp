@@ -408,6 +408,30 @@ MPROC_API int mproc_async_wait(mproc_async_t *r, double timeout) {
   });
 }
 
+MPROC_API int mproc_async_wait_any(mproc_async_t *const *rs, size_t n, double timeout) {
+  return MPROC_GUARD({
+    if (!rs || n == 0) return fail(MPROC_EINVAL, "no results to wait for");
+    std::vector<std::shared_ptr<Job>> jobs;
+    for (size_t i = 0; i < n; i++) {
+      if (int rc = check_async(rs[i])) return fail(rc, "rs[%zu]: %s", i, mproc::last_error_text());
+      jobs.push_back(rs[i]->job);
+    }
+    int found = -1;
+    auto any = [&] {
+      for (size_t i = 0; i < jobs.size(); i++)
+        if (jobs[i]->ready.load()) {
+          found = static_cast<int>(i);
+          return true;
+        }
+      return false;
+    };
+    int rc = mproc::wait_any_ready(any, timeout);
+    if (rc == MPROC_EINTR) return fail(MPROC_EINTR, "interrupted");
+    if (rc != 0) return fail(MPROC_EAGAIN, "none ready after %g s", timeout);
+    return found;
+  });
+}
+
 MPROC_API int mproc_async_ready(const mproc_async_t *r) {
   return MPROC_GUARD({
     if (int rc = check_async(r)) return rc;
