@@ -884,7 +884,11 @@ bool Pool::refill() {
       if (j.source_done) continue;
       size_t taken = j.n - j.delivered;  // taken from the input, not yet read back
       size_t queued = j.nchunks - j.chunks_done;
-      if (taken >= j.bound || queued >= 2 * nw + 2) continue;
+      if (taken + j.chunksize > j.bound && taken > 0) {
+        j.starved = true;  // the consumer wakes us when a chunk's worth of room opens
+        continue;
+      }
+      if (queued >= 2 * nw + 2) continue;
       allowance = std::min(j.bound - taken, j.chunksize);
     }
     // The user's callback runs without any lock held.

@@ -63,6 +63,7 @@ struct Job {
   int end_code = 0;         // lazy: why the source was cut (MPROC_ECLOSED, ECANCELED, ...)
   std::string end_msg;
   bool end_reported = false;
+  bool starved = false;     // lazy: the dispatcher stopped reading for want of room (under mu)
 
   mproc_async_cb cb = nullptr, ecb = nullptr;
   void *cb_payload = nullptr;

@@ -515,7 +515,8 @@ MPROC_API int mproc_async_next(mproc_async_t *r, double timeout, size_t *index, 
     r->iter_item.swap(it.value);  // each item is handed out once
     int code = it.code;
     job.trim();
-    bool refill = job.lazy && !job.source_done;
+    bool refill = job.lazy && job.starved && job.n - job.delivered + job.chunksize <= job.bound;
+    if (refill) job.starved = false;
     g.unlock();
     if (refill && mproc::handle_valid(job.owner, HandleKind::kPool)) job.owner->pool->wake();
     if (code) {
