@@ -1,0 +1,242 @@
+/* Queue and pipe throughput / latency, each case beside its peers in the same run:
+ *   mproc Queue (copying put/get), a raw pipe(2) in C, Python multiprocessing.Queue/SimpleQueue/
+ *   Pipe (through bench_queue.py next to this file; skipped if python3 is missing).
+ * Prints one line per case with the ratios mproc/peer (> 1: mproc is faster).
+ * usage: bench_queue [scale]   (scale multiplies the message counts; default 1) */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mproc.h>
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what) {
+  fprintf(stderr, "bench_queue: %s: %s\n", what, mproc_last_error());
+  exit(1);
+}
+
+static mproc_process_t *spawn(mproc_process_fn fn, void *payload, int arg) {
+  mproc_process_opts_t o = MPROC_PROCESS_OPTS_INIT;
+  o.payload = payload;
+  mproc_process_t *p;
+  if (mproc_process_new(&p, fn, &arg, sizeof arg, &o) || mproc_process_start(p)) die("spawn");
+  return p;
+}
+
+static void join(mproc_process_t *p) {
+  mproc_process_join(p, -1);
+  mproc_process_free(p);
+}
+
+struct job {
+  mproc_queue_t *q;
+  int fds[2];
+  size_t size;
+  long count; /* per producer / consumer */
+};
+
+static int q_producer(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  struct job *j = payload;
+  char *m = calloc(1, j->size ? j->size : 1);
+  for (long i = 0; i < j->count; i++)
+    if (mproc_queue_put(j->q, m, j->size, -1)) return 1;
+  free(m);
+  return 0;
+}
+
+static int q_consumer(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  struct job *j = payload;
+  char *m = malloc(j->size ? j->size : 1);
+  size_t n;
+  for (long i = 0; i < j->count; i++)
+    if (mproc_queue_get(j->q, m, j->size, &n, -1)) return 1;
+  free(m);
+  return 0;
+}
+
+/* messages per second through an mproc queue with np producers and as many consumers */
+static double mproc_rate(size_t size, long count, int np) {
+  struct job j = {NULL, {-1, -1}, size, count / np};
+  if (mproc_queue_new(&j.q, NULL)) die("queue");
+  mproc_process_t *ps[8];
+  double t0 = now();
+  for (int i = 0; i < np; i++) ps[i] = spawn(q_consumer, &j, i);
+  for (int i = 0; i < np; i++) ps[np + i] = spawn(q_producer, &j, i);
+  for (int i = 0; i < 2 * np; i++) join(ps[i]);
+  double dt = now() - t0;
+  mproc_queue_free(j.q);
+  return (double)(j.count * np) / dt;
+}
+
+static int full_io(int fd, char *b, size_t n, int wr) {
+  while (n) {
+    ssize_t k = wr ? write(fd, b, n) : read(fd, b, n);
+    if (k <= 0) return -1;
+    b += k, n -= (size_t)k;
+  }
+  return 0;
+}
+
+static int p_producer(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  struct job *j = payload;
+  char *m = calloc(1, j->size);
+  for (long i = 0; i < j->count; i++)
+    if (full_io(j->fds[1], m, j->size, 1)) return 1;
+  free(m);
+  return 0;
+}
+
+static int p_consumer(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  struct job *j = payload;
+  char *m = malloc(j->size);
+  for (long i = 0; i < j->count; i++)
+    if (full_io(j->fds[0], m, j->size, 0)) return 1;
+  free(m);
+  return 0;
+}
+
+/* the OS floor: one write() and one read() per message of a raw pipe (1 producer, 1 consumer;
+ * with 2 of each, writes of <= PIPE_BUF bytes stay atomic) */
+static double pipe_rate(size_t size, long count, int np) {
+  struct job j = {NULL, {-1, -1}, size, count / np};
+  if (pipe(j.fds)) die("pipe");
+  mproc_process_t *ps[8];
+  double t0 = now();
+  for (int i = 0; i < np; i++) ps[i] = spawn(p_consumer, &j, i);
+  for (int i = 0; i < np; i++) ps[np + i] = spawn(p_producer, &j, i);
+  for (int i = 0; i < 2 * np; i++) join(ps[i]);
+  double dt = now() - t0;
+  close(j.fds[0]);
+  close(j.fds[1]);
+  return (double)(j.count * np) / dt;
+}
+
+static char g_dir[1024];
+
+static double python(const char *args) {
+  char cmd[1400];
+  snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/bench_queue.py %s 2>/dev/null", g_dir, args);
+  FILE *f = popen(cmd, "r");
+  if (!f) return -1;
+  double v = -1;
+  if (fscanf(f, "%lf", &v) != 1) v = -1;
+  pclose(f);
+  return v;
+}
+
+static int c_echo(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  mproc_conn_t **e = payload;
+  mproc_conn_close(e[0]); /* else our own copy of the parent's end hides its close */
+  char b[64];
+  size_t n;
+  while (mproc_conn_recv_bytes(e[1], b, sizeof b, &n, -1) == 0)
+    if (mproc_conn_send_bytes(e[1], b, n)) return 1;
+  return 0;
+}
+
+static double conn_rtt_us(long count) {
+  mproc_conn_t *e[2];
+  if (mproc_pipe(&e[0], &e[1], 1)) die("pipe");
+  mproc_process_t *p = spawn(c_echo, e, 0);
+  char b[64];
+  size_t n;
+  double t0 = now();
+  for (long i = 0; i < count; i++)
+    if (mproc_conn_send_bytes(e[0], "12345678", 8) || mproc_conn_recv_bytes(e[0], b, sizeof b, &n, -1))
+      die("rtt");
+  double dt = now() - t0;
+  mproc_conn_close(e[0]);
+  join(p);
+  mproc_conn_free(e[0]);
+  mproc_conn_free(e[1]);
+  return dt / (double)count * 1e6;
+}
+
+static int raw_echo(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  int *fds = payload; /* [0] read requests, [3] write replies */
+  close(fds[1]); /* the parent's ends */
+  close(fds[2]);
+  char b[8];
+  while (full_io(fds[0], b, 8, 0) == 0)
+    if (full_io(fds[3], b, 8, 1)) return 1;
+  return 0;
+}
+
+static double raw_rtt_us(long count) {
+  int fds[4];
+  if (pipe(fds) || pipe(fds + 2)) die("pipe");
+  mproc_process_t *p = spawn(raw_echo, fds, 0);
+  char b[8] = "1234567";
+  double t0 = now();
+  for (long i = 0; i < count; i++)
+    if (full_io(fds[1], b, 8, 1) || full_io(fds[2], b, 8, 0)) die("raw rtt");
+  double dt = now() - t0;
+  close(fds[1]);
+  join(p);
+  close(fds[0]);
+  close(fds[2]);
+  close(fds[3]);
+  return dt / (double)count * 1e6;
+}
+
+static void ratio(const char *name, double m, double peer) {
+  if (peer > 0) printf("  %-26s %8.2fx", name, m / peer);
+  else printf("  %-26s %9s", name, "n/a");
+}
+
+static void rate_case(const char *label, size_t size, long count, int np, long pycount) {
+  double m = mproc_rate(size, count, np);
+  double r = pipe_rate(size, count / 4, np);
+  char args[128];
+  snprintf(args, sizeof args, "queue %zu %ld %d", size, pycount, np);
+  double pq = python(args);
+  snprintf(args, sizeof args, "simplequeue %zu %ld %d", size, pycount, np);
+  double ps = python(args);
+  double gb = (double)size / 1e9;
+  printf("%-22s mproc %10.0f msg/s %7.2f GB/s | raw pipe %9.0f msg/s | py Queue %8.0f | py SimpleQueue %8.0f\n",
+         label, m, m * gb, r, pq, ps);
+  ratio("mproc/raw pipe", m, r);
+  ratio("mproc/py Queue", m, pq);
+  ratio("mproc/py SimpleQueue", m, ps);
+  printf("\n");
+}
+
+int main(int argc, char **argv) {
+  double scale = argc > 1 ? atof(argv[1]) : 1.0;
+  if (scale <= 0) scale = 1.0;
+  snprintf(g_dir, sizeof g_dir, "%s", __FILE__);
+  char *slash = strrchr(g_dir, '/');
+  if (slash) *slash = 0;
+  else strcpy(g_dir, ".");
+#define N(x) ((long)((x) * scale))
+  printf("bench_queue: %d CPUs; Boost.Interprocess is not part of this run (C++ only)\n",
+         mproc_cpu_count());
+  rate_case("1->1, 8 B", 8, N(2000000), 1, N(100000));
+  rate_case("1->1, 64 KiB", 64 << 10, N(40000), 1, N(5000));
+  rate_case("1->1, 1 MiB", 1 << 20, N(3000), 1, N(500));
+  rate_case("2->2, 8 B", 8, N(2000000), 2, N(100000));
+  double m = conn_rtt_us(N(20000)), r = raw_rtt_us(N(20000));
+  char args[64];
+  snprintf(args, sizeof args, "pipe_rtt %ld", N(10000));
+  double py = python(args);
+  printf("%-22s mproc %8.2f us | raw pipe %8.2f us | py Pipe %8.2f us\n", "pipe round trip", m, r, py);
+  ratio("raw pipe/mproc", r, m);
+  ratio("py Pipe/mproc", py, m);
+  printf("\n");
+  mproc_shutdown();
+  return 0;
+}

@@ -1,0 +1,154 @@
+// C ABI: pipes and wait(). Thin shims over runtime/pipe.cpp.
+#include <mproc/process.h>
+
+#include <vector>
+
+#include "../pipe.hpp"
+#include "../queue.hpp"
+#include "../runtime.hpp"
+#include "capi.hpp"
+
+using mproc::fail;
+using mproc::HandleKind;
+
+namespace {
+int check(const mproc_conn_t *c) {
+  if (!c) return fail(MPROC_EINVAL, "connection handle is NULL");
+  if (!mproc::handle_valid(c, HandleKind::kPipe))
+    return fail(MPROC_EBADF, "not a live connection handle (freed or never made)");
+  if (!c->fd.valid()) return fail(MPROC_ECLOSED, "connection is closed");
+  return 0;
+}
+int check_recv(const mproc_conn_t *c) {
+  if (int rc = check(c)) return rc;
+  if (!c->can_recv) return fail(MPROC_EPERM, "connection is send-only");
+  return 0;
+}
+}  // namespace
+
+extern "C" {
+
+MPROC_API int mproc_pipe(mproc_conn_t **out_a, mproc_conn_t **out_b, int duplex) {
+  return MPROC_GUARD({
+    if (!out_a || !out_b) return fail(MPROC_EINVAL, "out_a or out_b is NULL");
+    *out_a = *out_b = nullptr;
+    if (int rc = mproc::conn_pair(duplex != 0, out_a, out_b)) return rc;
+    mproc::handle_register(*out_a, HandleKind::kPipe);
+    mproc::handle_register(*out_b, HandleKind::kPipe);
+    return 0;
+  });
+}
+
+MPROC_API int mproc_conn_send_bytes(mproc_conn_t *c, const void *data, size_t len) {
+  return MPROC_GUARD({
+    if (int rc = check(c)) return rc;
+    if (!c->can_send) return fail(MPROC_EPERM, "connection is receive-only");
+    if (!data && len) return fail(MPROC_EINVAL, "data is NULL but len is %zu", len);
+    if (len > MPROC_QUEUE_MSG_MAX)
+      return fail(MPROC_EMSGSIZE, "message of %zu bytes is over MPROC_QUEUE_MSG_MAX", len);
+    return mproc::conn_send(*c, data, len);
+  });
+}
+
+MPROC_API int mproc_conn_recv_bytes(mproc_conn_t *c, void *buf, size_t cap, size_t *out_len,
+                                    double timeout) {
+  return MPROC_GUARD({
+    if (int rc = check_recv(c)) return rc;
+    if (!out_len) return fail(MPROC_EINVAL, "out_len is NULL");
+    if (!buf && cap) return fail(MPROC_EINVAL, "buf is NULL but cap is %zu", cap);
+    return mproc::conn_recv(*c, buf, cap, out_len, nullptr, timeout);
+  });
+}
+
+MPROC_API int mproc_conn_recv_bytes_alloc(mproc_conn_t *c, void **out, size_t *out_len,
+                                          double timeout) {
+  return MPROC_GUARD({
+    if (int rc = check_recv(c)) return rc;
+    if (!out || !out_len) return fail(MPROC_EINVAL, "out or out_len is NULL");
+    *out = nullptr;
+    return mproc::conn_recv(*c, nullptr, 0, out_len, out, timeout);
+  });
+}
+
+MPROC_API int mproc_conn_poll(mproc_conn_t *c, double timeout) {
+  return MPROC_GUARD({
+    if (int rc = check_recv(c)) return rc;
+    return mproc::conn_poll(*c, timeout);
+  });
+}
+
+MPROC_API int mproc_conn_fileno(const mproc_conn_t *c) {
+  return MPROC_GUARD({
+    if (int rc = check(c)) return rc;
+    return c->fd.get();
+  });
+}
+
+MPROC_API int mproc_conn_close(mproc_conn_t *c) {
+  return MPROC_GUARD({
+    if (!c) return fail(MPROC_EINVAL, "connection handle is NULL");
+    if (!mproc::handle_valid(c, HandleKind::kPipe))
+      return fail(MPROC_EBADF, "not a live connection handle (freed or never made)");
+    c->fd.reset();
+    return 0;
+  });
+}
+
+MPROC_API int mproc_conn_free(mproc_conn_t *c) {
+  return MPROC_GUARD({
+    if (!c) return 0;
+    if (!mproc::handle_valid(c, HandleKind::kPipe))
+      return fail(MPROC_EBADF, "not a live connection handle (freed or never made)");
+    mproc::handle_unregister(c);
+    delete c;
+    return 0;
+  });
+}
+
+MPROC_API int mproc_wait(mproc_wait_item_t *items, size_t n, double timeout) {
+  return MPROC_GUARD({
+    if (!items && n) return fail(MPROC_EINVAL, "items is NULL but n is %zu", n);
+    std::vector<mproc::WaitSource> src(n);
+    for (size_t i = 0; i < n; i++) {
+      mproc_wait_item_t &it = items[i];
+      it.ready = 0;
+      switch (it.kind) {
+        case MPROC_WAIT_CONN: {
+          auto *c = static_cast<mproc_conn_t *>(it.handle);
+          if (int rc = check_recv(c)) return rc;
+          src[i].fd = c->fd.get();
+          src[i].preready = mproc::conn_has_header(*c);
+          break;
+        }
+        case MPROC_WAIT_QUEUE: {
+          auto *q = static_cast<mproc_queue_t *>(it.handle);
+          if (!q) return fail(MPROC_EINVAL, "item %zu: queue handle is NULL", i);
+          if (!mproc::handle_valid(q, HandleKind::kQueue))
+            return fail(MPROC_EBADF, "item %zu: not a live queue handle", i);
+          src[i].fd = q->ring->fileno();
+          src[i].ring = q->ring.get();
+          break;
+        }
+        case MPROC_WAIT_PROCESS: {
+          int fd = mproc_process_sentinel(static_cast<mproc_process_t *>(it.handle));
+          if (fd < 0) return fd;
+          src[i].fd = fd;
+          break;
+        }
+        case MPROC_WAIT_FD:
+          if (it.fd < 0) return fail(MPROC_EBADF, "item %zu: bad fd %d", i, it.fd);
+          src[i].fd = it.fd;
+          break;
+        default:
+          return fail(MPROC_EINVAL, "item %zu: unknown kind %d", i, it.kind);
+      }
+    }
+    std::vector<int> ready(n);
+    int r = mproc::wait_sources(src, ready.data(), timeout);
+    if (r > 0)
+      for (size_t i = 0; i < n; i++) items[i].ready = ready[i];
+    return r;
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,267 @@
+// C ABI: queues. Thin shims over runtime/ring.cpp and runtime/queue.cpp.
+#include <cstring>
+
+#include "../queue.hpp"
+#include "../runtime.hpp"
+#include "capi.hpp"
+
+using mproc::fail;
+using mproc::HandleKind;
+
+namespace {
+// A queue handle is usable in any process that holds it (made before a fork, opened by name or
+// received): there is no owner check, only the registry's.
+int check(const mproc_queue_t *q) {
+  if (!q) return fail(MPROC_EINVAL, "queue handle is NULL");
+  if (!mproc::handle_valid(q, HandleKind::kQueue))
+    return fail(MPROC_EBADF, "not a live queue handle (freed or never made)");
+  return 0;
+}
+
+int read_opts(const mproc_queue_opts_t *opts, mproc::RingConfig *cfg) {
+  mproc_queue_opts_t o = MPROC_QUEUE_OPTS_INIT;
+  if (opts) {
+    if (opts->size < offsetof(mproc_queue_opts_t, max_message) + sizeof(size_t) ||
+        opts->size > 4096)
+      return fail(MPROC_EINVAL, "opts->size %zu is not a size of mproc_queue_opts_t", opts->size);
+    o = *opts;
+  }
+  if (o.capacity > mproc::kRingMaxCapacity)
+    return fail(MPROC_EINVAL, "capacity %zu is over the limit of %zu", o.capacity,
+                mproc::kRingMaxCapacity);
+  if (o.max_message > MPROC_QUEUE_MSG_MAX)
+    return fail(MPROC_EINVAL, "max_message %zu is over MPROC_QUEUE_MSG_MAX", o.max_message);
+  cfg->capacity = o.capacity;
+  cfg->maxsize = o.maxsize;
+  cfg->max_message = o.max_message;
+  return 0;
+}
+
+int make(mproc_queue_t **out, const mproc_queue_opts_t *opts, bool joinable) {
+  if (!out) return fail(MPROC_EINVAL, "out is NULL");
+  *out = nullptr;
+  mproc::RingConfig cfg;
+  if (int rc = read_opts(opts, &cfg)) return rc;
+  cfg.joinable = joinable;
+  return mproc::queue_create(cfg, out);
+}
+}  // namespace
+
+extern "C" {
+
+MPROC_API int mproc_queue_opts_init(mproc_queue_opts_t *opts) {
+  return MPROC_GUARD({
+    if (!opts) return fail(MPROC_EINVAL, "opts is NULL");
+    *opts = mproc_queue_opts_t MPROC_QUEUE_OPTS_INIT;
+    return 0;
+  });
+}
+
+MPROC_API int mproc_queue_new(mproc_queue_t **out, const mproc_queue_opts_t *opts) {
+  return MPROC_GUARD({ return make(out, opts, false); });
+}
+
+MPROC_API int mproc_simple_queue_new(mproc_queue_t **out) {
+  return MPROC_GUARD({ return make(out, nullptr, false); });
+}
+
+MPROC_API int mproc_joinable_queue_new(mproc_queue_t **out, const mproc_queue_opts_t *opts) {
+  return MPROC_GUARD({ return make(out, opts, true); });
+}
+
+MPROC_API int mproc_queue_free(mproc_queue_t *q) {
+  return MPROC_GUARD({
+    if (!q) return 0;
+    if (int rc = check(q)) return rc;
+    mproc::handle_unregister(q);
+    delete q;
+    return 0;
+  });
+}
+
+MPROC_API int mproc_queue_put(mproc_queue_t *q, const void *data, size_t len, double timeout) {
+  return MPROC_GUARD({
+    if (int rc = check(q)) return rc;
+    if (!data && len) return fail(MPROC_EINVAL, "data is NULL but len is %zu", len);
+    if (q->ring->reserving()) return fail(MPROC_EBUSY, "this handle has a reserve pending");
+    return q->ring->put(data, len, timeout);
+  });
+}
+
+MPROC_API int mproc_queue_get(mproc_queue_t *q, void *buf, size_t cap, size_t *out_len,
+                              double timeout) {
+  return MPROC_GUARD({
+    if (int rc = check(q)) return rc;
+    if (!out_len) return fail(MPROC_EINVAL, "out_len is NULL");
+    if (!buf && cap) return fail(MPROC_EINVAL, "buf is NULL but cap is %zu", cap);
+    if (q->ring->peeking()) return fail(MPROC_EBUSY, "this handle has a peek pending");
+    return q->ring->get(buf, cap, out_len, nullptr, timeout);
+  });
+}
+
+MPROC_API int mproc_queue_get_alloc(mproc_queue_t *q, void **out, size_t *out_len,
+                                    double timeout) {
+  return MPROC_GUARD({
+    if (int rc = check(q)) return rc;
+    if (!out || !out_len) return fail(MPROC_EINVAL, "out or out_len is NULL");
+    *out = nullptr;
+    if (q->ring->peeking()) return fail(MPROC_EBUSY, "this handle has a peek pending");
+    return q->ring->get(nullptr, 0, out_len, out, timeout);
+  });
+}
+
+MPROC_API int mproc_queue_reserve(mproc_queue_t *q, size_t len, void **out, double timeout) {
+  return MPROC_GUARD({
+    if (int rc = check(q)) return rc;
+    if (!out) return fail(MPROC_EINVAL, "out is NULL");
+    if (q->ring->reserving()) return fail(MPROC_EBUSY, "this handle has a reserve pending");
+    return q->ring->reserve(len, out, timeout);
+  });
+}
+
+MPROC_API int mproc_queue_commit(mproc_queue_t *q, size_t len) {
+  return MPROC_GUARD({
+    if (int rc = check(q)) return rc;
+    if (!q->ring->reserving()) return fail(MPROC_EINVAL, "nothing reserved");
+    return q->ring->commit(len);
+  });
+}
+
+MPROC_API int mproc_queue_cancel(mproc_queue_t *q) {
+  return MPROC_GUARD({
+    if (int rc = check(q)) return rc;
+    if (!q->ring->reserving()) return fail(MPROC_EINVAL, "nothing reserved");
+    return q->ring->cancel();
+  });
+}
+
+MPROC_API int mproc_queue_peek(mproc_queue_t *q, const void **out, size_t *out_len,
+                               double timeout) {
+  return MPROC_GUARD({
+    if (int rc = check(q)) return rc;
+    if (!out || !out_len) return fail(MPROC_EINVAL, "out or out_len is NULL");
+    if (q->ring->peeking()) return fail(MPROC_EBUSY, "this handle has a peek pending");
+    return q->ring->peek(out, out_len, timeout);
+  });
+}
+
+MPROC_API int mproc_queue_release(mproc_queue_t *q) {
+  return MPROC_GUARD({
+    if (int rc = check(q)) return rc;
+    if (!q->ring->peeking()) return fail(MPROC_EINVAL, "nothing peeked");
+    return q->ring->release();
+  });
+}
+
+MPROC_API int mproc_queue_qsize(const mproc_queue_t *q, size_t *out) {
+  return MPROC_GUARD({
+    if (int rc = check(q)) return rc;
+    if (!out) return fail(MPROC_EINVAL, "out is NULL");
+    *out = q->ring->qsize();
+    return 0;
+  });
+}
+
+MPROC_API int mproc_queue_empty(const mproc_queue_t *q) {
+  return MPROC_GUARD({
+    if (int rc = check(q)) return rc;
+    return q->ring->qsize() == 0 ? 1 : 0;
+  });
+}
+
+MPROC_API int mproc_queue_full(const mproc_queue_t *q) {
+  return MPROC_GUARD({
+    if (int rc = check(q)) return rc;
+    return q->ring->full() ? 1 : 0;
+  });
+}
+
+MPROC_API int mproc_queue_close(mproc_queue_t *q) {
+  return MPROC_GUARD({
+    if (int rc = check(q)) return rc;
+    return q->ring->close();
+  });
+}
+
+MPROC_API int mproc_queue_is_closed(const mproc_queue_t *q) {
+  return MPROC_GUARD({
+    if (int rc = check(q)) return rc;
+    return q->ring->closed() ? 1 : 0;
+  });
+}
+
+MPROC_API int mproc_queue_task_done(mproc_queue_t *q) {
+  return MPROC_GUARD({
+    if (int rc = check(q)) return rc;
+    if (!q->ring->joinable()) return fail(MPROC_EINVAL, "not a joinable queue");
+    return q->ring->task_done();
+  });
+}
+
+MPROC_API int mproc_queue_join(mproc_queue_t *q, double timeout) {
+  return MPROC_GUARD({
+    if (int rc = check(q)) return rc;
+    if (!q->ring->joinable()) return fail(MPROC_EINVAL, "not a joinable queue");
+    return q->ring->join(timeout);
+  });
+}
+
+MPROC_API int mproc_queue_stats(const mproc_queue_t *q, mproc_queue_stats_t *out) {
+  return MPROC_GUARD({
+    if (int rc = check(q)) return rc;
+    if (!out) return fail(MPROC_EINVAL, "out is NULL");
+    if (out->size < offsetof(mproc_queue_stats_t, lost) + sizeof(uint64_t))
+      return fail(MPROC_EINVAL, "out->size %zu is not a size of mproc_queue_stats_t", out->size);
+    mproc::RingStats s = q->ring->stats();
+    out->puts = s.puts;
+    out->gets = s.gets;
+    out->producer_deaths = s.producer_deaths;
+    out->consumer_deaths = s.consumer_deaths;
+    out->dropped = s.dropped;
+    out->lost = s.lost;
+    return 0;
+  });
+}
+
+MPROC_API int mproc_queue_fileno(mproc_queue_t *q) {
+  return MPROC_GUARD({
+    if (int rc = check(q)) return rc;
+    return q->ring->fileno();
+  });
+}
+
+MPROC_API int mproc_queue_name(const mproc_queue_t *q, char *buf, size_t cap) {
+  return MPROC_GUARD({
+    if (int rc = check(q)) return rc;
+    if (!buf) return fail(MPROC_EINVAL, "buf is NULL");
+    return mproc::queue_name(*q->ring, buf, cap);
+  });
+}
+
+MPROC_API int mproc_queue_open(mproc_queue_t **out, const char *name) {
+  return MPROC_GUARD({
+    if (!out) return fail(MPROC_EINVAL, "out is NULL");
+    *out = nullptr;
+    if (!name) return fail(MPROC_EINVAL, "name is NULL");
+    return mproc::queue_open(name, out);
+  });
+}
+
+MPROC_API int mproc_queue_send_handle(const mproc_queue_t *q, int sockfd) {
+  return MPROC_GUARD({
+    if (int rc = check(q)) return rc;
+    if (sockfd < 0) return fail(MPROC_EBADF, "bad socket fd %d", sockfd);
+    return mproc::queue_send(*q->ring, sockfd);
+  });
+}
+
+MPROC_API int mproc_queue_recv_handle(mproc_queue_t **out, int sockfd) {
+  return MPROC_GUARD({
+    if (!out) return fail(MPROC_EINVAL, "out is NULL");
+    *out = nullptr;
+    if (sockfd < 0) return fail(MPROC_EBADF, "bad socket fd %d", sockfd);
+    return mproc::queue_recv(sockfd, out);
+  });
+}
+
+}  // extern "C"

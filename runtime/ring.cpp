@@ -1,0 +1,818 @@
+// The shared-memory ring behind mproc_queue_t.
+//
+// Layout. One memfd: a header page, then the data ring of `cap` bytes (a power of two). The data
+// ring is mapped twice back to back, so a record that runs past the end is still contiguous in
+// memory: records are never split and reserve/peek hand out plain pointers.
+//
+// Records. head and tail are 64-bit byte positions that only grow. A record is a 16-byte header
+// {kind, len, total} and len bytes, padded to 8. A message whose record fits in half the ring is
+// one FULL record. A larger one is streamed as FIRST (carrying the total size), MIDDLE..., LAST,
+// each part at most cap/4, so a 256 MiB message goes through a 2 MiB ring while a consumer reads
+// it into its buffer. An ABORT record ends a streamed message that will never be finished.
+//
+// Locks. Producers serialize on a robust process-shared mutex (plock), consumers on another
+// (clock). The holder of plock is the only writer and the holder of clock the only reader, so
+// the ring itself is single-producer single-consumer: the writer fills bytes past tail and then
+// publishes them with a release store of tail; the reader copies bytes before tail and then
+// frees them with a release store of head. FIFO order holds per producer (and globally, by the
+// order in which producers take plock).
+//
+// Sleeping. A waiter spins briefly (adaptive per handle), then announces itself in c_waiters /
+// p_waiters and sleeps on the 32-bit futex word data_seq / space_seq. The other side makes its
+// change with a seq_cst store and then reads the waiter count (seq_cst): at least one of the two
+// sees the other (Dekker), so a wake-up is never lost, and an idle queue costs no CPU.
+//
+// Crashes. A producer killed while holding plock leaves w_state set: the next owner of plock
+// (EOWNERDEAD) either uncounts the message (nothing published), leaves it (all published), or
+// appends an ABORT record for the part already published. A consumer in the middle of a streamed
+// message polls plock every 20 ms and does that recovery itself, so it never waits forever for a
+// dead writer. `kReserve` bytes are always kept free so the ABORT record fits. A consumer killed
+// while holding clock loses at most the message it was copying: the next consumer skips MIDDLE /
+// LAST / ABORT records that have no FIRST before them (orphans) and counts the loss.
+#include "ring.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "error.hpp"
+
+namespace mproc {
+namespace {
+
+constexpr uint64_t kMagic = 0x676e6972636f706dULL;  // "mprocring"
+constexpr uint32_t kVersion = 1;
+constexpr size_t kHdrBytes = 4096;  // header page (x86-64 and arm64 with 4 KiB pages)
+constexpr size_t kRec = 16;         // record header
+constexpr size_t kReserve = kRec;   // always free: room for one ABORT record
+constexpr int kSpinMin = 5;    // microseconds of spinning before a futex sleep
+constexpr int kSpinMax = 100;
+
+enum : uint32_t { kFull = 1, kFirst = 2, kMiddle = 3, kLast = 4, kAbort = 5 };
+
+struct RecHdr {
+  uint32_t kind;
+  uint32_t len;    // bytes of this part
+  uint64_t total;  // bytes of the whole message
+};
+
+inline size_t rec_size(size_t len) { return kRec + ((len + 7) & ~static_cast<size_t>(7)); }
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+}  // namespace
+
+// Lines are split by writer: config (read-mostly), wake words, producer side, consumer side.
+struct RingHeader {
+  uint64_t magic;
+  uint32_t version;
+  uint32_t joinable;
+  uint64_t token;
+  uint64_t cap;
+  uint64_t maxsize;
+  uint64_t max_message;
+  std::atomic<uint32_t> closed;
+  std::atomic<uint32_t> watchers;  // handles that asked for the pollable fd
+  std::atomic<uint64_t> st_pdeaths, st_cdeaths, st_dropped, st_lost;
+  std::atomic<uint64_t> unfinished;  // joinable: puts not yet matched by task_done
+
+  alignas(64) std::atomic<uint32_t> data_seq;  // futex: consumers wait for data
+  std::atomic<uint32_t> c_waiters;
+  std::atomic<uint32_t> space_seq;  // futex: producers wait for space or a slot
+  std::atomic<uint32_t> p_waiters;
+  std::atomic<uint32_t> join_seq;  // futex: join() waits for unfinished == 0
+  std::atomic<uint32_t> j_waiters;
+  std::atomic<uint32_t> armed;  // a byte is (or is about to be) in the fifo
+
+  alignas(64) pthread_mutex_t plock;
+  uint32_t w_state;  // 1 while a message is being written (see recover_producer)
+  uint64_t w_msg_start, w_end;
+  std::atomic<uint64_t> items_put;
+  std::atomic<uint64_t> st_puts;
+  alignas(64) std::atomic<uint64_t> tail;
+
+  alignas(64) pthread_mutex_t clock;
+  uint32_t r_state;  // 1 while a streamed message is being read
+  std::atomic<uint64_t> items_got;
+  std::atomic<uint64_t> st_gets;
+  alignas(64) std::atomic<uint64_t> head;
+};
+static_assert(sizeof(RingHeader) <= kHdrBytes, "ring header fits its page");
+static_assert(sizeof(RecHdr) == kRec, "record header size");
+
+namespace {
+
+int init_mutex(pthread_mutex_t *m) {
+  pthread_mutexattr_t a;
+  pthread_mutexattr_init(&a);
+  pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+  int r = pthread_mutex_init(m, &a);
+  pthread_mutexattr_destroy(&a);
+  return r == 0 ? 0 : fail_errno(r, "pthread_mutex_init");
+}
+
+// Lock a robust mutex before the deadline. 0 locked, 1 locked and the previous owner died,
+// MPROC_ETIMEDOUT (not recorded), or a recorded error.
+int robust_lock(pthread_mutex_t *m, const Deadline &d, bool poll) {
+  int r;
+  if (poll) {
+    for (int i = 0;; i++) {
+      r = pthread_mutex_trylock(m);
+      if (r != EBUSY || i == 64) break;
+      cpu_relax();
+    }
+  } else if (d.infinite) {
+    r = pthread_mutex_lock(m);
+  } else {
+    r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &d.at);
+  }
+  switch (r) {
+    case 0: return 0;
+    case EOWNERDEAD: return 1;
+    case EBUSY:
+    case ETIMEDOUT: return MPROC_ETIMEDOUT;
+    case ENOTRECOVERABLE: return fail(MPROC_EOWNERDEAD, "queue lock is not recoverable");
+    default: return fail_errno(r, "pthread_mutex_lock");
+  }
+}
+
+uint64_t random_token() {
+  uint64_t t = 0;
+  while (t == 0)
+    if (getrandom(&t, sizeof t, 0) != sizeof t) t = static_cast<uint64_t>(getpid()) << 32 ^ time(nullptr);
+  return t;
+}
+
+size_t round_capacity(size_t c) {
+  if (c == 0) return kRingDefaultCapacity;
+  size_t r = kRingMinCapacity;
+  while (r < c && r < kRingMaxCapacity) r <<= 1;
+  return r;
+}
+
+}  // namespace
+
+// ---- setup ----------------------------------------------------------------------------------
+
+Ring::~Ring() {
+  if (h_) {
+    if (watching_ == getpid()) h_->watchers.fetch_sub(1);
+    if (reserve_pid_ == getpid() && reserving()) cancel();
+    if (peek_pid_ == getpid() && peeking()) unlock_consumer();
+  }
+  if (h_) munmap(h_, map_len_);
+}
+
+int Ring::map(UniqueFd memfd, size_t total) {
+  if (total <= kHdrBytes) return fail(MPROC_EINVAL, "segment of %zu bytes is not a queue", total);
+  size_t cap = total - kHdrBytes;
+  size_t len = kHdrBytes + 2 * cap;
+  void *base = mmap(nullptr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (base == MAP_FAILED) return fail_errno(errno, "mmap (reserve)");
+  auto *b = static_cast<unsigned char *>(base);
+  if (mmap(b, kHdrBytes + cap, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, memfd.get(), 0) ==
+          MAP_FAILED ||
+      mmap(b + kHdrBytes + cap, cap, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, memfd.get(),
+           kHdrBytes) == MAP_FAILED) {
+    int e = errno;
+    munmap(base, len);
+    return fail_errno(e, "mmap (ring)");
+  }
+  h_ = reinterpret_cast<RingHeader *>(b);
+  data_ = b + kHdrBytes;
+  map_len_ = len;
+  cap_ = cap;
+  mask_ = cap - 1;
+  memfd_ = std::move(memfd);
+  return 0;
+}
+
+static int make_fifo(UniqueFd *out) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) return fail_errno(errno, "pipe2");
+  UniqueFd r(p[0]), w(p[1]);
+  // One O_RDWR descriptor for both ends: it is also what another process opens by name.
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", r.get());
+  UniqueFd rw(open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC));
+  if (!rw.valid()) return fail_errno(errno, "open fifo through /proc/self/fd");
+  *out = std::move(rw);
+  return 0;
+}
+
+int Ring::create(const RingConfig &cfg, std::unique_ptr<Ring> *out) {
+  size_t cap = round_capacity(cfg.capacity);
+  UniqueFd fd(memfd_create("mproc-queue", MFD_CLOEXEC));
+  if (!fd.valid()) return fail_errno(errno, "memfd_create");
+  if (ftruncate(fd.get(), static_cast<off_t>(kHdrBytes + cap)) < 0)
+    return fail_errno(errno, "ftruncate");
+  std::unique_ptr<Ring> r(new Ring());
+  if (int rc = make_fifo(&r->fifo_)) return rc;
+  if (int rc = r->map(std::move(fd), kHdrBytes + cap)) return rc;
+  RingHeader *h = new (r->h_) RingHeader();
+  if (int rc = init_mutex(&h->plock)) return rc;
+  if (int rc = init_mutex(&h->clock)) return rc;
+  h->version = kVersion;
+  h->joinable = cfg.joinable;
+  h->token = random_token();
+  h->cap = cap;
+  h->maxsize = cfg.maxsize;
+  h->max_message = cfg.max_message ? cfg.max_message : kRingMessageMax;
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  h->magic = kMagic;
+  *out = std::move(r);
+  return 0;
+}
+
+int Ring::attach(UniqueFd memfd, UniqueFd fifo, uint64_t token, std::unique_ptr<Ring> *out) {
+  struct stat st;
+  if (fstat(memfd.get(), &st) < 0) return fail_errno(errno, "fstat");
+  if (!S_ISREG(st.st_mode)) return fail(MPROC_EINVAL, "descriptor is not a queue segment");
+  struct stat fs;
+  if (fstat(fifo.get(), &fs) < 0) return fail_errno(errno, "fstat");
+  if (!S_ISFIFO(fs.st_mode)) return fail(MPROC_EINVAL, "descriptor is not the queue's fifo");
+  std::unique_ptr<Ring> r(new Ring());
+  if (int rc = r->map(std::move(memfd), static_cast<size_t>(st.st_size))) return rc;
+  RingHeader *h = r->h_;
+  if (h->magic != kMagic || h->version != kVersion || h->cap != r->cap_)
+    return fail(MPROC_EINVAL, "segment is not an mproc queue of this version");
+  if (token && h->token != token)
+    return fail(MPROC_ENOENT, "queue token does not match (the queue is gone)");
+  r->fifo_ = std::move(fifo);
+  *out = std::move(r);
+  return 0;
+}
+
+uint64_t Ring::token() const { return h_->token; }
+bool Ring::joinable() const { return h_->joinable != 0; }
+bool Ring::closed() const { return h_->closed.load() != 0; }
+unsigned char *Ring::at(uint64_t pos) const { return data_ + (pos & mask_); }
+
+// ---- locks and recovery -----------------------------------------------------------------------
+
+int Ring::lock_producer(const Deadline &d, bool poll) {
+  int r = robust_lock(&h_->plock, d, poll);
+  if (r == 1) {
+    recover_producer();
+    pthread_mutex_consistent(&h_->plock);
+    r = 0;
+  }
+  return r;
+}
+
+int Ring::lock_consumer(const Deadline &d, bool poll) {
+  int r = robust_lock(&h_->clock, d, poll);
+  if (r == 1) {
+    recover_consumer();
+    pthread_mutex_consistent(&h_->clock);
+    r = 0;
+  }
+  return r;
+}
+
+void Ring::unlock_producer() { pthread_mutex_unlock(&h_->plock); }
+void Ring::unlock_consumer() { pthread_mutex_unlock(&h_->clock); }
+
+void Ring::recover_producer() {
+  h_->st_pdeaths.fetch_add(1);
+  if (!h_->w_state) return;
+  uint64_t t = h_->tail.load();
+  if (t == h_->w_end) {
+    h_->st_puts.fetch_add(1);  // it was all published: a complete message
+  } else {
+    if (t > h_->w_msg_start) {
+      write_record(kAbort, nullptr, 0, 0);  // fits: kReserve is always free
+      publish(t + kRec);
+    } else {
+      h_->items_put.fetch_sub(1);
+    }
+    if (h_->joinable && h_->unfinished.fetch_sub(1) == 1) {
+      h_->join_seq.fetch_add(1);
+      futex_wake(&h_->join_seq, INT_MAX);
+    }
+  }
+  h_->w_state = 0;
+}
+
+void Ring::recover_consumer() {
+  h_->st_cdeaths.fetch_add(1);
+  if (h_->r_state) {  // it was in the middle of a streamed message: that one is lost
+    h_->r_state = 0;
+    h_->items_got.fetch_add(1);
+    h_->st_lost.fetch_add(1);
+  }
+}
+
+// A consumer waiting for the rest of a message checks that its writer still lives.
+void Ring::check_writer_alive() {
+  int r = pthread_mutex_trylock(&h_->plock);
+  if (r == EOWNERDEAD) {
+    recover_producer();
+    pthread_mutex_consistent(&h_->plock);
+    r = 0;
+  }
+  if (r == 0) unlock_producer();
+}
+
+// ---- waiting ----------------------------------------------------------------------------------
+
+inline uint64_t now_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Spin for up to `spin` microseconds (a wake-up through the kernel costs more than that), then
+// sleep on the futex. The budget adapts per handle: it grows when spinning paid off and shrinks
+// (to kSpinMin) when the other side kept us waiting anyway.
+template <class Ready>
+static int sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32_t> &waiters,
+                       const Ready &ready, const Deadline &d) {
+  if (ready()) return 0;
+  const uint64_t until = now_ns() + static_cast<uint64_t>(spin) * 1000;
+  for (int i = 1;; i++) {
+    cpu_relax();
+    if (ready()) {
+      spin = std::min(spin + spin / 4 + 1, kSpinMax);
+      return 0;
+    }
+    if ((i & 31) == 0 && now_ns() >= until) break;
+  }
+  spin = std::max(spin - spin / 4, kSpinMin);
+  for (;;) {
+    waiters.fetch_add(1);
+    uint32_t s = seq.load();
+    if (ready()) {
+      waiters.fetch_sub(1);
+      return 0;
+    }
+    int r = futex_wait(&seq, s, d);
+    waiters.fetch_sub(1);
+    if (ready()) return 0;
+    if (r == -ETIMEDOUT || d.expired()) return MPROC_ETIMEDOUT;
+  }
+}
+
+// Free bytes for the producer. head only grows, so a cached head under-estimates the free space:
+// it is re-read (a cache miss on the consumers' line) only when the cached value is not enough.
+size_t Ring::free_space(size_t need) {
+  const uint64_t t = h_->tail.load(std::memory_order_relaxed);
+  uint64_t used = t - head_cache_;
+  if (head_cache_ > t || used + kReserve + need > cap_) {
+    head_cache_ = h_->head.load(std::memory_order_acquire);
+    used = t - head_cache_;
+  }
+  return used + kReserve >= cap_ ? 0 : cap_ - kReserve - used;
+}
+
+// Producer, holding plock: wait for `need` free bytes (and an item slot when `slot`).
+int Ring::wait_space(size_t need, bool slot, const Deadline &d, bool poll) {
+  auto ready = [&] {
+    if (slot && h_->closed.load()) return true;
+    if (slot && h_->maxsize &&
+        h_->items_put.load(std::memory_order_relaxed) - h_->items_got.load() >= h_->maxsize)
+      return false;
+    return free_space(need) >= need;
+  };
+  if (!ready()) {
+    if (poll) return MPROC_ETIMEDOUT;
+    if (int rc = sleep_until(spin_, h_->space_seq, h_->p_waiters, ready, d)) return rc;
+  }
+  if (slot && h_->closed.load()) return MPROC_ECLOSED;
+  return 0;
+}
+
+// Consumer, holding clock: wait for a record, or closed and empty (MPROC_ECLOSED).
+int Ring::wait_data(const Deadline &d, bool poll) {
+  const uint64_t hd = h_->head.load(std::memory_order_relaxed);
+  if (tail_cache_ > hd) return 0;  // tail only grows: bytes before a seen tail are published
+  auto ready = [&] {
+    tail_cache_ = h_->tail.load(std::memory_order_acquire);
+    return tail_cache_ != hd || h_->closed.load();
+  };
+  if (!ready()) {
+    if (poll) return MPROC_ETIMEDOUT;
+    if (int rc = sleep_until(spin_, h_->data_seq, h_->c_waiters, ready, d)) return rc;
+  }
+  tail_cache_ = h_->tail.load(std::memory_order_acquire);
+  if (tail_cache_ == hd) return MPROC_ECLOSED;
+  return 0;
+}
+
+// Consumer in the middle of a streamed message: wait for its next part, however long the writer
+// takes, but not for a dead writer (which recovery turns into an ABORT record).
+void Ring::wait_more() {
+  const uint64_t hd = h_->head.load(std::memory_order_relaxed);
+  if (tail_cache_ > hd) return;
+  auto ready = [&] {
+    tail_cache_ = h_->tail.load(std::memory_order_acquire);
+    return tail_cache_ != hd;
+  };
+  while (sleep_until(spin_, h_->data_seq, h_->c_waiters, ready, Deadline::after(0.02)) != 0)
+    check_writer_alive();
+}
+
+// ---- publishing -------------------------------------------------------------------------------
+
+void Ring::write_record(uint32_t kind, const void *data, size_t len, uint64_t total) {
+  unsigned char *p = at(h_->tail.load(std::memory_order_relaxed));
+  RecHdr r{kind, static_cast<uint32_t>(len), total};
+  memcpy(p, &r, kRec);
+  if (len) memcpy(p + kRec, data, len);
+}
+
+void Ring::publish(uint64_t new_tail) {
+  h_->tail.store(new_tail);  // seq_cst: pairs with the waiter count read below (see top)
+  if (h_->c_waiters.load()) {
+    h_->data_seq.fetch_add(1);
+    futex_wake(&h_->data_seq, INT_MAX);
+  }
+  if (h_->watchers.load()) signal_fifo();
+}
+
+void Ring::advance(uint64_t new_head) {
+  h_->head.store(new_head);
+  if (h_->p_waiters.load()) {
+    h_->space_seq.fetch_add(1);
+    futex_wake(&h_->space_seq, INT_MAX);
+  }
+}
+
+void Ring::signal_fifo() {
+  if (h_->armed.exchange(1) == 0) {
+    ssize_t r;
+    do r = write(fifo_.get(), "q", 1);
+    while (r < 0 && errno == EINTR);  // EAGAIN: the fifo is full, hence readable: fine
+  }
+}
+
+void Ring::drain_fifo() {
+  char buf[256];
+  while (read(fifo_.get(), buf, sizeof buf) > 0) {
+  }
+  h_->armed.store(0);
+}
+
+bool Ring::has_data_or_closed() const {
+  return h_->tail.load() != h_->head.load() || h_->closed.load();
+}
+
+bool Ring::ready_for_get() {
+  drain_fifo();
+  bool r = has_data_or_closed();
+  if (r) signal_fifo();  // keep the fd readable for other pollers while a message waits
+  return r;
+}
+
+int Ring::fileno() {
+  if (watching_ != getpid()) {
+    watching_ = getpid();
+    h_->watchers.fetch_add(1);
+    if (has_data_or_closed()) signal_fifo();
+  }
+  return fifo_.get();
+}
+
+// ---- put ----------------------------------------------------------------------------------------
+
+int Ring::begin_message(size_t len) {
+  (void)len;
+  h_->w_state = 1;
+  h_->items_put.fetch_add(1, std::memory_order_relaxed);
+  if (h_->joinable) h_->unfinished.fetch_add(1);
+  return 0;
+}
+
+// The message begun by begin_message() will not be delivered.
+void Ring::end_message_failed(bool published) {
+  if (published) {
+    write_record(kAbort, nullptr, 0, 0);
+    publish(h_->tail.load(std::memory_order_relaxed) + kRec);
+  } else {
+    h_->items_put.fetch_sub(1);
+  }
+  if (h_->joinable && h_->unfinished.fetch_sub(1) == 1) {
+    h_->join_seq.fetch_add(1);
+    futex_wake(&h_->join_seq, INT_MAX);
+  }
+  h_->w_state = 0;
+}
+
+int Ring::put_locked(const void *data, size_t len, const Deadline &d, bool poll) {
+  const auto *src = static_cast<const unsigned char *>(data);
+  const uint64_t t0 = h_->tail.load(std::memory_order_relaxed);
+  const size_t whole = rec_size(len);
+  if (whole <= cap_ / 2) {
+    if (int rc = wait_space(whole, true, d, poll)) return rc;
+    h_->w_msg_start = t0;
+    h_->w_end = t0 + whole;
+    begin_message(len);
+    write_record(kFull, src, len, len);
+    publish(t0 + whole);
+    h_->w_state = 0;
+    h_->st_puts.fetch_add(1, std::memory_order_relaxed);
+    return 0;
+  }
+  // Streamed: parts of part_max bytes (the last one shorter). A poll needs room for all of it.
+  const size_t part_max = cap_ / 4 - kRec;
+  const size_t nparts = (len + part_max - 1) / part_max;
+  const size_t last = len - (nparts - 1) * part_max;
+  const uint64_t end = t0 + (nparts - 1) * rec_size(part_max) + rec_size(last);
+  if (poll && end - t0 > cap_ - kReserve) return MPROC_ETIMEDOUT;
+  if (int rc = wait_space(poll ? end - t0 : rec_size(part_max), true, d, poll)) return rc;
+  h_->w_msg_start = t0;
+  h_->w_end = end;
+  begin_message(len);
+  size_t off = 0;
+  for (size_t i = 0; i < nparts; i++) {
+    size_t part = i + 1 == nparts ? last : part_max;
+    if (i > 0) {
+      // Once begun, a message is finished even if the queue is closed meanwhile.
+      if (int rc = wait_space(rec_size(part), false, d, poll)) {
+        end_message_failed(true);
+        return rc;
+      }
+    }
+    write_record(i == 0 ? kFirst : (i + 1 == nparts ? kLast : kMiddle), src + off, part, len);
+    publish(h_->tail.load(std::memory_order_relaxed) + rec_size(part));
+    off += part;
+  }
+  h_->w_state = 0;
+  h_->st_puts.fetch_add(1, std::memory_order_relaxed);
+  return 0;
+}
+
+int Ring::put(const void *data, size_t len, double timeout) {
+  if (len > h_->max_message)
+    return fail(MPROC_EMSGSIZE, "message of %zu bytes is over the queue's limit of %zu", len,
+                static_cast<size_t>(h_->max_message));
+  if (h_->closed.load()) return fail(MPROC_ECLOSED, "queue is closed");
+  const Deadline d = Deadline::after(timeout);
+  const bool poll = timeout == 0;
+  int rc = lock_producer(d, poll);
+  if (rc == 0) {
+    rc = put_locked(data, len, d, poll);
+    unlock_producer();
+  }
+  if (rc == MPROC_ETIMEDOUT)
+    return poll ? fail(MPROC_EFULL, "queue is full") : fail(rc, "timeout after %g s", timeout);
+  if (rc == MPROC_ECLOSED) return fail(rc, "queue is closed");
+  return rc;
+}
+
+// ---- get ----------------------------------------------------------------------------------------
+
+int Ring::get_locked(void *buf, size_t cap, size_t *out_len, void **out_buf, const Deadline &d,
+                     bool poll) {
+  for (;;) {
+    if (int rc = wait_data(d, poll)) return rc;
+    uint64_t hd = h_->head.load(std::memory_order_relaxed);
+    RecHdr r;
+    memcpy(&r, at(hd), kRec);
+    if (r.kind == kMiddle || r.kind == kLast || r.kind == kAbort) {  // orphan: skip
+      advance(hd + rec_size(r.len));
+      continue;
+    }
+    if (r.kind != kFull && r.kind != kFirst)
+      return fail(MPROC_EIO, "corrupt queue record (kind %u at %llu)", r.kind,
+                  static_cast<unsigned long long>(hd));
+    const size_t total = r.kind == kFull ? r.len : static_cast<size_t>(r.total);
+    unsigned char *dst;
+    if (out_buf) {
+      dst = static_cast<unsigned char *>(malloc(total ? total : 1));
+      if (!dst) return fail(MPROC_ENOMEM, "cannot allocate %zu bytes for a message", total);
+    } else {
+      if (total > cap) {
+        *out_len = total;
+        return fail(MPROC_EMSGSIZE, "message of %zu bytes does not fit the buffer of %zu bytes",
+                    total, cap);
+      }
+      dst = static_cast<unsigned char *>(buf);
+    }
+    if (r.len) memcpy(dst, at(hd) + kRec, r.len);
+    if (r.kind == kFull) {
+      h_->items_got.fetch_add(1, std::memory_order_relaxed);
+      advance(hd + rec_size(r.len));
+    } else {
+      bool ok = true;
+      size_t off = r.len;
+      h_->r_state = 1;
+      advance(hd + rec_size(r.len));
+      while (off < total) {
+        wait_more();
+        hd = h_->head.load(std::memory_order_relaxed);
+        RecHdr m;
+        memcpy(&m, at(hd), kRec);
+        if ((m.kind == kMiddle || m.kind == kLast) && off + m.len <= total) {
+          memcpy(dst + off, at(hd) + kRec, m.len);
+          off += m.len;
+          advance(hd + rec_size(m.len));
+          continue;
+        }
+        if (m.kind == kAbort) advance(hd + kRec);
+        ok = false;  // ABORT (writer died or gave up): drop what we have
+        break;
+      }
+      h_->items_got.fetch_add(1, std::memory_order_relaxed);
+      h_->r_state = 0;
+      if (!ok) {
+        h_->st_dropped.fetch_add(1);
+        if (out_buf) free(dst);
+        continue;
+      }
+    }
+    h_->st_gets.fetch_add(1, std::memory_order_relaxed);
+    *out_len = total;
+    if (out_buf) *out_buf = dst;
+    return 0;
+  }
+}
+
+int Ring::get(void *buf, size_t cap, size_t *out_len, void **out_buf, double timeout) {
+  const Deadline d = Deadline::after(timeout);
+  const bool poll = timeout == 0;
+  int rc = MPROC_ETIMEDOUT;
+  if (!poll || has_data_or_closed()) {
+    rc = lock_consumer(d, poll);
+    if (rc == 0) {
+      rc = get_locked(buf, cap, out_len, out_buf, d, poll);
+      unlock_consumer();
+    }
+  }
+  if (rc == MPROC_ETIMEDOUT) {
+    if (poll && watching_ == getpid() && h_->watchers.load()) ready_for_get();
+    return poll ? fail(MPROC_EEMPTY, "queue is empty") : fail(rc, "timeout after %g s", timeout);
+  }
+  if (rc == MPROC_ECLOSED) return fail(rc, "queue is closed and empty");
+  return rc;
+}
+
+// ---- zero-copy ------------------------------------------------------------------------------------
+
+int Ring::reserve(size_t len, void **out, double timeout) {
+  if (len > h_->max_message)
+    return fail(MPROC_EMSGSIZE, "message of %zu bytes is over the queue's limit", len);
+  if (rec_size(len) > cap_ / 2)
+    return fail(MPROC_EMSGSIZE, "%zu bytes is over half the ring (%zu bytes): use put", len, cap_);
+  if (h_->closed.load()) return fail(MPROC_ECLOSED, "queue is closed");
+  const Deadline d = Deadline::after(timeout);
+  const bool poll = timeout == 0;
+  int rc = lock_producer(d, poll);
+  if (rc == 0) {
+    rc = wait_space(rec_size(len), true, d, poll);
+    if (rc) unlock_producer();
+  }
+  if (rc == MPROC_ETIMEDOUT)
+    return poll ? fail(MPROC_EFULL, "queue is full") : fail(rc, "timeout after %g s", timeout);
+  if (rc == MPROC_ECLOSED) return fail(rc, "queue is closed");
+  if (rc) return rc;
+  const uint64_t t0 = h_->tail.load(std::memory_order_relaxed);
+  h_->w_msg_start = t0;
+  h_->w_end = t0 + rec_size(len);
+  begin_message(len);
+  write_record(kFull, nullptr, 0, len);
+  reserved_ = len;
+  reserve_pid_ = getpid();
+  *out = at(t0) + kRec;
+  return 0;
+}
+
+int Ring::commit(size_t len) {
+  if (len > reserved_)
+    return fail(MPROC_EINVAL, "commit of %zu bytes is over the %zu reserved", len, reserved_);
+  const uint64_t t0 = h_->tail.load(std::memory_order_relaxed);
+  RecHdr r{kFull, static_cast<uint32_t>(len), len};
+  memcpy(at(t0), &r, kRec);
+  h_->w_end = t0 + rec_size(len);
+  publish(t0 + rec_size(len));
+  h_->w_state = 0;
+  h_->st_puts.fetch_add(1, std::memory_order_relaxed);
+  reserved_ = SIZE_MAX;
+  unlock_producer();
+  return 0;
+}
+
+int Ring::cancel() {
+  end_message_failed(false);
+  reserved_ = SIZE_MAX;
+  unlock_producer();
+  return 0;
+}
+
+int Ring::peek(const void **out, size_t *out_len, double timeout) {
+  const Deadline d = Deadline::after(timeout);
+  const bool poll = timeout == 0;
+  int rc = MPROC_ETIMEDOUT;
+  if (!poll || has_data_or_closed()) {
+    rc = lock_consumer(d, poll);
+    while (rc == 0) {
+      rc = wait_data(d, poll);
+      if (rc) break;
+      uint64_t hd = h_->head.load(std::memory_order_relaxed);
+      RecHdr r;
+      memcpy(&r, at(hd), kRec);
+      if (r.kind == kMiddle || r.kind == kLast || r.kind == kAbort) {
+        advance(hd + rec_size(r.len));
+        continue;
+      }
+      if (r.kind == kFirst) {
+        *out_len = static_cast<size_t>(r.total);
+        unlock_consumer();
+        return fail(MPROC_EMSGSIZE, "message of %zu bytes is streamed in parts: use get",
+                    static_cast<size_t>(r.total));
+      }
+      *out = at(hd) + kRec;
+      *out_len = r.len;
+      peek_len_ = r.len;
+      peek_pid_ = getpid();
+      return 0;
+    }
+    if (rc) unlock_consumer();
+  }
+  if (rc == MPROC_ETIMEDOUT)
+    return poll ? fail(MPROC_EEMPTY, "queue is empty") : fail(rc, "timeout after %g s", timeout);
+  if (rc == MPROC_ECLOSED) return fail(rc, "queue is closed and empty");
+  return rc;
+}
+
+int Ring::release() {
+  const uint64_t hd = h_->head.load(std::memory_order_relaxed);
+  h_->items_got.fetch_add(1, std::memory_order_relaxed);
+  h_->st_gets.fetch_add(1, std::memory_order_relaxed);
+  advance(hd + rec_size(peek_len_));
+  peek_len_ = SIZE_MAX;
+  unlock_consumer();
+  return 0;
+}
+
+// ---- state --------------------------------------------------------------------------------------
+
+int Ring::close() {
+  h_->closed.store(1);
+  for (auto *w : {&h_->data_seq, &h_->space_seq, &h_->join_seq}) {
+    w->fetch_add(1);
+    futex_wake(w, INT_MAX);
+  }
+  if (h_->watchers.load()) signal_fifo();
+  return 0;
+}
+
+size_t Ring::qsize() const {
+  uint64_t got = h_->items_got.load();
+  uint64_t put = h_->items_put.load();
+  return put > got ? static_cast<size_t>(put - got) : 0;
+}
+
+bool Ring::full() const {
+  if (h_->maxsize && qsize() >= h_->maxsize) return true;
+  // Less than a quarter free: a streamed part (cap/4) no longer fits, so a put may block.
+  uint64_t used = h_->tail.load() - h_->head.load();
+  return used + kReserve + cap_ / 4 > cap_;
+}
+
+int Ring::task_done() {
+  uint64_t u = h_->unfinished.load();
+  do {
+    if (u == 0) return fail(MPROC_EINVAL, "task_done() called more times than items were put");
+  } while (!h_->unfinished.compare_exchange_weak(u, u - 1));
+  if (u == 1) {
+    h_->join_seq.fetch_add(1);
+    futex_wake(&h_->join_seq, INT_MAX);
+  }
+  return 0;
+}
+
+int Ring::join(double timeout) {
+  auto ready = [&] { return h_->unfinished.load() == 0; };
+  if (ready()) return 0;
+  if (timeout == 0) return fail(MPROC_ETIMEDOUT, "%llu tasks unfinished",
+                                static_cast<unsigned long long>(h_->unfinished.load()));
+  int spin = kSpinMin;
+  if (sleep_until(spin, h_->join_seq, h_->j_waiters, ready, Deadline::after(timeout)))
+    return fail(MPROC_ETIMEDOUT, "timeout after %g s with %llu tasks unfinished", timeout,
+                static_cast<unsigned long long>(h_->unfinished.load()));
+  return 0;
+}
+
+RingStats Ring::stats() const {
+  return RingStats{h_->st_puts.load(),   h_->st_gets.load(),    h_->st_pdeaths.load(),
+                   h_->st_cdeaths.load(), h_->st_dropped.load(), h_->st_lost.load()};
+}
+
+}  // namespace mproc

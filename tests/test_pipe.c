@@ -1,0 +1,252 @@
+/* Pipes: duplex and one-way pairs, whole messages of any size, too-small buffers, poll, end of
+ * file and broken pipes (never SIGPIPE), wait() over pipes, queues and processes, bad input. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <mproc.h>
+
+#include "testutil.h"
+
+static mproc_process_t *spawn(mproc_process_fn fn, void *payload) {
+  mproc_process_opts_t o = MPROC_PROCESS_OPTS_INIT;
+  o.payload = payload;
+  o.start_method = MPROC_START_FORK;
+  mproc_process_t *p = NULL;
+  assert_int_equal(mproc_process_new(&p, fn, NULL, 0, &o), 0);
+  assert_int_equal(mproc_process_start(p), 0);
+  return p;
+}
+
+static int join_code(mproc_process_t *p) {
+  int code = -1000;
+  assert_int_equal(mproc_process_join(p, -1), 0);
+  assert_int_equal(mproc_process_exitcode(p, &code), 0);
+  assert_int_equal(mproc_process_free(p), 0);
+  return code;
+}
+
+/* Echo every message back until end of file. */
+static int body_echo(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  mproc_conn_t **ends = payload;
+  mproc_conn_close(ends[0]); /* the parent's end */
+  for (;;) {
+    void *m;
+    size_t n;
+    int rc = mproc_conn_recv_bytes_alloc(ends[1], &m, &n, -1);
+    if (rc == MPROC_EPIPE) return 0;
+    if (rc) return 1;
+    rc = mproc_conn_send_bytes(ends[1], m, n);
+    free(m);
+    if (rc) return 2;
+  }
+}
+
+static void test_pipe_duplex_round_trips(void **state) {
+  (void)state;
+  mproc_conn_t *ends[2];
+  assert_int_equal(mproc_pipe(&ends[0], &ends[1], 1), 0);
+  mproc_process_t *p = spawn(body_echo, ends);
+  assert_int_equal(mproc_conn_close(ends[1]), 0);
+  size_t sizes[] = {0, 1, 7, 4096, (size_t)1 << 20, (size_t)16 << 20};
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+    size_t len = sizes[k];
+    unsigned char *m = malloc(len + 1);
+    for (size_t i = 0; i < len; i++) m[i] = (unsigned char)(i * 7 + k);
+    /* a big message is received while it is being sent: send from a child would be needed
+     * for messages over the socket buffers, so the echo child reads as we write */
+    assert_int_equal(mproc_conn_send_bytes(ends[0], m, len), 0);
+    void *r = NULL;
+    size_t n = 0;
+    assert_int_equal(mproc_conn_recv_bytes_alloc(ends[0], &r, &n, 20), 0);
+    assert_int_equal(n, len);
+    if (len) assert_memory_equal(r, m, len);
+    free(r);
+    free(m);
+  }
+  assert_int_equal(mproc_conn_close(ends[0]), 0); /* the child sees end of file */
+  assert_int_equal(join_code(p), 0);
+  assert_int_equal(mproc_conn_free(ends[0]), 0);
+  assert_int_equal(mproc_conn_free(ends[1]), 0);
+}
+
+static void test_pipe_one_way(void **state) {
+  (void)state;
+  mproc_conn_t *r, *w;
+  assert_int_equal(mproc_pipe(&r, &w, 0), 0);
+  assert_int_equal(mproc_conn_send_bytes(w, "one way", 7), 0);
+  char b[16];
+  size_t n;
+  assert_int_equal(mproc_conn_recv_bytes(r, b, sizeof b, &n, 1), 0);
+  assert_int_equal(n, 7);
+  assert_memory_equal(b, "one way", 7);
+  assert_int_equal(mproc_conn_send_bytes(r, "x", 1), MPROC_EPERM);
+  assert_int_equal(mproc_conn_recv_bytes(w, b, sizeof b, &n, 0), MPROC_EPERM);
+  assert_int_equal(mproc_conn_poll(w, 0), MPROC_EPERM);
+  assert_int_equal(mproc_conn_free(r), 0);
+  assert_int_equal(mproc_conn_free(w), 0);
+}
+
+static void test_pipe_small_buffer_keeps_message(void **state) {
+  (void)state;
+  mproc_conn_t *a, *b;
+  assert_int_equal(mproc_pipe(&a, &b, 1), 0);
+  assert_int_equal(mproc_conn_send_bytes(a, "a longer message", 16), 0);
+  assert_int_equal(mproc_conn_send_bytes(a, "next", 4), 0);
+  char buf[32];
+  size_t n = 0;
+  assert_int_equal(mproc_conn_recv_bytes(b, buf, 4, &n, 1), MPROC_EMSGSIZE);
+  assert_int_equal(n, 16);
+  assert_int_equal(mproc_conn_poll(b, 0), 1);
+  assert_int_equal(mproc_conn_recv_bytes(b, buf, sizeof buf, &n, 1), 0);
+  assert_int_equal(n, 16);
+  assert_memory_equal(buf, "a longer message", 16);
+  assert_int_equal(mproc_conn_recv_bytes(b, buf, sizeof buf, &n, 1), 0);
+  assert_int_equal(n, 4);
+  assert_int_equal(mproc_conn_free(a), 0);
+  assert_int_equal(mproc_conn_free(b), 0);
+}
+
+static void test_pipe_poll_and_timeout(void **state) {
+  (void)state;
+  mproc_conn_t *a, *b;
+  assert_int_equal(mproc_pipe(&a, &b, 1), 0);
+  assert_int_equal(mproc_conn_poll(b, 0), 0);
+  assert_int_equal(mproc_conn_poll(b, 0.02), 0);
+  char buf[8];
+  size_t n;
+  assert_int_equal(mproc_conn_recv_bytes(b, buf, sizeof buf, &n, 0.02), MPROC_ETIMEDOUT);
+  assert_non_null(strstr(mproc_last_error(), "mproc_conn_recv_bytes: timeout"));
+  assert_int_equal(mproc_conn_send_bytes(a, "x", 1), 0);
+  assert_int_equal(mproc_conn_poll(b, 1), 1);
+  assert_true(mproc_conn_fileno(b) >= 0);
+  assert_int_equal(mproc_conn_free(a), 0);
+  assert_int_equal(mproc_conn_free(b), 0);
+}
+
+static int body_die(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len, (void)payload;
+  raise(SIGKILL);
+  return 0;
+}
+
+/* A closed or dead peer is MPROC_EPIPE on both send and receive; SIGPIPE never fires. */
+static void test_pipe_peer_closed_is_epipe(void **state) {
+  (void)state;
+  mproc_conn_t *a, *b;
+  assert_int_equal(mproc_pipe(&a, &b, 1), 0);
+  assert_int_equal(mproc_conn_send_bytes(b, "last", 4), 0);
+  assert_int_equal(mproc_conn_free(b), 0);
+  char buf[8];
+  size_t n;
+  assert_int_equal(mproc_conn_recv_bytes(a, buf, sizeof buf, &n, 1), 0); /* drained first */
+  assert_int_equal(mproc_conn_poll(a, 1), 1);                           /* end of file is ready */
+  assert_int_equal(mproc_conn_recv_bytes(a, buf, sizeof buf, &n, 1), MPROC_EPIPE);
+  assert_int_equal(mproc_conn_send_bytes(a, "x", 1), MPROC_EPIPE); /* no SIGPIPE */
+  assert_int_equal(mproc_conn_free(a), 0);
+  /* a peer killed by a signal */
+  mproc_conn_t *ends[2];
+  assert_int_equal(mproc_pipe(&ends[0], &ends[1], 1), 0);
+  mproc_process_t *p = spawn(body_die, ends);
+  assert_int_equal(mproc_conn_close(ends[1]), 0);
+  assert_int_equal(join_code(p), -SIGKILL);
+  assert_int_equal(mproc_conn_recv_bytes(ends[0], buf, sizeof buf, &n, 5), MPROC_EPIPE);
+  unsigned char big[65536] = {0};
+  assert_int_equal(mproc_conn_send_bytes(ends[0], big, sizeof big), MPROC_EPIPE);
+  assert_int_equal(mproc_conn_free(ends[0]), 0);
+  assert_int_equal(mproc_conn_free(ends[1]), 0);
+}
+
+struct wait_job {
+  mproc_conn_t *w;
+  mproc_queue_t *q;
+};
+
+static int body_send_later(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  struct wait_job *j = payload;
+  usleep(20000);
+  if (mproc_queue_put(j->q, "q", 1, -1)) return 1;
+  usleep(20000);
+  return mproc_conn_send_bytes(j->w, "c", 1) ? 2 : 0;
+}
+
+/* wait() over a pipe, a queue, a process sentinel and a plain fd. */
+static void test_pipe_wait_on_several_objects(void **state) {
+  (void)state;
+  struct wait_job j;
+  mproc_conn_t *r;
+  assert_int_equal(mproc_pipe(&r, &j.w, 0), 0);
+  assert_int_equal(mproc_simple_queue_new(&j.q), 0);
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  mproc_wait_item_t it[3] = {{MPROC_WAIT_CONN, r, -1, 0}, {MPROC_WAIT_QUEUE, j.q, -1, 0},
+                             {MPROC_WAIT_FD, NULL, fds[0], 0}};
+  assert_int_equal(mproc_wait(it, 3, 0.02), 0); /* nothing yet: timeout */
+  mproc_process_t *p = spawn(body_send_later, &j);
+  assert_true(mproc_wait(it, 3, 10) >= 1);
+  assert_int_equal(it[1].ready, 1); /* the queue first (the pipe may be ready too by now) */
+  char b[4];
+  size_t n;
+  assert_int_equal(mproc_queue_get(j.q, b, sizeof b, &n, 0), 0);
+  assert_int_equal(mproc_wait(it, 3, 10), 1);
+  assert_int_equal(it[0].ready, 1);
+  assert_int_equal(mproc_conn_recv_bytes(r, b, sizeof b, &n, 0), 0);
+  mproc_wait_item_t pw[2] = {{MPROC_WAIT_PROCESS, p, -1, 0}, {MPROC_WAIT_CONN, r, -1, 0}};
+  assert_true(mproc_wait(pw, 2, 10) >= 1); /* the child ends (its pipe end closes with it) */
+  assert_int_equal(pw[0].ready, 1);
+  assert_int_equal(join_code(p), 0);
+  assert_int_equal(write(fds[1], "x", 1), 1);
+  assert_int_equal(mproc_wait(it, 3, 1), 1);
+  assert_int_equal(it[2].ready, 1);
+  close(fds[0]);
+  close(fds[1]);
+  /* bad items */
+  mproc_wait_item_t bad = {99, NULL, -1, 0};
+  assert_int_equal(mproc_wait(&bad, 1, 0), MPROC_EINVAL);
+  assert_int_equal(mproc_wait(NULL, 1, 0), MPROC_EINVAL);
+  assert_int_equal(mproc_wait(NULL, 0, 0), 0);
+  assert_int_equal(mproc_queue_free(j.q), 0);
+  mproc_wait_item_t freed = {MPROC_WAIT_QUEUE, j.q, -1, 0};
+  assert_int_equal(mproc_wait(&freed, 1, 0), MPROC_EBADF);
+  assert_int_equal(mproc_conn_free(r), 0);
+  assert_int_equal(mproc_conn_free(j.w), 0);
+}
+
+static void test_pipe_bad_input(void **state) {
+  (void)state;
+  mproc_conn_t *a = NULL, *b = NULL;
+  assert_int_equal(mproc_pipe(NULL, &b, 1), MPROC_EINVAL);
+  assert_int_equal(mproc_pipe(&a, &b, 1), 0);
+  char buf[4];
+  size_t n;
+  assert_int_equal(mproc_conn_send_bytes(a, NULL, 3), MPROC_EINVAL);
+  assert_int_equal(mproc_conn_recv_bytes(b, NULL, 3, &n, 0), MPROC_EINVAL);
+  assert_int_equal(mproc_conn_recv_bytes(b, buf, sizeof buf, NULL, 0), MPROC_EINVAL);
+  assert_int_equal(mproc_conn_send_bytes(NULL, "x", 1), MPROC_EINVAL);
+  assert_int_equal(mproc_conn_close(a), 0);
+  assert_int_equal(mproc_conn_send_bytes(a, "x", 1), MPROC_ECLOSED);
+  assert_int_equal(mproc_conn_recv_bytes(a, buf, sizeof buf, &n, 0), MPROC_ECLOSED);
+  assert_int_equal(mproc_conn_fileno(a), MPROC_ECLOSED);
+  assert_int_equal(mproc_conn_free(a), 0);
+  assert_int_equal(mproc_conn_send_bytes(a, "x", 1), MPROC_EBADF); /* freed */
+  assert_int_equal(mproc_conn_free(a), MPROC_EBADF);
+  assert_int_equal(mproc_conn_free(b), 0);
+  assert_int_equal(mproc_conn_free(NULL), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      TEST(pipe, duplex_round_trips),
+      TEST(pipe, one_way),
+      TEST(pipe, small_buffer_keeps_message),
+      TEST(pipe, poll_and_timeout),
+      TEST(pipe, peer_closed_is_epipe),
+      TEST(pipe, wait_on_several_objects),
+      TEST(pipe, bad_input),
+  };
+  return tu_run("pipe", tests);
+}

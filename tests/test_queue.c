@@ -1,0 +1,810 @@
+/* Queues: FIFO, blocking / polling / timeouts, sizes, close, zero-copy, sharing with other
+ * processes (fork, name, fd passing), joinable queues, crashes of producers and consumers, a
+ * multi-process stress test and bad input.
+ * MPROC_STRESS_COUNT sets the stress test's message count (default 1e5, 2e4 under ASan). */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <mproc.h>
+
+#include "testutil.h"
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static mproc_process_t *spawn(mproc_process_fn fn, void *payload, const void *arg, size_t len,
+                              int method) {
+  mproc_process_opts_t o = MPROC_PROCESS_OPTS_INIT;
+  o.payload = payload;
+  o.start_method = method;
+  mproc_process_t *p = NULL;
+  assert_int_equal(mproc_process_new(&p, fn, arg, len, &o), 0);
+  assert_int_equal(mproc_process_start(p), 0);
+  return p;
+}
+
+static int join_code(mproc_process_t *p) {
+  int code = -1000;
+  assert_int_equal(mproc_process_join(p, -1), 0);
+  assert_int_equal(mproc_process_exitcode(p, &code), 0);
+  assert_int_equal(mproc_process_free(p), 0);
+  return code;
+}
+
+static mproc_queue_t *make_queue(size_t maxsize, size_t capacity) {
+  mproc_queue_opts_t o = MPROC_QUEUE_OPTS_INIT;
+  o.maxsize = maxsize;
+  o.capacity = capacity;
+  mproc_queue_t *q = NULL;
+  assert_int_equal(mproc_queue_new(&q, &o), 0);
+  return q;
+}
+
+static mproc_queue_stats_t stats_of(mproc_queue_t *q) {
+  mproc_queue_stats_t s;
+  memset(&s, 0, sizeof s);
+  s.size = sizeof s;
+  assert_int_equal(mproc_queue_stats(q, &s), 0);
+  return s;
+}
+
+static void put_str(mproc_queue_t *q, const char *s) {
+  assert_int_equal(mproc_queue_put(q, s, strlen(s), -1), 0);
+}
+
+static void expect_str(mproc_queue_t *q, const char *s, double timeout) {
+  char buf[256];
+  size_t n = 0;
+  assert_int_equal(mproc_queue_get(q, buf, sizeof buf, &n, timeout), 0);
+  assert_int_equal(n, strlen(s));
+  assert_memory_equal(buf, s, n);
+}
+
+static uint64_t fill_pattern(unsigned char *p, size_t n, uint64_t seed) {
+  uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1, sum = 0;
+  for (size_t i = 0; i < n; i++) {
+    if ((i & 7) == 0) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    }
+    p[i] = (unsigned char)(x >> ((i & 7) * 8));
+    sum = sum * 31 + p[i];
+  }
+  return sum;
+}
+
+static uint64_t checksum(const unsigned char *p, size_t n) {
+  uint64_t sum = 0;
+  for (size_t i = 0; i < n; i++) sum = sum * 31 + p[i];
+  return sum;
+}
+
+/* Poll until cond holds (up to 10 s): waits on a condition, not a fixed sleep. */
+#define WAIT_FOR(cond)                                                          \
+  do {                                                                          \
+    double until_ = tu_now() + 10;                                              \
+    while (!(cond) && tu_now() < until_) usleep(1000);                          \
+    assert_true(cond);                                                          \
+  } while (0)
+
+/* Wait until a process we sent SIGSTOP is stopped (state T in /proc/<pid>/stat). */
+static int is_stopped(int pid) {
+  char path[64], buf[256];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char *p = strrchr(buf, ')');
+  return p && p[1] == ' ' && p[2] == 'T';
+}
+
+static void stop_process(mproc_process_t *p) {
+  assert_int_equal(kill(mproc_process_pid(p), SIGSTOP), 0);
+  WAIT_FOR(is_stopped(mproc_process_pid(p)));
+}
+
+/* ---- basics ------------------------------------------------------------------------------- */
+
+static void test_queue_fifo_in_one_process(void **state) {
+  (void)state;
+  mproc_queue_t *q = make_queue(0, 0);
+  assert_int_equal(mproc_queue_empty(q), 1);
+  put_str(q, "one");
+  assert_int_equal(mproc_queue_put(q, NULL, 0, -1), 0); /* an empty message */
+  put_str(q, "three");
+  size_t n = 0;
+  assert_int_equal(mproc_queue_qsize(q, &n), 0);
+  assert_int_equal(n, 3);
+  assert_int_equal(mproc_queue_empty(q), 0);
+  assert_int_equal(mproc_queue_full(q), 0);
+  expect_str(q, "one", 0);
+  char b[4];
+  assert_int_equal(mproc_queue_get(q, b, sizeof b, &n, 0), 0);
+  assert_int_equal(n, 0);
+  expect_str(q, "three", 0);
+  assert_int_equal(mproc_queue_empty(q), 1);
+  mproc_queue_stats_t s = stats_of(q);
+  assert_int_equal(s.puts, 3);
+  assert_int_equal(s.gets, 3);
+  assert_int_equal(mproc_queue_free(q), 0);
+}
+
+static void test_queue_poll_and_timeout(void **state) {
+  (void)state;
+  mproc_queue_t *q = make_queue(2, 0);
+  char b[8];
+  size_t n;
+  assert_int_equal(mproc_queue_get(q, b, sizeof b, &n, 0), MPROC_EEMPTY);
+  double t0 = tu_now();
+  assert_int_equal(mproc_queue_get(q, b, sizeof b, &n, 0.05), MPROC_ETIMEDOUT);
+  assert_true(tu_now() - t0 >= 0.045);
+  assert_non_null(strstr(mproc_last_error(), "mproc_queue_get: timeout"));
+  put_str(q, "a");
+  put_str(q, "b");
+  assert_int_equal(mproc_queue_full(q), 1);
+  assert_int_equal(mproc_queue_put(q, "c", 1, 0), MPROC_EFULL);
+  assert_int_equal(mproc_queue_put(q, "c", 1, 0.05), MPROC_ETIMEDOUT);
+  expect_str(q, "a", 0);
+  put_str(q, "c");
+  expect_str(q, "b", 0);
+  expect_str(q, "c", 0);
+  assert_int_equal(mproc_queue_free(q), 0);
+}
+
+static void test_queue_small_buffer_keeps_message(void **state) {
+  (void)state;
+  mproc_queue_t *q = make_queue(0, 0);
+  put_str(q, "hello world");
+  char b[32];
+  size_t n = 0;
+  assert_int_equal(mproc_queue_get(q, b, 4, &n, 0), MPROC_EMSGSIZE);
+  assert_int_equal(n, 11);
+  assert_int_equal(mproc_queue_get(q, NULL, 0, &n, 0), MPROC_EMSGSIZE); /* a size query */
+  assert_int_equal(n, 11);
+  expect_str(q, "hello world", 0);
+  put_str(q, "alloc");
+  void *m = NULL;
+  assert_int_equal(mproc_queue_get_alloc(q, &m, &n, 0), 0);
+  assert_int_equal(n, 5);
+  assert_memory_equal(m, "alloc", 5);
+  free(m);
+  assert_int_equal(mproc_queue_put(q, NULL, 0, 0), 0);
+  assert_int_equal(mproc_queue_get_alloc(q, &m, &n, 0), 0);
+  assert_non_null(m);
+  assert_int_equal(n, 0);
+  free(m);
+  assert_int_equal(mproc_queue_free(q), 0);
+}
+
+static void test_queue_close_drains_then_reports(void **state) {
+  (void)state;
+  mproc_queue_t *q = make_queue(0, 0);
+  put_str(q, "left");
+  assert_int_equal(mproc_queue_close(q), 0);
+  assert_int_equal(mproc_queue_close(q), 0);
+  assert_int_equal(mproc_queue_is_closed(q), 1);
+  assert_int_equal(mproc_queue_put(q, "x", 1, -1), MPROC_ECLOSED);
+  expect_str(q, "left", -1);
+  char b[8];
+  size_t n;
+  assert_int_equal(mproc_queue_get(q, b, sizeof b, &n, -1), MPROC_ECLOSED);
+  assert_int_equal(mproc_queue_get(q, b, sizeof b, &n, 0), MPROC_ECLOSED);
+  assert_int_equal(mproc_queue_free(q), 0);
+}
+
+static int body_close_later(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  usleep(50000);
+  return mproc_queue_close(payload) == 0 ? 0 : 1;
+}
+
+static void test_queue_close_wakes_blocked_get(void **state) {
+  (void)state;
+  mproc_queue_t *q = make_queue(0, 0);
+  mproc_process_t *p = spawn(body_close_later, q, NULL, 0, MPROC_START_FORK);
+  char b[8];
+  size_t n;
+  assert_int_equal(mproc_queue_get(q, b, sizeof b, &n, -1), MPROC_ECLOSED);
+  assert_int_equal(join_code(p), 0);
+  assert_int_equal(mproc_queue_free(q), 0);
+}
+
+/* ---- sizes -------------------------------------------------------------------------------- */
+
+struct big_job {
+  mproc_queue_t *q;
+  size_t len;
+  uint64_t sum;
+};
+
+static int body_put_big(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  struct big_job *j = payload;
+  unsigned char *m = malloc(j->len);
+  if (!m) return 2;
+  fill_pattern(m, j->len, 42);
+  int rc = mproc_queue_put(j->q, m, j->len, -1);
+  free(m);
+  return rc == 0 ? 0 : 1;
+}
+
+static void test_queue_message_of_256_mib(void **state) {
+  (void)state;
+  mproc_queue_t *q = make_queue(0, 0); /* 2 MiB ring: streamed in parts */
+  struct big_job j = {q, (size_t)256 << 20, 0};
+  unsigned char *ref = malloc(j.len);
+  assert_non_null(ref);
+  j.sum = fill_pattern(ref, j.len, 42);
+  free(ref);
+  mproc_process_t *p = spawn(body_put_big, &j, NULL, 0, MPROC_START_FORK);
+  void *m = NULL;
+  size_t n = 0;
+  assert_int_equal(mproc_queue_get_alloc(q, &m, &n, -1), 0);
+  assert_int_equal(n, j.len);
+  assert_true(checksum(m, n) == j.sum);
+  free(m);
+  assert_int_equal(join_code(p), 0);
+  /* the same into a caller buffer, sized by a first call */
+  p = spawn(body_put_big, &j, NULL, 0, MPROC_START_FORK);
+  assert_int_equal(mproc_queue_get(q, NULL, 0, &n, -1), MPROC_EMSGSIZE);
+  assert_int_equal(n, j.len);
+  m = malloc(n);
+  assert_int_equal(mproc_queue_get(q, m, n, &n, -1), 0);
+  assert_true(checksum(m, n) == j.sum);
+  free(m);
+  assert_int_equal(join_code(p), 0);
+  assert_int_equal(mproc_queue_free(q), 0);
+}
+
+static void test_queue_size_limits(void **state) {
+  (void)state;
+  mproc_queue_opts_t o = MPROC_QUEUE_OPTS_INIT;
+  o.max_message = 100;
+  o.capacity = 1; /* rounded up to the minimum */
+  mproc_queue_t *q = NULL;
+  assert_int_equal(mproc_queue_new(&q, &o), 0);
+  char b[200] = {0};
+  assert_int_equal(mproc_queue_put(q, b, 101, 0), MPROC_EMSGSIZE);
+  assert_int_equal(mproc_queue_put(q, b, 100, 0), 0);
+  void *r;
+  assert_int_equal(mproc_queue_reserve(q, 101, &r, 0), MPROC_EMSGSIZE);
+  assert_int_equal(mproc_queue_free(q), 0);
+  q = make_queue(0, 0);
+  assert_int_equal(mproc_queue_put(q, b, MPROC_QUEUE_MSG_MAX + 1, 0), MPROC_EMSGSIZE);
+  /* a streamed message that cannot fit the ring at once is refused by a poll */
+  unsigned char *big = calloc(1, (size_t)4 << 20);
+  assert_int_equal(mproc_queue_put(q, big, (size_t)4 << 20, 0), MPROC_EFULL);
+  assert_int_equal(mproc_queue_put(q, big, (size_t)1 << 20, 0), 0); /* over half: streamed */
+  size_t n;
+  assert_int_equal(mproc_queue_get(q, big, (size_t)4 << 20, &n, 0), 0);
+  assert_int_equal(n, (size_t)1 << 20);
+  free(big);
+  assert_int_equal(mproc_queue_free(q), 0);
+}
+
+/* ---- zero-copy ------------------------------------------------------------------------------ */
+
+static void test_queue_reserve_commit_peek_release(void **state) {
+  (void)state;
+  mproc_queue_t *q = make_queue(0, 0);
+  void *w = NULL;
+  assert_int_equal(mproc_queue_reserve(q, 64, &w, 0), 0);
+  assert_int_equal(mproc_queue_reserve(q, 64, &w, 0), MPROC_EBUSY);
+  memcpy(w, "zero-copy", 9);
+  assert_int_equal(mproc_queue_commit(q, 9), 0);
+  assert_int_equal(mproc_queue_commit(q, 9), MPROC_EINVAL);
+  assert_int_equal(mproc_queue_reserve(q, 8, &w, 0), 0);
+  assert_int_equal(mproc_queue_cancel(q), 0);
+  put_str(q, "next");
+  const void *r = NULL;
+  size_t n = 0;
+  assert_int_equal(mproc_queue_peek(q, &r, &n, 0), 0);
+  assert_int_equal(n, 9);
+  assert_memory_equal(r, "zero-copy", 9);
+  assert_int_equal(mproc_queue_release(q), 0);
+  assert_int_equal(mproc_queue_release(q), MPROC_EINVAL);
+  expect_str(q, "next", 0);
+  assert_int_equal(mproc_queue_peek(q, &r, &n, 0), MPROC_EEMPTY);
+  size_t qs;
+  assert_int_equal(mproc_queue_qsize(q, &qs), 0);
+  assert_int_equal(qs, 0);
+  /* reserve over half the ring: use put */
+  assert_int_equal(mproc_queue_reserve(q, (size_t)2 << 20, &w, 0), MPROC_EMSGSIZE);
+  assert_int_equal(mproc_queue_free(q), 0);
+}
+
+/* ---- sharing -------------------------------------------------------------------------------- */
+
+static int body_echo_upper(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  mproc_queue_t **qs = payload; /* [in, out] made before the fork */
+  char b[64];
+  size_t n;
+  for (;;) {
+    int rc = mproc_queue_get(qs[0], b, sizeof b, &n, -1);
+    if (rc == MPROC_ECLOSED) return 0;
+    if (rc) return 1;
+    for (size_t i = 0; i < n; i++) b[i] = (char)(b[i] >= 'a' && b[i] <= 'z' ? b[i] - 32 : b[i]);
+    if (mproc_queue_put(qs[1], b, n, -1)) return 2;
+  }
+}
+
+static void test_queue_shared_with_forked_child(void **state) {
+  (void)state;
+  mproc_queue_t *qs[2] = {make_queue(0, 0), make_queue(0, 0)};
+  mproc_process_t *p = spawn(body_echo_upper, qs, NULL, 0, MPROC_START_FORK);
+  put_str(qs[0], "abc");
+  put_str(qs[0], "hello");
+  expect_str(qs[1], "ABC", 10);
+  expect_str(qs[1], "HELLO", 10);
+  assert_int_equal(mproc_queue_close(qs[0]), 0);
+  assert_int_equal(join_code(p), 0);
+  assert_int_equal(mproc_queue_free(qs[0]), 0);
+  assert_int_equal(mproc_queue_free(qs[1]), 0);
+}
+
+static int body_open_by_name(void *arg, size_t len, void *payload) {
+  (void)len, (void)payload;
+  mproc_queue_t *q = NULL;
+  if (mproc_queue_open(&q, arg) != 0) return 1;
+  char b[64];
+  size_t n;
+  if (mproc_queue_get(q, b, sizeof b, &n, 10) != 0) return 2;
+  for (size_t i = 0; i < n / 2; i++) {
+    char t = b[i];
+    b[i] = b[n - 1 - i];
+    b[n - 1 - i] = t;
+  }
+  if (mproc_queue_put(q, b, n, 10) != 0) return 3;
+  return mproc_queue_free(q) == 0 ? 0 : 4;
+}
+
+static void test_queue_open_by_name_in_forkserver_child(void **state) {
+  (void)state;
+  assert_int_equal(mproc_forkserver_start(), 0); /* the helper exists before the queue */
+  mproc_queue_t *q = make_queue(0, 0);
+  char name[MPROC_QUEUE_NAME_MAX];
+  assert_int_equal(mproc_queue_name(q, name, sizeof name), 0);
+  assert_int_equal(mproc_queue_name(q, name, 8), MPROC_ERANGE);
+  assert_int_equal(mproc_queue_name(q, name, sizeof name), 0);
+  put_str(q, "forkserver");
+  mproc_process_t *p = spawn(body_open_by_name, NULL, name, strlen(name) + 1,
+                             MPROC_START_FORKSERVER);
+  assert_int_equal(join_code(p), 0);
+  expect_str(q, "revreskrof", 0);
+  assert_int_equal(mproc_queue_free(q), 0);
+  /* the name dies with the last handle of the process that made it */
+  mproc_queue_t *q2 = NULL;
+  assert_int_equal(mproc_queue_open(&q2, name), MPROC_ENOENT);
+  assert_int_equal(mproc_queue_open(&q2, "mproc-queue:nonsense"), MPROC_EINVAL);
+}
+
+static int body_recv_handle(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  mproc_conn_t *c = payload;
+  mproc_queue_t *q = NULL;
+  if (mproc_queue_recv_handle(&q, mproc_conn_fileno(c)) != 0) return 1;
+  if (mproc_queue_put(q, "via fd", 6, 10) != 0) return 2;
+  /* the connection still carries ordinary messages afterwards */
+  if (mproc_conn_send_bytes(c, "done", 4) != 0) return 3;
+  return mproc_queue_free(q) == 0 ? 0 : 4;
+}
+
+static void test_queue_passed_over_a_socket(void **state) {
+  (void)state;
+  mproc_conn_t *a, *b;
+  assert_int_equal(mproc_pipe(&a, &b, 1), 0);
+  /* the child exists before the queue: it gets the queue's fds over the pipe */
+  mproc_process_t *p = spawn(body_recv_handle, b, NULL, 0, MPROC_START_FORK);
+  mproc_queue_t *q = make_queue(0, 0);
+  assert_int_equal(mproc_queue_send_handle(q, mproc_conn_fileno(a)), 0);
+  expect_str(q, "via fd", 10);
+  char m[8];
+  size_t n;
+  assert_int_equal(mproc_conn_recv_bytes(a, m, sizeof m, &n, 10), 0);
+  assert_int_equal(n, 4);
+  assert_int_equal(join_code(p), 0);
+  assert_int_equal(mproc_queue_free(q), 0);
+  assert_int_equal(mproc_conn_free(a), 0);
+  assert_int_equal(mproc_conn_free(b), 0);
+}
+
+/* ---- pollable fd ----------------------------------------------------------------------------- */
+
+static int body_put_one(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  usleep(20000);
+  return mproc_queue_put(payload, "tick", 4, -1) == 0 ? 0 : 1;
+}
+
+static int readable(int fd, int ms) {
+  struct pollfd p = {fd, POLLIN, 0};
+  return poll(&p, 1, ms) == 1;
+}
+
+static void test_queue_fileno_is_pollable(void **state) {
+  (void)state;
+  mproc_queue_t *q = make_queue(0, 0);
+  int fd = mproc_queue_fileno(q);
+  assert_true(fd >= 0);
+  assert_false(readable(fd, 0));
+  mproc_process_t *p = spawn(body_put_one, q, NULL, 0, MPROC_START_FORK);
+  assert_true(readable(fd, 10000));
+  expect_str(q, "tick", 0);
+  char b[8];
+  size_t n;
+  assert_int_equal(mproc_queue_get(q, b, sizeof b, &n, 0), MPROC_EEMPTY);
+  assert_false(readable(fd, 0)); /* drained by the empty get */
+  assert_int_equal(join_code(p), 0);
+  assert_int_equal(mproc_queue_close(q), 0);
+  assert_true(readable(fd, 0));
+  assert_int_equal(mproc_queue_free(q), 0);
+}
+
+/* ---- idle CPU ----------------------------------------------------------------------------- */
+
+static int body_idle_get(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  struct rusage a, b;
+  getrusage(RUSAGE_SELF, &a);
+  char buf[8];
+  size_t n;
+  int rc = mproc_queue_get(payload, buf, sizeof buf, &n, 1.0);
+  getrusage(RUSAGE_SELF, &b);
+  if (rc != MPROC_ETIMEDOUT) return 255;
+  long us = (b.ru_utime.tv_sec - a.ru_utime.tv_sec) * 1000000L + (b.ru_utime.tv_usec - a.ru_utime.tv_usec) +
+            (b.ru_stime.tv_sec - a.ru_stime.tv_sec) * 1000000L + (b.ru_stime.tv_usec - a.ru_stime.tv_usec);
+  long ms = us / 1000;
+  return ms > 200 ? 200 : (int)ms;
+}
+
+/* An idle consumer sleeps in the kernel: a 1 s blocking get costs (almost) no CPU. */
+static void test_queue_idle_consumer_uses_no_cpu(void **state) {
+  (void)state;
+  mproc_queue_t *q = make_queue(0, 0);
+  int ms = join_code(spawn(body_idle_get, q, NULL, 0, MPROC_START_FORK));
+  print_message("idle consumer: %d ms of CPU over a 1 s blocking get\n", ms);
+  assert_true(ms >= 0 && ms < 50);
+  assert_int_equal(mproc_queue_free(q), 0);
+}
+
+/* ---- joinable ------------------------------------------------------------------------------ */
+
+static int body_work_and_done(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  char b[16];
+  size_t n;
+  for (int i = 0; i < 3; i++) {
+    if (mproc_queue_get(payload, b, sizeof b, &n, 10) != 0) return 1;
+    usleep(5000);
+    if (mproc_queue_task_done(payload) != 0) return 2;
+  }
+  return 0;
+}
+
+static void test_queue_joinable_task_done_and_join(void **state) {
+  (void)state;
+  mproc_queue_t *q = NULL;
+  assert_int_equal(mproc_joinable_queue_new(&q, NULL), 0);
+  assert_int_equal(mproc_queue_join(q, 0), 0);
+  assert_int_equal(mproc_queue_task_done(q), MPROC_EINVAL);
+  put_str(q, "t1");
+  put_str(q, "t2");
+  put_str(q, "t3");
+  assert_int_equal(mproc_queue_join(q, 0.02), MPROC_ETIMEDOUT);
+  mproc_process_t *p = spawn(body_work_and_done, q, NULL, 0, MPROC_START_FORK);
+  assert_int_equal(mproc_queue_join(q, 10), 0);
+  assert_int_equal(join_code(p), 0);
+  assert_int_equal(mproc_queue_task_done(q), MPROC_EINVAL);
+  assert_non_null(strstr(mproc_last_error(), "more times"));
+  assert_int_equal(mproc_queue_free(q), 0);
+  /* a plain queue has no task accounting */
+  q = make_queue(0, 0);
+  assert_int_equal(mproc_queue_task_done(q), MPROC_EINVAL);
+  assert_int_equal(mproc_queue_join(q, 0), MPROC_EINVAL);
+  assert_int_equal(mproc_queue_free(q), 0);
+  assert_int_equal(mproc_simple_queue_new(&q), 0);
+  put_str(q, "simple");
+  expect_str(q, "simple", 0);
+  assert_int_equal(mproc_queue_free(q), 0);
+}
+
+/* ---- crashes ------------------------------------------------------------------------------- */
+
+struct crash_job {
+  mproc_queue_t *q;
+  size_t big;
+};
+
+static int body_before_then_big(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  struct crash_job *j = payload;
+  if (mproc_queue_put(j->q, "before", 6, -1) != 0) return 1;
+  unsigned char *m = calloc(1, j->big);
+  if (!m) return 2;
+  mproc_queue_put(j->q, m, j->big, -1); /* killed in here */
+  return 3;
+}
+
+static int body_take_all_but_big(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  mproc_queue_t *q = payload;
+  char b[16];
+  size_t n;
+  if (mproc_queue_get(q, b, sizeof b, &n, 10) != 0 || n != 6 || memcmp(b, "before", 6)) return 1;
+  /* next: the big message (dropped when its producer dies), then "after" */
+  void *m = NULL;
+  if (mproc_queue_get_alloc(q, &m, &n, 20) != 0) return 2;
+  int ok = n == 5 && memcmp(m, "after", 5) == 0;
+  free(m);
+  return ok ? 0 : 3;
+}
+
+/* A producer killed half-way through a streamed message: a consumer that was reading it drops
+ * the part it has and goes on; the messages before and after arrive exactly once. */
+static void test_queue_producer_killed_mid_put_while_read(void **state) {
+  (void)state;
+  mproc_queue_t *q = make_queue(0, 64 << 10);
+  struct crash_job j = {q, (size_t)8 << 20};
+  mproc_process_t *prod = spawn(body_before_then_big, &j, NULL, 0, MPROC_START_FORK);
+  WAIT_FOR(mproc_queue_full(q) == 1); /* the big message fills the ring */
+  stop_process(prod);
+  mproc_process_t *cons = spawn(body_take_all_but_big, q, NULL, 0, MPROC_START_FORK);
+  WAIT_FOR(mproc_queue_empty(q) == 0 && mproc_queue_full(q) == 0); /* consumer inside it */
+  assert_int_equal(mproc_process_kill(prod), 0);
+  assert_int_equal(join_code(prod), -SIGKILL);
+  put_str(q, "after");
+  assert_int_equal(join_code(cons), 0);
+  mproc_queue_stats_t s = stats_of(q);
+  assert_int_equal(s.producer_deaths, 1);
+  assert_int_equal(s.dropped, 1);
+  assert_int_equal(s.puts, 2);
+  assert_int_equal(s.gets, 2);
+  assert_int_equal(mproc_queue_empty(q), 1);
+  assert_int_equal(mproc_queue_free(q), 0);
+}
+
+/* The same with no consumer at the time: the next producer cleans up. */
+static void test_queue_producer_killed_mid_put_unread(void **state) {
+  (void)state;
+  mproc_queue_t *q = make_queue(0, 64 << 10);
+  struct crash_job j = {q, (size_t)8 << 20};
+  mproc_process_t *prod = spawn(body_before_then_big, &j, NULL, 0, MPROC_START_FORK);
+  WAIT_FOR(mproc_queue_full(q) == 1);
+  assert_int_equal(mproc_process_kill(prod), 0);
+  assert_int_equal(join_code(prod), -SIGKILL);
+  put_str(q, "after"); /* takes over the producer side from the dead one */
+  expect_str(q, "before", 5);
+  void *m = NULL;
+  size_t n;
+  assert_int_equal(mproc_queue_get_alloc(q, &m, &n, 5), 0); /* the partial one is skipped */
+  assert_int_equal(n, 5);
+  assert_memory_equal(m, "after", 5);
+  free(m);
+  char b[8];
+  assert_int_equal(mproc_queue_get(q, b, sizeof b, &n, 0), MPROC_EEMPTY);
+  mproc_queue_stats_t s = stats_of(q);
+  assert_int_equal(s.producer_deaths, 1);
+  assert_int_equal(s.dropped, 1);
+  assert_int_equal(mproc_queue_free(q), 0);
+}
+
+static int body_big_then_after(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  struct crash_job *j = payload;
+  unsigned char *m = calloc(1, j->big);
+  if (!m) return 2;
+  if (mproc_queue_put(j->q, m, j->big, -1) != 0) return 1;
+  free(m);
+  return mproc_queue_put(j->q, "after", 5, -1) == 0 ? 0 : 3;
+}
+
+static int body_get_forever(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  void *m;
+  size_t n;
+  mproc_queue_get_alloc(payload, &m, &n, -1); /* killed in here */
+  return 1;
+}
+
+/* A consumer killed half-way through a message loses that message only. */
+static void test_queue_consumer_killed_mid_get(void **state) {
+  (void)state;
+  mproc_queue_t *q = make_queue(0, 64 << 10);
+  struct crash_job j = {q, (size_t)4 << 20};
+  mproc_process_t *prod = spawn(body_big_then_after, &j, NULL, 0, MPROC_START_FORK);
+  WAIT_FOR(mproc_queue_full(q) == 1);
+  stop_process(prod); /* the writer is frozen in the middle of the message */
+  mproc_process_t *cons = spawn(body_get_forever, q, NULL, 0, MPROC_START_FORK);
+  WAIT_FOR(mproc_queue_full(q) == 0); /* the consumer has taken the first parts */
+  assert_int_equal(mproc_process_kill(cons), 0);
+  assert_int_equal(join_code(cons), -SIGKILL);
+  assert_int_equal(kill(mproc_process_pid(prod), SIGCONT), 0);
+  expect_str(q, "after", 20); /* the rest of the big one is skipped */
+  assert_int_equal(join_code(prod), 0);
+  mproc_queue_stats_t s = stats_of(q);
+  assert_int_equal(s.consumer_deaths, 1);
+  assert_int_equal(s.lost, 1);
+  assert_int_equal(s.puts, 2);
+  assert_int_equal(mproc_queue_empty(q), 1);
+  assert_int_equal(mproc_queue_free(q), 0);
+}
+
+/* ---- stress ------------------------------------------------------------------------------- */
+
+enum { kProducers = 4, kConsumers = 4, kMaxLen = 64 << 10 };
+
+struct msg_head {
+  uint32_t producer, seq;
+  uint64_t sum;
+};
+
+struct stress {
+  mproc_queue_t *q;
+  long count;           /* per producer */
+  unsigned char *seen;  /* shared: [producer][seq] delivery count */
+  int *bad;             /* shared: failures seen by consumers */
+};
+
+static long stress_count(void) {
+  const char *e = getenv("MPROC_STRESS_COUNT");
+  long n = e ? atol(e) : 0;
+#if defined(__SANITIZE_ADDRESS__)
+  if (n <= 0) n = 20000;
+#else
+  if (n <= 0) n = 100000;
+#endif
+  return n;
+}
+
+static int body_stress_producer(void *arg, size_t len, void *payload) {
+  (void)len;
+  struct stress *s = payload;
+  uint32_t id;
+  memcpy(&id, arg, sizeof id);
+  unsigned char *m = malloc(sizeof(struct msg_head) + kMaxLen);
+  uint64_t r = 0x12345 + id;
+  for (uint32_t i = 0; i < (uint32_t)s->count; i++) {
+    r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+    size_t n = (size_t)(r % (kMaxLen + 1));
+    struct msg_head h = {id, i, 0};
+    h.sum = fill_pattern(m + sizeof h, n, ((uint64_t)id << 32) | i);
+    memcpy(m, &h, sizeof h);
+    if (mproc_queue_put(s->q, m, sizeof h + n, -1) != 0) return 1;
+  }
+  free(m);
+  return 0;
+}
+
+static int body_stress_consumer(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  struct stress *s = payload;
+  unsigned char *m = malloc(sizeof(struct msg_head) + kMaxLen);
+  int64_t last[kProducers];
+  for (int i = 0; i < kProducers; i++) last[i] = -1;
+  for (;;) {
+    size_t n;
+    int rc = mproc_queue_get(s->q, m, sizeof(struct msg_head) + kMaxLen, &n, -1);
+    if (rc == MPROC_ECLOSED) break;
+    if (rc != 0 || n < sizeof(struct msg_head)) return 1;
+    struct msg_head h;
+    memcpy(&h, m, sizeof h);
+    if (h.producer >= kProducers || h.seq >= (uint32_t)s->count) return 2;
+    if ((int64_t)h.seq <= last[h.producer]) __atomic_add_fetch(s->bad, 1, __ATOMIC_SEQ_CST);
+    last[h.producer] = h.seq;
+    if (checksum(m + sizeof h, n - sizeof h) != h.sum) __atomic_add_fetch(s->bad, 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&s->seen[(size_t)h.producer * (size_t)s->count + h.seq], 1, __ATOMIC_SEQ_CST);
+  }
+  free(m);
+  return 0;
+}
+
+/* 4 producers and 4 consumers move MPROC_STRESS_COUNT messages of 0..64 KiB: each arrives once,
+ * intact, and in order per producer. */
+static void test_queue_stress_4_producers_4_consumers(void **state) {
+  (void)state;
+  long total = stress_count();
+  struct stress s;
+  s.q = make_queue(0, 0);
+  s.count = total / kProducers;
+  size_t seen_len = (size_t)kProducers * (size_t)s.count + sizeof(int);
+  void *shared = mmap(NULL, seen_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  assert_true(shared != MAP_FAILED);
+  s.bad = shared;
+  s.seen = (unsigned char *)shared + sizeof(int);
+  double t0 = tu_now();
+  mproc_process_t *c[kConsumers], *p[kProducers];
+  for (int i = 0; i < kConsumers; i++) c[i] = spawn(body_stress_consumer, &s, NULL, 0, MPROC_START_FORK);
+  for (uint32_t i = 0; i < kProducers; i++) p[i] = spawn(body_stress_producer, &s, &i, sizeof i, MPROC_START_FORK);
+  for (int i = 0; i < kProducers; i++) assert_int_equal(join_code(p[i]), 0);
+  assert_int_equal(mproc_queue_close(s.q), 0); /* consumers drain, then see MPROC_ECLOSED */
+  for (int i = 0; i < kConsumers; i++) assert_int_equal(join_code(c[i]), 0);
+  double dt = tu_now() - t0;
+  assert_int_equal(*s.bad, 0);
+  for (size_t i = 0; i < (size_t)kProducers * (size_t)s.count; i++)
+    if (s.seen[i] != 1) fail_msg("message %zu delivered %d times", i, s.seen[i]);
+  mproc_queue_stats_t st = stats_of(s.q);
+  assert_int_equal(st.puts, (uint64_t)kProducers * (uint64_t)s.count);
+  assert_int_equal(st.gets, st.puts);
+  print_message("stress: %ld messages in %.2f s (%.0f msgs/s)\n", kProducers * s.count, dt,
+                (double)(kProducers * s.count) / dt);
+  munmap(shared, seen_len);
+  assert_int_equal(mproc_queue_free(s.q), 0);
+}
+
+/* ---- bad input ------------------------------------------------------------------------------ */
+
+static void test_queue_bad_input(void **state) {
+  (void)state;
+  mproc_queue_t *q = NULL;
+  assert_int_equal(mproc_queue_new(NULL, NULL), MPROC_EINVAL);
+  mproc_queue_opts_t o = MPROC_QUEUE_OPTS_INIT;
+  assert_int_equal(mproc_queue_opts_init(&o), 0);
+  assert_int_equal(mproc_queue_opts_init(NULL), MPROC_EINVAL);
+  o.size = 3;
+  assert_int_equal(mproc_queue_new(&q, &o), MPROC_EINVAL);
+  assert_null(q);
+  o.size = sizeof o;
+  o.capacity = (size_t)1 << 40;
+  assert_int_equal(mproc_queue_new(&q, &o), MPROC_EINVAL);
+  q = make_queue(0, 0);
+  char b[8];
+  size_t n;
+  assert_int_equal(mproc_queue_put(q, NULL, 5, 0), MPROC_EINVAL);
+  assert_int_equal(mproc_queue_get(q, NULL, 5, &n, 0), MPROC_EINVAL);
+  assert_int_equal(mproc_queue_get(q, b, sizeof b, NULL, 0), MPROC_EINVAL);
+  assert_int_equal(mproc_queue_get_alloc(q, NULL, &n, 0), MPROC_EINVAL);
+  assert_int_equal(mproc_queue_qsize(q, NULL), MPROC_EINVAL);
+  assert_int_equal(mproc_queue_stats(q, NULL), MPROC_EINVAL);
+  mproc_queue_stats_t s = {0};
+  assert_int_equal(mproc_queue_stats(q, &s), MPROC_EINVAL); /* size not set */
+  assert_int_equal(mproc_queue_cancel(q), MPROC_EINVAL);
+  assert_int_equal(mproc_queue_name(q, NULL, 10), MPROC_EINVAL);
+  mproc_queue_t *q2 = q;
+  assert_int_equal(mproc_queue_open(&q2, NULL), MPROC_EINVAL);
+  assert_null(q2);
+  q2 = q;
+  assert_int_equal(mproc_queue_recv_handle(&q2, -1), MPROC_EBADF);
+  assert_null(q2);
+  assert_int_equal(mproc_queue_put(NULL, "x", 1, 0), MPROC_EINVAL);
+  assert_int_equal(mproc_queue_free(q), 0);
+  /* a freed handle is refused, not dereferenced */
+  assert_int_equal(mproc_queue_put(q, "x", 1, 0), MPROC_EBADF);
+  assert_int_equal(mproc_queue_get(q, b, sizeof b, &n, 0), MPROC_EBADF);
+  assert_int_equal(mproc_queue_close(q), MPROC_EBADF);
+  assert_int_equal(mproc_queue_free(q), MPROC_EBADF);
+  assert_non_null(strstr(mproc_last_error(), "mproc_queue_free"));
+  assert_int_equal(mproc_queue_free(NULL), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      TEST(queue, fifo_in_one_process),
+      TEST(queue, poll_and_timeout),
+      TEST(queue, small_buffer_keeps_message),
+      TEST(queue, close_drains_then_reports),
+      TEST(queue, close_wakes_blocked_get),
+      TEST(queue, message_of_256_mib),
+      TEST(queue, size_limits),
+      TEST(queue, reserve_commit_peek_release),
+      TEST(queue, shared_with_forked_child),
+      TEST(queue, open_by_name_in_forkserver_child),
+      TEST(queue, passed_over_a_socket),
+      TEST(queue, fileno_is_pollable),
+      TEST(queue, idle_consumer_uses_no_cpu),
+      TEST(queue, joinable_task_done_and_join),
+      TEST(queue, producer_killed_mid_put_while_read),
+      TEST(queue, producer_killed_mid_put_unread),
+      TEST(queue, consumer_killed_mid_get),
+      TEST(queue, stress_4_producers_4_consumers),
+      TEST(queue, bad_input),
+  };
+  return tu_run("queue", tests);
+}
