@@ -10,4 +10,4 @@ cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure --timeout 300)
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMPROC_SANITIZE=ON -DMPROC_BUILD_BENCH=OFF > /dev/null
 cmake --build build-asan -j"$jobs"
-(cd build-asan && ASAN_OPTIONS=detect_leaks=1 MPROC_STRESS_SCALE=0.1 ctest --output-on-failure --timeout 300)
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 300)
