@@ -57,7 +57,12 @@ bool ProcessCore::try_reap() {
 int ProcessCore::wait_exit(double timeout, bool interruptible) {
   Deadline d = Deadline::after(timeout);
   const uint32_t gen = interrupt_generation();
-  if (method == MPROC_START_FORK) {
+  if (method == MPROC_START_FORK && !server) {
+    // The joiner watches the pidfd itself; the supervisor lets go of it meanwhile, so that a
+    // joined child's end wakes one thread, not two. It takes it back if the join gives up.
+    Supervisor &sup = Runtime::get().supervisor();
+    sup.unwatch_child(pidfd.get());
+    int rc = MPROC_ETIMEDOUT;
     for (;;) {
       {
         std::lock_guard<std::mutex> g(mu);
@@ -67,10 +72,23 @@ int ProcessCore::wait_exit(double timeout, bool interruptible) {
       if (interruptible && (ms < 0 || ms > 50)) ms = 50;
       struct pollfd pf = {pidfd.get(), POLLIN, 0};
       int r = poll(&pf, 1, ms);
-      if (r < 0 && errno != EINTR) break;  // fall back to the supervisor's wake-up
+      if (r < 0 && errno != EINTR) break;
       if (try_reap()) return 0;
-      if (interruptible && interrupted_since(gen)) return MPROC_EINTR;
-      if (d.expired()) return MPROC_ETIMEDOUT;
+      if (interruptible && interrupted_since(gen)) {
+        rc = MPROC_EINTR;
+        break;
+      }
+      if (d.expired()) break;
+    }
+    auto self = self_ref.lock();
+    if (self && sup.watch_child(pidfd.get(), [self] { return !self->try_reap(); }) < 0) {
+      // No supervisor any more: whoever asks next reaps it.
+    }
+    if (try_reap()) return 0;
+    if (rc == MPROC_ETIMEDOUT && !d.expired()) {
+      // poll() failed: fall back to the supervisor's wake-up below.
+    } else {
+      return rc;
     }
   }
   std::unique_lock<std::mutex> g(mu);
@@ -168,7 +186,8 @@ int start_fork(const std::shared_ptr<ProcessCore> &c) {
     c->state = ProcessCore::State::kRunning;
   }
   // The supervisor reaps the child when nobody joins it (is_alive, shutdown, pools).
-  rc = rt.supervisor().watch_fd(fd, [c] { return !c->try_reap(); });
+  c->self_ref = c;
+  rc = rt.supervisor().watch_child(fd, [c] { return !c->try_reap(); });
   if (rc < 0) {
     // No supervisor: reap synchronously so that no zombie remains.
     kill(pid, SIGKILL);

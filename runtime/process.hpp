@@ -31,7 +31,8 @@ struct ProcessCore {
   void *payload = nullptr;
   std::vector<char> arg;
   int owner_pid = 0;  // the process that made the handle; only it may start/join/signal
-  class ForkServer *server = nullptr;  // FORKSERVER: this helper instead of the runtime's
+  class ForkServer *server = nullptr;
+  std::weak_ptr<ProcessCore> self_ref;  // for re-arming the supervisor's watch after a join  // FORKSERVER: this helper instead of the runtime's
   // Called once (no lock held) after the end is recorded, on whichever thread saw it; set it
   // before start. The pool uses it to learn of worker deaths.
   std::function<void()> on_exit;

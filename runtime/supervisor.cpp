@@ -1,5 +1,9 @@
 #include "supervisor.hpp"
 
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <condition_variable>
 
 #include "error.hpp"
@@ -33,13 +37,28 @@ int Supervisor::start() {
     return fail(MPROC_EAGAIN, "uv_async_init: %s", uv_strerror(rc));
   }
   async_.data = this;
+  child_epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (child_epfd_ < 0 || uv_poll_init(&loop_, &child_poll_, child_epfd_) != 0) {
+    int e = errno;
+    if (child_epfd_ >= 0) close(child_epfd_);
+    child_epfd_ = -1;
+    uv_close(reinterpret_cast<uv_handle_t *>(&async_), nullptr);
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_loop_close(&loop_);
+    return fail_errno(e, "epoll_create1");
+  }
+  child_poll_.data = this;
+  uv_poll_start(&child_poll_, UV_READABLE, &Supervisor::on_children);
   stopping_ = false;
   try {
     thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
   } catch (const std::system_error &e) {
     uv_close(reinterpret_cast<uv_handle_t *>(&async_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t *>(&child_poll_), nullptr);
     uv_run(&loop_, UV_RUN_DEFAULT);
     uv_loop_close(&loop_);
+    close(child_epfd_);
+    child_epfd_ = -1;
     return fail(MPROC_EAGAIN, "cannot start the supervisor thread: %s", e.what());
   }
   running_ = true;
@@ -55,7 +74,56 @@ void Supervisor::stop() {
   uv_async_send(&async_);
   thread_.join();
   uv_loop_close(&loop_);
+  close(child_epfd_);
+  child_epfd_ = -1;
+  {
+    std::lock_guard<std::mutex> g(child_mu_);
+    children_.clear();
+  }
   running_ = false;
+}
+
+int Supervisor::watch_child(int fd, std::function<bool()> on_exit) {
+  if (!running_) return fail(MPROC_ECLOSED, "the supervisor is not running");
+  {
+    std::lock_guard<std::mutex> g(child_mu_);
+    children_[fd] = std::move(on_exit);
+  }
+  struct epoll_event ev = {};
+  ev.events = EPOLLIN;
+  ev.data.fd = fd;
+  if (epoll_ctl(child_epfd_, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    int e = errno;
+    std::lock_guard<std::mutex> g(child_mu_);
+    children_.erase(fd);
+    return fail_errno(e, "epoll_ctl");
+  }
+  return 0;
+}
+
+void Supervisor::unwatch_child(int fd) {
+  if (!running_) return;
+  std::lock_guard<std::mutex> g(child_mu_);
+  if (children_.erase(fd)) epoll_ctl(child_epfd_, EPOLL_CTL_DEL, fd, nullptr);
+}
+
+void Supervisor::on_children(uv_poll_t *h, int, int) {
+  auto *self = static_cast<Supervisor *>(h->data);
+  struct epoll_event evs[64];
+  int n = epoll_wait(self->child_epfd_, evs, 64, 0);
+  for (int i = 0; i < n; i++) {
+    int fd = evs[i].data.fd;
+    std::function<bool()> cb;
+    {
+      std::lock_guard<std::mutex> g(self->child_mu_);
+      auto it = self->children_.find(fd);
+      if (it == self->children_.end()) continue;
+      cb = it->second;
+    }
+    // Called without the lock: it takes the child's own mutex, which a joiner may hold while
+    // it calls unwatch_child().
+    if (!cb()) self->unwatch_child(fd);
+  }
 }
 
 int Supervisor::post(std::function<void(uv_loop_t *)> fn) {
@@ -132,7 +200,9 @@ void Supervisor::drain() {
         &loop_,
         [](uv_handle_t *h, void *self) {
           if (uv_is_closing(h)) return;
-          if (h == reinterpret_cast<uv_handle_t *>(&static_cast<Supervisor *>(self)->async_))
+          auto *sup = static_cast<Supervisor *>(self);
+          if (h == reinterpret_cast<uv_handle_t *>(&sup->async_) ||
+              h == reinterpret_cast<uv_handle_t *>(&sup->child_poll_))
             uv_close(h, nullptr);
           else
             close_handle(h);

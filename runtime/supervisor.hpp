@@ -8,6 +8,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace mproc {
@@ -36,6 +37,12 @@ class Supervisor {
   // Call on_readable (on the loop thread) each time fd is readable, until it returns false;
   // the fd is not closed by the supervisor.
   int watch_fd(int fd, std::function<bool()> on_readable);
+  // Watch a child's pidfd without waking the loop thread: the fd joins an epoll set of the
+  // supervisor's (one uv_poll watches the set). on_exit runs on the loop thread when the fd is
+  // readable, until it returns false. Thread-safe. Errors: MPROC_ECLOSED, errno codes.
+  int watch_child(int fd, std::function<bool()> on_exit);
+  // Forget a child's fd (its joiner reaped it). Thread-safe; unknown fds are ignored.
+  void unwatch_child(int fd);
   // Run fn on the loop thread after `seconds`; cancel by closing the returned handle on the loop
   // thread is not offered: fn decides itself whether it is still relevant.
   int after(double seconds, std::function<void()> fn);
@@ -45,6 +52,7 @@ class Supervisor {
 
  private:
   static void on_async(uv_async_t *h);
+  static void on_children(uv_poll_t *h, int status, int events);
   void drain();
 
   uv_loop_t loop_{};
@@ -54,6 +62,10 @@ class Supervisor {
   std::vector<std::function<void(uv_loop_t *)>> queue_;
   bool stopping_ = false;
   bool running_ = false;
+  int child_epfd_ = -1;
+  uv_poll_t child_poll_{};
+  std::mutex child_mu_;
+  std::unordered_map<int, std::function<bool()>> children_;
 };
 
 }  // namespace mproc
