@@ -80,16 +80,12 @@ int ProcessCore::wait_exit(double timeout, bool interruptible) {
       }
       if (d.expired()) break;
     }
-    auto self = self_ref.lock();
-    if (self && sup.watch_child(pidfd.get(), [self] { return !self->try_reap(); }) < 0) {
-      // No supervisor any more: whoever asks next reaps it.
-    }
+    // Give the child back to the supervisor (if it is not running any more, the next join,
+    // is_alive or shutdown reaps the child).
+    if (auto self = self_ref.lock()) sup.watch_child(pidfd.get(), [self] { return !self->try_reap(); });
     if (try_reap()) return 0;
-    if (rc == MPROC_ETIMEDOUT && !d.expired()) {
-      // poll() failed: fall back to the supervisor's wake-up below.
-    } else {
-      return rc;
-    }
+    if (rc != MPROC_ETIMEDOUT || d.expired()) return rc;
+    // poll() itself failed: wait for the supervisor's wake-up below.
   }
   std::unique_lock<std::mutex> g(mu);
   auto done = [this] { return state == State::kExited; };
@@ -105,8 +101,13 @@ int ProcessCore::wait_exit(double timeout, bool interruptible) {
 }
 
 bool ProcessCore::alive() {
-  std::lock_guard<std::mutex> g(mu);
-  return state == State::kRunning;
+  {
+    std::lock_guard<std::mutex> g(mu);
+    if (state != State::kRunning) return false;
+  }
+  // A child of ours: ask the kernel rather than wait for the supervisor's wake-up.
+  if (method == MPROC_START_FORK && !server && owner_pid == getpid()) return !try_reap();
+  return true;
 }
 
 int exitcode_from_siginfo(int cld_code, int status) {
