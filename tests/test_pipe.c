@@ -11,22 +11,10 @@
 #include "testutil.h"
 
 static mproc_process_t *spawn(mproc_process_fn fn, void *payload) {
-  mproc_process_opts_t o = MPROC_PROCESS_OPTS_INIT;
-  o.payload = payload;
-  o.start_method = MPROC_START_FORK;
-  mproc_process_t *p = NULL;
-  assert_int_equal(mproc_process_new(&p, fn, NULL, 0, &o), 0);
-  assert_int_equal(mproc_process_start(p), 0);
-  return p;
+  return tu_start(fn, NULL, 0, MPROC_START_FORK, 0, payload);
 }
 
-static int join_code(mproc_process_t *p) {
-  int code = -1000;
-  assert_int_equal(mproc_process_join(p, -1), 0);
-  assert_int_equal(mproc_process_exitcode(p, &code), 0);
-  assert_int_equal(mproc_process_free(p), 0);
-  return code;
-}
+#define join_code tu_join_code
 
 /* Echo every message back until end of file. */
 static int body_echo(void *arg, size_t len, void *payload) {

@@ -38,22 +38,10 @@ static int body_segfault(void *arg, size_t len, void *payload) {
 
 static mproc_process_t *start_with(mproc_process_fn fn, const void *arg, size_t len, int method,
                                    int daemon) {
-  mproc_process_opts_t o = MPROC_PROCESS_OPTS_INIT;
-  o.start_method = method;
-  o.daemon = daemon;
-  mproc_process_t *p = NULL;
-  assert_int_equal(mproc_process_new(&p, fn, arg, len, &o), 0);
-  assert_int_equal(mproc_process_start(p), 0);
-  return p;
+  return tu_start(fn, arg, len, method, daemon, NULL);
 }
 
-static int join_code(mproc_process_t *p) {
-  int code = -1000;
-  assert_int_equal(mproc_process_join(p, -1), 0);
-  assert_int_equal(mproc_process_exitcode(p, &code), 0);
-  assert_int_equal(mproc_process_free(p), 0);
-  return code;
-}
+#define join_code tu_join_code
 
 static void check_exit_codes(int method) {
   int seven = 7;

@@ -87,3 +87,23 @@ int tu_teardown(void **state) {
   if (shm > g_base_shm) fail_msg("/dev/shm has %d entries, %d at the start", shm, g_base_shm);
   return 0;
 }
+
+mproc_process_t *tu_start(mproc_process_fn fn, const void *arg, size_t len, int method, int daemon,
+                          void *payload) {
+  mproc_process_opts_t o = MPROC_PROCESS_OPTS_INIT;
+  o.start_method = method;
+  o.daemon = daemon;
+  o.payload = payload;
+  mproc_process_t *p = NULL;
+  assert_int_equal(mproc_process_new(&p, fn, arg, len, &o), 0);
+  assert_int_equal(mproc_process_start(p), 0);
+  return p;
+}
+
+int tu_join_code(mproc_process_t *p) {
+  int code = -1000;
+  assert_int_equal(mproc_process_join(p, -1), 0);
+  assert_int_equal(mproc_process_exitcode(p, &code), 0);
+  assert_int_equal(mproc_process_free(p), 0);
+  return code;
+}

@@ -29,6 +29,13 @@ int tu_wait_pid_gone(int pid, double seconds);
 /* Monotonic seconds. */
 double tu_now(void);
 
+/* Start fn(arg) as a child (asserting success); daemon and payload as mproc_process_opts_t. */
+struct mproc_process;
+struct mproc_process *tu_start(int (*fn)(void *, size_t, void *), const void *arg, size_t len,
+                               int method, int daemon, void *payload);
+/* Join, read the exit code and free (asserting success); returns the exit code. */
+int tu_join_code(struct mproc_process *p);
+
 #define TEST(area, name) cmocka_unit_test_teardown(test_##area##_##name, tu_teardown)
 
 #endif
