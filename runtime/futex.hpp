@@ -15,6 +15,15 @@
 
 namespace mproc {
 
+// A spin-wait hint to the CPU (lets the sibling hyperthread run).
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
 struct Deadline {
   bool infinite = true;
   struct timespec at = {0, 0};

@@ -148,11 +148,7 @@ class SpscRing {
     h_->reader_sleeps.store(0, std::memory_order_relaxed);
   }
 
-  static void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-  }
+  static void cpu_relax() { mproc::cpu_relax(); }
 
  private:
   static uint64_t pad8(uint64_t n) { return (n + 7) & ~7ULL; }

@@ -22,13 +22,6 @@ namespace {
 pthread_once_t g_tid_once = PTHREAD_ONCE_INIT;
 void register_tid_reset() { pthread_atfork(nullptr, nullptr, &reset_tid_after_fork); }
 
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 
 // The earlier of a caller's deadline and the next liveness check.
 Deadline slice_deadline(const Deadline &d) {

@@ -538,6 +538,271 @@ static void test_shm_exit_unlinks_owned_names(void **state) {
   assert_int_equal(mproc_shm_attach(&s, name), MPROC_ENOENT);
 }
 
+/* ---- leased named blocks ---- */
+
+/* Shared with fork children: the block's name and two semaphores for the handshake. */
+struct lease_ctl {
+  char name[64];
+  mproc_sem_t *attached; /* a child released it: it attached (or failed to) */
+  mproc_sem_t *go;       /* the parent released it: the child may go on */
+};
+
+static int path_exists(const char *name) {
+  char path[128];
+  struct stat st;
+  snprintf(path, sizeof path, "/dev/shm/mproc-%s", name);
+  return stat(path, &st) == 0;
+}
+
+static mproc_shm_t *create_leased(const char *name, size_t size, unsigned max_users) {
+  mproc_shm_opts_t o = MPROC_SHM_OPTS_INIT;
+  o.lease = 1;
+  o.max_users = max_users;
+  mproc_shm_t *s = NULL;
+  assert_int_equal(mproc_shm_create_ex(&s, name, size, &o), 0);
+  return s;
+}
+
+static void ctl_init(struct lease_ctl *c, const char *tag) {
+  memset(c, 0, sizeof *c);
+  snprintf(c->name, sizeof c->name, "lease_%s_%d", tag, (int)getpid());
+  assert_int_equal(mproc_sem_new(&c->attached, 0), 0);
+  assert_int_equal(mproc_sem_new(&c->go, 0), 0);
+}
+
+static void ctl_free(struct lease_ctl *c) {
+  assert_int_equal(mproc_sem_free(c->attached), 0);
+  assert_int_equal(mproc_sem_free(c->go), 0);
+}
+
+/* Attach, report, wait for "go", then check the block is still there and write to it. */
+static int body_lease_attach_wait(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  struct lease_ctl *c = payload;
+  mproc_shm_t *s = NULL;
+  int rc = mproc_shm_attach(&s, c->name);
+  mproc_sem_release(c->attached);
+  if (rc == MPROC_EFULL) return strstr(mproc_last_error(), "user slots taken") ? 50 : 51;
+  if (rc != 0) return 52;
+  if (mproc_sem_acquire(c->go, -1) != 0) return 53;
+  if (!path_exists(c->name)) return 54; /* never unlinked under a live user */
+  strcpy(mproc_shm_ptr(s), "child was here");
+  return mproc_shm_close(s) == 0 ? 0 : 55;
+}
+
+/* Attach, report, then die by SIGKILL holding the lease. */
+static int body_lease_attach_die(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  struct lease_ctl *c = payload;
+  mproc_shm_t *s = NULL;
+  if (mproc_shm_attach(&s, c->name) != 0) return 1;
+  strcpy(mproc_shm_ptr(s), "dying");
+  raise(SIGKILL);
+  return 2;
+}
+
+/* Create a leased block and die by SIGKILL: its only user is gone. */
+static int body_lease_create_die(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  struct lease_ctl *c = payload;
+  mproc_shm_opts_t o = MPROC_SHM_OPTS_INIT;
+  o.lease = 1;
+  mproc_shm_t *s = NULL;
+  if (mproc_shm_create_ex(&s, c->name, 100, &o) != 0) return 1;
+  raise(SIGKILL);
+  return 2;
+}
+
+static void test_shm_lease_last_close_unlinks(void **state) {
+  (void)state;
+  struct lease_ctl c;
+  ctl_init(&c, "last");
+  mproc_shm_t *s = create_leased(c.name, 1000, 0);
+  strcpy(mproc_shm_ptr(s), "shared");
+  /* two more handles in this process: one table entry, counted per handle */
+  mproc_shm_t *a = NULL, *b = NULL;
+  assert_int_equal(mproc_shm_attach(&a, c.name), 0);
+  assert_int_equal(mproc_shm_attach(&b, c.name), 0);
+  assert_string_equal(mproc_shm_ptr(b), "shared");
+  assert_int_equal(mproc_shm_close(s), 0); /* the creator closing does not end it */
+  assert_true(mproc_shm_cleanup() >= 0);
+  assert_true(path_exists(c.name));
+  assert_int_equal(mproc_shm_close(a), 0);
+  assert_true(path_exists(c.name));
+  assert_int_equal(mproc_shm_close(b), 0); /* the last handle of the last user */
+  assert_false(path_exists(c.name));
+  assert_int_equal(mproc_shm_attach(&a, c.name), MPROC_ENOENT);
+  /* the creator may still unlink it early: live mappings stay valid, closes do not fail */
+  s = create_leased(c.name, 10, 0);
+  assert_int_equal(mproc_shm_attach(&a, c.name), 0);
+  assert_int_equal(mproc_shm_unlink(s), 0);
+  assert_int_equal(mproc_shm_unlink(a), MPROC_ENOENT);
+  assert_false(path_exists(c.name));
+  /* a new block of the same name is not removed by the old block's last close */
+  b = create_leased(c.name, 10, 0);
+  assert_int_equal(mproc_shm_close(s), 0);
+  assert_int_equal(mproc_shm_close(a), 0);
+  assert_true(path_exists(c.name));
+  assert_int_equal(mproc_shm_close(b), 0);
+  assert_false(path_exists(c.name));
+  ctl_free(&c);
+}
+
+static void test_shm_lease_attacher_keeps_it_alive(void **state) {
+  (void)state;
+  struct lease_ctl c;
+  ctl_init(&c, "keep");
+  mproc_shm_t *s = create_leased(c.name, 4096, 0);
+  mproc_process_t *p = start(body_lease_attach_wait, NULL, 0, MPROC_START_FORK, &c);
+  assert_int_equal(mproc_sem_acquire(c.attached, -1), 0);
+  assert_int_equal(mproc_shm_close(s), 0); /* the creator leaves first */
+  assert_true(path_exists(c.name));
+  assert_true(mproc_shm_cleanup() >= 0); /* a sweep does not take it from the child */
+  assert_true(path_exists(c.name));
+  assert_int_equal(mproc_sem_release(c.go), 0);
+  assert_int_equal(join_code(p), 0);
+  assert_false(path_exists(c.name)); /* the child's close was the last */
+  ctl_free(&c);
+}
+
+static void test_shm_lease_killed_attacher(void **state) {
+  (void)state;
+  struct lease_ctl c;
+  ctl_init(&c, "killed");
+  mproc_shm_t *s = create_leased(c.name, 4096, 0);
+  assert_int_equal(join_code(start(body_lease_attach_die, NULL, 0, MPROC_START_FORK, &c)),
+                   -SIGKILL);
+  /* the dead user's entry neither removes the block from a live user ... */
+  assert_true(mproc_shm_cleanup() >= 0);
+  assert_true(path_exists(c.name));
+  assert_string_equal(mproc_shm_ptr(s), "dying");
+  /* ... nor stops others from using it */
+  mproc_process_t *p = start(body_lease_attach_wait, NULL, 0, MPROC_START_FORK, &c);
+  assert_int_equal(mproc_sem_acquire(c.attached, -1), 0);
+  assert_int_equal(mproc_sem_release(c.go), 0);
+  assert_int_equal(join_code(p), 0);
+  assert_string_equal(mproc_shm_ptr(s), "child was here");
+  assert_true(path_exists(c.name));
+  /* ... nor keeps it alive: the last live user's close unlinks it */
+  assert_int_equal(mproc_shm_close(s), 0);
+  assert_false(path_exists(c.name));
+  ctl_free(&c);
+}
+
+static void test_shm_lease_all_users_killed(void **state) {
+  (void)state;
+  struct lease_ctl c;
+  ctl_init(&c, "allkilled");
+  /* found by an attach: unlinked, and the attach fails */
+  assert_int_equal(join_code(start(body_lease_create_die, NULL, 0, MPROC_START_FORK, &c)),
+                   -SIGKILL);
+  assert_true(path_exists(c.name));
+  mproc_shm_t *s = NULL;
+  assert_int_equal(mproc_shm_attach(&s, c.name), MPROC_ENOENT);
+  assert_non_null(strstr(mproc_last_error(), "every user"));
+  assert_null(s);
+  assert_false(path_exists(c.name));
+  /* found by a sweep */
+  assert_int_equal(join_code(start(body_lease_create_die, NULL, 0, MPROC_START_FORK, &c)),
+                   -SIGKILL);
+  assert_true(path_exists(c.name));
+  assert_true(mproc_shm_cleanup() >= 1);
+  assert_false(path_exists(c.name));
+  /* found by a create of the same name (it sweeps first) */
+  assert_int_equal(join_code(start(body_lease_create_die, NULL, 0, MPROC_START_FORK, &c)),
+                   -SIGKILL);
+  s = create_leased(c.name, 10, 0);
+  assert_int_equal(mproc_shm_close(s), 0);
+  assert_false(path_exists(c.name));
+  ctl_free(&c);
+}
+
+static void test_shm_lease_table_full(void **state) {
+  (void)state;
+  struct lease_ctl c;
+  ctl_init(&c, "full");
+  mproc_shm_t *s = create_leased(c.name, 64, 2); /* the creator and one more process */
+  /* a dead user's entry is reclaimed, not counted */
+  assert_int_equal(join_code(start(body_lease_attach_die, NULL, 0, MPROC_START_FORK, &c)),
+                   -SIGKILL);
+  mproc_process_t *p = start(body_lease_attach_wait, NULL, 0, MPROC_START_FORK, &c);
+  assert_int_equal(mproc_sem_acquire(c.attached, -1), 0);
+  /* a third live process: refused */
+  mproc_process_t *q = start(body_lease_attach_wait, NULL, 0, MPROC_START_FORK, &c);
+  assert_int_equal(mproc_sem_acquire(c.attached, -1), 0);
+  assert_int_equal(join_code(q), 50); /* MPROC_EFULL, with a message naming the cause */
+  /* more handles in a process already in the table need no entry */
+  mproc_shm_t *a = NULL;
+  assert_int_equal(mproc_shm_attach(&a, c.name), 0);
+  assert_int_equal(mproc_shm_close(a), 0);
+  assert_int_equal(mproc_sem_release(c.go), 0);
+  assert_int_equal(join_code(p), 0);
+  /* room again once the child left */
+  p = start(body_lease_attach_wait, NULL, 0, MPROC_START_FORK, &c);
+  assert_int_equal(mproc_sem_acquire(c.attached, -1), 0);
+  assert_int_equal(mproc_sem_release(c.go), 0);
+  assert_int_equal(join_code(p), 0);
+  assert_int_equal(mproc_shm_close(s), 0);
+  assert_false(path_exists(c.name));
+  ctl_free(&c);
+}
+
+/* An exec'd process that exits (exit(), no close) as the last user unlinks the block. */
+static void test_shm_lease_exit_releases(void **state) {
+  (void)state;
+  char name[64];
+  snprintf(name, sizeof name, "lease_exit_%d", (int)getpid());
+  assert_int_equal(run_helper("lease_create_and_exit", name), 0);
+  assert_false(path_exists(name));
+}
+
+static void test_shm_lease_bad_input(void **state) {
+  (void)state;
+  mproc_shm_t *s = NULL;
+  mproc_shm_opts_t o;
+  assert_int_equal(mproc_shm_opts_init(NULL), MPROC_EINVAL);
+  memset(&o, 0xff, sizeof o);
+  assert_int_equal(mproc_shm_opts_init(&o), 0);
+  assert_int_equal(o.size, sizeof o);
+  assert_int_equal(o.lease, 0);
+  assert_int_equal(o.max_users, 0);
+  o.lease = 1;
+  assert_int_equal(mproc_shm_create_ex(NULL, NULL, 10, &o), MPROC_EINVAL);
+  assert_int_equal(mproc_shm_create_ex(&s, NULL, 0, &o), MPROC_EINVAL);
+  assert_int_equal(mproc_shm_create_ex(&s, "a/b", 10, &o), MPROC_EINVAL);
+  assert_int_equal(mproc_shm_create_ex(&s, NULL, MPROC_SHM_SIZE_MAX + 1, &o), MPROC_EMSGSIZE);
+  o.size = 0;
+  assert_int_equal(mproc_shm_create_ex(&s, NULL, 10, &o), MPROC_EINVAL);
+  assert_non_null(strstr(mproc_last_error(), "opts->size"));
+  o.size = 1u << 20;
+  assert_int_equal(mproc_shm_create_ex(&s, NULL, 10, &o), MPROC_EINVAL);
+  o.size = sizeof o;
+  o.max_users = MPROC_SHM_LEASE_USERS_MAX + 1;
+  assert_int_equal(mproc_shm_create_ex(&s, NULL, 10, &o), MPROC_EINVAL);
+  o.lease = 0;
+  o.max_users = 2;
+  assert_int_equal(mproc_shm_create_ex(&s, NULL, 10, &o), MPROC_EINVAL);
+  assert_non_null(strstr(mproc_last_error(), "needs opts->lease"));
+  assert_null(s);
+  /* opts NULL: a creator-owned block, as mproc_shm_create */
+  assert_int_equal(mproc_shm_create_ex(&s, NULL, 10, NULL), 0);
+  assert_int_equal(mproc_shm_unlink(s), 0);
+  assert_int_equal(mproc_shm_close(s), 0);
+  /* an older caller's shorter struct (up to lease) is accepted */
+  mproc_shm_opts_init(&o);
+  o.size = offsetof(mproc_shm_opts_t, lease) + sizeof(int);
+  o.lease = 1;
+  o.max_users = 12345; /* beyond the caller's size: not read */
+  assert_int_equal(mproc_shm_create_ex(&s, NULL, 10, &o), 0);
+  assert_int_equal(mproc_shm_close(s), 0);
+  /* the largest table */
+  o = (mproc_shm_opts_t)MPROC_SHM_OPTS_INIT;
+  o.lease = 1;
+  o.max_users = MPROC_SHM_LEASE_USERS_MAX;
+  assert_int_equal(mproc_shm_create_ex(&s, NULL, 1, &o), 0);
+  assert_int_equal(mproc_shm_close(s), 0);
+}
+
 static void test_shm_value_bad_input(void **state) {
   (void)state;
   int not_a_handle[32] = {0};
@@ -590,6 +855,14 @@ static int helper_main(const char *mode, const char *arg) {
     mproc_shm_t *s = NULL;
     return mproc_shm_create(&s, arg, 100) == 0 ? 0 : 1; /* exit() unlinks it */
   }
+  if (strcmp(mode, "lease_create_and_exit") == 0) {
+    mproc_shm_opts_t o = MPROC_SHM_OPTS_INIT;
+    o.lease = 1;
+    mproc_shm_t *s = NULL, *a = NULL;
+    if (mproc_shm_create_ex(&s, arg, 100, &o) != 0) return 1;
+    if (mproc_shm_attach(&a, arg) != 0) return 2;
+    return 0; /* exit() leaves the lease: the last user, so the name goes */
+  }
   return 97;
 }
 
@@ -610,6 +883,13 @@ int main(void) {
       TEST(shm, creator_crash_leaves_nothing),
       TEST(shm, exit_unlinks_owned_names),
       TEST(shm, value_bad_input),
+      TEST(shm, lease_last_close_unlinks),
+      TEST(shm, lease_attacher_keeps_it_alive),
+      TEST(shm, lease_killed_attacher),
+      TEST(shm, lease_all_users_killed),
+      TEST(shm, lease_table_full),
+      TEST(shm, lease_exit_releases),
+      TEST(shm, lease_bad_input),
   };
   return tu_run("shm", tests);
 }

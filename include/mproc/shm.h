@@ -130,17 +130,19 @@ MPROC_API int mproc_array_free(mproc_array_t *a);
 
 /* A block of shared bytes with a name any process of the same user can attach. Names are
  * 1..MPROC_SHM_NAME_MAX characters of [A-Za-z0-9._-] (an optional leading '/' is ignored); the
- * file is /dev/shm/mproc-<name>, made with O_EXCL and mode 0600. The creator owns the lifetime:
- * attaching never unlinks; the name goes when the creator calls mproc_shm_unlink, or when the
- * creator process ends (at exit, or, if it crashed, at the next create/attach/cleanup). */
+ * file is /dev/shm/mproc-<name>, made with O_EXCL and mode 0600. The creator owns the lifetime
+ * (unless leased, below): attaching never unlinks; the name goes when the creator calls
+ * mproc_shm_unlink, or when the creator process ends (at exit, or, if it crashed, at the next
+ * create/attach/cleanup). */
 typedef struct mproc_shm mproc_shm_t;
 
 /* Create a zero-filled block of size bytes (1..MPROC_SHM_SIZE_MAX); name NULL generates an
  * unguessable one. Close with mproc_shm_close(). Errors: MPROC_EINVAL (NULL out, bad name, size
  * 0), MPROC_ENAMETOOLONG, MPROC_EMSGSIZE (too big), MPROC_EEXIST, MPROC_ENOSPC, MPROC_EACCES. */
 MPROC_API int mproc_shm_create(mproc_shm_t **out, const char *name, size_t size);
-/* Attach the block of that name. Close with mproc_shm_close(). Errors: MPROC_EINVAL,
- * MPROC_ENAMETOOLONG, MPROC_ENOENT (no such block, or its creator has ended), MPROC_EACCES. */
+/* Attach the block of that name (a leased block: as one more user). Close with mproc_shm_close().
+ * Errors: MPROC_EINVAL, MPROC_ENAMETOOLONG, MPROC_ENOENT (no such block, or its creator / all its
+ * users have ended), MPROC_EACCES, MPROC_EFULL (a leased block's table of users is full). */
 MPROC_API int mproc_shm_attach(mproc_shm_t **out, const char *name);
 /* The block's name (owned by the handle), or NULL for a bad handle. */
 MPROC_API const char *mproc_shm_name(const mproc_shm_t *s);
@@ -151,11 +153,35 @@ MPROC_API void *mproc_shm_ptr(const mproc_shm_t *s);
 /* Remove the name (mappings stay valid; later attaches fail). Errors: MPROC_ENOENT (already
  * unlinked), MPROC_EBADF, MPROC_EINVAL. */
 MPROC_API int mproc_shm_unlink(mproc_shm_t *s);
-/* Unmap and release the handle (does not unlink). NULL is a no-op. Errors: MPROC_EBADF. */
+/* Unmap and release the handle. Does not unlink, except a leased block that this was the last
+ * live user of. NULL is a no-op. Errors: MPROC_EBADF. */
 MPROC_API int mproc_shm_close(mproc_shm_t *s);
-/* Remove the names of blocks whose creator has ended (done by every create and attach too).
- * Returns how many were removed (>= 0). */
+/* Remove the names of blocks whose creator has ended, and of leased blocks whose users have all
+ * ended (done by every create too). Returns how many were removed (>= 0). */
 MPROC_API int mproc_shm_cleanup(void);
+
+/* Leased blocks: the name lives while a process uses the block (see docs/shm.md). Each process
+ * that creates or attaches one takes an entry (pid and start time) in a table in the block; the
+ * name is unlinked when the last live user closes it or exits, and a block whose users all died
+ * is unlinked by the next create/attach/cleanup that finds it. */
+/* Default and largest number of processes a leased block's table holds. */
+#define MPROC_SHM_LEASE_USERS_DEFAULT 64
+#define MPROC_SHM_LEASE_USERS_MAX 4096
+
+typedef struct mproc_shm_opts {
+  size_t size;        /* sizeof(mproc_shm_opts_t); set by MPROC_SHM_OPTS_INIT */
+  int lease;          /* non-zero: lifetime follows the users, not the creator */
+  unsigned max_users; /* leased: table size (0: MPROC_SHM_LEASE_USERS_DEFAULT) */
+} mproc_shm_opts_t;
+
+#define MPROC_SHM_OPTS_INIT { sizeof(mproc_shm_opts_t), 0, 0 }
+/* Fill opts with defaults. Errors: MPROC_EINVAL (NULL). */
+MPROC_API int mproc_shm_opts_init(mproc_shm_opts_t *opts);
+/* mproc_shm_create with options (opts NULL: the same as mproc_shm_create). Close with
+ * mproc_shm_close(). Errors: those of mproc_shm_create; MPROC_EINVAL also for bad opts (size,
+ * max_users over MPROC_SHM_LEASE_USERS_MAX or set without lease). */
+MPROC_API int mproc_shm_create_ex(mproc_shm_t **out, const char *name, size_t size,
+                                  const mproc_shm_opts_t *opts);
 
 #ifdef __cplusplus
 }

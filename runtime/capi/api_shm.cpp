@@ -87,6 +87,29 @@ int attach(SharedValue **out, const char *token, bool is_array) {
   return mproc::value_attach(token, is_array, out);
 }
 
+int read_shm_opts(const mproc_shm_opts_t *opts, mproc_shm_opts_t *o) {
+  *o = mproc_shm_opts_t MPROC_SHM_OPTS_INIT;
+  if (!opts) return 0;
+  if (opts->size < offsetof(mproc_shm_opts_t, lease) + sizeof(int) || opts->size > 4096)
+    return fail(MPROC_EINVAL, "opts->size %zu is not a size of mproc_shm_opts_t", opts->size);
+  memcpy(o, opts, opts->size < sizeof *o ? opts->size : sizeof *o);
+  if (o->max_users > MPROC_SHM_LEASE_USERS_MAX)
+    return fail(MPROC_EINVAL, "opts->max_users %u is over MPROC_SHM_LEASE_USERS_MAX (%d)",
+                o->max_users, MPROC_SHM_LEASE_USERS_MAX);
+  if (o->max_users && !o->lease) return fail(MPROC_EINVAL, "opts->max_users needs opts->lease");
+  return 0;
+}
+
+int create_block(mproc_shm_t **out, const char *name, size_t size, unsigned lease_users) {
+  if (name)
+    if (int rc = mproc::shm_check_name(name)) return rc;
+  if (size == 0) return fail(MPROC_EINVAL, "size is 0");
+  if (size > MPROC_SHM_SIZE_MAX)
+    return fail(MPROC_EMSGSIZE, "size %zu is over MPROC_SHM_SIZE_MAX (%zu)", size,
+                MPROC_SHM_SIZE_MAX);
+  return mproc::shm_create(name, size, lease_users, out);
+}
+
 int check_name(const char *name) {
   if (!name) return fail(MPROC_EINVAL, "name is NULL");
   return mproc::shm_check_name(name);
@@ -404,17 +427,31 @@ MPROC_API int mproc_array_free(mproc_array_t *a) {
 
 /* ---- Named blocks ---- */
 
+MPROC_API int mproc_shm_opts_init(mproc_shm_opts_t *opts) {
+  return MPROC_GUARD({
+    if (int rc = check_ptr(opts, "opts")) return rc;
+    *opts = mproc_shm_opts_t MPROC_SHM_OPTS_INIT;
+    return 0;
+  });
+}
+
+MPROC_API int mproc_shm_create_ex(mproc_shm_t **out, const char *name, size_t size,
+                                  const mproc_shm_opts_t *opts) {
+  return MPROC_GUARD({
+    if (int rc = check_ptr(out, "out")) return rc;
+    *out = nullptr;
+    mproc_shm_opts_t o;
+    if (int rc = read_shm_opts(opts, &o)) return rc;
+    unsigned users = !o.lease ? 0 : o.max_users ? o.max_users : MPROC_SHM_LEASE_USERS_DEFAULT;
+    return create_block(out, name, size, users);
+  });
+}
+
 MPROC_API int mproc_shm_create(mproc_shm_t **out, const char *name, size_t size) {
   return MPROC_GUARD({
     if (int rc = check_ptr(out, "out")) return rc;
     *out = nullptr;
-    if (name)
-      if (int rc = mproc::shm_check_name(name)) return rc;
-    if (size == 0) return fail(MPROC_EINVAL, "size is 0");
-    if (size > MPROC_SHM_SIZE_MAX)
-      return fail(MPROC_EMSGSIZE, "size %zu is over MPROC_SHM_SIZE_MAX (%zu)", size,
-                  MPROC_SHM_SIZE_MAX);
-    return mproc::shm_create(name, size, out);
+    return create_block(out, name, size, 0);
   });
 }
 
