@@ -23,22 +23,10 @@ struct shared {
 
 static mproc_process_t *start(mproc_process_fn fn, const void *arg, size_t len, int method,
                               void *payload) {
-  mproc_process_opts_t o = MPROC_PROCESS_OPTS_INIT;
-  o.start_method = method;
-  o.payload = payload;
-  mproc_process_t *p = NULL;
-  assert_int_equal(mproc_process_new(&p, fn, arg, len, &o), 0);
-  assert_int_equal(mproc_process_start(p), 0);
-  return p;
+  return tu_start(fn, arg, len, method, 0, payload);
 }
 
-static int join_code(mproc_process_t *p) {
-  int code = -1000;
-  assert_int_equal(mproc_process_join(p, -1), 0);
-  assert_int_equal(mproc_process_exitcode(p, &code), 0);
-  assert_int_equal(mproc_process_free(p), 0);
-  return code;
-}
+#define join_code tu_join_code
 
 /* Run an exec'd copy of this binary in helper mode; returns its exit status. */
 static int run_helper(const char *mode, const char *arg) {
