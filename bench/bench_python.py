@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""mproc's Python package against the standard multiprocessing, in one run; prints ratios.
+
+usage: PYTHONPATH=build/bindings/python /usr/bin/python3 bench/bench_python.py [scale]
+Targets (issue 6): Pool.apply round trip >= 5x, Queue of small objects >= 3x, Lock >= 2x,
+Value increments under lock >= 5x. Numbers are measured, never assumed."""
+import multiprocessing as std
+import sys
+import time
+
+import mproc
+
+SCALE = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
+
+
+def ident(x):
+    return x
+
+
+def best(fn, n, reps=3):
+    """Best time per operation (seconds) over reps runs of n operations."""
+    t = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn(n)
+        t = min(t, (time.perf_counter() - t0) / n)
+    return t
+
+
+def pool_apply(mod):
+    with mod.Pool(2) as pool:
+        pool.apply(ident, (0,))
+        return best(lambda n: [pool.apply(ident, (i,)) for i in range(n)], int(2000 * SCALE))
+
+
+def consume(q, n):
+    for _ in range(n):
+        q.get()
+
+
+def queue_small(mod):
+    n = int(20000 * SCALE)
+    q = mod.Queue()
+
+    def run(n):
+        p = mod.Process(target=consume, args=(q, n))
+        p.start()
+        for i in range(n):
+            q.put(("item", i))
+        p.join()
+    return best(run, n)
+
+
+def lock_cycle(mod):
+    lock = mod.Lock()
+
+    def run(n):
+        for _ in range(n):
+            lock.acquire()
+            lock.release()
+    return best(run, int(200000 * SCALE))
+
+
+def value_under_lock(mod):
+    v = mod.Value("i", 0)
+
+    def run(n):
+        for _ in range(n):
+            with v.get_lock():
+                v.value += 1
+    return best(run, int(100000 * SCALE))
+
+
+def main():
+    cases = [("Pool.apply round trip", pool_apply, 5), ("Queue put+get, small objects",
+             queue_small, 3), ("Lock acquire+release", lock_cycle, 2),
+             ("Value += 1 under get_lock()", value_under_lock, 5)]
+    print("%-32s %12s %12s %8s %8s" % ("case", "mproc us", "python us", "ratio", "target"))
+    for name, fn, target in cases:
+        a = fn(mproc) * 1e6
+        b = fn(std) * 1e6
+        print("%-32s %12.3f %12.3f %7.1fx %7.0fx %s" % (name, a, b, b / a, target,
+                                                          "ok" if b / a >= target else "BELOW"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Private glue between the C ABI (_mproc) and the package: exceptions, error codes, pickling."""
+import multiprocessing as _std
+import pickle
+import queue as _queue
+import threading as _threading
+
+from . import _mproc
+
+# ---- exceptions ------------------------------------------------------------------------------
+# The standard library's classes, so that `except multiprocessing.TimeoutError` catches ours.
+ProcessError = _std.ProcessError
+BufferTooShort = _std.BufferTooShort
+TimeoutError = _std.TimeoutError
+AuthenticationError = _std.AuthenticationError
+from multiprocessing.pool import MaybeEncodingError  # noqa: E402  (a result that cannot be pickled)
+
+
+class MprocError(RuntimeError):
+    """An mproc call failed; `mproc_code` is its MPROC_E* code."""
+
+
+class WorkerDiedError(ProcessError):
+    """The pool worker running the task died (killed, crashed or os._exit) before finishing it."""
+
+
+class TaskTimeoutError(TimeoutError):
+    """The task ran longer than its task_timeout; its worker was killed and replaced."""
+
+
+class OwnerDeadError(MprocError):
+    """The previous holder of the lock died holding it. The caller now holds the lock: repair the
+    protected state, then release it as usual."""
+
+
+class PoolInitError(ProcessError):
+    """The pool's initializer failed in a worker: the pool accepts no more work."""
+
+
+class RemoteTraceback(Exception):
+    """The traceback text of an exception raised in another process (the __cause__)."""
+
+    def __init__(self, tb):
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self):
+        return self.tb
+
+
+CODES = _mproc.error_codes()
+E = type("E", (), {k[len("MPROC_"):]: v for k, v in CODES.items()})
+
+_ERRMAP = {
+    E.ETIMEDOUT: TimeoutError,
+    E.EWORKERDIED: WorkerDiedError,
+    E.EOWNERDEAD: OwnerDeadError,
+    E.EEMPTY: _queue.Empty,
+    E.EFULL: _queue.Full,
+    E.EBROKEN: _threading.BrokenBarrierError,
+    E.EINITFAILED: PoolInitError,
+    E.EINVAL: ValueError,
+    E.ERANGE: ValueError,
+    E.ENOMEM: MemoryError,
+    E.EINTR: InterruptedError,
+    E.EEXIST: FileExistsError,
+    E.ENOENT: FileNotFoundError,
+    E.EACCES: PermissionError,
+    E.EPERM: PermissionError,
+    E.EPIPE: BrokenPipeError,
+    E.ECANCELED: _std.ProcessError,
+}
+_mproc.set_error_map(_ERRMAP, MprocError)
+
+
+def code_of(exc):
+    return getattr(exc, "mproc_code", 0)
+
+
+# ---- pickling --------------------------------------------------------------------------------
+try:  # Debian's python3-cloudpickle, for lambdas, closures and functions of __main__
+    import cloudpickle as _cloudpickle
+except ImportError:  # pragma: no cover - depends on the machine
+    _cloudpickle = None
+
+PROTOCOL = pickle.HIGHEST_PROTOCOL
+loads = pickle.loads
+
+
+def dumps(obj):
+    """pickle.dumps, falling back to cloudpickle for what plain pickle refuses (lambdas,
+    closures, nested functions). The error names the object when neither can."""
+    try:
+        return pickle.dumps(obj, PROTOCOL)
+    except (pickle.PicklingError, AttributeError, TypeError) as e:
+        if _cloudpickle is None:
+            raise pickle.PicklingError(
+                f"cannot send {obj!r} to another process: {e} (install python3-cloudpickle to "
+                f"send lambdas and closures)") from e
+        try:
+            return _cloudpickle.dumps(obj, PROTOCOL)
+        except Exception as e2:
+            raise pickle.PicklingError(f"cannot send {obj!r} to another process: {e2}") from e2
+
+
+# Start methods: names as Python's; 'spawn' runs on the forkserver (mproc has no exec start
+# method: its children are made by fork of a clean single-threaded helper instead).
+METHODS = {"fork": 1, "forkserver": 2, "spawn": 2}

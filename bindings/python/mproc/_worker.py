@@ -1,0 +1,82 @@
+"""Code run inside pool workers (called by the C trampolines of the _mproc module).
+
+Task bytes (made by pool.py):
+  b"A" + pickle((func, args, kwargs))                        apply
+  b"M" | b"S" + len(fn) as 4 bytes + pickle(func) + pickle(x)  map item: func(x) / func(*x)
+Result bytes: b"\\0" + pickle(value), or b"\\1" + pickle((exception or None, traceback text)).
+"""
+import pickle
+import sys
+import traceback
+
+from . import _core
+from . import _mproc
+
+_loads = pickle.loads
+_dumps = _core.dumps
+_fn_blob = None
+_fn = None
+
+
+def init_worker(arg):
+    from . import process
+    process._after_fork_in_worker(_mproc.mproc_current_name() or "PoolWorker")
+    if not arg:
+        return True
+    if arg[:1] == b"F":
+        from . import pool
+        init, initargs = pool._pending_inits[int.from_bytes(arg[1:9], "little")]
+    else:
+        init, initargs = _loads(arg[1:])
+    if init is not None:
+        try:
+            init(*initargs)
+        finally:
+            _flush()
+    return True
+
+
+def _flush():
+    for s in (sys.stdout, sys.stderr):
+        try:
+            if s is not None:
+                s.flush()
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
+def encode_error(e):
+    tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    e.__traceback__ = None
+    try:
+        blob = pickle.dumps(e, _core.PROTOCOL)
+    except Exception:
+        blob = None
+    # nested: the traceback text arrives even when the exception cannot be rebuilt there
+    return b"\x01" + pickle.dumps((blob, tb), _core.PROTOCOL)
+
+
+def run_task(mv):
+    global _fn_blob, _fn
+    try:
+        kind = mv[0]
+        if kind == 65:  # "A"
+            fn, args, kwargs = _loads(mv[1:])
+            value = fn(*args, **kwargs)
+        else:
+            n = int.from_bytes(mv[1:5], "little")
+            blob = mv[5:5 + n]
+            if blob != _fn_blob:
+                _fn = _loads(blob)
+                _fn_blob = bytes(blob)
+            x = _loads(mv[5 + n:])
+            value = _fn(*x) if kind == 83 else _fn(x)  # "S": starmap
+        try:
+            out = b"\x00" + pickle.dumps(value, _core.PROTOCOL)
+        except Exception as e:
+            err = _core.MaybeEncodingError(e, value)
+            out = encode_error(err)
+    except BaseException as e:
+        out = encode_error(e)
+    _flush()
+    return out

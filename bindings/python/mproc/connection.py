@@ -1,0 +1,132 @@
+"""Pipe, Connection and wait (multiprocessing.connection) on mproc's message pipes."""
+import selectors
+import time
+
+from . import _core
+from . import _mproc
+
+__all__ = ["Pipe", "Connection", "wait"]
+
+
+class Connection:
+    def __init__(self, h, readable=True, writable=True):
+        self._h = h
+        self._readable = readable
+        self._writable = writable
+
+    def __reduce__(self):
+        raise TypeError("a Connection is shared with children made by fork (inheritance) only")
+
+    @property
+    def closed(self):
+        return self._h is None
+
+    @property
+    def readable(self):
+        return self._readable
+
+    @property
+    def writable(self):
+        return self._writable
+
+    def _check(self, readable=False, writable=False):
+        if self._h is None:
+            raise OSError("handle is closed")
+        if readable and not self._readable:
+            raise OSError("connection is write-only")
+        if writable and not self._writable:
+            raise OSError("connection is read-only")
+
+    def fileno(self):
+        self._check()
+        return _mproc.mproc_conn_fileno(self._h)
+
+    def close(self):
+        if self._h is not None:
+            h, self._h = self._h, None
+            _mproc.mproc_conn_free(h)
+
+    def send_bytes(self, buf, offset=0, size=None):
+        self._check(writable=True)
+        m = memoryview(buf).cast("B")
+        if offset < 0 or offset > len(m):
+            raise ValueError("offset is negative or too large")
+        if size is None:
+            size = len(m) - offset
+        if size < 0 or offset + size > len(m):
+            raise ValueError("size is negative or buffer too small")
+        try:
+            _mproc.mproc_conn_send_bytes(self._h, m[offset:offset + size])
+        except BrokenPipeError:
+            raise
+        except _core.MprocError as e:
+            if _core.code_of(e) == _core.E.EPIPE:
+                raise BrokenPipeError(str(e)) from None
+            raise
+
+    def send(self, obj):
+        self.send_bytes(_core.dumps(obj))
+
+    def recv_bytes(self, maxlength=None):
+        self._check(readable=True)
+        if maxlength is not None and maxlength < 0:
+            raise ValueError("negative maxlength")
+        try:
+            data = _mproc.mproc_conn_recv_bytes_alloc(self._h, -1.0)
+        except BrokenPipeError:
+            raise EOFError from None
+        if maxlength is not None and len(data) > maxlength:
+            self.close()
+            raise OSError("bad message length")
+        return data
+
+    def recv_bytes_into(self, buf, offset=0):
+        data = self.recv_bytes()
+        m = memoryview(buf).cast("B")
+        if offset < 0 or offset > len(m):
+            raise ValueError("offset out of bounds")
+        if len(data) > len(m) - offset:
+            raise _core.BufferTooShort(data)
+        m[offset:offset + len(data)] = data
+        return len(data)
+
+    def recv(self):
+        return _core.loads(self.recv_bytes())
+
+    def poll(self, timeout=0.0):
+        self._check(readable=True)
+        return bool(_mproc.mproc_conn_poll(self._h, -1.0 if timeout is None else max(0.0, timeout)))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_h", None) is not None and _mproc is not None:
+            try:
+                self.close()
+            except Exception:
+                pass
+
+
+def Pipe(duplex=True):
+    a, b = _mproc.mproc_pipe(1 if duplex else 0)
+    if duplex:
+        return Connection(a), Connection(b)
+    return Connection(a, True, False), Connection(b, False, True)
+
+
+def wait(object_list, timeout=None):
+    """Objects of object_list that are ready: Connections with a message (or EOF), process
+    sentinels and any object with fileno() / int fds that are readable."""
+    with selectors.DefaultSelector() as sel:
+        for obj in object_list:
+            sel.register(obj, selectors.EVENT_READ)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready = [key.fileobj for key, _ in sel.select(left)]
+            if ready or (deadline is not None and time.monotonic() >= deadline):
+                return ready

@@ -1,0 +1,139 @@
+"""Start methods and contexts (multiprocessing.get_context and friends)."""
+import os
+import threading
+
+from . import _core
+from . import _mproc
+from . import process
+
+_lock = threading.Lock()
+_chosen = None                 # the method set by set_start_method, or None
+_forkserver_pid = None         # pid that started the forkserver helper (fork hooks applied)
+
+
+def _default_method():
+    return _chosen or "fork"
+
+
+def _prepare(method):
+    """Check a method name and make ready what it needs; return its C code. The forkserver
+    helper is started here, from a thread that holds the GIL (its children run Python)."""
+    global _forkserver_pid
+    try:
+        code = _core.METHODS[method]
+    except KeyError:
+        raise ValueError("cannot find context for %r" % (method,)) from None
+    if code == _core.METHODS["forkserver"] and _forkserver_pid != os.getpid():
+        with _lock:
+            if _forkserver_pid != os.getpid():
+                _mproc.forkserver_start()
+                _forkserver_pid = os.getpid()
+    return code
+
+
+class BaseContext:
+    ProcessError = _core.ProcessError
+    BufferTooShort = _core.BufferTooShort
+    TimeoutError = _core.TimeoutError
+    AuthenticationError = _core.AuthenticationError
+    WorkerDiedError = _core.WorkerDiedError
+    TaskTimeoutError = _core.TaskTimeoutError
+    OwnerDeadError = _core.OwnerDeadError
+
+    current_process = staticmethod(process.current_process)
+    parent_process = staticmethod(process.parent_process)
+    active_children = staticmethod(process.active_children)
+
+    @staticmethod
+    def cpu_count():
+        return _mproc.mproc_cpu_count()
+
+    def Pool(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None, **kw):
+        from .pool import Pool
+        return Pool(processes, initializer, initargs, maxtasksperchild, context=self, **kw)
+
+    def get_context(self, method=None):
+        if method is None:
+            return self if self._name is not None else _default_context
+        try:
+            return _concrete[method]
+        except KeyError:
+            raise ValueError("cannot find context for %r" % (method,)) from None
+
+    def get_all_start_methods(self):
+        return ["fork", "spawn", "forkserver"]
+
+    def freeze_support(self):
+        pass
+
+    def set_executable(self, executable):
+        pass
+
+    def set_forkserver_preload(self, module_names):
+        for name in module_names:
+            try:
+                __import__(name)
+            except ImportError:
+                pass
+
+    def allow_connection_pickling(self):
+        pass
+
+    def log_to_stderr(self, level=None):
+        import multiprocessing.util as util
+        return util.log_to_stderr(level)
+
+    def get_logger(self):
+        import multiprocessing.util as util
+        return util.get_logger()
+
+    def _method(self):
+        return self._name or _default_method()
+
+    def Manager(self):
+        import multiprocessing
+        return multiprocessing.Manager()
+
+
+class DefaultContext(BaseContext):
+    _name = None
+    Process = process.Process
+
+    def get_start_method(self, allow_none=False):
+        if _chosen is None and allow_none:
+            return None
+        return _default_method()
+
+    def set_start_method(self, method, force=False):
+        global _chosen
+        if _chosen is not None and not force:
+            raise RuntimeError("context has already been set")
+        if method is None and force:
+            _chosen = None
+            _mproc.mproc_set_start_method(_core.METHODS["fork"])
+            return
+        code = _prepare(method)
+        _mproc.mproc_set_start_method(code)
+        _chosen = method
+
+
+def _concrete_context(method):
+    proc = type(method.capitalize() + "Process", (process.Process,), {"_start_method": method})
+    globals()[proc.__name__] = proc  # picklable by reference (forkserver children)
+
+    class Ctx(BaseContext):
+        _name = method
+        Process = proc
+
+        def get_start_method(self, allow_none=False):
+            return self._name
+
+        def set_start_method(self, method, force=False):
+            raise RuntimeError("cannot set the start method of a fixed context")
+
+    Ctx.__name__ = method.capitalize() + "Context"
+    return Ctx()
+
+
+_concrete = {m: _concrete_context(m) for m in ("fork", "forkserver", "spawn")}
+_default_context = DefaultContext()

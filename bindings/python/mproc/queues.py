@@ -1,0 +1,118 @@
+"""Queue, SimpleQueue, JoinableQueue: pickled objects through mproc's shared-memory queues.
+Shared with children made by fork by inheritance; pickled (forkserver children, pool
+initargs) as the queue's name, which the other process opens while this one holds the queue."""
+import queue as _queue
+
+from . import _core
+from . import _mproc
+
+__all__ = ["Queue", "SimpleQueue", "JoinableQueue"]
+
+_dumps = _core.dumps
+_loads = _core.loads
+
+
+def _open(cls, name):
+    q = cls.__new__(cls)
+    q._h = _mproc.mproc_queue_open(name)
+    q._closed = False
+    return q
+
+
+class Queue:
+    _kind = 0
+
+    def __init__(self, maxsize=0, *, ctx=None):
+        self._h = _mproc.queue_new(self._kind, maxsize)
+        self._closed = False
+
+    def __reduce__(self):
+        return _open, (type(self), _mproc.mproc_queue_name(self._h))
+
+    def _check_closed(self):
+        if self._closed:
+            raise ValueError("Queue %r is closed" % self)
+
+    def put(self, obj, block=True, timeout=None):
+        self._check_closed()
+        t = -1.0 if block and timeout is None else (0.0 if not block else max(0.0, timeout))
+        try:
+            _mproc.mproc_queue_put(self._h, _dumps(obj), t)
+        except _core.TimeoutError:
+            raise _queue.Full from None
+        except _core.MprocError as e:
+            if _core.code_of(e) == _core.E.ECLOSED:
+                raise ValueError("Queue is closed") from None
+            raise
+
+    def get(self, block=True, timeout=None):
+        self._check_closed()
+        t = -1.0 if block and timeout is None else (0.0 if not block else max(0.0, timeout))
+        try:
+            data = _mproc.mproc_queue_get_alloc(self._h, t)
+        except _core.TimeoutError:
+            raise _queue.Empty from None
+        except _core.MprocError as e:
+            if _core.code_of(e) == _core.E.ECLOSED:
+                raise ValueError("Queue is closed") from None
+            raise
+        return _loads(data)
+
+    def put_nowait(self, obj):
+        return self.put(obj, False)
+
+    def get_nowait(self):
+        return self.get(False)
+
+    def qsize(self):
+        return _mproc.mproc_queue_qsize(self._h)
+
+    def empty(self):
+        return bool(_mproc.mproc_queue_empty(self._h))
+
+    def full(self):
+        return bool(_mproc.mproc_queue_full(self._h))
+
+    def close(self):
+        """Close this process's end (as multiprocessing: later calls here raise ValueError)."""
+        self._closed = True
+
+    def join_thread(self):
+        pass
+
+    def cancel_join_thread(self):
+        pass
+
+    def __del__(self):
+        h = getattr(self, "_h", None)
+        if h is not None and _mproc is not None:
+            try:
+                _mproc.mproc_queue_free(h)
+            except Exception:
+                pass
+
+
+class SimpleQueue(Queue):
+    _kind = 1
+
+    def __init__(self, *, ctx=None):
+        super().__init__(0)
+
+    def get(self):
+        return super().get(True)
+
+    def put(self, obj):
+        return super().put(obj, True)
+
+
+class JoinableQueue(Queue):
+    _kind = 2
+
+    def task_done(self):
+        try:
+            _mproc.mproc_queue_task_done(self._h)
+        except ValueError:
+            raise ValueError("task_done() called too many times") from None
+
+    def join(self):
+        _mproc.mproc_queue_join(self._h, -1.0)

@@ -1,0 +1,149 @@
+"""Functions the tests run in children (importable by name, so forkserver children find them)."""
+import os
+import signal
+import sys
+import time
+
+
+def square(x):
+    return x * x
+
+
+def add(a, b):
+    return a + b
+
+
+def ident(x):
+    return x
+
+
+def fail(x):
+    raise ValueError("bad value %r" % (x,))
+
+
+def exit_with(code):
+    sys.exit(code)
+
+
+def die(x):
+    os._exit(7)
+
+
+def kill_self(x):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def sleep_forever(x=None):
+    while True:
+        time.sleep(1)
+
+
+def pid_of(x=None):
+    return os.getpid()
+
+
+def write_file(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+class Unpicklable(Exception):
+    def __init__(self, a, b):  # pickling calls __init__ with args=(msg,): cannot be rebuilt
+        super().__init__("%s %s" % (a, b))
+
+
+def raise_unpicklable(x):
+    raise Unpicklable(x, x)
+
+
+_state = {}
+
+
+def init_state(value):
+    _state["v"] = value
+
+
+def read_state(x):
+    return _state.get("v"), x
+
+
+def bad_init():
+    raise RuntimeError("init broke")
+
+
+def report_pid_then_sleep(fifo):
+    with open(fifo, "w") as f:
+        f.write(str(os.getpid()))
+    sleep_forever()
+
+
+def put_items(q, items):
+    for x in items:
+        q.put(x)
+
+
+def locked_increments(counter, lock, n):
+    for _ in range(n):
+        with lock:
+            counter.value += 1
+
+
+def atomic_increments(counter, n):
+    for _ in range(n):
+        counter.fetch_add(1)
+
+
+def hold_lock_and_die(lock, started):
+    lock.acquire()
+    started.set()
+    os._exit(0)
+
+
+def set_event(ev):
+    ev.set()
+
+
+def barrier_wait(b):
+    return b.wait()
+
+
+def double_array(arr):
+    for i in range(len(arr)):
+        arr[i] = arr[i] * 2
+
+
+def echo_pipe(conn):
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg is None:  # the child holds a copy of the other end too: EOF never comes
+            return
+        conn.send(msg)
+
+
+def write_shm(name, data):
+    from mproc import shared_memory
+    m = shared_memory.SharedMemory(name)
+    m.buf[:len(data)] = data
+    m.close()
+
+
+def consume_joinable(q):
+    while True:
+        item = q.get()
+        q.task_done()
+        if item is None:
+            return
+
+
+def notify_after_set(cond, flag):
+    with cond:
+        flag.value = 1
+        cond.notify_all()
+
+
+def add_in_pool(v):
+    v.fetch_add(1)
+    return v.load()

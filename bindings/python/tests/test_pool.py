@@ -1,0 +1,243 @@
+"""Pool: the multiprocessing API plus worker death, task timeouts and stats."""
+import os
+import signal
+import threading
+
+import pytest
+
+import mproc
+import helpers
+
+
+@pytest.fixture(params=["fork", "forkserver"])
+def pool(request):
+    p = mproc.get_context(request.param).Pool(2)
+    yield p
+    p.terminate()
+    p.join()
+
+
+def test_apply_and_apply_async(pool):
+    assert pool.apply(helpers.add, (2, 3)) == 5
+    assert pool.apply(helpers.add, (), {"a": 1, "b": 2}) == 3
+    r = pool.apply_async(helpers.square, (9,))
+    assert r.get() == 81
+    assert r.ready() and r.successful()
+
+
+def test_map_starmap_and_chunksize(pool):
+    assert pool.map(helpers.square, range(20)) == [x * x for x in range(20)]
+    assert pool.map(helpers.square, range(20), chunksize=7) == [x * x for x in range(20)]
+    assert pool.map(helpers.square, []) == []
+    assert pool.map(helpers.square, (x for x in range(5))) == [0, 1, 4, 9, 16]
+    assert pool.starmap(helpers.add, [(1, 2), (3, 4)]) == [3, 7]
+    assert pool.starmap_async(helpers.add, [(5, 5)]).get() == [10]
+    with pytest.raises(ValueError):
+        pool.map(helpers.square, [1], chunksize=0)
+
+
+def test_imap_ordered_and_unordered(pool):
+    assert list(pool.imap(helpers.square, range(10))) == [x * x for x in range(10)]
+    assert list(pool.imap(helpers.square, range(10), chunksize=3)) == [x * x for x in range(10)]
+    assert sorted(pool.imap_unordered(helpers.square, range(10))) == [x * x for x in range(10)]
+    it = pool.imap(helpers.square, [3])
+    assert it.next(timeout=30) == 9
+    with pytest.raises(StopIteration):
+        next(it)
+
+
+def test_exception_is_reraised_with_remote_traceback(pool):
+    with pytest.raises(ValueError, match="bad value 4") as ei:
+        pool.apply(helpers.fail, (4,))
+    cause = ei.value.__cause__
+    assert isinstance(cause, mproc.RemoteTraceback)
+    assert "helpers.py" in str(cause) and "in fail" in str(cause)
+    r = pool.apply_async(helpers.fail, (5,))
+    with pytest.raises(ValueError, match="bad value 5"):
+        r.get()
+    assert not r.successful()
+
+
+def test_map_raises_the_failing_items_exception(pool):
+    with pytest.raises(ValueError, match="bad value"):
+        pool.map(helpers.fail, [1, 2, 3])
+    it = pool.imap(helpers.fail, [1])
+    with pytest.raises(ValueError):
+        next(it)
+
+
+def test_unpicklable_exception_becomes_runtime_error_with_traceback(pool):
+    with pytest.raises(RuntimeError, match="Unpicklable") as ei:
+        pool.apply(helpers.raise_unpicklable, (1,))
+    assert "raise_unpicklable" in str(ei.value.__cause__)
+
+
+def test_callbacks_run_before_get_returns(pool):
+    got, errs = [], []
+    r1 = pool.apply_async(helpers.square, (4,), callback=got.append)
+    r2 = pool.apply_async(helpers.fail, (1,), error_callback=errs.append)
+    r3 = pool.map_async(helpers.square, [1, 2], callback=got.append)
+    assert r1.get() == 16
+    r2.wait()
+    r3.get()
+    assert 16 in got and [1, 4] in got
+    assert len(errs) == 1 and isinstance(errs[0], ValueError)
+    # callbacks run on a Python thread of the pool, not the caller's
+    names = []
+    pool.apply_async(helpers.ident, (0,), callback=lambda v: names.append(
+        threading.current_thread().name)).get()
+    assert names == ["mproc-pool-callbacks"]
+
+
+def test_callbacks_done_after_close_join():
+    results = []
+    pool = mproc.Pool(2)
+    for i in range(20):
+        pool.apply_async(helpers.square, (i,), callback=results.append)
+    pool.close()
+    pool.join()
+    assert sorted(results) == sorted(i * i for i in range(20))
+
+
+def test_async_get_timeout_raises_timeout_error(pool):
+    r = pool.apply_async(helpers.sleep_forever, (None,))
+    with pytest.raises(mproc.TimeoutError):
+        r.get(timeout=0.05)
+    assert not r.ready()
+    with pytest.raises(ValueError):
+        r.successful()
+
+
+@pytest.mark.parametrize("fn", [helpers.die, helpers.kill_self])
+def test_worker_death_fails_only_its_task(pool, fn):
+    with pytest.raises(mproc.WorkerDiedError):
+        pool.apply(fn, (0,))
+    assert isinstance(mproc.WorkerDiedError("x"), mproc.ProcessError)
+    # the pool goes on with a replacement worker
+    assert pool.map(helpers.square, range(6)) == [0, 1, 4, 9, 16, 25]
+    assert sum(s["restarts"] for s in pool.stats()) >= 1
+
+
+def test_worker_killed_from_outside_mid_task(pool, tmp_path):
+    fifo = str(tmp_path / "started")
+    os.mkfifo(fifo)
+    r = pool.apply_async(helpers.report_pid_then_sleep, (fifo,))
+    with open(fifo) as f:  # returns once the task runs and names its worker
+        pid = int(f.read())
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(mproc.WorkerDiedError):
+        r.get(timeout=60)
+    assert pool.apply(helpers.square, (3,)) == 9
+    assert any(s["last_exit"] == -signal.SIGKILL for s in pool.stats())
+
+
+def test_task_timeout_kills_and_replaces_worker():
+    with mproc.Pool(1, task_timeout=0.2) as pool:
+        with pytest.raises(mproc.TaskTimeoutError):
+            pool.apply(helpers.sleep_forever, (None,))
+        assert issubclass(mproc.TaskTimeoutError, mproc.TimeoutError)
+        assert pool.apply(helpers.square, (5,)) == 25
+        stats = pool.stats()
+        assert stats[0]["restarts"] == 1 and stats[0]["last_exit"] == -signal.SIGKILL
+
+
+def test_per_call_task_timeout(pool):
+    with pytest.raises(mproc.TaskTimeoutError):
+        pool.apply_async(helpers.sleep_forever, (None,), task_timeout=0.1).get()
+    with pytest.raises(mproc.TaskTimeoutError):
+        pool.map(helpers.sleep_forever, [1], task_timeout=0.1)
+
+
+def test_closed_pool_raises_value_error():
+    pool = mproc.Pool(1)
+    with pytest.raises(ValueError, match="still running"):
+        pool.join()
+    pool.close()
+    with pytest.raises(ValueError, match="Pool not running"):
+        pool.apply(helpers.square, (1,))
+    with pytest.raises(ValueError, match="Pool not running"):
+        pool.map_async(helpers.square, [1])
+    pool.join()
+
+
+def test_context_manager_terminates():
+    with mproc.Pool(2) as pool:
+        r = pool.apply_async(helpers.sleep_forever, (None,))
+    with pytest.raises(Exception):
+        r.get(timeout=60)
+    pool.join()
+
+
+def test_initializer_runs_in_each_worker(request):
+    for method in ("fork", "forkserver"):
+        with mproc.get_context(method).Pool(2, initializer=helpers.init_state,
+                                            initargs=("ready",)) as pool:
+            assert pool.map(helpers.read_state, range(4)) == [("ready", i) for i in range(4)]
+
+
+def test_failing_initializer_raises_instead_of_looping():
+    pool = mproc.Pool(1, initializer=helpers.bad_init)
+    with pytest.raises(mproc.PoolInitError, match="init broke"):
+        pool.apply(helpers.square, (1,))
+    pool.terminate()
+    pool.join()
+
+
+def test_maxtasksperchild_replaces_workers():
+    with mproc.Pool(1, maxtasksperchild=1) as pool:
+        pids = {pool.apply(helpers.pid_of) for _ in range(3)}
+    assert len(pids) == 3
+
+
+def test_stats_shape(pool):
+    pool.map(helpers.square, range(8))
+    st = pool.stats()
+    assert len(st) == 2
+    assert sum(s["tasks"] for s in st) >= 1
+    assert all(s["pid"] > 0 for s in st)
+
+
+def test_worker_identity():
+    with mproc.Pool(1) as pool:
+        name, ppid = pool.apply(_name_and_parent)
+    assert name.startswith("PoolWorker") and ppid == os.getpid()
+
+
+def _name_and_parent():
+    return mproc.current_process().name, mproc.parent_process().pid
+
+
+def test_lambda_and_closure_with_cloudpickle():
+    pytest.importorskip("cloudpickle", reason="python3-cloudpickle is not installed")
+    k = 3
+    with mproc.Pool(2) as pool:
+        assert pool.map(lambda x: x * k, [1, 2]) == [3, 6]
+
+
+def test_lambda_without_cloudpickle_names_the_object(monkeypatch):
+    import pickle
+    from mproc import _core
+    monkeypatch.setattr(_core, "_cloudpickle", None)
+    with mproc.Pool(1) as pool:
+        with pytest.raises(pickle.PicklingError, match="lambda"):
+            pool.apply(lambda: 1)
+
+
+def test_other_threads_run_while_map_blocks(pool):
+    ticks = []
+    stop = threading.Event()
+
+    def ticker():
+        while not stop.is_set():
+            ticks.append(1)
+            stop.wait(0.001)
+
+    t = threading.Thread(target=ticker)
+    t.start()
+    pool.map(helpers.square, range(200), chunksize=1)
+    r = pool.apply_async(helpers.sleep_forever, (None,))
+    n0 = len(ticks)
+    while len(ticks) < n0 + 5:  # the ticker progresses while we wait for the result
+        r.wait(0.01)
+    stop.set()
+    t.join()

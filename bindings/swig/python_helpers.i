@@ -1,0 +1,581 @@
+/* Python-only helpers of mproc.i: trampolines that run Python callables in children and
+ * workers, the forking calls with their fork hooks, and the pool calls that move pickled bytes.
+ * Each is a METH_VARARGS function registered with %native. */
+
+%{
+#include <pthread.h>
+#include <errno.h>
+#include <time.h>
+
+/* ---- handles ------------------------------------------------------------------------------- */
+static int mproc_py_ptr(PyObject *o, void **p, swig_type_info *ty) {
+  if (SWIG_ConvertPtr(o, p, ty, 0) < 0 || !*p) {
+    PyErr_Format(PyExc_TypeError, "expected a %s handle", ty->str);
+    return -1;
+  }
+  return 0;
+}
+#define MPROC_PY_NEWPTR(p, ty) SWIG_NewPointerObj(SWIG_as_voidptr(p), ty, 0)
+
+/* ---- trampolines (run in children) ----------------------------------------------------------
+ * A child made by fork of a thread that held the GIL (directly, or through a zygote/forkserver
+ * forked by such a thread) re-initialises the interpreter with PyOS_AfterFork_Child before any
+ * other Python call. */
+static PyObject *mproc_py_run_task = NULL;     /* mproc._worker.run_task, in a worker */
+static PyThreadState *mproc_py_worker_ts = NULL;
+
+/* Format the pending Python exception as text (traceback included); never fails. */
+static void mproc_py_exc_text(char *buf, size_t cap) {
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  snprintf(buf, cap, "unknown Python error");
+  PyObject *mod = PyImport_ImportModule("traceback");
+  if (mod) {
+    PyObject *lines = PyObject_CallMethod(mod, "format_exception", "OOO", type ? type : Py_None,
+                                          value ? value : Py_None, tb ? tb : Py_None);
+    if (lines) {
+      PyObject *empty = PyUnicode_FromString("");
+      PyObject *s = empty ? PyUnicode_Join(empty, lines) : NULL;
+      const char *u = s ? PyUnicode_AsUTF8(s) : NULL;
+      if (u) snprintf(buf, cap, "%s", u);
+      Py_XDECREF(s);
+      Py_XDECREF(empty);
+      Py_DECREF(lines);
+    }
+    Py_DECREF(mod);
+  }
+  PyErr_Clear();
+  Py_XDECREF(type);
+  Py_XDECREF(value);
+  Py_XDECREF(tb);
+}
+
+/* Process body: arg is what mproc.process packed; the result is the exit code. */
+static int mproc_py_process_main(void *arg, size_t len, void *payload) {
+  (void)payload;
+  PyOS_AfterFork_Child();
+  int code = 1;
+  PyObject *mod = PyImport_ImportModule("mproc.process");
+  PyObject *r = NULL;
+  if (mod) {
+    PyObject *b = PyBytes_FromStringAndSize((const char *)arg, (Py_ssize_t)len);
+    if (b) r = PyObject_CallMethod(mod, "_child_main", "O", b);
+    Py_XDECREF(b);
+    Py_DECREF(mod);
+  }
+  if (r) {
+    code = (int)PyLong_AsLong(r);
+    if (PyErr_Occurred()) code = 1;
+    Py_DECREF(r);
+  }
+  if (PyErr_Occurred()) PyErr_Print();
+  return code;
+}
+
+/* Pool initializer: always installed, so every worker re-initialises the interpreter first,
+ * then runs the user's initializer (if any) from the pickled bytes. */
+static int mproc_py_pool_init(mproc_task_ctx_t *ctx, const void *arg, size_t len, void *payload) {
+  (void)payload;
+  PyOS_AfterFork_Child();
+  PyObject *mod = PyImport_ImportModule("mproc._worker");
+  PyObject *r = NULL;
+  if (mod) {
+    PyObject *b = PyBytes_FromStringAndSize((const char *)(arg ? arg : ""), (Py_ssize_t)len);
+    if (b) r = PyObject_CallMethod(mod, "init_worker", "O", b);
+    Py_XDECREF(b);
+    if (r) mproc_py_run_task = PyObject_GetAttrString(mod, "run_task");
+    Py_DECREF(mod);
+  }
+  if (!r || !mproc_py_run_task) {
+    char text[1000];
+    mproc_py_exc_text(text, sizeof text);
+    return mproc_task_fail(ctx, MPROC_EINITFAILED, "%s", text);
+  }
+  Py_DECREF(r);
+  /* Between tasks the worker waits in C: let its other Python threads (if any) run. */
+  mproc_py_worker_ts = PyEval_SaveThread();
+  return 0;
+}
+
+/* Pool task: run_task(memoryview of the argument) returns the tagged, pickled result. Python
+ * exceptions are results (tagged) so that their pickled form and full traceback cross; a
+ * non-zero return is left to faults of the binding itself. */
+static int mproc_py_task(mproc_task_ctx_t *ctx, const void *arg, size_t len, void *payload) {
+  (void)payload;
+  PyEval_RestoreThread(mproc_py_worker_ts);
+  int rc = 0;
+  PyObject *mv = PyMemoryView_FromMemory((char *)(arg ? arg : ""), (Py_ssize_t)len, PyBUF_READ);
+  PyObject *r = mv ? PyObject_CallOneArg(mproc_py_run_task, mv) : NULL;
+  Py_XDECREF(mv);
+  char *data;
+  Py_ssize_t n;
+  if (r && PyBytes_AsStringAndSize(r, &data, &n) == 0) {
+    rc = mproc_task_return(ctx, data, (size_t)n);
+  } else {
+    char text[1000];
+    mproc_py_exc_text(text, sizeof text);
+    rc = mproc_task_fail(ctx, MPROC_ETASKFAILED, "%s", text);
+  }
+  Py_XDECREF(r);
+  mproc_py_worker_ts = PyEval_SaveThread();
+  return rc;
+}
+
+/* ---- forking calls ------------------------------------------------------------------------- */
+static PyObject *mproc_py_process_new(PyObject *self, PyObject *args) {
+  (void)self;
+  Py_buffer arg;
+  const char *name = NULL;
+  int daemon = 0, method = 0;
+  if (!PyArg_ParseTuple(args, "y*zii", &arg, &name, &daemon, &method)) return NULL;
+  mproc_process_opts_t o = MPROC_PROCESS_OPTS_INIT;
+  o.name = name;
+  o.daemon = daemon;
+  o.start_method = method;
+  mproc_process_t *p = NULL;
+  int rc = mproc_process_new(&p, mproc_py_process_main, arg.buf, (size_t)arg.len, &o);
+  PyBuffer_Release(&arg);
+  if (rc < 0) return mproc_py_raise(rc);
+  return MPROC_PY_NEWPTR(p, SWIGTYPE_p_mproc_process);
+}
+
+static PyObject *mproc_py_process_start(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h;
+  void *p;
+  if (!PyArg_ParseTuple(args, "O", &h)) return NULL;
+  if (mproc_py_ptr(h, &p, SWIGTYPE_p_mproc_process) < 0) return NULL;
+  PyOS_BeforeFork();
+  int rc = mproc_process_start((mproc_process_t *)p);
+  PyOS_AfterFork_Parent();
+  if (rc < 0) return mproc_py_raise(rc);
+  Py_RETURN_NONE;
+}
+
+static PyObject *mproc_py_forkserver_start(PyObject *self, PyObject *args) {
+  (void)self;
+  (void)args;
+  PyOS_BeforeFork();
+  int rc = mproc_forkserver_start();
+  PyOS_AfterFork_Parent();
+  if (rc < 0) return mproc_py_raise(rc);
+  Py_RETURN_NONE;
+}
+
+/* pool_new(workers, method, max_tasks_per_child, task_timeout, init_bytes) -> pool */
+static PyObject *mproc_py_pool_new(PyObject *self, PyObject *args) {
+  (void)self;
+  int workers, method, max_tasks;
+  double timeout;
+  Py_buffer init;
+  if (!PyArg_ParseTuple(args, "iiidy*", &workers, &method, &max_tasks, &timeout, &init))
+    return NULL;
+  mproc_pool_opts_t o = MPROC_POOL_OPTS_INIT;
+  o.workers = workers;
+  o.start_method = method;
+  o.max_tasks_per_child = max_tasks;
+  o.task_timeout = timeout;
+  o.initializer = mproc_py_pool_init;
+  o.init_arg = init.len ? init.buf : NULL;
+  o.init_arg_len = (size_t)init.len;
+  mproc_pool_t *pool = NULL;
+  PyOS_BeforeFork();
+  int rc = mproc_pool_new(&pool, &o);
+  PyOS_AfterFork_Parent();
+  PyBuffer_Release(&init);
+  if (rc < 0) return mproc_py_raise(rc);
+  return MPROC_PY_NEWPTR(pool, SWIGTYPE_p_mproc_pool);
+}
+
+/* ---- completion queue: the dispatcher thread's callbacks, popped by a Python thread -------- */
+typedef struct mproc_py_cbnode {
+  struct mproc_py_cbq *q;
+  long long cookie;
+  struct mproc_py_cbnode *next;
+} mproc_py_cbnode;
+typedef struct mproc_py_cbq {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  mproc_py_cbnode *head, *tail;
+} mproc_py_cbq;
+
+static void mproc_py_cbq_push(mproc_py_cbq *q, mproc_py_cbnode *n) {
+  n->next = NULL;
+  pthread_mutex_lock(&q->mu);
+  if (q->tail) q->tail->next = n; else q->head = n;
+  q->tail = n;
+  pthread_cond_signal(&q->cv);
+  pthread_mutex_unlock(&q->mu);
+}
+/* Runs on the pool's dispatcher thread: no Python here. */
+static void mproc_py_cbq_fire(mproc_async_t *r, void *payload) {
+  (void)r;
+  mproc_py_cbnode *n = (mproc_py_cbnode *)payload;
+  mproc_py_cbq_push(n->q, n);
+}
+static void mproc_py_cbq_destroy(PyObject *cap) {
+  mproc_py_cbq *q = (mproc_py_cbq *)PyCapsule_GetPointer(cap, "mproc.cbq");
+  if (!q) return;
+  while (q->head) {
+    mproc_py_cbnode *n = q->head;
+    q->head = n->next;
+    free(n);
+  }
+  pthread_cond_destroy(&q->cv);
+  pthread_mutex_destroy(&q->mu);
+  free(q);
+}
+static mproc_py_cbq *mproc_py_cbq_of(PyObject *o) {
+  return (mproc_py_cbq *)PyCapsule_GetPointer(o, "mproc.cbq");
+}
+static PyObject *mproc_py_cbq_new(PyObject *self, PyObject *args) {
+  (void)self;
+  (void)args;
+  mproc_py_cbq *q = (mproc_py_cbq *)calloc(1, sizeof *q);
+  if (!q) return PyErr_NoMemory();
+  pthread_mutex_init(&q->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&q->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  return PyCapsule_New(q, "mproc.cbq", mproc_py_cbq_destroy);
+}
+/* cbq_pop(q, timeout) -> cookie, or None when timeout (< 0: forever) passed first. */
+static PyObject *mproc_py_cbq_pop(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *cap;
+  double timeout;
+  if (!PyArg_ParseTuple(args, "Od", &cap, &timeout)) return NULL;
+  mproc_py_cbq *q = mproc_py_cbq_of(cap);
+  if (!q) return NULL;
+  mproc_py_cbnode *n = NULL;
+  Py_BEGIN_ALLOW_THREADS
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  if (timeout >= 0) {
+    until.tv_sec += (time_t)timeout;
+    until.tv_nsec += (long)((timeout - (double)(time_t)timeout) * 1e9);
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+  }
+  pthread_mutex_lock(&q->mu);
+  while (!q->head) {
+    if (timeout < 0) {
+      pthread_cond_wait(&q->cv, &q->mu);
+    } else if (pthread_cond_timedwait(&q->cv, &q->mu, &until) == ETIMEDOUT) {
+      break;
+    }
+  }
+  n = q->head;
+  if (n) {
+    q->head = n->next;
+    if (!q->head) q->tail = NULL;
+  }
+  pthread_mutex_unlock(&q->mu);
+  Py_END_ALLOW_THREADS
+  if (!n) Py_RETURN_NONE;
+  long long cookie = n->cookie;
+  free(n);
+  return PyLong_FromLongLong(cookie);
+}
+/* cbq_push(q, cookie): wake the popping thread (used to stop it). */
+static PyObject *mproc_py_cbq_push_cookie(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *cap;
+  long long cookie;
+  if (!PyArg_ParseTuple(args, "OL", &cap, &cookie)) return NULL;
+  mproc_py_cbq *q = mproc_py_cbq_of(cap);
+  if (!q) return NULL;
+  mproc_py_cbnode *n = (mproc_py_cbnode *)calloc(1, sizeof *n);
+  if (!n) return PyErr_NoMemory();
+  n->q = q;
+  n->cookie = cookie;
+  mproc_py_cbq_push(q, n);
+  Py_RETURN_NONE;
+}
+
+/* Fill async opts; with a queue, a node carrying the cookie is the callbacks' payload. */
+static int mproc_py_async_opts(mproc_async_opts_t *o, double timeout, size_t chunksize,
+                               PyObject *cbq, long long cookie, mproc_py_cbnode **node) {
+  *o = (mproc_async_opts_t)MPROC_ASYNC_OPTS_INIT;
+  o->timeout = timeout;
+  o->chunksize = chunksize;
+  *node = NULL;
+  if (cbq && cbq != Py_None) {
+    mproc_py_cbq *q = mproc_py_cbq_of(cbq);
+    if (!q) return -1;
+    mproc_py_cbnode *n = (mproc_py_cbnode *)calloc(1, sizeof *n);
+    if (!n) {
+      PyErr_NoMemory();
+      return -1;
+    }
+    n->q = q;
+    n->cookie = cookie;
+    o->callback = mproc_py_cbq_fire;
+    o->error_callback = mproc_py_cbq_fire;
+    o->cb_payload = n;
+    *node = n;
+  }
+  return 0;
+}
+
+/* ---- pool calls ---------------------------------------------------------------------------- */
+/* pool_apply(pool, bytes, task_timeout) -> bytes: submit and wait without the GIL. */
+static PyObject *mproc_py_pool_apply(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h;
+  Py_buffer arg;
+  double timeout;
+  void *pool;
+  if (!PyArg_ParseTuple(args, "Oy*d", &h, &arg, &timeout)) return NULL;
+  if (mproc_py_ptr(h, &pool, SWIGTYPE_p_mproc_pool) < 0) {
+    PyBuffer_Release(&arg);
+    return NULL;
+  }
+  mproc_async_opts_t o = MPROC_ASYNC_OPTS_INIT;
+  o.timeout = timeout;
+  int rc;
+  PyObject *res = NULL;
+  mproc_async_t *r = NULL;
+  const void *data = NULL;
+  size_t len = 0;
+  Py_BEGIN_ALLOW_THREADS
+  rc = mproc_pool_apply_async((mproc_pool_t *)pool, mproc_py_task, arg.buf, (size_t)arg.len, &o, &r);
+  if (rc == 0) rc = mproc_async_get(r, -1, &data, &len);
+  Py_END_ALLOW_THREADS
+  PyBuffer_Release(&arg);
+  if (rc < 0) {
+    mproc_py_raise(rc);
+  } else {
+    res = PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)len);
+  }
+  mproc_async_free(r);
+  return res;
+}
+
+/* pool_apply_async(pool, bytes, task_timeout, cbq|None, cookie) -> async */
+static PyObject *mproc_py_pool_apply_async(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h, *cbq;
+  Py_buffer arg;
+  double timeout;
+  long long cookie;
+  void *pool;
+  if (!PyArg_ParseTuple(args, "Oy*dOL", &h, &arg, &timeout, &cbq, &cookie)) return NULL;
+  mproc_async_opts_t o;
+  mproc_py_cbnode *node = NULL;
+  if (mproc_py_ptr(h, &pool, SWIGTYPE_p_mproc_pool) < 0 ||
+      mproc_py_async_opts(&o, timeout, 0, cbq, cookie, &node) < 0) {
+    PyBuffer_Release(&arg);
+    return NULL;
+  }
+  mproc_async_t *r = NULL;
+  int rc = mproc_pool_apply_async((mproc_pool_t *)pool, mproc_py_task, arg.buf, (size_t)arg.len, &o, &r);
+  PyBuffer_Release(&arg);
+  if (rc < 0) {
+    free(node);
+    return mproc_py_raise(rc);
+  }
+  return MPROC_PY_NEWPTR(r, SWIGTYPE_p_mproc_async);
+}
+
+/* pool_map_async(pool, [bytes], chunksize, task_timeout, mode, cbq|None, cookie) -> async
+ * mode: 0 map, 1 imap (ordered), 2 imap_unordered. */
+static PyObject *mproc_py_pool_map_async(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h, *items, *cbq;
+  Py_ssize_t chunksize;
+  double timeout;
+  int mode;
+  long long cookie;
+  void *pool;
+  if (!PyArg_ParseTuple(args, "OO!ndiOL", &h, &PyList_Type, &items, &chunksize, &timeout, &mode,
+                        &cbq, &cookie))
+    return NULL;
+  if (chunksize < 0) {
+    PyErr_SetString(PyExc_ValueError, "chunksize must be positive");
+    return NULL;
+  }
+  mproc_async_opts_t o;
+  mproc_py_cbnode *node = NULL;
+  if (mproc_py_ptr(h, &pool, SWIGTYPE_p_mproc_pool) < 0 ||
+      mproc_py_async_opts(&o, timeout, (size_t)chunksize, cbq, cookie, &node) < 0)
+    return NULL;
+  Py_ssize_t n = PyList_GET_SIZE(items);
+  const void **ptrs = (const void **)malloc(sizeof(void *) * (size_t)(n ? n : 1));
+  size_t *lens = (size_t *)malloc(sizeof(size_t) * (size_t)(n ? n : 1));
+  if (!ptrs || !lens) {
+    free(ptrs);
+    free(lens);
+    free(node);
+    return PyErr_NoMemory();
+  }
+  for (Py_ssize_t i = 0; i < n; i++) {
+    PyObject *it = PyList_GET_ITEM(items, i);
+    if (!PyBytes_Check(it)) {
+      free(ptrs);
+      free(lens);
+      free(node);
+      PyErr_SetString(PyExc_TypeError, "map items must be bytes");
+      return NULL;
+    }
+    ptrs[i] = PyBytes_AS_STRING(it);
+    lens[i] = (size_t)PyBytes_GET_SIZE(it);
+  }
+  mproc_async_t *r = NULL;
+  int rc;
+  if (mode == 0) {
+    rc = mproc_pool_map_async((mproc_pool_t *)pool, mproc_py_task, ptrs, lens, (size_t)n, &o, &r);
+  } else {
+    rc = mproc_pool_imap((mproc_pool_t *)pool, mproc_py_task, ptrs, lens, (size_t)n, mode == 1, &o, &r);
+  }
+  free(ptrs);
+  free(lens);
+  if (rc < 0) {
+    free(node);
+    return mproc_py_raise(rc);
+  }
+  return MPROC_PY_NEWPTR(r, SWIGTYPE_p_mproc_async);
+}
+
+/* async_get(r, timeout) -> bytes (an apply's result; b"" for a map) */
+static PyObject *mproc_py_async_get(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h;
+  double timeout;
+  void *r;
+  if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
+  if (mproc_py_ptr(h, &r, SWIGTYPE_p_mproc_async) < 0) return NULL;
+  const void *data = NULL;
+  size_t len = 0;
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = mproc_async_get((mproc_async_t *)r, timeout, &data, &len);
+  Py_END_ALLOW_THREADS
+  if (rc < 0) return mproc_py_raise(rc);
+  return PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)len);
+}
+
+/* async_items(r) -> [bytes | (code, message)] for a ready map. */
+static PyObject *mproc_py_async_items(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h;
+  void *r;
+  if (!PyArg_ParseTuple(args, "O", &h)) return NULL;
+  if (mproc_py_ptr(h, &r, SWIGTYPE_p_mproc_async) < 0) return NULL;
+  size_t n = mproc_async_count((mproc_async_t *)r);
+  PyObject *list = PyList_New((Py_ssize_t)n);
+  if (!list) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    const void *data = NULL;
+    size_t len = 0;
+    int rc = mproc_async_item((mproc_async_t *)r, i, &data, &len);
+    PyObject *it = rc < 0 ? Py_BuildValue("(is)", rc, mproc_last_error())
+                          : PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)len);
+    if (!it) {
+      Py_DECREF(list);
+      return NULL;
+    }
+    PyList_SET_ITEM(list, (Py_ssize_t)i, it);
+  }
+  return list;
+}
+
+/* async_next(r, timeout) -> (index, bytes); raises for a failed item, EITEREND at the end. */
+static PyObject *mproc_py_async_next(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h;
+  double timeout;
+  void *r;
+  if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
+  if (mproc_py_ptr(h, &r, SWIGTYPE_p_mproc_async) < 0) return NULL;
+  const void *data = NULL;
+  size_t len = 0, index = 0;
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = mproc_async_next((mproc_async_t *)r, timeout, &index, &data, &len);
+  Py_END_ALLOW_THREADS
+  if (rc < 0) return mproc_py_raise(rc);
+  return Py_BuildValue("(ny#)", (Py_ssize_t)index, (const char *)data, (Py_ssize_t)len);
+}
+
+/* pool_stats(pool) -> [(pid, tasks, busy_seconds, restarts, last_exit)] */
+static PyObject *mproc_py_pool_stats(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h;
+  void *pool;
+  if (!PyArg_ParseTuple(args, "O", &h)) return NULL;
+  if (mproc_py_ptr(h, &pool, SWIGTYPE_p_mproc_pool) < 0) return NULL;
+  int n = mproc_pool_workers((mproc_pool_t *)pool);
+  if (n < 0) return mproc_py_raise(n);
+  mproc_worker_stats_t *st = (mproc_worker_stats_t *)calloc((size_t)(n ? n : 1), sizeof *st);
+  if (!st) return PyErr_NoMemory();
+  int got = mproc_pool_stats((mproc_pool_t *)pool, st, (size_t)n);
+  if (got < 0) {
+    free(st);
+    return mproc_py_raise(got);
+  }
+  if (got > n) got = n;
+  PyObject *list = PyList_New(got);
+  for (int i = 0; list && i < got; i++) {
+    PyObject *t = Py_BuildValue("(iKdii)", st[i].pid, st[i].tasks, st[i].busy_seconds,
+                                st[i].restarts, st[i].last_exit);
+    if (!t) {
+      Py_CLEAR(list);
+      break;
+    }
+    PyList_SET_ITEM(list, i, t);
+  }
+  free(st);
+  return list;
+}
+
+/* set_error_map({code: class}, default_class) */
+static PyObject *mproc_py_set_error_map(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *map, *dflt;
+  if (!PyArg_ParseTuple(args, "O!O", &PyDict_Type, &map, &dflt)) return NULL;
+  Py_INCREF(map);
+  Py_INCREF(dflt);
+  Py_XSETREF(mproc_py_errmap, map);
+  Py_XSETREF(mproc_py_errdefault, dflt);
+  Py_RETURN_NONE;
+}
+
+/* error_codes() -> {"MPROC_EINVAL": -22, ...} from the one error table. */
+static PyObject *mproc_py_error_codes(PyObject *self, PyObject *args) {
+  (void)self;
+  (void)args;
+  PyObject *d = PyDict_New();
+#define MPROC_PY_ERR(name, value, msg)                                   \
+  if (d) {                                                               \
+    PyObject *v = PyLong_FromLong(value);                                \
+    if (!v || PyDict_SetItemString(d, "MPROC_" #name, v) < 0) Py_CLEAR(d); \
+    Py_XDECREF(v);                                                       \
+  }
+  MPROC_ERRNO_MAP(MPROC_PY_ERR)
+#undef MPROC_PY_ERR
+  return d;
+}
+%}
+
+%native(process_new) PyObject *mproc_py_process_new(PyObject *self, PyObject *args);
+%native(process_start) PyObject *mproc_py_process_start(PyObject *self, PyObject *args);
+%native(forkserver_start) PyObject *mproc_py_forkserver_start(PyObject *self, PyObject *args);
+%native(pool_new) PyObject *mproc_py_pool_new(PyObject *self, PyObject *args);
+%native(pool_apply) PyObject *mproc_py_pool_apply(PyObject *self, PyObject *args);
+%native(pool_apply_async) PyObject *mproc_py_pool_apply_async(PyObject *self, PyObject *args);
+%native(pool_map_async) PyObject *mproc_py_pool_map_async(PyObject *self, PyObject *args);
+%native(pool_stats) PyObject *mproc_py_pool_stats(PyObject *self, PyObject *args);
+%native(async_get) PyObject *mproc_py_async_get(PyObject *self, PyObject *args);
+%native(async_items) PyObject *mproc_py_async_items(PyObject *self, PyObject *args);
+%native(async_next) PyObject *mproc_py_async_next(PyObject *self, PyObject *args);
+%native(cbq_new) PyObject *mproc_py_cbq_new(PyObject *self, PyObject *args);
+%native(cbq_pop) PyObject *mproc_py_cbq_pop(PyObject *self, PyObject *args);
+%native(cbq_push) PyObject *mproc_py_cbq_push_cookie(PyObject *self, PyObject *args);
+%native(set_error_map) PyObject *mproc_py_set_error_map(PyObject *self, PyObject *args);
+%native(error_codes) PyObject *mproc_py_error_codes(PyObject *self, PyObject *args);
