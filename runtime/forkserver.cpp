@@ -298,8 +298,17 @@ void ForkServer::on_events() {
   }
 }
 
+int ForkServer::gone() {
+  helper_gone_ = true;  // the next start (or mproc_forkserver_start) makes a new one
+  return fail(MPROC_EPIPE, "the forkserver helper is gone%s",
+              auto_restart_ ? "" : " (start it again: mproc_forkserver_start)");
+}
+
 int ForkServer::start_child(const std::shared_ptr<ProcessCore> &c) {
   std::lock_guard<std::mutex> g(mu_);
+  if (pid_ > 0 && helper_gone_ && !auto_restart_)
+    return fail(MPROC_EPIPE, "the forkserver helper is gone (start it again from a thread that "
+                             "may fork: mproc_forkserver_start)");
   int rc = start_locked();
   if (rc < 0) return rc;
   Request rq = {};
@@ -312,7 +321,7 @@ int ForkServer::start_child(const std::shared_ptr<ProcessCore> &c) {
   if (helper_gone_ || !write_full(req_.get(), &rq, sizeof rq) ||
       !write_full(req_.get(), c->name.data(), c->name.size()) ||
       !write_full(req_.get(), c->arg.data(), c->arg.size())) {
-    return fail(MPROC_EPIPE, "the forkserver is gone");
+    return gone();
   }
   Reply r = {};
   struct iovec iov = {&r, sizeof r};
@@ -326,7 +335,7 @@ int ForkServer::start_child(const std::shared_ptr<ProcessCore> &c) {
   do {
     n = recvmsg(req_.get(), &msg, MSG_CMSG_CLOEXEC | MSG_WAITALL);
   } while (n < 0 && errno == EINTR);
-  if (n != static_cast<ssize_t>(sizeof r)) return fail(MPROC_EPIPE, "the forkserver is gone");
+  if (n != static_cast<ssize_t>(sizeof r)) return gone();
   int pidfd = -1;
   for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
     if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)

@@ -422,6 +422,7 @@ int Pool::start(const mproc_pool_opts_t &o) {
     // the mapping at the same address; it has one thread, so its forks are always safe. Made
     // before the supervisor thread starts, when that is not running yet.
     zygote_ = std::make_unique<ForkServer>();
+    zygote_->set_auto_restart(false);
     rc = zygote_->ensure_started();
   }
   if (rc == 0) rc = Runtime::get().ensure_supervisor();

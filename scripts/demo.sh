@@ -15,6 +15,6 @@ done
 if [ -d build/bindings/python ] && [ -d bindings/python/examples ]; then
   for ex in bindings/python/examples/*.py; do
     echo "== Python: $ex"
-    PYTHONPATH=build/bindings/python python3 "$ex"
+    env -u PYTHONUNBUFFERED PYTHONPATH=build/bindings/python /usr/bin/python3 "$ex"
   done
 fi

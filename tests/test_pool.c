@@ -695,6 +695,41 @@ static void test_pool_imap_lazy_input_error(void **state) {
   free_pool(p);
 }
 
+static int task_fail_bytes(mproc_task_ctx_t *ctx, const void *arg, size_t len, void *payload) {
+  (void)payload;
+  mproc_task_return(ctx, "discarded", 9);
+  if (len == 1) { /* a long printf message */
+    char big[3000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    return mproc_task_fail(ctx, 9, "long: %s", big);
+  }
+  return mproc_task_fail_bytes(ctx, 8, arg, len); /* binary failure payload, NULs included */
+}
+
+static void test_pool_failure_bytes(void **state) {
+  (void)state;
+  mproc_pool_t *p = make_pool(1, MPROC_START_FORK);
+  const char blob[6] = {'e', 0, 'x', 0, 'c', 0};
+  mproc_async_t *r;
+  assert_int_equal(mproc_pool_apply_async(p, task_fail_bytes, blob, sizeof blob, NULL, &r), 0);
+  const void *d;
+  size_t len;
+  assert_int_equal(mproc_async_get(r, -1, &d, &len), MPROC_ETASKFAILED);
+  assert_int_equal(len, sizeof blob);
+  assert_memory_equal(d, blob, sizeof blob);
+  int code;
+  assert_int_equal(mproc_async_error(r, &code, NULL, NULL), MPROC_ETASKFAILED);
+  assert_int_equal(code, 8);
+  mproc_async_free(r);
+  char one = 1;
+  assert_int_equal(mproc_pool_apply_async(p, task_fail_bytes, &one, 1, NULL, &r), 0);
+  assert_int_equal(mproc_async_get(r, -1, &d, &len), MPROC_ETASKFAILED);
+  assert_int_equal(len, 6 + 2999); /* not cut at any fixed size */
+  mproc_async_free(r);
+  free_pool(p);
+}
+
 static void test_pool_wait_any(void **state) {
   (void)state;
   mproc_pool_t *p = make_pool(2, MPROC_START_FORK);
@@ -738,6 +773,7 @@ int main(void) {
       TEST(pool, imap_lazy_close_and_terminate_midway),
       TEST(pool, imap_lazy_input_error),
       TEST(pool, wait_any),
+      TEST(pool, failure_bytes),
   };
   return tu_run("pool", tests);
 }

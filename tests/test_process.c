@@ -43,6 +43,21 @@ static mproc_process_t *start_with(mproc_process_fn fn, const void *arg, size_t 
 
 #define join_code tu_join_code
 
+static int getppid_of(int pid) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  int ppid = -1;
+  if (fgets(buf, sizeof buf, f)) {
+    char *p = strrchr(buf, ')');
+    char st;
+    if (p) sscanf(p + 2, "%c %d", &st, &ppid);
+  }
+  fclose(f);
+  return ppid;
+}
+
 static void check_exit_codes(int method) {
   int seven = 7;
   assert_int_equal(join_code(start_with(body_return, &seven, sizeof seven, method, 0)), 7);
@@ -438,6 +453,35 @@ static void test_process_start_method_default(void **state) {
   assert_int_equal(mproc_set_start_method(MPROC_START_FORK), 0);
 }
 
+static void test_process_forkserver_autorestart(void **state) {
+  (void)state;
+  assert_int_equal(mproc_forkserver_start(), 0);
+  /* find the helper: the child of ours that no handle names */
+  mproc_process_t *p = start_with(body_sleep, NULL, 0, MPROC_START_FORKSERVER, 0);
+  int helper = getppid_of(mproc_process_pid(p));
+  assert_true(helper > 0 && helper != getpid());
+  assert_int_equal(mproc_process_kill(p), 0);
+  assert_int_equal(join_code(p), -SIGKILL);
+  assert_int_equal(mproc_set_forkserver_autorestart(0), 0);
+  assert_int_equal(kill(helper, SIGKILL), 0);
+  /* wait until the runtime has seen the helper go */
+  int rc = 0;
+  mproc_process_t *q = NULL;
+  for (int i = 0; i < 200; i++) {
+    assert_int_equal(mproc_process_new(&q, body_return, NULL, 0, &(mproc_process_opts_t){sizeof(mproc_process_opts_t), NULL, 0, MPROC_START_FORKSERVER, NULL}), 0);
+    rc = mproc_process_start(q);
+    if (rc == MPROC_EPIPE) break;
+    assert_int_equal(join_code(q), 0);
+    usleep(10000);
+  }
+  assert_int_equal(rc, MPROC_EPIPE);
+  assert_non_null(strstr(mproc_last_error(), "mproc_forkserver_start"));
+  assert_int_equal(mproc_forkserver_start(), 0); /* restarted on purpose */
+  assert_int_equal(mproc_process_start(q), 0);
+  assert_int_equal(join_code(q), 0);
+  assert_int_equal(mproc_set_forkserver_autorestart(1), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       TEST(process, fork_exit_codes),
@@ -458,6 +502,7 @@ int main(void) {
       TEST(process, shutdown_terminates_daemons_joins_others),
       TEST(process, child_exit_joins_its_children),
       TEST(process, start_method_default),
+      TEST(process, forkserver_autorestart),
   };
   return tu_run("process", tests);
 }

@@ -42,6 +42,9 @@ MPROC_API int mproc_task_fail(mproc_task_ctx_t *ctx, int code, const char *fmt, 
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+/* Fail with `code` (made MPROC_ETASKFAILED if 0) and bytes of any length as the failure's
+ * payload (e.g. a serialized exception): the caller gets them as the item's data. Returns code. */
+MPROC_API int mproc_task_fail_bytes(mproc_task_ctx_t *ctx, int code, const void *data, size_t len);
 /* Index (0..workers-1) of the worker slot running the task. */
 MPROC_API int mproc_task_worker(const mproc_task_ctx_t *ctx);
 
@@ -149,7 +152,8 @@ MPROC_API int mproc_pool_free(mproc_pool_t *pool);
 
 /* ---- results ---------------------------------------------------------------------------- */
 /* Wait for the result (timeout in seconds, < 0 forever). 0 on success with *data and *len (owned
- * by r, may be NULL) the result of an apply; else the task's failure: MPROC_ETASKFAILED,
+ * by r, may be NULL) the result of an apply (on a task failure: its message or failure bytes);
+ * else the task's failure: MPROC_ETASKFAILED,
  * MPROC_EWORKERDIED, MPROC_ETIMEDOUT (the task's), MPROC_ECANCELED, MPROC_EINITFAILED; and
  * MPROC_EAGAIN when the wait itself timed out (the result is not ready yet). */
 MPROC_API int mproc_async_get(mproc_async_t *r, double timeout, const void **data, size_t *len);
@@ -165,7 +169,8 @@ MPROC_API int mproc_async_ready(const mproc_async_t *r);
 MPROC_API int mproc_async_successful(const mproc_async_t *r);
 /* Number of items (1 for apply). */
 MPROC_API size_t mproc_async_count(const mproc_async_t *r);
-/* Item i of a ready map: 0 with its bytes (owned by r), or the item's failure code. For a
+/* Item i of a ready map: 0 with its bytes (owned by r), or the item's failure code with its
+ * message (or mproc_task_fail_bytes data) as the bytes. For a
  * fixed-size map the items are in the caller's out array: this gives only the code. */
 MPROC_API int mproc_async_item(const mproc_async_t *r, size_t i, const void **data, size_t *len);
 /* Next result of an imap: 0 with its index and bytes (owned by r, valid until the next call),

@@ -84,6 +84,12 @@ MPROC_API int mproc_get_start_method(void);
  * otherwise started on first use. Errors: MPROC_EAGAIN, MPROC_EMFILE. */
 MPROC_API int mproc_forkserver_start(void);
 
+/* Whether a FORKSERVER start may restart a dead forkserver helper by itself (default 1). A
+ * binding whose children need the forking thread to be in a given state (Python: holding the
+ * GIL) turns it off and restarts the helper with mproc_forkserver_start(); a start then fails with
+ * MPROC_EPIPE while the helper is gone. */
+MPROC_API int mproc_set_forkserver_autorestart(int on);
+
 /* Name of the calling process: "MainProcess" or the name given to this child. */
 MPROC_API const char *mproc_current_name(void);
 /* Pid of the process that started this one through mproc, or 0 in the main process. */

@@ -126,14 +126,27 @@ MPROC_API int mproc_task_return(mproc_task_ctx_t *ctx, const void *data, size_t 
 MPROC_API int mproc_task_fail(mproc_task_ctx_t *ctx, int code, const char *fmt, ...) {
   if (code == 0) code = MPROC_ETASKFAILED;
   if (!ctx) return code;
-  char buf[1024] = "";
+  ctx->msg.clear();
   if (fmt) {
-    va_list ap;
+    va_list ap, ap2;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_copy(ap2, ap);
+    int n = vsnprintf(nullptr, 0, fmt, ap);
     va_end(ap);
+    if (n > 0) {
+      ctx->msg.resize(static_cast<size_t>(n) + 1);
+      vsnprintf(&ctx->msg[0], ctx->msg.size(), fmt, ap2);
+      ctx->msg.resize(static_cast<size_t>(n));
+    }
+    va_end(ap2);
   }
-  ctx->msg = buf;
+  return code;
+}
+
+MPROC_API int mproc_task_fail_bytes(mproc_task_ctx_t *ctx, int code, const void *data, size_t len) {
+  if (code == 0) code = MPROC_ETASKFAILED;
+  if (!ctx || (!data && len)) return code;
+  ctx->msg.assign(static_cast<const char *>(data), len);
   return code;
 }
 
@@ -388,13 +401,13 @@ MPROC_API int mproc_async_get(mproc_async_t *r, double timeout, const void **dat
     int w = job.wait(timeout);
     if (w == MPROC_EINTR) return fail(MPROC_EINTR, "interrupted");
     if (w != 0) return fail(MPROC_EAGAIN, "result not ready after %g s", timeout);
-    if (int rc = result_code(job)) return rc;
+    int rc = result_code(job);
     if (job.apply && job.kind == Job::Kind::kVar) {
       const auto &v = job.item(0).value;
       if (data) *data = v.empty() ? nullptr : v.data();
       if (len) *len = v.size();
     }
-    return 0;
+    return rc;
   });
 }
 
@@ -466,12 +479,12 @@ MPROC_API int mproc_async_item(const mproc_async_t *r, size_t i, const void **da
     }
     if (job.iter) return fail(MPROC_EINVAL, "an imap's items are read with mproc_async_next");
     const Job::Item &it = job.item(i);
+    if (data) *data = it.value.empty() ? nullptr : it.value.data();
+    if (len) *len = it.value.size();
     if (it.code) {
       return fail(it.code, "item %zu: %.*s", i, static_cast<int>(it.value.size()),
                   it.value.data());
     }
-    if (data) *data = it.value.empty() ? nullptr : it.value.data();
-    if (len) *len = it.value.size();
     return 0;
   });
 }
@@ -519,12 +532,12 @@ MPROC_API int mproc_async_next(mproc_async_t *r, double timeout, size_t *index, 
     if (refill) job.starved = false;
     g.unlock();
     if (refill && mproc::handle_valid(job.owner, HandleKind::kPool)) job.owner->pool->wake();
+    if (data) *data = r->iter_item.empty() ? nullptr : r->iter_item.data();
+    if (len) *len = r->iter_item.size();
     if (code) {
       return fail(code, "item %zu: %.*s", i, static_cast<int>(r->iter_item.size()),
                   r->iter_item.data());
     }
-    if (data) *data = r->iter_item.empty() ? nullptr : r->iter_item.data();
-    if (len) *len = r->iter_item.size();
     return 0;
   });
 }

@@ -226,6 +226,13 @@ MPROC_API int mproc_forkserver_start(void) {
   return MPROC_GUARD({ return Runtime::get().forkserver().ensure_started(); });
 }
 
+MPROC_API int mproc_set_forkserver_autorestart(int on) {
+  return MPROC_GUARD({
+    Runtime::get().forkserver().set_auto_restart(on != 0);
+    return 0;
+  });
+}
+
 MPROC_API const char *mproc_current_name(void) { return Runtime::get().current_name.c_str(); }
 
 MPROC_API int mproc_parent_pid(void) { return Runtime::get().parent_pid; }

@@ -10,8 +10,11 @@ EXAMPLES = os.path.join(HERE, "..", "examples")
 
 
 def run(name):
+    # Unbuffered output (PYTHONUNBUFFERED) writes a line's text and its newline in two writes,
+    # which concurrent children may interleave; the examples are shown with Python's default.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     out = subprocess.run([sys.executable, os.path.join(EXAMPLES, name)], capture_output=True,
-                         text=True, timeout=120, env=os.environ.copy())
+                         text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     return out.stdout
 
