@@ -41,6 +41,7 @@ constexpr uint32_t kMagic = 0x6d70706c;  // "mppl"
 constexpr long kWorkerSpinNs = 50000;
 constexpr uint64_t kDispatcherSpinNs = 50000;
 constexpr uint64_t kCallerSpinNs = 20000;
+constexpr uint64_t kHelperSpinNs = 100000;  // a blocking apply/map helps this long, then sleeps
 enum : uint32_t { kMsgVar = 1, kMsgFixed = 2, kMsgStop = 3, kMsgReady = 4, kMsgInitFailed = 5 };
 
 struct TaskHdr {
@@ -153,9 +154,13 @@ int worker_main(void *arg, size_t len, void *payload) {
     struct pollfd p = {ppfd, POLLIN, 0};
     return poll(&p, 1, 0) == 1;
   };
+  // After a result: tell the dispatcher, unless a caller is collecting results itself (it wakes
+  // the dispatcher before it stops doing so). seq_cst: the publish must precede the loads.
   auto notify = [shm] {
-    shm->events.fetch_add(1, std::memory_order_release);
-    if (shm->dispatcher_sleeps.load(std::memory_order_seq_cst)) futex_wake(&shm->events, 1);
+    shm->events.fetch_add(1, std::memory_order_seq_cst);
+    if (shm->dispatcher_sleeps.load(std::memory_order_seq_cst) &&
+        shm->helpers.load(std::memory_order_seq_cst) == 0)
+      futex_wake(&shm->events, 1);
   };
   auto send = [&](std::vector<char> &msg) {
     struct iovec iov = {msg.data(), msg.size()};
@@ -498,7 +503,7 @@ int Pool::spawn(size_t i) {
 }
 
 void Pool::wake() {
-  shm_->events.fetch_add(1, std::memory_order_release);
+  shm_->events.fetch_add(1, std::memory_order_seq_cst);
   if (shm_->dispatcher_sleeps.load(std::memory_order_seq_cst)) futex_wake(&shm_->events, 1);
 }
 
@@ -999,63 +1004,125 @@ bool Pool::dispatch() {
   return any;
 }
 
+namespace {
+// Set while this thread holds a pool's dispatch lock (callbacks run then; they must not help).
+thread_local bool t_in_dispatch = false;
+}  // namespace
+
+bool Pool::help() {
+  if (t_in_dispatch || state_.load() != kRun) return false;
+  std::unique_lock<std::mutex> dl(dispatch_mu_, std::try_to_lock);
+  if (!dl.owns_lock()) return false;
+  t_in_dispatch = true;
+  if (!stopping_) {
+    for (size_t i = 0; i < workers_.size(); i++) collect(i);
+    dispatch();
+  }
+  t_in_dispatch = false;
+  return true;
+}
+
+int Pool::submit_and_wait(const std::shared_ptr<Job> &job) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (state_.load() != kRun) return fail(MPROC_ECLOSED, "the pool is closed or terminated");
+    if (broken_code_) return fail(broken_code_, "%s", broken_msg_.c_str());
+    for (size_t c = 0; c < job->nchunks; c++)
+      pending_.push_back(ChunkRef{job, static_cast<uint32_t>(c)});
+  }
+  // Hand the work to a worker from this thread when the dispatcher is not busy: the result then
+  // takes two hops (here -> worker -> here) instead of four. The dispatcher is woken whenever
+  // work is left for it, and when this thread stops collecting.
+  shm_->helpers.fetch_add(1, std::memory_order_seq_cst);
+  bool pushed = help();
+  bool left;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    left = !pending_.empty();
+  }
+  if (!pushed || left) wake();
+  uint64_t until = now_ns() + kHelperSpinNs;
+  for (int i = 0;; i++) {
+    if (job->ready.load(std::memory_order_acquire)) {
+      shm_->helpers.fetch_sub(1, std::memory_order_seq_cst);
+      return 0;
+    }
+    if ((i & 15) == 15) help();
+    SpscRing::cpu_relax();
+    if ((i & 63) == 63 && now_ns() >= until) break;
+  }
+  shm_->helpers.fetch_sub(1, std::memory_order_seq_cst);
+  wake();  // a result a worker published while we were collecting is the dispatcher's now
+  return job->wait(-1);
+}
+
 void Pool::run() {
   uint64_t idle_since = 0;
-  for (;;) {
-    uint32_t ev = shm_->events.load(std::memory_order_acquire);
+  bool finished = false;
+  while (!finished) {
+    uint32_t ev;
     bool progress = false;
-    for (size_t i = 0; i < workers_.size(); i++) progress |= collect(i);
-    progress |= handle_exits();
     Deadline next;
-    progress |= check_timeouts(&next);
-
-    std::vector<std::shared_ptr<Job>> cancels;
     {
-      std::lock_guard<std::mutex> g(mu_);
-      cancels.swap(cancel_requests_);
-    }
-    for (auto &cj : cancels) {
-      for (size_t i = 0; i < workers_.size(); i++) {
-        Worker &w = workers_[i];
-        for (size_t k = 0; k < w.inflight.size(); k++) {
-          Inflight &f = w.inflight[k];
-          if (f.ref.job.get() != cj.get()) continue;
-          if (k == 0 && slot(i)->current.load() == f.id && w.kill_task != f.id) {
-            w.kill_task = f.id;
-            w.kill_reason = MPROC_ECANCELED;
-            process_signal(*w.proc, SIGKILL);  // its death fails the chunk (as canceled)
-          } else {
-            f.ref.job->fail_chunk(f.ref.chunk, MPROC_ECANCELED, 0, "canceled");
+      // The dispatcher's state is shared with callers that help (see help()).
+      std::lock_guard<std::mutex> dl(dispatch_mu_);
+      t_in_dispatch = true;
+      ev = shm_->events.load(std::memory_order_acquire);
+      for (size_t i = 0; i < workers_.size(); i++) progress |= collect(i);
+      progress |= handle_exits();
+      progress |= check_timeouts(&next);
+
+      std::vector<std::shared_ptr<Job>> cancels;
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        cancels.swap(cancel_requests_);
+      }
+      for (auto &cj : cancels) {
+        for (size_t i = 0; i < workers_.size(); i++) {
+          Worker &w = workers_[i];
+          for (size_t k = 0; k < w.inflight.size(); k++) {
+            Inflight &f = w.inflight[k];
+            if (f.ref.job.get() != cj.get()) continue;
+            if (k == 0 && slot(i)->current.load() == f.id && w.kill_task != f.id) {
+              w.kill_task = f.id;
+              w.kill_reason = MPROC_ECANCELED;
+              process_signal(*w.proc, SIGKILL);  // its death fails the chunk (as canceled)
+            } else {
+              f.ref.job->fail_chunk(f.ref.chunk, MPROC_ECANCELED, 0, "canceled");
+            }
+          }
+        }
+        progress = true;
+      }
+
+      int st = state_.load();
+      if (st == kRun) progress |= refill();
+      if (st == kTerminated) {
+        cut_lazy(MPROC_ECANCELED, "the pool was terminated before the input was read");
+        fail_all(MPROC_ECANCELED, "the pool was terminated");
+        stop_workers(true);
+        handle_exits();
+        finished = true;
+      } else {
+        progress |= dispatch();
+        if (st == kClosed) {
+          cut_lazy(MPROC_ECLOSED, "the pool was closed before the input was read");
+          bool idle_all;
+          {
+            std::lock_guard<std::mutex> g(mu_);
+            idle_all = pending_.empty() || broken_code_;
+          }
+          for (auto &w : workers_) idle_all = idle_all && w.inflight.empty();
+          if (idle_all) {
+            stop_workers(false);
+            handle_exits();
+            finished = true;
           }
         }
       }
-      progress = true;
+      t_in_dispatch = false;
     }
-
-    int st = state_.load();
-    if (st == kRun) progress |= refill();
-    if (st == kTerminated) {
-      cut_lazy(MPROC_ECANCELED, "the pool was terminated before the input was read");
-      fail_all(MPROC_ECANCELED, "the pool was terminated");
-      stop_workers(true);
-      handle_exits();
-      break;
-    }
-    progress |= dispatch();
-    if (st == kClosed) {
-      cut_lazy(MPROC_ECLOSED, "the pool was closed before the input was read");
-      bool idle_all;
-      {
-        std::lock_guard<std::mutex> g(mu_);
-        idle_all = pending_.empty() || broken_code_;
-      }
-      for (auto &w : workers_) idle_all = idle_all && w.inflight.empty();
-      if (idle_all) {
-        stop_workers(false);
-        handle_exits();
-        break;
-      }
-    }
+    if (finished) break;
     if (progress) {
       idle_since = 0;
       continue;

@@ -118,6 +118,7 @@ struct PoolShm {
   uint64_t ring_stride;
   alignas(64) std::atomic<uint32_t> events;  // bumped by anyone who wants the dispatcher
   std::atomic<uint32_t> dispatcher_sleeps;
+  std::atomic<uint32_t> helpers;  // callers collecting results themselves (see help())
 };
 struct SlotShm {
   alignas(64) std::atomic<uint64_t> current;  // id of the chunk being run, 0 if none
@@ -130,6 +131,11 @@ class Pool {
   ~Pool();
   int start(const mproc_pool_opts_t &o);
   int submit(const std::shared_ptr<Job> &job);
+  // Submit and wait for the job, doing the dispatcher's work from this thread while it can
+  // (blocking apply/map). 0 (see the job for its outcome), MPROC_EINTR, or a submit error.
+  int submit_and_wait(const std::shared_ptr<Job> &job);
+  // Do one round of the dispatcher's work (collect results, hand out chunks) if nobody else is.
+  bool help();
   int cancel(const std::shared_ptr<Job> &job);
   int close();
   int terminate();
@@ -185,6 +191,7 @@ class Pool {
   PoolShm *shm_ = nullptr;
   std::vector<Worker> workers_;  // dispatcher thread only, once started
 
+  std::mutex dispatch_mu_;  // workers_ and the rings' reading ends: the dispatcher or a helper
   std::mutex mu_;  // pending_, broken_, stats_, finished_
   std::condition_variable finished_cv_;
   bool finished_ = false;

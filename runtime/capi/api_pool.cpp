@@ -65,20 +65,48 @@ std::shared_ptr<Job> new_job(mproc::Pool &pool, Job::Kind kind, size_t n, size_t
   return job;
 }
 
-// Make the handle, then submit; an empty job is ready at once.
-int submit(mproc_pool_t *pool, const std::shared_ptr<Job> &job, mproc_async_t **out) {
-  auto h = std::make_unique<mproc_async>();
-  h->job = job;
+// Make the handle (when out is not NULL), then submit; an empty job is ready at once. With
+// wait, the calling thread waits, helping the dispatcher (blocking apply and maps).
+int submit(mproc_pool_t *pool, const std::shared_ptr<Job> &job, mproc_async_t **out,
+           bool wait = false) {
+  std::unique_ptr<mproc_async> h;
+  if (out) {
+    h = std::make_unique<mproc_async>();
+    h->job = job;
+    job->handle = h.get();
+  }
   job->owner = pool;
-  job->handle = h.get();
+  int rc = 0;
   if (job->nchunks == 0 && !job->lazy) {
     if (pool->pool->closed()) return fail(MPROC_ECLOSED, "the pool is closed or terminated");
     job->ready = true;
-  } else if (int rc = pool->pool->submit(job)) {
-    return rc;
+  } else if (wait) {
+    rc = pool->pool->submit_and_wait(job);
+    if (rc < 0 && rc != MPROC_EINTR) return rc;  // refused: no handle
+  } else if (int src = pool->pool->submit(job)) {
+    return src;
   }
-  mproc::handle_register(h.get(), HandleKind::kOther);
-  *out = h.release();
+  if (h) {
+    mproc::handle_register(h.get(), HandleKind::kOther);
+    *out = h.release();
+  }
+  return rc == MPROC_EINTR ? fail(MPROC_EINTR, "interrupted") : 0;
+}
+
+int fixed_job(mproc_pool_t *pool, mproc_elem_fn fn, const void *in, size_t in_size, void *out,
+              size_t out_size, size_t n, const mproc_async_opts_t &o, std::shared_ptr<Job> *job_out) {
+  if (!fn) return fail(MPROC_EINVAL, "element function is NULL");
+  if (n > 0 && (!in || !out)) return fail(MPROC_EINVAL, "in or out is NULL with n = %zu", n);
+  if (in_size == 0 || out_size == 0 || in_size > (1u << 30) || out_size > (1u << 30))
+    return fail(MPROC_EINVAL, "element sizes must be 1 byte .. 1 GiB (in %zu, out %zu)",
+                in_size, out_size);
+  auto job = new_job(*pool->pool, Job::Kind::kFixed, n, o.chunksize, o);
+  job->efn = fn;
+  job->in = static_cast<const char *>(in);
+  job->out = static_cast<char *>(out);
+  job->in_size = in_size;
+  job->out_size = out_size;
+  *job_out = std::move(job);
   return 0;
 }
 
@@ -225,12 +253,17 @@ MPROC_API int mproc_pool_apply(mproc_pool_t *pool, mproc_task_fn fn, const void 
   return MPROC_GUARD({
     if (out) *out = nullptr;
     if (out_len) *out_len = 0;
-    mproc_async_t *r = nullptr;
-    if (int rc = mproc_pool_apply_async(pool, fn, arg, len, nullptr, &r)) return rc;
-    std::unique_ptr<mproc_async, int (*)(mproc_async_t *)> guard(r, mproc_async_free);
-    if (r->job->wait(-1) == MPROC_EINTR) return fail(MPROC_EINTR, "interrupted");
-    if (int rc = result_code(*r->job)) return rc;
-    const auto &v = r->job->item(0).value;
+    if (int rc = check_pool(pool)) return rc;
+    if (!arg && len) return fail(MPROC_EINVAL, "arg is NULL with length %zu", len);
+    mproc_async_opts_t o = MPROC_ASYNC_OPTS_INIT;
+    const void *args[1] = {arg};
+    size_t lens[1] = {len};
+    std::shared_ptr<Job> job;
+    if (int rc = var_job(pool, fn, args, lens, 1, 1, o, &job)) return rc;
+    job->apply = true;
+    if (int rc = submit(pool, job, nullptr, true)) return rc;
+    if (int rc = result_code(*job)) return rc;
+    const auto &v = job->item(0).value;
     if (out) {
       void *copy = malloc(v.size() ? v.size() : 1);
       if (!copy) return fail(MPROC_ENOMEM, "out of memory for a %zu-byte result", v.size());
@@ -260,11 +293,15 @@ MPROC_API int mproc_pool_map_async(mproc_pool_t *pool, mproc_task_fn fn, const v
 MPROC_API int mproc_pool_map(mproc_pool_t *pool, mproc_task_fn fn, const void *const *args,
                              const size_t *lens, size_t n, size_t chunksize, mproc_async_t **out) {
   return MPROC_GUARD({
+    if (!out) return fail(MPROC_EINVAL, "out is NULL");
+    *out = nullptr;
+    if (int rc = check_pool(pool)) return rc;
     mproc_async_opts_t o = MPROC_ASYNC_OPTS_INIT;
     o.chunksize = chunksize;
-    if (int rc = mproc_pool_map_async(pool, fn, args, lens, n, &o, out)) return rc;
-    if ((*out)->job->wait(-1) == MPROC_EINTR) return fail(MPROC_EINTR, "interrupted");
-    return result_code(*(*out)->job);
+    std::shared_ptr<Job> job;
+    if (int rc = var_job(pool, fn, args, lens, n, o.chunksize, o, &job)) return rc;
+    if (int rc = submit(pool, job, out, true)) return rc;
+    return result_code(*job);
   });
 }
 
@@ -275,19 +312,10 @@ MPROC_API int mproc_pool_map_fixed_async(mproc_pool_t *pool, mproc_elem_fn fn, c
     if (!out_r) return fail(MPROC_EINVAL, "out_r is NULL");
     *out_r = nullptr;
     if (int rc = check_pool(pool)) return rc;
-    if (!fn) return fail(MPROC_EINVAL, "element function is NULL");
-    if (n > 0 && (!in || !out)) return fail(MPROC_EINVAL, "in or out is NULL with n = %zu", n);
-    if (in_size == 0 || out_size == 0 || in_size > (1u << 30) || out_size > (1u << 30))
-      return fail(MPROC_EINVAL, "element sizes must be 1 byte .. 1 GiB (in %zu, out %zu)",
-                  in_size, out_size);
     mproc_async_opts_t o;
     if (int rc = read_async_opts(opts, &o)) return rc;
-    auto job = new_job(*pool->pool, Job::Kind::kFixed, n, o.chunksize, o);
-    job->efn = fn;
-    job->in = static_cast<const char *>(in);
-    job->out = static_cast<char *>(out);
-    job->in_size = in_size;
-    job->out_size = out_size;
+    std::shared_ptr<Job> job;
+    if (int rc = fixed_job(pool, fn, in, in_size, out, out_size, n, o, &job)) return rc;
     return submit(pool, job, out_r);
   });
 }
@@ -297,15 +325,14 @@ MPROC_API int mproc_pool_map_fixed(mproc_pool_t *pool, mproc_elem_fn fn, const v
                                    size_t chunksize, size_t *failed_index) {
   return MPROC_GUARD({
     if (failed_index) *failed_index = SIZE_MAX;
+    if (int rc = check_pool(pool)) return rc;
     mproc_async_opts_t o = MPROC_ASYNC_OPTS_INIT;
     o.chunksize = chunksize;
-    mproc_async_t *r = nullptr;
-    if (int rc = mproc_pool_map_fixed_async(pool, fn, in, in_size, out, out_size, n, &o, &r))
-      return rc;
-    std::unique_ptr<mproc_async, int (*)(mproc_async_t *)> guard(r, mproc_async_free);
-    if (r->job->wait(-1) == MPROC_EINTR) return fail(MPROC_EINTR, "interrupted");
-    if (failed_index && r->job->err) *failed_index = r->job->err_index;
-    return result_code(*r->job);
+    std::shared_ptr<Job> job;
+    if (int rc = fixed_job(pool, fn, in, in_size, out, out_size, n, o, &job)) return rc;
+    if (int rc = submit(pool, job, nullptr, true)) return rc;
+    if (failed_index && job->err) *failed_index = job->err_index;
+    return result_code(*job);
   });
 }
 
