@@ -3,14 +3,18 @@
 
 usage: PYTHONPATH=build/bindings/python /usr/bin/python3 bench/bench_python.py [scale]
 Targets (issue 6): Pool.apply round trip >= 5x, Queue of small objects >= 3x, Lock >= 2x,
-Value increments under lock >= 5x. Numbers are measured, never assumed."""
+Value increments under lock >= 5x. Numbers are measured, never assumed. Issue 8: the parent's
+peak memory growth while imap runs over generated items (mproc reads its input lazily; Python's
+Pool.imap reads all of it first)."""
 import multiprocessing as std
+import resource
+import subprocess
 import sys
 import time
 
 import mproc
 
-SCALE = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
+SCALE = float(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1] != "--imap" else 1.0
 
 
 def ident(x):
@@ -71,6 +75,29 @@ def value_under_lock(mod):
     return best(run, int(100000 * SCALE))
 
 
+def imap_child(modname, n):
+    """Run in a fresh interpreter: imap over n generated items; print the peak RSS growth (MiB)."""
+    mod = mproc if modname == "mproc" else std
+    with mod.Pool(2) as pool:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        count = 0
+        for _ in pool.imap(ident, (("x" * 64, i) for i in range(n)), chunksize=256):
+            count += 1
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print((peak - base) / 1024.0, count)
+
+
+def imap_memory():
+    n = int(1000000 * SCALE)
+    out = {}
+    for name in ("mproc", "python"):
+        r = subprocess.run([sys.executable, __file__, "--imap", name, str(n)], capture_output=True,
+                           text=True, check=True)
+        out[name] = float(r.stdout.split()[0])
+    print("%-32s %12s %12s" % ("imap of %d items" % n, "mproc MiB", "python MiB"))
+    print("%-32s %12.1f %12.1f" % ("parent peak RSS growth", out["mproc"], out["python"]))
+
+
 def main():
     cases = [("Pool.apply round trip", pool_apply, 5), ("Queue put+get, small objects",
              queue_small, 3), ("Lock acquire+release", lock_cycle, 2),
@@ -81,7 +108,11 @@ def main():
         b = fn(std) * 1e6
         print("%-32s %12.3f %12.3f %7.1fx %7.0fx %s" % (name, a, b, b / a, target,
                                                           "ok" if b / a >= target else "BELOW"))
+    imap_memory()
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--imap"]:
+        imap_child(sys.argv[2], int(sys.argv[3]))
+    else:
+        main()

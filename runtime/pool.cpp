@@ -322,6 +322,16 @@ int wait_any_ready(const std::function<bool()> &any, double timeout) {
 
 void Job::finish_if_done(std::unique_lock<std::mutex> &g) {
   bool done = !ready.load() && source_done && chunks_done == nchunks;
+  if (done && lazy && progress) {
+    // The total of a lazy map is known only now.
+    auto prog = progress;
+    void *pp = progress_payload;
+    size_t items_now = items_done, total = n;
+    g.unlock();
+    prog(items_now, total, pp);
+    g.lock();
+    if (ready.load()) return;
+  }
   if (done) {
     if (end_code && err == 0) {
       // A cut input fails the whole result (its iterator reports it after the last item).
@@ -797,8 +807,24 @@ bool Pool::check_timeouts(Deadline *next) {
     Worker &w = workers_[i];
     if (w.inflight.empty() || w.handled_exit) continue;
     Inflight &f = w.inflight.front();
+    bool running = slot(i)->current.load(std::memory_order_acquire) == f.id;
+    // A canceled chunk that was already in the worker's ring: kill the worker once it starts it.
+    bool canceled = false;
+    for (auto &g : w.inflight) {
+      std::lock_guard<std::mutex> jg(g.ref.job->mu);
+      if (g.ref.chunk < g.ref.job->chunk_base || g.ref.job->chunk(g.ref.chunk).state == 2) {
+        canceled = true;
+        if (&g == &f && running && w.kill_task != f.id) {
+          w.kill_task = f.id;
+          w.kill_reason = MPROC_ECANCELED;
+          process_signal(*w.proc, SIGKILL);
+          any = true;
+        }
+      }
+    }
+    if (canceled) soonest = std::min<uint64_t>(soonest, now + 20000000ULL);  // look again
     double tmo = f.ref.job->timeout > 0 ? f.ref.job->timeout : opts_.task_timeout;
-    if (tmo <= 0 || slot(i)->current.load(std::memory_order_acquire) != f.id) continue;
+    if (tmo <= 0 || !running) continue;
     uint64_t end = slot(i)->started_ns.load() + static_cast<uint64_t>(tmo * 1e9);
     if (now >= end) {
       if (w.kill_task != f.id) {

@@ -162,8 +162,9 @@ void reset_fault_signals() {
 namespace {
 int start_fork(const std::shared_ptr<ProcessCore> &c) {
   Runtime &rt = Runtime::get();
-  int rc = rt.ensure_supervisor();
-  if (rc < 0) return rc;
+  // The supervisor thread is started after the fork when it is not running yet: a child forked
+  // while a thread is starting could inherit a lock that thread holds (seen with ASan's
+  // allocator). The child cannot end unnoticed meanwhile: its pidfd stays readable.
   // Buffered output would otherwise be printed by the parent and again by the child.
   fflush(stdout);
   fflush(stderr);
@@ -188,7 +189,8 @@ int start_fork(const std::shared_ptr<ProcessCore> &c) {
   }
   // The supervisor reaps the child when nobody joins it (is_alive, shutdown, pools).
   c->self_ref = c;
-  rc = rt.supervisor().watch_child(fd, [c] { return !c->try_reap(); });
+  int rc = rt.ensure_supervisor();
+  if (rc == 0) rc = rt.supervisor().watch_child(fd, [c] { return !c->try_reap(); });
   if (rc < 0) {
     // No supervisor: reap synchronously so that no zombie remains.
     kill(pid, SIGKILL);

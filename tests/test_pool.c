@@ -486,6 +486,24 @@ static void test_pool_cancel(void **state) {
   free_pool(p);
 }
 
+static void test_pool_cancel_before_start(void **state) {
+  (void)state;
+  mproc_pool_t *p = make_pool(1, MPROC_START_FORK);
+  for (int k = 0; k < 5; k++) {
+    int slow = -5;
+    mproc_async_t *r;
+    assert_int_equal(mproc_pool_apply_async(p, task_tricky, &slow, sizeof slow, NULL, &r), 0);
+    assert_int_equal(mproc_async_cancel(r), 0); /* most likely before the worker starts it */
+    assert_int_equal(mproc_async_get(r, -1, NULL, NULL), MPROC_ECANCELED);
+    int y;
+    /* the worker slot is not held by the canceled task */
+    assert_int_equal(apply_int(p, task_tricky, 2, &y), 0);
+    assert_int_equal(y, 20);
+    mproc_async_free(r);
+  }
+  free_pool(p);
+}
+
 static int task_echo(mproc_task_ctx_t *ctx, const void *arg, size_t len, void *payload) {
   (void)payload;
   /* returns the argument reversed, to prove every byte went through */
@@ -766,6 +784,7 @@ int main(void) {
       TEST(pool, close_terminate_join),
       TEST(pool, free_with_work_outstanding),
       TEST(pool, cancel),
+      TEST(pool, cancel_before_start),
       TEST(pool, large_messages_stream_through_small_rings),
       TEST(pool, bad_input),
       TEST(pool, nested_pool_in_worker),

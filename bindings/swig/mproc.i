@@ -35,6 +35,11 @@
 %ignore mproc_pool_map_fixed;
 %ignore mproc_pool_map_fixed_async;
 %ignore mproc_pool_imap;
+%ignore mproc_pool_imap_lazy;
+%ignore mproc_async_wait_any;
+%ignore mproc_shm_create_ex;
+%ignore mproc_shm_opts;
+%ignore mproc_shm_opts_init;
 %ignore mproc_pool_stats;
 %ignore mproc_async_get;
 %ignore mproc_async_item;

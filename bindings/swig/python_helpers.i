@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <errno.h>
 #include <time.h>
+#include <limits.h>
 
 /* ---- handles ------------------------------------------------------------------------------- */
 static int mproc_py_ptr(PyObject *o, void **p, swig_type_info *ty) {
@@ -98,9 +99,9 @@ static int mproc_py_pool_init(mproc_task_ctx_t *ctx, const void *arg, size_t len
   return 0;
 }
 
-/* Pool task: run_task(memoryview of the argument) returns the tagged, pickled result. Python
- * exceptions are results (tagged) so that their pickled form and full traceback cross; a
- * non-zero return is left to faults of the binding itself. */
+/* Pool task: run_task(memoryview of the argument) returns the tagged, pickled result. A Python
+ * exception (tag 1: its pickled form and traceback text) is the task's failure, given to the
+ * caller as the failure's bytes (mproc_task_fail_bytes), so the C pool counts it as failed. */
 static int mproc_py_task(mproc_task_ctx_t *ctx, const void *arg, size_t len, void *payload) {
   (void)payload;
   PyEval_RestoreThread(mproc_py_worker_ts);
@@ -111,7 +112,10 @@ static int mproc_py_task(mproc_task_ctx_t *ctx, const void *arg, size_t len, voi
   char *data;
   Py_ssize_t n;
   if (r && PyBytes_AsStringAndSize(r, &data, &n) == 0) {
-    rc = mproc_task_return(ctx, data, (size_t)n);
+    if (n > 0 && data[0] == 1)
+      rc = mproc_task_fail_bytes(ctx, MPROC_ETASKFAILED, data, (size_t)n);
+    else
+      rc = mproc_task_return(ctx, data, (size_t)n);
   } else {
     char text[1000];
     mproc_py_exc_text(text, sizeof text);
@@ -148,6 +152,8 @@ static PyObject *mproc_py_process_start(PyObject *self, PyObject *args) {
   if (mproc_py_ptr(h, &p, SWIGTYPE_p_mproc_process) < 0) return NULL;
   PyOS_BeforeFork();
   int rc = mproc_process_start((mproc_process_t *)p);
+  if (rc == MPROC_EPIPE && mproc_forkserver_start() == 0)  /* the helper died: restart, retry */
+    rc = mproc_process_start((mproc_process_t *)p);
   PyOS_AfterFork_Parent();
   if (rc < 0) return mproc_py_raise(rc);
   Py_RETURN_NONE;
@@ -182,6 +188,8 @@ static PyObject *mproc_py_pool_new(PyObject *self, PyObject *args) {
   mproc_pool_t *pool = NULL;
   PyOS_BeforeFork();
   int rc = mproc_pool_new(&pool, &o);
+  if (rc == MPROC_EPIPE && mproc_forkserver_start() == 0)
+    rc = mproc_pool_new(&pool, &o);
   PyOS_AfterFork_Parent();
   PyBuffer_Release(&init);
   if (rc < 0) return mproc_py_raise(rc);
@@ -323,8 +331,135 @@ static int mproc_py_async_opts(mproc_async_opts_t *o, double timeout, size_t chu
   return 0;
 }
 
+/* ---- waiting: in slices, so that Ctrl-C reaches Python -------------------------------------
+ * A wait runs without the GIL, and Python's SIGINT handler only sets a flag that Python code
+ * acts on: a wait in one piece would raise KeyboardInterrupt only when the work is over. So
+ * every wait of the caller is cut in slices of MPROC_PY_SLICE seconds, with
+ * PyErr_CheckSignals() (GIL held) between them. MPROC_PY_RAISED: a Python exception is set. */
+#define MPROC_PY_SLICE 0.1
+#define MPROC_PY_RAISED INT_MIN
+
+static double mproc_py_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+/* Length of the next slice of a wait of `timeout` (< 0 forever) that ends at `until`, or -1
+ * when the time is up. */
+static double mproc_py_slice(double timeout, double until) {
+  if (timeout < 0) return MPROC_PY_SLICE;
+  double left = until - mproc_py_now();
+  if (left <= 0) return -1;
+  return left < MPROC_PY_SLICE ? left : MPROC_PY_SLICE;
+}
+/* Wait for r: 0 when ready, MPROC_EAGAIN when the timeout passed, MPROC_PY_RAISED. */
+static int mproc_py_wait_async(mproc_async_t *r, double timeout) {
+  double until = mproc_py_now() + timeout;
+  for (;;) {
+    double s = mproc_py_slice(timeout, until);
+    if (s < 0) s = 0;  /* one last look */
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = mproc_async_wait(r, s);
+    Py_END_ALLOW_THREADS
+    if (rc != MPROC_EAGAIN && rc != MPROC_EINTR) return rc;
+    if (PyErr_CheckSignals() < 0) return MPROC_PY_RAISED;
+    if (timeout >= 0 && mproc_py_now() >= until) return MPROC_EAGAIN;
+  }
+}
+
+/* The bytes of a result: a success's, or those of a Python task's failure (tag 1, made by
+ * mproc._worker.encode_error); any other failure raises. */
+static PyObject *mproc_py_result(int rc, const void *data, size_t len) {
+  if (rc < 0 && !(data && len > 0 && ((const char *)data)[0] == 1)) return mproc_py_raise(rc);
+  return PyBytes_FromStringAndSize((const char *)(data ? data : ""), (Py_ssize_t)len);
+}
+
+/* ---- lazy input and progress: the payload of a map's C callbacks ---------------------------
+ * Both callbacks run on the pool's dispatcher thread. The input callback takes the GIL to call
+ * the Python feeder (which pickles the next item); every blocking call of the binding releases
+ * the GIL, so the dispatcher always gets it. The progress callback only stores two counters,
+ * which the waiting Python thread reads between its slices. The pool may call in after the
+ * result handle is freed: the Python package keeps the feed (a capsule) until it is quiet. */
+typedef struct mproc_py_feed {
+  PyObject *feeder;        /* callable() -> bytes, or None at the end of the input */
+  PyObject *cur;           /* the bytes given last (copied by the pool after the call) */
+  int lazy;
+  int source_done;         /* atomics: written by the dispatcher, read under the GIL */
+  size_t done, total;
+} mproc_py_feed;
+
+static int mproc_py_feed_next(const void **arg, size_t *len, void *payload) {
+  mproc_py_feed *f = (mproc_py_feed *)payload;
+#if PY_VERSION_HEX >= 0x030D0000
+  if (Py_IsFinalizing()) return 0;
+#else
+  if (_Py_IsFinalizing()) return 0;
+#endif
+  PyGILState_STATE g = PyGILState_Ensure();
+  int rc = 0;
+  PyObject *b = PyObject_CallNoArgs(f->feeder);
+  if (b && PyBytes_Check(b)) {
+    Py_XSETREF(f->cur, b);
+    *arg = PyBytes_AS_STRING(b);
+    *len = (size_t)PyBytes_GET_SIZE(b);
+    rc = 1;
+  } else {
+    if (!b) PyErr_WriteUnraisable(f->feeder);  /* the feeder keeps the input's errors itself */
+    Py_XDECREF(b);
+    __atomic_store_n(&f->source_done, 1, __ATOMIC_RELEASE);
+  }
+  PyGILState_Release(g);
+  return rc;
+}
+static void mproc_py_feed_progress(size_t done, size_t total, void *payload) {
+  mproc_py_feed *f = (mproc_py_feed *)payload;
+  __atomic_store_n(&f->total, total, __ATOMIC_RELAXED);
+  __atomic_store_n(&f->done, done, __ATOMIC_RELEASE);
+}
+static void mproc_py_feed_destroy(PyObject *cap) {
+  mproc_py_feed *f = (mproc_py_feed *)PyCapsule_GetPointer(cap, "mproc.feed");
+  if (!f) return;
+  Py_XDECREF(f->feeder);
+  Py_XDECREF(f->cur);
+  free(f);
+}
+static mproc_py_feed *mproc_py_feed_new(PyObject *feeder, int lazy, PyObject **cap) {
+  mproc_py_feed *f = (mproc_py_feed *)calloc(1, sizeof *f);
+  if (!f) {
+    PyErr_NoMemory();
+    return NULL;
+  }
+  f->lazy = lazy;
+  if (feeder && feeder != Py_None) {
+    Py_INCREF(feeder);
+    f->feeder = feeder;
+  }
+  *cap = PyCapsule_New(f, "mproc.feed", mproc_py_feed_destroy);
+  if (!*cap) {
+    Py_XDECREF(f->feeder);
+    free(f);
+    return NULL;
+  }
+  return f;
+}
+/* feed_state(feed) -> (done, total, quiet): quiet when the pool will not call the feed again. */
+static PyObject *mproc_py_feed_state(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *cap;
+  if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
+  mproc_py_feed *f = (mproc_py_feed *)PyCapsule_GetPointer(cap, "mproc.feed");
+  if (!f) return NULL;
+  size_t done = __atomic_load_n(&f->done, __ATOMIC_ACQUIRE);
+  size_t total = __atomic_load_n(&f->total, __ATOMIC_RELAXED);
+  int src = !f->lazy || __atomic_load_n(&f->source_done, __ATOMIC_ACQUIRE);
+  int quiet = src && total > 0 && done >= total;
+  return Py_BuildValue("(nnO)", (Py_ssize_t)done, (Py_ssize_t)total, quiet ? Py_True : Py_False);
+}
+
 /* ---- pool calls ---------------------------------------------------------------------------- */
-/* pool_apply(pool, bytes, task_timeout) -> bytes: submit and wait without the GIL. */
+/* pool_apply(pool, bytes, task_timeout) -> bytes: submit and wait without the GIL. Interrupted
+ * (KeyboardInterrupt), the task is canceled. */
 static PyObject *mproc_py_pool_apply(PyObject *self, PyObject *args) {
   (void)self;
   PyObject *h;
@@ -345,13 +480,14 @@ static PyObject *mproc_py_pool_apply(PyObject *self, PyObject *args) {
   size_t len = 0;
   Py_BEGIN_ALLOW_THREADS
   rc = mproc_pool_apply_async((mproc_pool_t *)pool, mproc_py_task, arg.buf, (size_t)arg.len, &o, &r);
-  if (rc == 0) rc = mproc_async_get(r, -1, &data, &len);
   Py_END_ALLOW_THREADS
   PyBuffer_Release(&arg);
-  if (rc < 0) {
-    mproc_py_raise(rc);
+  if (rc == 0) rc = mproc_py_wait_async(r, -1);
+  if (rc == MPROC_PY_RAISED) {
+    mproc_async_cancel(r);
   } else {
-    res = PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)len);
+    if (rc == 0) rc = mproc_async_get(r, 0, &data, &len);
+    res = mproc_py_result(rc, data, len);
   }
   mproc_async_free(r);
   return res;
@@ -374,7 +510,10 @@ static PyObject *mproc_py_pool_apply_async(PyObject *self, PyObject *args) {
     return NULL;
   }
   mproc_async_t *r = NULL;
-  int rc = mproc_pool_apply_async((mproc_pool_t *)pool, mproc_py_task, arg.buf, (size_t)arg.len, &o, &r);
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = mproc_pool_apply_async((mproc_pool_t *)pool, mproc_py_task, arg.buf, (size_t)arg.len, &o, &r);
+  Py_END_ALLOW_THREADS
   PyBuffer_Release(&arg);
   if (rc < 0) {
     free(node);
@@ -383,18 +522,20 @@ static PyObject *mproc_py_pool_apply_async(PyObject *self, PyObject *args) {
   return MPROC_PY_NEWPTR(r, SWIGTYPE_p_mproc_async);
 }
 
-/* pool_map_async(pool, [bytes], chunksize, task_timeout, mode, cbq|None, cookie) -> async
- * mode: 0 map, 1 imap (ordered), 2 imap_unordered. */
+/* pool_map_async(pool, [bytes], chunksize, task_timeout, mode, cbq|None, cookie, progress)
+ *   -> (async, feed|None)
+ * mode: 0 map, 1 imap (ordered), 2 imap_unordered. progress: make a feed whose counters
+ * (feed_state) follow the map. */
 static PyObject *mproc_py_pool_map_async(PyObject *self, PyObject *args) {
   (void)self;
   PyObject *h, *items, *cbq;
   Py_ssize_t chunksize;
   double timeout;
-  int mode;
+  int mode, progress;
   long long cookie;
   void *pool;
-  if (!PyArg_ParseTuple(args, "OO!ndiOL", &h, &PyList_Type, &items, &chunksize, &timeout, &mode,
-                        &cbq, &cookie))
+  if (!PyArg_ParseTuple(args, "OO!ndiOLp", &h, &PyList_Type, &items, &chunksize, &timeout, &mode,
+                        &cbq, &cookie, &progress))
     return NULL;
   if (chunksize < 0) {
     PyErr_SetString(PyExc_ValueError, "chunksize must be positive");
@@ -405,6 +546,16 @@ static PyObject *mproc_py_pool_map_async(PyObject *self, PyObject *args) {
   if (mproc_py_ptr(h, &pool, SWIGTYPE_p_mproc_pool) < 0 ||
       mproc_py_async_opts(&o, timeout, (size_t)chunksize, cbq, cookie, &node) < 0)
     return NULL;
+  PyObject *cap = NULL;
+  if (progress) {
+    mproc_py_feed *f = mproc_py_feed_new(NULL, 0, &cap);
+    if (!f) {
+      free(node);
+      return NULL;
+    }
+    o.progress = mproc_py_feed_progress;
+    o.progress_payload = f;
+  }
   Py_ssize_t n = PyList_GET_SIZE(items);
   const void **ptrs = (const void **)malloc(sizeof(void *) * (size_t)(n ? n : 1));
   size_t *lens = (size_t *)malloc(sizeof(size_t) * (size_t)(n ? n : 1));
@@ -412,6 +563,7 @@ static PyObject *mproc_py_pool_map_async(PyObject *self, PyObject *args) {
     free(ptrs);
     free(lens);
     free(node);
+    Py_XDECREF(cap);
     return PyErr_NoMemory();
   }
   for (Py_ssize_t i = 0; i < n; i++) {
@@ -420,6 +572,7 @@ static PyObject *mproc_py_pool_map_async(PyObject *self, PyObject *args) {
       free(ptrs);
       free(lens);
       free(node);
+      Py_XDECREF(cap);
       PyErr_SetString(PyExc_TypeError, "map items must be bytes");
       return NULL;
     }
@@ -428,21 +581,85 @@ static PyObject *mproc_py_pool_map_async(PyObject *self, PyObject *args) {
   }
   mproc_async_t *r = NULL;
   int rc;
+  Py_BEGIN_ALLOW_THREADS  /* items stay alive: the caller holds the list */
   if (mode == 0) {
     rc = mproc_pool_map_async((mproc_pool_t *)pool, mproc_py_task, ptrs, lens, (size_t)n, &o, &r);
   } else {
     rc = mproc_pool_imap((mproc_pool_t *)pool, mproc_py_task, ptrs, lens, (size_t)n, mode == 1, &o, &r);
   }
+  Py_END_ALLOW_THREADS
   free(ptrs);
   free(lens);
   if (rc < 0) {
     free(node);
+    Py_XDECREF(cap);
     return mproc_py_raise(rc);
   }
-  return MPROC_PY_NEWPTR(r, SWIGTYPE_p_mproc_async);
+  PyObject *hr = MPROC_PY_NEWPTR(r, SWIGTYPE_p_mproc_async);
+  if (!cap) {
+    Py_INCREF(Py_None);
+    cap = Py_None;
+  }
+  return Py_BuildValue("(NN)", hr, cap);
 }
 
-/* async_get(r, timeout) -> bytes (an apply's result; b"" for a map) */
+/* pool_imap_lazy(pool, feeder, ordered, max_inflight, chunksize, task_timeout, progress)
+ *   -> (async, feed): feeder() gives each item's bytes, None at the end; it runs on the pool's
+ * dispatcher thread. The feed must stay alive until feed_state says quiet, or the pool is freed. */
+static PyObject *mproc_py_pool_imap_lazy(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h, *feeder;
+  int ordered, progress;
+  Py_ssize_t inflight, chunksize;
+  double timeout;
+  void *pool;
+  if (!PyArg_ParseTuple(args, "OOinndp", &h, &feeder, &ordered, &inflight, &chunksize, &timeout,
+                        &progress))
+    return NULL;
+  if (chunksize < 0 || inflight < 0) {
+    PyErr_SetString(PyExc_ValueError, "chunksize and max_inflight must be positive");
+    return NULL;
+  }
+  if (mproc_py_ptr(h, &pool, SWIGTYPE_p_mproc_pool) < 0) return NULL;
+  PyObject *cap = NULL;
+  mproc_py_feed *f = mproc_py_feed_new(feeder, 1, &cap);
+  if (!f) return NULL;
+  mproc_async_opts_t o = MPROC_ASYNC_OPTS_INIT;
+  o.timeout = timeout;
+  o.chunksize = (size_t)chunksize;
+  if (progress) {
+    o.progress = mproc_py_feed_progress;
+    o.progress_payload = f;
+  }
+  mproc_async_t *r = NULL;
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = mproc_pool_imap_lazy((mproc_pool_t *)pool, mproc_py_task, mproc_py_feed_next, f, ordered,
+                            (size_t)inflight, &o, &r);
+  Py_END_ALLOW_THREADS
+  if (rc < 0) {
+    Py_DECREF(cap);
+    return mproc_py_raise(rc);
+  }
+  return Py_BuildValue("(NN)", MPROC_PY_NEWPTR(r, SWIGTYPE_p_mproc_async), cap);
+}
+
+/* async_wait(r, timeout) -> bool ready (timeout < 0: forever); Ctrl-C raises. */
+static PyObject *mproc_py_async_wait(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h;
+  double timeout;
+  void *r;
+  if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
+  if (mproc_py_ptr(h, &r, SWIGTYPE_p_mproc_async) < 0) return NULL;
+  int rc = mproc_py_wait_async((mproc_async_t *)r, timeout);
+  if (rc == MPROC_PY_RAISED) return NULL;
+  if (rc == MPROC_EAGAIN) Py_RETURN_FALSE;
+  if (rc < 0) return mproc_py_raise(rc);
+  Py_RETURN_TRUE;
+}
+
+/* async_get(r, timeout) -> bytes (an apply's result or Python failure; b"" for a map) */
 static PyObject *mproc_py_async_get(PyObject *self, PyObject *args) {
   (void)self;
   PyObject *h;
@@ -450,14 +667,12 @@ static PyObject *mproc_py_async_get(PyObject *self, PyObject *args) {
   void *r;
   if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
   if (mproc_py_ptr(h, &r, SWIGTYPE_p_mproc_async) < 0) return NULL;
+  int rc = timeout == 0 ? 0 : mproc_py_wait_async((mproc_async_t *)r, timeout);
+  if (rc == MPROC_PY_RAISED) return NULL;
   const void *data = NULL;
   size_t len = 0;
-  int rc;
-  Py_BEGIN_ALLOW_THREADS
-  rc = mproc_async_get((mproc_async_t *)r, timeout, &data, &len);
-  Py_END_ALLOW_THREADS
-  if (rc < 0) return mproc_py_raise(rc);
-  return PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)len);
+  if (rc == 0) rc = mproc_async_get((mproc_async_t *)r, 0, &data, &len);
+  return mproc_py_result(rc, data, len);
 }
 
 /* async_items(r) -> [bytes | (code, message)] for a ready map. */
@@ -474,8 +689,11 @@ static PyObject *mproc_py_async_items(PyObject *self, PyObject *args) {
     const void *data = NULL;
     size_t len = 0;
     int rc = mproc_async_item((mproc_async_t *)r, i, &data, &len);
-    PyObject *it = rc < 0 ? Py_BuildValue("(is)", rc, mproc_last_error())
-                          : PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)len);
+    PyObject *it;
+    if (rc < 0 && !(data && len > 0 && ((const char *)data)[0] == 1))
+      it = Py_BuildValue("(is)", rc, mproc_last_error());
+    else
+      it = PyBytes_FromStringAndSize((const char *)(data ? data : ""), (Py_ssize_t)len);
     if (!it) {
       Py_DECREF(list);
       return NULL;
@@ -485,7 +703,8 @@ static PyObject *mproc_py_async_items(PyObject *self, PyObject *args) {
   return list;
 }
 
-/* async_next(r, timeout) -> (index, bytes); raises for a failed item, EITEREND at the end. */
+/* async_next(r, timeout) -> (index, bytes); raises for a failed item (other than a Python
+ * exception: its bytes come), EITEREND at the end, EAGAIN on timeout; Ctrl-C raises. */
 static PyObject *mproc_py_async_next(PyObject *self, PyObject *args) {
   (void)self;
   PyObject *h;
@@ -496,11 +715,46 @@ static PyObject *mproc_py_async_next(PyObject *self, PyObject *args) {
   const void *data = NULL;
   size_t len = 0, index = 0;
   int rc;
-  Py_BEGIN_ALLOW_THREADS
-  rc = mproc_async_next((mproc_async_t *)r, timeout, &index, &data, &len);
-  Py_END_ALLOW_THREADS
-  if (rc < 0) return mproc_py_raise(rc);
-  return Py_BuildValue("(ny#)", (Py_ssize_t)index, (const char *)data, (Py_ssize_t)len);
+  double until = mproc_py_now() + timeout;
+  for (;;) {
+    double s = mproc_py_slice(timeout, until);
+    if (s < 0) s = 0;
+    Py_BEGIN_ALLOW_THREADS
+    rc = mproc_async_next((mproc_async_t *)r, s, &index, &data, &len);
+    Py_END_ALLOW_THREADS
+    if (rc != MPROC_EAGAIN && rc != MPROC_EINTR) break;
+    if (PyErr_CheckSignals() < 0) return NULL;
+    if (timeout >= 0 && mproc_py_now() >= until) {
+      rc = MPROC_EAGAIN;
+      break;
+    }
+  }
+  PyObject *b = mproc_py_result(rc, data, len);
+  if (!b) return NULL;
+  return Py_BuildValue("(nN)", (Py_ssize_t)index, b);
+}
+
+/* pool_join(pool, timeout) -> bool joined (timeout < 0: forever); Ctrl-C raises. */
+static PyObject *mproc_py_pool_join(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h;
+  double timeout;
+  void *pool;
+  if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
+  if (mproc_py_ptr(h, &pool, SWIGTYPE_p_mproc_pool) < 0) return NULL;
+  double until = mproc_py_now() + timeout;
+  for (;;) {
+    double s = mproc_py_slice(timeout, until);
+    if (s < 0) s = 0;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = mproc_pool_join((mproc_pool_t *)pool, s);
+    Py_END_ALLOW_THREADS
+    if (rc == 0) Py_RETURN_TRUE;
+    if (rc != MPROC_ETIMEDOUT && rc != MPROC_EINTR) return mproc_py_raise(rc);
+    if (PyErr_CheckSignals() < 0) return NULL;
+    if (timeout >= 0 && mproc_py_now() >= until) Py_RETURN_FALSE;
+  }
 }
 
 /* pool_stats(pool) -> [(pid, tasks, busy_seconds, restarts, last_exit)] */
@@ -514,7 +768,10 @@ static PyObject *mproc_py_pool_stats(PyObject *self, PyObject *args) {
   if (n < 0) return mproc_py_raise(n);
   mproc_worker_stats_t *st = (mproc_worker_stats_t *)calloc((size_t)(n ? n : 1), sizeof *st);
   if (!st) return PyErr_NoMemory();
-  int got = mproc_pool_stats((mproc_pool_t *)pool, st, (size_t)n);
+  int got;
+  Py_BEGIN_ALLOW_THREADS
+  got = mproc_pool_stats((mproc_pool_t *)pool, st, (size_t)n);
+  Py_END_ALLOW_THREADS
   if (got < 0) {
     free(st);
     return mproc_py_raise(got);
@@ -571,6 +828,10 @@ static PyObject *mproc_py_error_codes(PyObject *self, PyObject *args) {
 %native(pool_apply_async) PyObject *mproc_py_pool_apply_async(PyObject *self, PyObject *args);
 %native(pool_map_async) PyObject *mproc_py_pool_map_async(PyObject *self, PyObject *args);
 %native(pool_stats) PyObject *mproc_py_pool_stats(PyObject *self, PyObject *args);
+%native(pool_imap_lazy) PyObject *mproc_py_pool_imap_lazy(PyObject *self, PyObject *args);
+%native(pool_join) PyObject *mproc_py_pool_join(PyObject *self, PyObject *args);
+%native(feed_state) PyObject *mproc_py_feed_state(PyObject *self, PyObject *args);
+%native(async_wait) PyObject *mproc_py_async_wait(PyObject *self, PyObject *args);
 %native(async_get) PyObject *mproc_py_async_get(PyObject *self, PyObject *args);
 %native(async_items) PyObject *mproc_py_async_items(PyObject *self, PyObject *args);
 %native(async_next) PyObject *mproc_py_async_next(PyObject *self, PyObject *args);

@@ -175,8 +175,33 @@ static PyObject *mproc_py_queue_new(PyObject *self, PyObject *args) {
   if (rc < 0) return mproc_py_raise(rc);
   return MPROC_PY_NEWPTR(q, SWIGTYPE_p_mproc_queue);
 }
+/* shm_create_ex(name|None, size, lease, max_users) -> shm (mproc_shm_create_ex). */
+static PyObject *mproc_py_shm_create_ex(PyObject *self, PyObject *args) {
+  (void)self;
+  const char *name;
+  Py_ssize_t size;
+  int lease;
+  unsigned int max_users;
+  if (!PyArg_ParseTuple(args, "znpI", &name, &size, &lease, &max_users)) return NULL;
+  if (size < 0) {
+    PyErr_SetString(PyExc_ValueError, "'size' must be a positive integer");
+    return NULL;
+  }
+  mproc_shm_opts_t o = MPROC_SHM_OPTS_INIT;
+  o.lease = lease;
+  o.max_users = max_users;
+  mproc_shm_t *s = NULL;
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = mproc_shm_create_ex(&s, name, (size_t)size, &o);
+  Py_END_ALLOW_THREADS
+  if (rc < 0) return mproc_py_raise(rc);
+  return MPROC_PY_NEWPTR(s, SWIGTYPE_p_mproc_shm);
+}
 %}
 
+
+%native(shm_create_ex) PyObject *mproc_py_shm_create_ex(PyObject *self, PyObject *args);
 %native(ptr_of) PyObject *mproc_py_ptr_of(PyObject *self, PyObject *args);
 %native(value_new) PyObject *mproc_py_value_new(PyObject *self, PyObject *args);
 %native(array_new) PyObject *mproc_py_array_new(PyObject *self, PyObject *args);

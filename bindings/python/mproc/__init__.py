@@ -17,6 +17,8 @@ from ._core import (ProcessError, BufferTooShort, TimeoutError, AuthenticationEr
                     WorkerDiedError, TaskTimeoutError, OwnerDeadError, PoolInitError, MprocError,
                     RemoteTraceback)
 from .pool import Pool
+from .futures import ProcessPoolExecutor
+from . import futures
 
 __version__ = _mproc.mproc_version_string()
 
@@ -39,6 +41,7 @@ __all__ = [
     "get_context", "get_start_method", "set_start_method", "get_all_start_methods", "Pool",
     "ProcessError", "BufferTooShort", "TimeoutError", "AuthenticationError", "WorkerDiedError",
     "TaskTimeoutError", "OwnerDeadError", "PoolInitError", "freeze_support", "Manager",
+    "ProcessPoolExecutor",
 ]
 
 try:  # queues, pipes, locks and shared memory: present when the core has them

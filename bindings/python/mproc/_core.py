@@ -71,6 +71,10 @@ _ERRMAP = {
 }
 _mproc.set_error_map(_ERRMAP, MprocError)
 
+# The forkserver's children run Python: it must be forked by a thread holding the GIL, which
+# the core cannot do by itself. _mproc restarts it (fork hooks applied) when a start finds it gone.
+_mproc.mproc_set_forkserver_autorestart(0)
+
 
 def code_of(exc):
     return getattr(exc, "mproc_code", 0)

@@ -1,6 +1,8 @@
 """Pools: multiprocessing.Pool on mproc_pool_*, plus what multiprocessing lacks: a worker that
 dies fails only its task (WorkerDiedError) instead of hanging the pool, per-task timeouts
-(TaskTimeoutError) and per-worker statistics (Pool.stats())."""
+(TaskTimeoutError), per-worker statistics (Pool.stats()), lazy bounded imap, progress bars,
+AsyncResult.cancel() and Ctrl-C that reaches the caller while it waits."""
+import concurrent.futures
 import itertools
 import os
 import sys
@@ -48,9 +50,11 @@ def _decode(data):
     return False, _rebuild_error(mv[1:])
 
 
-def _pool_error(e):
+def _pool_error(e, cancelled=False):
     """An exception of the C pool, in Python's terms."""
     code = _core.code_of(e)
+    if cancelled and code == _core.E.ECANCELED:
+        return concurrent.futures.CancelledError(str(e))
     if code == _core.E.ECLOSED:
         return ValueError("Pool not running")
     if code == _core.E.ETIMEDOUT:
@@ -68,6 +72,8 @@ class ApplyResult:
         self._h = None
         self._outcome = None
         self._cb_done = threading.Event() if (callback or error_callback) else None
+        self._cancelled = False
+        self._feed = None
 
     def ready(self):
         return bool(_mproc.mproc_async_ready(self._h))
@@ -78,11 +84,7 @@ class ApplyResult:
         return self._result()[0]
 
     def wait(self, timeout=None):
-        try:
-            _mproc.mproc_async_wait(self._h, -1.0 if timeout is None else max(0.0, timeout))
-        except _core.MprocError as e:
-            if _core.code_of(e) != _core.E.EAGAIN:
-                raise
+        if not _mproc.async_wait(self._h, -1.0 if timeout is None else max(0.0, timeout)):
             return
         if self._cb_done is not None and threading.current_thread() is not self._pool._cb_thread:
             self._cb_done.wait(timeout)
@@ -96,11 +98,24 @@ class ApplyResult:
             return value
         raise value
 
+    def cancel(self):
+        """Cancel the task (or every task of a map): a queued one is dropped, a running one has
+        its worker killed and replaced. get() then raises concurrent.futures.CancelledError.
+        False when the result was ready already."""
+        if self.ready():
+            return False
+        self._cancelled = True
+        _mproc.mproc_async_cancel(self._h)
+        return True
+
+    def cancelled(self):
+        return self._cancelled
+
     def _fetch(self):
         try:
             return _decode(_mproc.async_get(self._h, 0.0))
         except Exception as e:
-            return False, _pool_error(e)
+            return False, _pool_error(e, self._cancelled)
 
     def _result(self):
         if self._outcome is None:
@@ -138,7 +153,7 @@ class MapResult(ApplyResult):
             _mproc.async_get(self._h, 0.0)
         except Exception as e:
             if _core.code_of(e) in (_core.E.ECLOSED, _core.E.ECANCELED, _core.E.EINITFAILED):
-                return False, _pool_error(e)
+                return False, _pool_error(e, self._cancelled)
         values = []
         for item in _mproc.async_items(self._h):
             if isinstance(item, tuple):
@@ -149,7 +164,7 @@ class MapResult(ApplyResult):
                 if cls is not None:
                     exc = cls(msg)
                     exc.mproc_code = code
-                return False, _pool_error(exc)
+                return False, _pool_error(exc, self._cancelled)
             ok, value = _decode(item)
             if not ok:
                 return False, value
@@ -160,11 +175,18 @@ class MapResult(ApplyResult):
 
 
 class IMapIterator:
-    """Results of imap (in order) or imap_unordered (as they complete)."""
+    """Results of imap (in order) or imap_unordered (as they complete). The input is read
+    lazily, on the pool's dispatcher thread, with a bounded number of items in flight. When the
+    pool is closed or terminated before the input ends, the results of the items already taken
+    come, then next() raises ValueError (closed) or ProcessError (terminated) once, then
+    StopIteration."""
 
-    def __init__(self, pool, h):
+    def __init__(self, pool, h, feeder=None, feed=None, progress=None):
         self._pool = pool
         self._h = h
+        self._feeder = feeder
+        self._feed = feed
+        self._progress = progress
 
     def __iter__(self):
         return self
@@ -174,15 +196,32 @@ class IMapIterator:
             _, data = _mproc.async_next(self._h, -1.0 if timeout is None else max(0.0, timeout))
         except Exception as e:
             code = _core.code_of(e)
-            if code == _core.E.EITEREND:
-                raise StopIteration from None
             if code == _core.E.EAGAIN:
                 raise _core.TimeoutError from None
+            if code == _core.E.EITEREND:
+                self._report(True)
+                err = self._feeder.error if self._feeder is not None else None
+                if err is not None:
+                    self._feeder.error = None
+                    raise err
+                raise StopIteration from None
+            if code == _core.E.ECLOSED:
+                raise ValueError("Pool closed before the input of this imap was read to its end")
             raise _pool_error(e) from None
+        self._report(False)
         ok, value = _decode(data)
         if ok:
             return value
         raise value
+
+    def _report(self, end):
+        if self._progress is not None:
+            done, total, _ = _mproc.feed_state(self._feed)
+            if end:
+                total = done   # the input's length is known now, even if no chunk said it
+            self._progress.update(done, total or None)
+            if end:
+                self._progress.close()
 
     __next__ = next
 
@@ -239,6 +278,7 @@ class Pool:
         self._cbq = None
         self._cb_thread = None
         self._pending = {}
+        self._feeds = []       # C payloads of maps (input, progress) the pool may still call
         self._owner = os.getpid()
         _pools.add(self)
 
@@ -256,6 +296,13 @@ class Pool:
                                                name="mproc-pool-callbacks", daemon=True)
             self._cb_thread.start()
         return self._cbq
+
+    def _keep(self, feed):
+        """Keep a map's C payload until the pool no longer calls it (or the pool is freed)."""
+        if feed is None:
+            return
+        self._feeds = [f for f in self._feeds if not _mproc.feed_state(f)[2]]
+        self._feeds.append(feed)
 
     def _submit(self, res, submit):
         if res._cb_done is None:
@@ -300,50 +347,90 @@ class Pool:
         dumps = _core.dumps
         return [head + dumps(x) for x in iterable]
 
-    def _map_async(self, func, iterable, star, chunksize, callback, error_callback, task_timeout):
+    def _map_async(self, func, iterable, star, chunksize, callback, error_callback, task_timeout,
+                   progress=False):
         self._check_running()
         if chunksize is not None and chunksize < 1:
             raise ValueError("Chunksize must be 1+, not {0:n}".format(chunksize))
         items = self._items(func, iterable, star)
         res = MapResult(self, callback, error_callback)
         res._star_chunks = False
+        res._total = len(items)
         t = float(task_timeout or 0.0)
         cs = chunksize or 0
-        return self._submit(res, lambda q, c: _mproc.pool_map_async(self._h, items, cs, t, 0, q, c))
+        p = bool(progress)
 
-    def map(self, func, iterable, chunksize=None, *, task_timeout=None):
-        return self._map_async(func, iterable, False, chunksize, None, None, task_timeout).get()
+        def submit(q, c):
+            h, feed = _mproc.pool_map_async(self._h, items, cs, t, 0, q, c, p)
+            res._feed = feed
+            self._keep(feed)
+            return h
+        return self._submit(res, submit)
+
+    def _wait_map(self, res, progress):
+        """get() of a blocking map, drawing progress while it waits."""
+        if progress and res._feed is not None:
+            bar = _Progress(progress, res._total)
+            try:
+                while not res.ready():
+                    res.wait(0.1)
+                    done, total, _ = _mproc.feed_state(res._feed)
+                    bar.update(done, total or res._total)
+                bar.update(res._total, res._total)
+            finally:
+                bar.close()
+        return res.get()
+
+    def map(self, func, iterable, chunksize=None, *, task_timeout=None, progress=None):
+        """multiprocessing's map. progress=True draws a progress bar on stderr when it is a
+        terminal; progress=callable is called as callable(done, total) while the map runs."""
+        res = self._map_async(func, iterable, False, chunksize, None, None, task_timeout, progress)
+        return self._wait_map(res, progress)
 
     def map_async(self, func, iterable, chunksize=None, callback=None, error_callback=None, *,
                   task_timeout=None):
         return self._map_async(func, iterable, False, chunksize, callback, error_callback,
                                task_timeout)
 
-    def starmap(self, func, iterable, chunksize=None, *, task_timeout=None):
-        return self._map_async(func, iterable, True, chunksize, None, None, task_timeout).get()
+    def starmap(self, func, iterable, chunksize=None, *, task_timeout=None, progress=None):
+        res = self._map_async(func, iterable, True, chunksize, None, None, task_timeout, progress)
+        return self._wait_map(res, progress)
 
     def starmap_async(self, func, iterable, chunksize=None, callback=None, error_callback=None,
                       *, task_timeout=None):
         return self._map_async(func, iterable, True, chunksize, callback, error_callback,
                                task_timeout)
 
-    def _imap(self, func, iterable, chunksize, mode, task_timeout):
+    def _imap(self, func, iterable, chunksize, ordered, task_timeout, max_inflight, progress):
         self._check_running()
         if chunksize < 1:
             raise ValueError("Chunksize must be 1+, not {0:n}".format(chunksize))
-        items = self._items(func, iterable, False)
+        if max_inflight is not None and max_inflight < 1:
+            raise ValueError("max_inflight must be 1+ or None")
+        blob = _core.dumps(func)
+        feeder = _Feeder(b"M" + len(blob).to_bytes(4, "little") + blob, iterable)
         try:
-            h = _mproc.pool_map_async(self._h, items, chunksize, float(task_timeout or 0.0), mode,
-                                      None, 0)
+            total = len(iterable)
+        except TypeError:
+            total = None
+        try:
+            h, feed = _mproc.pool_imap_lazy(self._h, feeder, int(ordered), max_inflight or 0,
+                                            chunksize, float(task_timeout or 0.0), bool(progress))
         except Exception as e:
             raise _pool_error(e) from None
-        return IMapIterator(self, h)
+        self._keep(feed)
+        bar = _Progress(progress, total) if progress else None
+        return IMapIterator(self, h, feeder, feed, bar)
 
-    def imap(self, func, iterable, chunksize=1, *, task_timeout=None):
-        return self._imap(func, iterable, chunksize, 1, task_timeout)
+    def imap(self, func, iterable, chunksize=1, *, task_timeout=None, max_inflight=None,
+             progress=None):
+        """Results in order, the input read lazily with at most max_inflight items (default
+        4 x workers x chunksize) taken and not yet read back: an endless generator is fine."""
+        return self._imap(func, iterable, chunksize, True, task_timeout, max_inflight, progress)
 
-    def imap_unordered(self, func, iterable, chunksize=1, *, task_timeout=None):
-        return self._imap(func, iterable, chunksize, 2, task_timeout)
+    def imap_unordered(self, func, iterable, chunksize=1, *, task_timeout=None,
+                       max_inflight=None, progress=None):
+        return self._imap(func, iterable, chunksize, False, task_timeout, max_inflight, progress)
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self):
@@ -362,7 +449,7 @@ class Pool:
             raise ValueError("Pool is still running")
         if self._state not in (CLOSE, TERMINATE):
             raise ValueError("In unknown state")
-        _mproc.mproc_pool_join(self._h, -1.0)
+        _mproc.pool_join(self._h, -1.0)
         self._drain_callbacks()
 
     def _drain_callbacks(self):
@@ -385,6 +472,7 @@ class Pool:
             return
         self._state = TERMINATE
         _mproc.mproc_pool_free(h)  # terminates, joins; pending results fail (callbacks fire)
+        self._feeds = []           # the dispatcher is gone: nothing calls them any more
         if self._cb_thread is not None:
             _mproc.cbq_push(self._cbq, _STOP)
             if threading.current_thread() is not self._cb_thread:
@@ -411,6 +499,74 @@ class Pool:
     def __repr__(self):
         return "<%s.%s state=%s pool_size=%d>" % (type(self).__module__, type(self).__qualname__,
                                                    self._state, self._processes)
+
+
+class _Feeder:
+    """The input of a lazy imap: called on the pool's dispatcher thread (GIL taken there), gives
+    the next item's task bytes, or None at the end. An error of the input (or of pickling an
+    item) ends the input; the iterator raises it after the results of the items before it."""
+
+    def __init__(self, head, iterable):
+        self._head = head
+        self._it = iter(iterable)
+        self.error = None
+
+    def __call__(self):
+        try:
+            x = next(self._it)
+            return self._head + _core.dumps(x)
+        except StopIteration:
+            pass
+        except BaseException as e:
+            self.error = e
+        self._it = None
+        return None
+
+
+class _Progress:
+    """progress=True: a bar on stderr when it is a terminal (tqdm when importable, else a short
+    built-in one); progress=callable: callable(done, total), total None while unknown."""
+
+    def __init__(self, progress, total):
+        self._fn = None
+        self._bar = None
+        self._last = None
+        self._total = total
+        if callable(progress):
+            self._fn = progress
+        elif progress and sys.stderr is not None and sys.stderr.isatty():
+            try:
+                import tqdm
+                self._bar = tqdm.tqdm(total=total, file=sys.stderr)
+            except ImportError:
+                self._fn = self._draw
+
+    def _draw(self, done, total):
+        if total:
+            n = int(30 * done / total)
+            sys.stderr.write("\r[%s%s] %d/%d" % ("#" * n, "." * (30 - n), done, total))
+        else:
+            sys.stderr.write("\r%d done" % done)
+        sys.stderr.flush()
+
+    def update(self, done, total):
+        if (done, total) == self._last:
+            return
+        self._last = (done, total)
+        if self._bar is not None:
+            if total and self._bar.total != total:
+                self._bar.total = total
+            self._bar.update(done - self._bar.n)
+        elif self._fn is not None:
+            self._fn(done, total)
+
+    def close(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        elif self._fn == self._draw and self._last is not None:
+            sys.stderr.write("\n")
+            self._last = None
 
 
 def _callback_loop(q, pending, cond):

@@ -295,6 +295,7 @@ def _fix_std_streams():
 def _child_main(arg):
     """Entry point of a child (called by the C trampoline after PyOS_AfterFork_Child)."""
     try:
+        _std_after_fork()
         if arg[:1] == b"F":
             obj = _forking[int.from_bytes(arg[1:9], "little")]
         else:
@@ -412,8 +413,20 @@ def _exit_children():
                 pass
 
 
+def _std_after_fork():
+    """What multiprocessing's own children do first: forget the parent's finalizers and run the
+    after-fork hooks (a manager's proxies drop the parent's connections there)."""
+    try:
+        import multiprocessing.util as util
+        util._finalizer_registry.clear()
+        util._run_after_forkers()
+    except Exception:
+        pass
+
+
 def _after_fork_in_worker(name):
     global _current_process, _parent_process, _children, _counter
+    _std_after_fork()
     parent = _current_process
     _children = set()
     _counter = itertools.count(1)

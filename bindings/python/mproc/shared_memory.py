@@ -1,5 +1,7 @@
 """multiprocessing.shared_memory.SharedMemory on mproc's named blocks (/dev/shm/mproc-<name>).
-The creator owns the name: it goes at unlink(), or when the creator ends (also by a crash)."""
+The creator owns the name: it goes at unlink(), or when the creator ends (also by a crash).
+With lease=True the lifetime follows the users instead: the name goes when the last process
+that created or attached it closes it or dies, never while one still uses it."""
 import ctypes
 
 from . import _core
@@ -9,13 +11,18 @@ __all__ = ["SharedMemory"]
 
 
 class SharedMemory:
-    def __init__(self, name=None, create=False, size=0):
+    def __init__(self, name=None, create=False, size=0, *, lease=False, max_users=0):
         if size < 0:
             raise ValueError("'size' must be a positive integer")
         if create:
             if size == 0:
                 raise ValueError("'size' must be a positive number different from zero")
-            self._h = _mproc.mproc_shm_create(name, size)
+            if lease:
+                self._h = _mproc.shm_create_ex(name, size, True, max_users)
+            elif max_users:
+                raise ValueError("max_users is only for lease=True")
+            else:
+                self._h = _mproc.mproc_shm_create(name, size)
         else:
             if name is None:
                 raise ValueError("'name' can only be None if create=True")

@@ -147,3 +147,52 @@ def notify_after_set(cond, flag):
 def add_in_pool(v):
     v.fetch_add(1)
     return v.load()
+
+
+def sleep_then(x, seconds=0.05):
+    time.sleep(seconds)
+    return x
+
+
+def nested_pool_map(depth):
+    """A pool made inside a pool worker; at depth > 1 its workers do the same."""
+    import mproc
+    with mproc.Pool(2) as p:
+        if depth <= 1:
+            return p.map(square, range(4))
+        return p.map(nested_pool_map, [depth - 1, depth - 1])
+
+
+def nested_process_exitcode(code):
+    import mproc
+    p = mproc.Process(target=exit_with, args=(code,))
+    p.start()
+    p.join()
+    return p.exitcode
+
+
+def fill_managed(d, key, value):
+    d[key] = value
+
+
+def attach_shm_then_sleep(name, fifo):
+    from mproc import shared_memory
+    m = shared_memory.SharedMemory(name)
+    with open(fifo, "w") as f:
+        f.write("attached")
+    sleep_forever()
+    m.close()
+
+
+def attach_shm_and_close(name):
+    from mproc import shared_memory
+    m = shared_memory.SharedMemory(name)
+    v = bytes(m.buf[:5])
+    m.close()
+    return v
+
+
+def append_pid_then_sleep(path):
+    with open(path, "a") as f:
+        f.write("%d\n" % os.getpid())
+    sleep_forever()
