@@ -42,7 +42,24 @@ constexpr long kWorkerSpinNs = 50000;
 constexpr uint64_t kDispatcherSpinNs = 50000;
 constexpr uint64_t kCallerSpinNs = 20000;
 constexpr uint64_t kHelperSpinNs = 100000;  // a blocking apply/map helps this long, then sleeps
-enum : uint32_t { kMsgVar = 1, kMsgFixed = 2, kMsgStop = 3, kMsgReady = 4, kMsgInitFailed = 5 };
+enum : uint32_t {
+  kMsgVar = 1,
+  kMsgFixed = 2,      // elements travel in the message
+  kMsgStop = 3,
+  kMsgReady = 4,
+  kMsgInitFailed = 5,
+  kMsgFixedBulk = 6,  // elements stay in a shared segment of the job's (see BulkRef)
+};
+// A fixed map's arrays in a memfd segment of the parent: the worker maps it once (through
+// /proc/<parent>/fd/<fd>) and computes in place, so elements are copied only into and out of it.
+struct BulkRef {
+  uint64_t seg_id;
+  uint64_t seg_size;
+  int32_t fd;
+  uint32_t pad;
+  uint64_t in_off, out_off;  // byte offsets of the arrays in the segment
+  uint64_t first;            // the chunk's first element
+};
 
 struct TaskHdr {
   uint64_t id;
@@ -189,6 +206,9 @@ int worker_main(void *arg, size_t len, void *payload) {
 
   std::vector<char> task;
   int done = 0;
+  char *bulk = nullptr;  // the mapped segment of the last bulk chunk
+  size_t bulk_size = 0;
+  uint64_t bulk_id = 0;
   for (;;) {
     if (tasks.read(task) == -EAGAIN) {
       tasks.wait_message(Deadline::after(1.0), kWorkerSpinNs);
@@ -227,11 +247,35 @@ int worker_main(void *arg, size_t len, void *payload) {
       }
     } else {
       auto fn = reinterpret_cast<mproc_elem_fn>(static_cast<uintptr_t>(th.fn));
-      size_t at = out.size();
-      out.resize(at + static_cast<size_t>(th.count) * th.out_size);
+      const char *in = p;
+      char *dst;
+      if (th.kind == kMsgFixedBulk) {
+        BulkRef br;
+        memcpy(&br, p, sizeof br);
+        if (br.seg_id != bulk_id) {
+          if (bulk) munmap(bulk, bulk_size);
+          bulk = nullptr;
+          char path[64];
+          snprintf(path, sizeof path, "/proc/%d/fd/%d", b.parent_pid, br.fd);
+          int fd = open(path, O_RDWR | O_CLOEXEC);
+          void *m = fd < 0 ? MAP_FAILED
+                           : mmap(nullptr, br.seg_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+          if (fd >= 0) close(fd);
+          if (m == MAP_FAILED) return 124;  // fails the chunk as a dead worker: visible
+          bulk = static_cast<char *>(m);
+          bulk_size = br.seg_size;
+          bulk_id = br.seg_id;
+        }
+        in = bulk + br.in_off + br.first * th.in_size;
+        dst = bulk + br.out_off + br.first * th.out_size;
+      } else {
+        size_t at = out.size();
+        out.resize(at + static_cast<size_t>(th.count) * th.out_size);
+        dst = out.data() + at;
+      }
       for (uint32_t k = 0; k < th.count; k++) {
-        int rc = fn(p + static_cast<size_t>(k) * th.in_size,
-                    out.data() + at + static_cast<size_t>(k) * th.out_size, payload);
+        int rc = fn(in + static_cast<size_t>(k) * th.in_size,
+                    dst + static_cast<size_t>(k) * th.out_size, payload);
         if (rc != 0 && rh.fail_rc == 0) {
           rh.fail_rc = rc;
           rh.fail_index = k;
@@ -530,6 +574,24 @@ int Pool::submit(const std::shared_ptr<Job> &job) {
   return 0;
 }
 
+int Pool::bulk_segment(size_t bytes, std::shared_ptr<Segment> *out, uint64_t *id) {
+  std::lock_guard<std::mutex> g(mu_);
+  // Reuse the last one when no job holds it: its pages are mapped in the workers already.
+  if (bulk_cache_ && bulk_cache_.use_count() == 1 && bulk_cache_->size() >= bytes) {
+    *out = bulk_cache_;
+    *id = bulk_cache_id_;
+    return 0;
+  }
+  auto seg = std::make_shared<Segment>();
+  if (int rc = Segment::create(bytes, "mproc-map", seg.get())) return rc;
+  static std::atomic<uint64_t> ids{0};
+  bulk_cache_ = seg;
+  bulk_cache_id_ = (static_cast<uint64_t>(getpid()) << 32) | ++ids;
+  *out = std::move(seg);
+  *id = bulk_cache_id_;
+  return 0;
+}
+
 int Pool::cancel(const std::shared_ptr<Job> &job) {
   std::vector<ChunkRef> dropped;
   {
@@ -726,10 +788,16 @@ void Pool::on_result(size_t i, const std::vector<char> &msg) {
       p += ih.len;
     }
   } else {
-    memcpy(job.out + first * job.out_size, p, count * job.out_size);
+    const char *res = p;
+    const char *msg_at = p + count * job.out_size;
+    if (rh.kind == kMsgFixedBulk) {
+      res = static_cast<const char *>(job.bulk->data()) + job.n * job.in_size + first * job.out_size;
+      msg_at = p;
+    }
+    if (res != job.out + first * job.out_size)
+      memcpy(job.out + first * job.out_size, res, count * job.out_size);
     if (rh.fail_rc)
-      job.note_failure(first + rh.fail_index, MPROC_ETASKFAILED, rh.fail_rc,
-                       p + count * job.out_size, rh.msg_len);
+      job.note_failure(first + rh.fail_index, MPROC_ETASKFAILED, rh.fail_rc, msg_at, rh.msg_len);
   }
   job.chunk_finished(c, g);
 }
@@ -848,7 +916,6 @@ bool Pool::check_timeouts(Deadline *next) {
 }
 
 bool Pool::push(size_t i, const ChunkRef &ref) {
-  Worker &w = workers_[i];
   Job &job = *ref.job;
   size_t c = ref.chunk, first, count;
   const char *abuf;
@@ -864,7 +931,8 @@ bool Pool::push(size_t i, const ChunkRef &ref) {
     abuf = job.lazy ? ch.args.data() : job.args.data();
     aoff = job.lazy ? ch.off.data() : job.arg_off.data() + first;
   }
-  TaskHdr th = {next_id_, job.kind == Job::Kind::kVar ? kMsgVar : kMsgFixed,
+  TaskHdr th = {next_id_,
+                job.kind == Job::Kind::kVar ? kMsgVar : job.bulk ? kMsgFixedBulk : kMsgFixed,
                 static_cast<uint32_t>(count),
                 job.kind == Job::Kind::kVar ? reinterpret_cast<uintptr_t>(job.fn)
                                             : reinterpret_cast<uintptr_t>(job.efn),
@@ -881,9 +949,20 @@ bool Pool::push(size_t i, const ChunkRef &ref) {
       iov.push_back({&lens[k], 8});
       if (b > a) iov.push_back({const_cast<char *>(abuf) + a, b - a});
     }
+  } else if (job.bulk) {
+    BulkRef br = {job.bulk_id, job.bulk->size(), job.bulk->fd(), 0, 0, job.n * job.in_size, first};
+    iov.push_back({&br, sizeof br});
+    return push_write(i, ref, iov);
   } else {
     iov.push_back({const_cast<char *>(job.in) + first * job.in_size, count * job.in_size});
   }
+  return push_write(i, ref, iov);
+}
+
+bool Pool::push_write(size_t i, const ChunkRef &ref, std::vector<struct iovec> &iov) {
+  Worker &w = workers_[i];
+  Job &job = *ref.job;
+  size_t c = ref.chunk;
   auto proc = w.proc;
   int rc = w.tasks.write(iov.data(), static_cast<int>(iov.size()), Deadline(), [&] {
     // While the ring is full, keep results flowing (a worker may be blocked writing one).

@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include <sys/uio.h>
 
 #include "forkserver.hpp"
 #include "process.hpp"
@@ -48,6 +49,8 @@ struct Job {
   std::vector<size_t> arg_off;  // kVar, not lazy: n + 1 offsets into args
   const char *in = nullptr;     // kFixed: the caller's arrays
   char *out = nullptr;
+  std::shared_ptr<Segment> bulk;  // kFixed, large: in and out arrays shared with the workers
+  uint64_t bulk_id = 0;
   size_t in_size = 0, out_size = 0;
   size_t n = 0, chunksize = 1, nchunks = 0;  // lazy: items and chunks taken so far
   double timeout = 0;
@@ -137,6 +140,8 @@ class Pool {
   // Do one round of the dispatcher's work (collect results, hand out chunks) if nobody else is.
   bool help();
   int cancel(const std::shared_ptr<Job> &job);
+  // A shared segment of at least `bytes` for a fixed map's arrays (see BulkRef in pool.cpp).
+  int bulk_segment(size_t bytes, std::shared_ptr<Segment> *out, uint64_t *id);
   int close();
   int terminate();
   // Wait for the dispatcher to end (after close/terminate).
@@ -178,6 +183,7 @@ class Pool {
   bool check_timeouts(Deadline *next);
   bool dispatch();
   bool push(size_t i, const ChunkRef &ref);
+  bool push_write(size_t i, const ChunkRef &ref, std::vector<struct iovec> &iov);
   void fail_all(int code, const std::string &msg);
   void stop_workers(bool kill);
   void set_broken(int code, const std::string &msg);
@@ -203,6 +209,8 @@ class Pool {
   std::atomic<int> cancels_{0};
   std::vector<std::shared_ptr<Job>> cancel_requests_;  // under mu_
   std::vector<std::shared_ptr<Job>> lazy_;             // under mu_: lazy jobs still reading
+  std::shared_ptr<Segment> bulk_cache_;                // under mu_
+  uint64_t bulk_cache_id_ = 0;
   bool refill();                                       // pull lazy input (dispatcher thread)
   void cut_lazy(int code, const char *why);
   int startup_deaths_ = 0;

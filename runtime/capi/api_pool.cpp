@@ -1,6 +1,7 @@
 // C ABI: pools and async results. Thin shims over runtime/pool.cpp.
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +17,8 @@ using mproc::HandleKind;
 using mproc::Job;
 
 namespace {
+constexpr size_t kBulkMinBytes = 64 << 10;
+
 int check_pool(const mproc_pool_t *p) {
   if (!p) return fail(MPROC_EINVAL, "pool is NULL");
   if (!mproc::handle_valid(p, HandleKind::kPool))
@@ -106,6 +109,13 @@ int fixed_job(mproc_pool_t *pool, mproc_elem_fn fn, const void *in, size_t in_si
   job->out = static_cast<char *>(out);
   job->in_size = in_size;
   job->out_size = out_size;
+  // Large maps share their arrays with the workers through a segment: each element is copied
+  // once in (here) and once out (as chunks complete) instead of through the rings.
+  size_t bytes = n * (in_size + out_size);
+  if (n > 0 && bytes >= kBulkMinBytes) {
+    if (int rc = pool->pool->bulk_segment(bytes, &job->bulk, &job->bulk_id)) return rc;
+    memcpy(job->bulk->data(), in, n * in_size);
+  }
   *job_out = std::move(job);
   return 0;
 }
