@@ -7,7 +7,8 @@
  *  - byte buffers `(const void *data, size_t len)` taken from the language's byte strings;
  *  - calls that take C function pointers (task, process body, callbacks) are left to each
  *    language's section, which supplies trampolines into its own interpreter.
- * Language-specific parts live in the marked #ifdef blocks (Python: bindings/swig/python.i). */
+ * Language-specific parts live in the marked #ifdef blocks (Python: bindings/swig/python.i; Lua:
+ * bindings/swig/lua.i). */
 %module(docstring="mproc C ABI (private: import the mproc package)") _mproc
 
 %{
@@ -92,6 +93,8 @@
 
 #ifdef SWIGPYTHON
 %include "python.i"
+#elif defined(SWIGLUA)
+%include "lua.i"
 #else
 /* Other languages: a negative status raises SWIG's portable runtime error with the detail. */
 %include <exception.i>
