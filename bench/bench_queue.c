@@ -1,6 +1,8 @@
 /* Queue and pipe throughput / latency, each case beside its peers in the same run:
- *   mproc Queue (copying put/get), a raw pipe(2) in C, Python multiprocessing.Queue/SimpleQueue/
- *   Pipe (through bench_queue.py next to this file; skipped if python3 is missing).
+ *   mproc Queue (copying put/get), Boost.Interprocess message_queue (bench_queue_boost next to
+ *   this binary, built only when CMake found Boost; else "n/a"), a raw pipe(2) in C, Python
+ *   multiprocessing.Queue/SimpleQueue/Pipe (through bench_queue.py next to this file; skipped if
+ *   python3 is missing).
  * Prints one line per case with the ratios mproc/peer (> 1: mproc is faster).
  * usage: bench_queue [scale]   (scale multiplies the message counts; default 1) */
 #include <stdint.h>
@@ -136,6 +138,22 @@ static double python(const char *args) {
   return v;
 }
 
+static char g_exe_dir[1024];
+
+/* messages per second through Boost's message_queue, or -1 when its bench is not built */
+static double boost_rate(size_t size, long count, int np) {
+  char path[1100], cmd[1300];
+  snprintf(path, sizeof path, "%s/bench_queue_boost", g_exe_dir);
+  if (access(path, X_OK) != 0) return -1;
+  snprintf(cmd, sizeof cmd, "%s %zu %ld %d", path, size, count, np);
+  FILE *f = popen(cmd, "r");
+  if (!f) return -1;
+  double v = -1;
+  if (fscanf(f, "%lf", &v) != 1) v = -1;
+  if (pclose(f) != 0) v = -1;
+  return v;
+}
+
 static int c_echo(void *arg, size_t len, void *payload) {
   (void)arg, (void)len;
   mproc_conn_t **e = payload;
@@ -200,6 +218,7 @@ static void ratio(const char *name, double m, double peer) {
 
 static void rate_case(const char *label, size_t size, long count, int np, long pycount) {
   double m = mproc_rate(size, count, np);
+  double b = boost_rate(size, count, np);
   double r = pipe_rate(size, count / 4, np);
   char args[128];
   snprintf(args, sizeof args, "queue %zu %ld %d", size, pycount, np);
@@ -207,8 +226,11 @@ static void rate_case(const char *label, size_t size, long count, int np, long p
   snprintf(args, sizeof args, "simplequeue %zu %ld %d", size, pycount, np);
   double ps = python(args);
   double gb = (double)size / 1e9;
-  printf("%-22s mproc %10.0f msg/s %7.2f GB/s | raw pipe %9.0f msg/s | py Queue %8.0f | py SimpleQueue %8.0f\n",
-         label, m, m * gb, r, pq, ps);
+  printf("%-22s mproc %10.0f msg/s %7.2f GB/s | boost ", label, m, m * gb);
+  if (b > 0) printf("%10.0f msg/s %7.2f GB/s", b, b * gb);
+  else printf("%10s msg/s %7s GB/s", "n/a", "n/a");
+  printf(" | raw pipe %9.0f msg/s | py Queue %8.0f | py SimpleQueue %8.0f\n", r, pq, ps);
+  ratio("mproc/boost", m, b);
   ratio("mproc/raw pipe", m, r);
   ratio("mproc/py Queue", m, pq);
   ratio("mproc/py SimpleQueue", m, ps);
@@ -223,8 +245,15 @@ int main(int argc, char **argv) {
   if (slash) *slash = 0;
   else strcpy(g_dir, ".");
 #define N(x) ((long)((x) * scale))
-  printf("bench_queue: %d CPUs; Boost.Interprocess is not part of this run (C++ only)\n",
-         mproc_cpu_count());
+  ssize_t k = readlink("/proc/self/exe", g_exe_dir, sizeof g_exe_dir - 1);
+  g_exe_dir[k > 0 ? k : 0] = 0;
+  slash = strrchr(g_exe_dir, '/');
+  if (slash) *slash = 0;
+  else strcpy(g_exe_dir, ".");
+  char bpath[1100];
+  snprintf(bpath, sizeof bpath, "%s/bench_queue_boost", g_exe_dir);
+  printf("bench_queue: %d CPUs; Boost.Interprocess %s\n", mproc_cpu_count(),
+         access(bpath, X_OK) == 0 ? "message_queue (bench_queue_boost)" : "not built: n/a");
   rate_case("1->1, 8 B", 8, N(2000000), 1, N(100000));
   rate_case("1->1, 64 KiB", 64 << 10, N(40000), 1, N(5000));
   rate_case("1->1, 1 MiB", 1 << 20, N(3000), 1, N(500));

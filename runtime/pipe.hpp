@@ -17,6 +17,8 @@ struct mproc_conn {
   // A received length whose message has not been taken yet (buffer too small, or interrupted).
   unsigned char hdr[8] = {};
   size_t hdr_have = 0;
+  // How long a receive retries a non-blocking recv() before it sleeps (adapted per message).
+  long spin_ns = 50000;
 };
 
 namespace mproc {

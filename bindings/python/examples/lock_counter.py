@@ -11,7 +11,7 @@ def increment(counter, lock, times):
 if __name__ == "__main__":
     counter = multiprocessing.Value("i", 0, lock=False)
     lock = multiprocessing.Lock()
-    processes = [multiprocessing.Process(target=increment, args=(counter, lock, 1000))
+    processes = [multiprocessing.Process(target=increment, args=(counter, lock, 5))
                  for _ in range(3)]
     for p in processes:
         p.start()

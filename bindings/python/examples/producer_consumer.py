@@ -3,7 +3,7 @@ import mproc as multiprocessing
 
 
 def producer(queue):
-    for item in range(5):
+    for item in "ABCD":
         print(f"Producing {item}")
         queue.put(item)
     queue.put(None)  # poison pill
