@@ -476,6 +476,8 @@ int Pool::start(const mproc_pool_opts_t &o) {
   }
   workers_.resize(n);
   stats_.resize(n);
+  stat_tasks_.reset(new std::atomic<uint64_t>[n]());
+  stat_busy_.reset(new std::atomic<uint64_t>[n]());
   if (opts_.start_method == MPROC_START_FORK) {
     // Made now, from the caller's thread, after the segment: it sees the program as it is and
     // the mapping at the same address; it has one thread, so its forks are always safe. Made
@@ -658,8 +660,8 @@ int Pool::stats(mproc_worker_stats_t *out, size_t cap) {
   std::lock_guard<std::mutex> g(mu_);
   for (size_t i = 0; i < stats_.size() && i < cap; i++) {
     out[i].pid = stats_[i].pid;
-    out[i].tasks = stats_[i].tasks;
-    out[i].busy_seconds = static_cast<double>(stats_[i].busy_ns) / 1e9;
+    out[i].tasks = stat_tasks_[i].load(std::memory_order_relaxed);
+    out[i].busy_seconds = static_cast<double>(stat_busy_[i].load(std::memory_order_relaxed)) / 1e9;
     out[i].restarts = stats_[i].restarts;
     out[i].last_exit = stats_[i].last_exit;
   }
@@ -761,11 +763,8 @@ void Pool::on_result(size_t i, const std::vector<char> &msg) {
   Inflight f = std::move(w.inflight.front());
   w.inflight.pop_front();
   w.last_active = now_ns();
-  {
-    std::lock_guard<std::mutex> g(mu_);
-    stats_[i].tasks++;
-    stats_[i].busy_ns += rh.busy_ns;
-  }
+  stat_tasks_[i].fetch_add(1, std::memory_order_relaxed);
+  stat_busy_[i].fetch_add(rh.busy_ns, std::memory_order_relaxed);
   Job &job = *f.ref.job;
   size_t c = f.ref.chunk;
   std::unique_lock<std::mutex> g(job.mu);
@@ -869,7 +868,7 @@ bool Pool::handle_exits() {
 }
 
 bool Pool::check_timeouts(Deadline *next) {
-  bool any = false;
+  bool any = false, any_canceled = false;
   uint64_t now = now_ns(), soonest = UINT64_MAX;
   for (size_t i = 0; i < workers_.size(); i++) {
     Worker &w = workers_[i];
@@ -879,6 +878,7 @@ bool Pool::check_timeouts(Deadline *next) {
     // A canceled chunk that was already in the worker's ring: kill the worker once it starts it.
     bool canceled = false;
     for (auto &g : w.inflight) {
+      if (!cancel_scan_) break;
       std::lock_guard<std::mutex> jg(g.ref.job->mu);
       if (g.ref.chunk < g.ref.job->chunk_base || g.ref.job->chunk(g.ref.chunk).state == 2) {
         canceled = true;
@@ -890,7 +890,10 @@ bool Pool::check_timeouts(Deadline *next) {
         }
       }
     }
-    if (canceled) soonest = std::min<uint64_t>(soonest, now + 20000000ULL);  // look again
+    if (canceled) {
+      any_canceled = true;
+      soonest = std::min<uint64_t>(soonest, now + 20000000ULL);  // look again
+    }
     double tmo = f.ref.job->timeout > 0 ? f.ref.job->timeout : opts_.task_timeout;
     if (tmo <= 0 || !running) continue;
     uint64_t end = slot(i)->started_ns.load() + static_cast<uint64_t>(tmo * 1e9);
@@ -905,6 +908,7 @@ bool Pool::check_timeouts(Deadline *next) {
       soonest = end;
     }
   }
+  if (!any_canceled) cancel_scan_ = false;  // no canceled chunk is waiting in a ring any more
   // A chunk may start running without waking us: look again in a while when timeouts are on.
   bool timeouts_on = opts_.task_timeout > 0;
   if (!timeouts_on)
@@ -937,8 +941,10 @@ bool Pool::push(size_t i, const ChunkRef &ref) {
                 job.kind == Job::Kind::kVar ? reinterpret_cast<uintptr_t>(job.fn)
                                             : reinterpret_cast<uintptr_t>(job.efn),
                 static_cast<uint32_t>(job.in_size), static_cast<uint32_t>(job.out_size)};
-  std::vector<struct iovec> iov;
-  std::vector<uint64_t> lens;
+  // Reused between pushes (dispatch lock held): no allocation per chunk.
+  std::vector<struct iovec> &iov = push_iov_;
+  std::vector<uint64_t> &lens = push_lens_;
+  iov.clear();
   iov.push_back({&th, sizeof th});
   if (job.kind == Job::Kind::kVar) {
     lens.resize(count);
@@ -1078,7 +1084,8 @@ bool Pool::dispatch() {
   size_t prefetch = std::min<size_t>(32, std::max<size_t>(2, pend / (2 * nw)));
   bool any = false;
   // Idle workers that finished last come first: they are likely still spinning, not asleep.
-  std::vector<size_t> order(nw);
+  std::vector<size_t> &order = order_;
+  order.resize(nw);
   for (size_t i = 0; i < nw; i++) order[i] = i;
   std::sort(order.begin(), order.end(), [this](size_t a, size_t b) {
     return workers_[a].last_active > workers_[b].last_active;
@@ -1183,6 +1190,7 @@ void Pool::run() {
         cancels.swap(cancel_requests_);
       }
       for (auto &cj : cancels) {
+        cancel_scan_ = true;
         for (size_t i = 0; i < workers_.size(); i++) {
           Worker &w = workers_[i];
           for (size_t k = 0; k < w.inflight.size(); k++) {

@@ -169,8 +169,6 @@ class Pool {
   };
   struct WorkerStats {
     int pid = 0, restarts = 0, last_exit = 0;
-    unsigned long long tasks = 0;
-    uint64_t busy_ns = 0;
   };
 
   SlotShm *slot(size_t i) const;
@@ -203,6 +201,12 @@ class Pool {
   bool finished_ = false;
   std::deque<ChunkRef> pending_;
   std::vector<WorkerStats> stats_;
+  // Per worker slot, updated by the dispatcher (or a helper) for every chunk without a lock.
+  std::unique_ptr<std::atomic<uint64_t>[]> stat_tasks_, stat_busy_;
+  std::vector<struct iovec> push_iov_;  // dispatch lock
+  std::vector<uint64_t> push_lens_;
+  std::vector<size_t> order_;           // dispatch lock
+  bool cancel_scan_ = false;            // dispatch lock: a canceled chunk may sit in a ring
   int broken_code_ = 0;
   std::string broken_msg_;
   std::atomic<int> state_{kRun};
