@@ -74,10 +74,18 @@ static void row(const char *name, double t, double floor_t) {
 
 int main(int argc, char **argv) {
   int n = argc > 1 ? atoi(argv[1]) : 300;
-  printf("process start+join of a no-op child, %d iterations each (lower is better)\n", n);
-  double fl = bench_floor(n);
-  double mf = bench_mproc(n, MPROC_START_FORK);
-  double ms = bench_mproc(n, MPROC_START_FORKSERVER);
+  printf("process start+join of a no-op child, best of 3 rounds of %d (lower is better)\n", n);
+  /* Rounds alternate between the floor and mproc, best of 3 each: a shared machine's noise then
+   * hits both alike. The floor is measured in the same process, with mproc's runtime running. */
+  double fl = 1e9, mf = 1e9, ms = 1e9;
+  for (int r = 0; r < 3; r++) {
+    double a = bench_mproc(n, MPROC_START_FORK);
+    double b = bench_floor(n);
+    double c = bench_mproc(n, MPROC_START_FORKSERVER);
+    if (a < mf) mf = a;
+    if (b < fl) fl = b;
+    if (c < ms) ms = c;
+  }
   int pn = n < 100 ? n : 100;
   double pf = bench_python(pn, "fork");
   double ps = bench_python(pn, "forkserver");
