@@ -385,7 +385,8 @@ void Job::finish_if_done(std::unique_lock<std::mutex> &g) {
     }
     ready.store(true, std::memory_order_release);
   }
-  cv.notify_all();
+  // A waiter of a whole result needs waking once, at the end; an iterator's reader at each chunk.
+  if (done || iter) cv.notify_all();
   mproc_async_cb fire = done ? (err ? ecb : cb) : nullptr;
   mproc_async_t *h = handle;
   void *cbp = cb_payload;
