@@ -21,15 +21,16 @@ typedef int (*mproc_elem_fn)(const void *in, void *out, void *payload);
 /* Runs once in each new worker before its first task; non-zero (use mproc_task_fail() for a
  * message) stops the pool with MPROC_EINITFAILED instead of restarting workers forever. */
 typedef int (*mproc_init_fn)(mproc_task_ctx_t *ctx, const void *arg, size_t len, void *payload);
-/* Completion callbacks run on the pool's dispatcher thread, never in a worker. They must not
- * block on the same pool (no get/join there); r stays owned by the caller. */
+/* Completion callbacks run in the parent, never in a worker: on the pool's dispatcher thread, or
+ * on a thread blocked in this pool's apply/map/map_fixed (it does the dispatcher's work while it
+ * waits). They must not block on the same pool (no get/join there); r stays owned by the caller. */
 typedef void (*mproc_async_cb)(mproc_async_t *r, void *payload);
 /* Supplies a lazy map's next argument: set *arg and *len (the bytes are copied before the next
  * call) and return 1, or return 0 at the end of the input (a negative value also ends it and
  * becomes the iteration's error). Runs on the pool's dispatcher thread. */
 typedef int (*mproc_next_fn)(const void **arg, size_t *len, void *payload);
-/* Progress of a map: items done so far and the total (0 when not known yet: lazy maps). Runs on
- * the dispatcher thread. */
+/* Progress of a map: items done so far and the total (0 when not known yet: lazy maps). Runs
+ * where completion callbacks run. */
 typedef void (*mproc_progress_cb)(size_t done, size_t total, void *payload);
 
 /* ---- in a task -------------------------------------------------------------------------- */
