@@ -313,6 +313,41 @@ def test_ctrl_c_during_map(tmp_path, method):
     assert left == []
 
 
+def test_ctrl_c_during_process_join(tmp_path):
+    script = tmp_path / "ctrlc_join.py"
+    script.write_text(textwrap.dedent("""
+        import signal, sys, time, mproc
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        def sleeper():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            print("child ready", flush=True)
+            time.sleep(60)
+        if __name__ == "__main__":
+            p = mproc.Process(target=sleeper, daemon=True)
+            p.start()
+            p.join()
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], env=ENV, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "child ready"
+        time.sleep(0.2)  # the parent is in join() by now (if not, it is interrupted in start)
+        os.killpg(proc.pid, signal.SIGINT)
+        err = proc.stderr.read()
+        rc = proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert rc in (-signal.SIGINT, 1, 130), err
+    assert "KeyboardInterrupt" in err
+    for _ in range(100):   # the daemon child goes with its parent
+        if not group_members(proc.pid):
+            break
+        time.sleep(0.1)
+    assert group_members(proc.pid) == []
+
+
 # ---- nested pools and processes ---------------------------------------------------------------
 def test_pool_and_process_inside_pool_workers(pool):
     assert pool.apply(helpers.nested_pool_map, (1,)) == [0, 1, 4, 9]
