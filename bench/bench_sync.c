@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -84,6 +85,22 @@ static void inc_atomic_raw(void) {
   for (long i = 0; i < per_proc; i++) atomic_fetch_add(&sh->atomic_counter, 1);
 }
 
+/* The Boost.Interprocess peer, built next to this program when Boost is installed:
+ * {ns uncontended, M/s contended, us ping-pong}, or -1s. */
+static void boost_numbers(const char *self, double scale, double out[3]) {
+  out[0] = out[1] = out[2] = -1;
+  char dir[4096], cmd[4500];
+  snprintf(dir, sizeof dir, "%s", self);
+  char *slash = strrchr(dir, '/');
+  if (!slash) return;
+  *slash = 0;
+  snprintf(cmd, sizeof cmd, "%s/bench_sync_boost %g 2>/dev/null", dir, scale);
+  FILE *f = popen(cmd, "r");
+  if (!f) return;
+  if (fscanf(f, "%lf %lf %lf", &out[0], &out[1], &out[2]) != 3) out[0] = out[1] = out[2] = -1;
+  pclose(f);
+}
+
 static double py(const char *what, double scale) {
   char cmd[512];
   snprintf(cmd, sizeof cmd, "python3 %s/py_sync.py %s %g 2>/dev/null", MPROC_BENCH_DIR, what, scale);
@@ -112,7 +129,14 @@ int main(int argc, char **argv) {
   long zero = 0;
   if (mproc_value_new(&value, 'l', &zero, &vo)) return 1;
 
+  double boost[3];
+  boost_numbers(argv[0], scale, boost);
   printf("synchronization, scale %g (lower ns is better, higher M/s is better)\n", scale);
+  if (boost[0] > 0)
+    printf("  Boost.Interprocess: lock+release %.1f ns | 2 processes locked increments %.2f M/s | "
+           "condition ping-pong %.1f us\n", boost[0], boost[1], boost[2]);
+  else
+    printf("  Boost.Interprocess: n/a (bench_sync_boost is built when Boost is installed)\n");
   double t0 = now();
   for (long i = 0; i < n; i++) {
     mproc_lock_acquire(lock, -1);
