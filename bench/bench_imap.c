@@ -9,11 +9,7 @@
 
 #include <mproc.h>
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "bench_util.h"
 
 static long peak_rss_kib(void) {
   struct rusage ru;
@@ -81,14 +77,11 @@ int main(int argc, char **argv) {
   mproc_async_free(it);
   mproc_pool_free(pool);
 
-  char cmd[512];
-  snprintf(cmd, sizeof cmd, "python3 %s/py_imap.py %ld 2>/dev/null", MPROC_BENCH_DIR, n);
-  FILE *f = popen(cmd, "r");
-  double py_grew = -1, py_secs = -1;
-  if (f) {
-    if (fscanf(f, "%lf %lf", &py_grew, &py_secs) != 2) py_grew = -1;
-    pclose(f);
-  }
+  char args[64];
+  snprintf(args, sizeof args, "%ld", n);
+  double py[2];
+  run_python_peer("py_imap.py", args, py, 2);
+  double py_grew = py[0], py_secs = py[1];
   printf("imap over %ld generated items, chunksize 1000, 2 workers, a consumer slower than the\n"
          "workers (0.5 ms of its own work per 1000 items; %lld odd squares)\n", n, check);
   printf("  mproc imap_lazy : parent peak RSS grew %8.1f MiB, %6.2f M items/s\n", grew / 1024.0,

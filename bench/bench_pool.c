@@ -10,11 +10,7 @@
 
 #include <mproc.h>
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "bench_util.h"
 
 static int task_inc(mproc_task_ctx_t *ctx, const void *arg, size_t len, void *payload) {
   (void)payload;
@@ -42,21 +38,6 @@ static int elem_burn(const void *in, void *out, void *payload) {
   return 0;
 }
 
-static FILE *python(const char *what, double scale) {
-  char cmd[512];
-  snprintf(cmd, sizeof cmd, "python3 %s/py_pool.py %s %g 2>/dev/null", MPROC_BENCH_DIR, what, scale);
-  return popen(cmd, "r");
-}
-static double py_number(const char *what, double scale) {
-  FILE *f = python(what, scale);
-  double v = -1;
-  if (f) {
-    if (fscanf(f, "%lf", &v) != 1) v = -1;
-    pclose(f);
-  }
-  return v;
-}
-
 static void ratio_line(const char *name, double mine, double py, const char *unit, int higher_better) {
   printf("  %-38s mproc %12.2f %-8s python %12.2f %-8s ", name, mine, unit, py, unit);
   if (py > 0) printf("%6.1fx %s\n", higher_better ? mine / py : py / mine, "better");
@@ -81,7 +62,7 @@ int main(int argc, char **argv) {
   double t0 = now();
   for (int i = 0; i < n_apply; i++) mproc_pool_apply(pool, task_inc, &x, sizeof x, NULL, NULL);
   double apply_us = (now() - t0) / n_apply * 1e6;
-  ratio_line("apply round trip", apply_us, py_number("apply", scale), "us", 0);
+  ratio_line("apply round trip", apply_us, python_peer("py_pool.py", "apply", scale), "us", 0);
 
   /* 2. trivial map over 1e6 ints */
   size_t n = (size_t)(1000000 * scale);
@@ -95,7 +76,7 @@ int main(int argc, char **argv) {
     if (now() - t0 < best) best = now() - t0;
   }
   double map_rate = n / best / 1e6;
-  ratio_line("map 1e6 ints, default chunks", map_rate, py_number("map", scale), "M/s", 1);
+  ratio_line("map 1e6 ints, default chunks", map_rate, python_peer("py_pool.py", "map", scale), "M/s", 1);
   size_t n1 = n / 4;
   best = 1e9;
   for (int r = 0; r < 3; r++) {
@@ -104,7 +85,7 @@ int main(int argc, char **argv) {
     if (now() - t0 < best) best = now() - t0;
   }
   double map1_rate = n1 / best / 1e6;
-  ratio_line("map, chunksize 1", map1_rate, py_number("map1", scale), "M/s", 1);
+  ratio_line("map, chunksize 1", map1_rate, python_peer("py_pool.py", "map1", scale), "M/s", 1);
   for (size_t i = 0; i < n1; i++)
     if (out[i] != in[i] * in[i]) {
       fprintf(stderr, "wrong result at %zu\n", i);
@@ -122,7 +103,7 @@ int main(int argc, char **argv) {
   mproc_pool_map_fixed(pool, elem_burn, work, sizeof(long), res, sizeof(long), nt, 1, NULL);
   double par = now() - t0;
   printf("  %-38s mproc %12.2fx          python %12.2fx          (target >= 1.9x on 2 cores)\n",
-         "CPU-bound speedup, 2 workers", serial / par, py_number("cpu", scale));
+         "CPU-bound speedup, 2 workers", serial / par, python_peer("py_pool.py", "cpu", scale));
 
   free(in);
   free(out);

@@ -9,11 +9,7 @@
 
 #include <mproc.h>
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "bench_util.h"
 
 static int noop(void *arg, size_t len, void *payload) {
   (void)arg, (void)len, (void)payload;
@@ -52,18 +48,6 @@ static double bench_mproc(int n, int method) {
   return (now() - t0) / n;
 }
 
-static double bench_python(int n, const char *method) {
-  char cmd[512];
-  snprintf(cmd, sizeof cmd, "python3 %s/py_process.py %s %d 2>/dev/null", MPROC_BENCH_DIR, method, n);
-  FILE *f = popen(cmd, "r");
-  double v = -1;
-  if (f) {
-    if (fscanf(f, "%lf", &v) != 1) v = -1;
-    pclose(f);
-  }
-  return v;
-}
-
 static void row(const char *name, double t, double floor_t) {
   if (t < 0) {
     printf("  %-34s %10s\n", name, "n/a");
@@ -87,8 +71,8 @@ int main(int argc, char **argv) {
     if (c < ms) ms = c;
   }
   int pn = n < 100 ? n : 100;
-  double pf = bench_python(pn, "fork");
-  double ps = bench_python(pn, "forkserver");
+  double pf = python_peer("py_process.py", "fork", pn);
+  double ps = python_peer("py_process.py", "forkserver", pn);
   row("OS floor: fork + waitpid (C)", fl, fl);
   row("mproc fork", mf, fl);
   row("mproc forkserver", ms, fl);

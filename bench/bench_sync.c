@@ -17,11 +17,7 @@
 
 #include <mproc.h>
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "bench_util.h"
 
 struct shared {
   atomic_int spin;
@@ -101,18 +97,6 @@ static void boost_numbers(const char *self, double scale, double out[3]) {
   pclose(f);
 }
 
-static double py(const char *what, double scale) {
-  char cmd[512];
-  snprintf(cmd, sizeof cmd, "python3 %s/py_sync.py %s %g 2>/dev/null", MPROC_BENCH_DIR, what, scale);
-  FILE *f = popen(cmd, "r");
-  double v = -1;
-  if (f) {
-    if (fscanf(f, "%lf", &v) != 1) v = -1;
-    pclose(f);
-  }
-  return v;
-}
-
 int main(int argc, char **argv) {
   double scale = argc > 1 ? atof(argv[1]) : 1.0;
   long n = (long)(1e7 * scale) + 1000;
@@ -155,7 +139,7 @@ int main(int argc, char **argv) {
     pthread_mutex_unlock(&sh->mutex);
   }
   double ns_pth = (now() - t0) / n * 1e9;
-  double ns_py = py("lock", scale);
+  double ns_py = python_peer("py_sync.py", "lock", scale);
   printf("  lock+release, uncontended: mproc %6.1f ns | raw atomic %6.1f ns (%.2fx) | robust pthread "
          "%6.1f ns (%.2fx) | Python %6.1f ns (mproc %.0fx faster)\n",
          ns_mproc, ns_spin, ns_mproc / ns_spin, ns_pth, ns_mproc / ns_pth, ns_py,
@@ -169,7 +153,7 @@ int main(int argc, char **argv) {
   double r_spin = tot / two_procs(inc_spin) / 1e6;
   sh->counter = 0;
   double r_pth = tot / two_procs(inc_pthread) / 1e6;
-  double r_py = py("contended", scale);
+  double r_py = python_peer("py_sync.py", "contended", scale);
   printf("  2 processes, locked increments: mproc %6.2f M/s (%s) | raw spinlock %6.2f M/s | robust "
          "pthread %6.2f M/s | Python %6.2f M/s (mproc %.0fx)\n",
          r_mproc, ok == (long)tot ? "exact" : "WRONG", r_spin, r_pth, r_py,
@@ -205,7 +189,7 @@ int main(int argc, char **argv) {
   }
   waitpid(child, NULL, 0);
   double us_pp = (now() - t0) / rounds * 1e6;
-  double us_py = py("pingpong", scale);
+  double us_py = python_peer("py_sync.py", "pingpong", scale);
   printf("  event ping-pong round trip: mproc %6.1f us | Python Condition %6.1f us (mproc %.0fx)\n",
          us_pp, us_py, us_py > 0 ? us_py / us_pp : 0);
   mproc_event_free(ping);

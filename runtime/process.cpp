@@ -106,7 +106,7 @@ bool ProcessCore::alive() {
     if (state != State::kRunning) return false;
   }
   // A child of ours: ask the kernel rather than wait for the supervisor's wake-up.
-  if (method == MPROC_START_FORK && !server && owner_pid == getpid()) return !try_reap();
+  if (method == MPROC_START_FORK && !server && owner_pid == current_pid()) return !try_reap();
   return true;
 }
 

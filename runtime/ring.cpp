@@ -288,19 +288,11 @@ void Ring::recover_producer() {
   uint64_t t = h_->tail.load();
   if (t == h_->w_end) {
     h_->st_puts.fetch_add(1);  // it was all published: a complete message
+    h_->w_state = 0;
   } else {
-    if (t > h_->w_msg_start) {
-      write_record(kAbort, nullptr, 0, 0);  // fits: kReserve is always free
-      publish(t + kRec);
-    } else {
-      h_->items_put.fetch_sub(1);
-    }
-    if (h_->joinable && h_->unfinished.fetch_sub(1) == 1) {
-      h_->join_seq.fetch_add(1);
-      futex_wake(&h_->join_seq, INT_MAX);
-    }
+    // Part of it was published: an ABORT record (it fits: kReserve is always free) ends it.
+    end_message_failed(t > h_->w_msg_start);
   }
-  h_->w_state = 0;
 }
 
 void Ring::recover_consumer() {

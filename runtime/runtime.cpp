@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <unordered_map>
 
@@ -19,6 +20,7 @@ pthread_mutex_t g_rt_mu = PTHREAD_MUTEX_INITIALIZER;
 Runtime *g_rt = nullptr;
 
 pthread_mutex_t g_handles_mu = PTHREAD_MUTEX_INITIALIZER;
+std::atomic<int> g_pid{0};
 std::unordered_map<const void *, HandleKind> *g_handles = nullptr;
 
 void at_exit_shutdown() {
@@ -49,7 +51,18 @@ Runtime &Runtime::get() {
   return *rt;
 }
 
+int current_pid() {
+  int pid = g_pid.load(std::memory_order_relaxed);
+  if (pid == 0) {
+    Runtime::get();  // makes sure the fork handler that resets the cache is registered
+    pid = getpid();
+    g_pid.store(pid, std::memory_order_relaxed);
+  }
+  return pid;
+}
+
 void Runtime::after_fork_child() {
+  g_pid.store(0, std::memory_order_relaxed);
   g_rt_mu = PTHREAD_MUTEX_INITIALIZER;
   g_handles_mu = PTHREAD_MUTEX_INITIALIZER;
   g_rt = nullptr;  // the parent's runtime (threads, loop, forkserver) does not exist here

@@ -45,6 +45,10 @@ class Runtime {
   std::unique_ptr<ForkServer> fs_;
 };
 
+// This process's pid without a system call (glibc does not cache it): refreshed in every child
+// forked through fork() (pthread_atfork).
+int current_pid();
+
 // Registry of live public handles, so that a freed or foreign pointer is an error, not a crash.
 void handle_register(const void *h, HandleKind kind);
 void handle_unregister(const void *h);

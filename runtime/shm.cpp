@@ -207,14 +207,7 @@ int value_attach(const char *token, bool is_array, SharedValue **out) {
                 is_array ? "an array" : "a value");
   int rc = 0;
   if (st->lock_mode == 2) {
-    if (*end != '+') return fail(MPROC_EINVAL, "malformed token: the value's lock is missing");
-    const char *end2 = nullptr;
-    rc = lock_attach_part(end + 1, true, &h->lock, &end2);
-    if (rc == 0 && *end2 != '\0') {
-      lock_free(h->lock);
-      h->lock = nullptr;
-      rc = fail(MPROC_EINVAL, "malformed token: unexpected data after the lock");
-    }
+    rc = lock_attach_trailing(end, "value", &h->lock);
   } else {
     if (*end != '\0') return fail(MPROC_EINVAL, "malformed token: unexpected data after the value");
     if (st->lock_mode == 1) rc = lock_handle_embedded(h->ref, 0, &h->lock);

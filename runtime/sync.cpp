@@ -499,6 +499,19 @@ int lock_attach_part(const char *token, bool borrowed, mproc_lock **out, const c
   return publish(std::move(h), HandleKind::kLock, out);
 }
 
+int lock_attach_trailing(const char *end, const char *owner, mproc_lock **out) {
+  if (*end != '+') return fail(MPROC_EINVAL, "malformed token: the %s's lock is missing", owner);
+  const char *end2 = nullptr;
+  int rc = lock_attach_part(end + 1, true, out, &end2);
+  if (rc == 0 && *end2 != '\0') {
+    lock_free(*out);
+    *out = nullptr;
+    rc = fail(MPROC_EINVAL, "malformed token: unexpected data after the lock");
+  }
+  return rc;
+}
+
+
 void lock_free(mproc_lock *l) { unpublish(l); }
 
 int sem_new(uint32_t value, uint32_t bound, mproc_sem **out) {
@@ -552,14 +565,7 @@ int cond_attach(const char *token, mproc_cond **out) {
   h->st = static_cast<CondState *>(h->ref.payload);
   int rc;
   if (h->st->external_lock) {
-    if (*end != '+') return fail(MPROC_EINVAL, "malformed token: the condition's lock is missing");
-    const char *end2 = nullptr;
-    rc = lock_attach_part(end + 1, true, &h->lock, &end2);
-    if (rc == 0 && *end2 != '\0') {
-      lock_free(h->lock);
-      h->lock = nullptr;
-      rc = fail(MPROC_EINVAL, "malformed token: unexpected data after the lock");
-    }
+    rc = lock_attach_trailing(end, "condition", &h->lock);
   } else {
     if (*end != '\0' || inner != 0)
       return fail(MPROC_EINVAL, "malformed token: unexpected data after the condition");

@@ -181,6 +181,9 @@ int lock_handle_dup(const mproc_lock *l, bool borrowed, mproc_lock **out);
 int lock_export(const mproc_lock *l, char *buf, size_t cap);
 // Attach one token part (see arena_attach for *end).
 int lock_attach_part(const char *token, bool borrowed, mproc_lock **out, const char **end);
+// The "+<lock token>" that ends a token of an object over a given lock (a value, a condition):
+// attach that lock (borrowed) and check that nothing follows it.
+int lock_attach_trailing(const char *end, const char *owner, mproc_lock **out);
 void lock_free(mproc_lock *l);
 
 int sem_new(uint32_t value, uint32_t bound, mproc_sem **out);

@@ -23,7 +23,7 @@ int check_pool(const mproc_pool_t *p) {
   if (!p) return fail(MPROC_EINVAL, "pool is NULL");
   if (!mproc::handle_valid(p, HandleKind::kPool))
     return fail(MPROC_EBADF, "not a live pool handle (freed or never made)");
-  if (p->owner_pid != getpid())
+  if (p->owner_pid != mproc::current_pid())
     return fail(MPROC_EWRONGPROC, "the pool belongs to process %d", p->owner_pid);
   return 0;
 }

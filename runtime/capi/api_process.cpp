@@ -22,7 +22,7 @@ int check(const mproc_process_t *p) {
   if (!p) return fail(MPROC_EINVAL, "process handle is NULL");
   if (!mproc::handle_valid(p, HandleKind::kProcess))
     return fail(MPROC_EBADF, "not a live process handle (freed or never made)");
-  if (p->core->owner_pid != getpid())
+  if (p->core->owner_pid != mproc::current_pid())
     return fail(MPROC_EWRONGPROC, "handle belongs to process %d, not to this process %d",
                 p->core->owner_pid, static_cast<int>(getpid()));
   return 0;
