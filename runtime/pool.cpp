@@ -26,9 +26,11 @@
 #include <cstdarg>
 #include <cstdio>
 #include <ctime>
+#include <map>
 
 #include "error.hpp"
 #include "interrupt.hpp"
+#include "names.hpp"
 #include "pidfd.hpp"
 #include "runtime.hpp"
 
@@ -42,6 +44,10 @@ constexpr long kWorkerSpinNs = 50000;
 constexpr uint64_t kDispatcherSpinNs = 50000;
 constexpr uint64_t kCallerSpinNs = 20000;
 constexpr uint64_t kHelperSpinNs = 100000;  // a blocking apply/map helps this long, then sleeps
+// A backend's workers cannot wake the dispatcher: it looks at the transport this often, from
+// the minimum after any progress, doubling up to the maximum while nothing comes.
+constexpr uint64_t kRemotePollMinNs = 10000;
+constexpr uint64_t kRemotePollMaxNs = 1000000;
 enum : uint32_t {
   kMsgVar = 1,
   kMsgFixed = 2,      // elements travel in the message
@@ -49,7 +55,14 @@ enum : uint32_t {
   kMsgReady = 4,
   kMsgInitFailed = 5,
   kMsgFixedBulk = 6,  // elements stay in a shared segment of the job's (see BulkRef)
+  kMsgInit = 7,       // backend workers: run the pool's initializer (its name, then its argument)
 };
+// Before a message to a backend's worker (mproc/backend.h): the function's registered name.
+struct WireHdr {
+  uint32_t magic;
+  uint32_t name_len;  // name bytes follow, then the TaskHdr and its body
+};
+constexpr uint32_t kWireMagic = 0x6d707778;  // "mpwx"
 // A fixed map's arrays in a memfd segment of the parent: the worker maps it once (through
 // /proc/<parent>/fd/<fd>) and computes in place, so elements are copied only into and out of it.
 struct BulkRef {
@@ -135,6 +148,92 @@ std::string format(const char *fmt, ...) {
 
 // ---- the worker process ------------------------------------------------------------------
 
+// A fixed map's bulk segment as a worker has it mapped (the last one it saw).
+struct BulkMap {
+  char *base = nullptr;
+  size_t size = 0;
+  uint64_t id = 0;
+  int parent_pid = 0;
+  ~BulkMap() {
+    if (base) munmap(base, size);
+  }
+};
+
+// Run one chunk (its header th, its body at p; fnp the function to run) and leave the result
+// message in out, ResultHdr first. false: a bulk segment could not be mapped.
+bool run_chunk(const TaskHdr &th, uint64_t fnp, const char *p, std::vector<char> &out,
+               mproc_task_ctx &ctx, void *payload, BulkMap *bm) {
+  uint64_t t0 = now_ns();
+  ResultHdr rh = {th.id, th.kind, th.count, 0, 0, 0, 0};
+  out.resize(sizeof rh);
+  if (th.kind == kMsgVar) {
+    auto fn = reinterpret_cast<mproc_task_fn>(static_cast<uintptr_t>(fnp));
+    for (uint32_t k = 0; k < th.count; k++) {
+      uint64_t alen;
+      memcpy(&alen, p, 8);
+      const char *a = p + 8;
+      p += 8 + alen;
+      size_t at = out.size();
+      out.resize(at + sizeof(ItemHdr));
+      ctx.item_start = at + sizeof(ItemHdr);
+      ctx.msg.clear();
+      int rc = fn(&ctx, alen ? a : nullptr, alen, payload);
+      ItemHdr ih = {rc, 0, 0};
+      if (rc != 0) {
+        std::string msg = ctx.msg.empty() ? format("task returned %d", rc) : ctx.msg;
+        out.resize(ctx.item_start);
+        out.insert(out.end(), msg.begin(), msg.end());
+      }
+      ih.len = out.size() - ctx.item_start;
+      memcpy(out.data() + at, &ih, sizeof ih);
+    }
+  } else {
+    auto fn = reinterpret_cast<mproc_elem_fn>(static_cast<uintptr_t>(fnp));
+    const char *in = p;
+    char *dst;
+    if (th.kind == kMsgFixedBulk) {
+      BulkRef br;
+      memcpy(&br, p, sizeof br);
+      if (br.seg_id != bm->id) {
+        if (bm->base) munmap(bm->base, bm->size);
+        bm->base = nullptr;
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/fd/%d", bm->parent_pid, br.fd);
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        void *m = fd < 0 ? MAP_FAILED
+                         : mmap(nullptr, br.seg_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (fd >= 0) close(fd);
+        if (m == MAP_FAILED) return false;
+        bm->base = static_cast<char *>(m);
+        bm->size = br.seg_size;
+        bm->id = br.seg_id;
+      }
+      in = bm->base + br.in_off + br.first * th.in_size;
+      dst = bm->base + br.out_off + br.first * th.out_size;
+    } else {
+      size_t at = out.size();
+      out.resize(at + static_cast<size_t>(th.count) * th.out_size);
+      dst = out.data() + at;
+    }
+    for (uint32_t k = 0; k < th.count; k++) {
+      int rc = fn(in + static_cast<size_t>(k) * th.in_size,
+                  dst + static_cast<size_t>(k) * th.out_size, payload);
+      if (rc != 0 && rh.fail_rc == 0) {
+        rh.fail_rc = rc;
+        rh.fail_index = k;
+      }
+    }
+    if (rh.fail_rc) {
+      std::string msg = format("element function returned %d", rh.fail_rc);
+      rh.msg_len = msg.size();
+      out.insert(out.end(), msg.begin(), msg.end());
+    }
+  }
+  rh.busy_ns = now_ns() - t0;
+  memcpy(out.data(), &rh, sizeof rh);
+  return true;
+}
+
 int worker_main(void *arg, size_t len, void *payload) {
   if (len < sizeof(Boot)) return 120;
   // Ctrl-C reaches the whole process group: the program decides what happens to its pool (its
@@ -206,9 +305,8 @@ int worker_main(void *arg, size_t len, void *payload) {
 
   std::vector<char> task;
   int done = 0;
-  char *bulk = nullptr;  // the mapped segment of the last bulk chunk
-  size_t bulk_size = 0;
-  uint64_t bulk_id = 0;
+  BulkMap bulk;
+  bulk.parent_pid = b.parent_pid;
   for (;;) {
     if (tasks.read(task) == -EAGAIN) {
       tasks.wait_message(Deadline::after(1.0), kWorkerSpinNs);
@@ -218,80 +316,88 @@ int worker_main(void *arg, size_t len, void *payload) {
     TaskHdr th;
     memcpy(&th, task.data(), sizeof th);
     if (th.kind == kMsgStop) return 0;
-    uint64_t t0 = now_ns();
-    slot->started_ns.store(t0, std::memory_order_relaxed);
+    slot->started_ns.store(now_ns(), std::memory_order_relaxed);
     slot->current.store(th.id, std::memory_order_release);
-    ResultHdr rh = {th.id, th.kind, th.count, 0, 0, 0, 0};
-    out.resize(sizeof rh);
-    const char *p = task.data() + sizeof th;
-    if (th.kind == kMsgVar) {
-      auto fn = reinterpret_cast<mproc_task_fn>(static_cast<uintptr_t>(th.fn));
-      for (uint32_t k = 0; k < th.count; k++) {
-        uint64_t alen;
-        memcpy(&alen, p, 8);
-        const char *a = p + 8;
-        p += 8 + alen;
-        size_t at = out.size();
-        out.resize(at + sizeof(ItemHdr));
-        ctx.item_start = at + sizeof(ItemHdr);
-        ctx.msg.clear();
-        int rc = fn(&ctx, alen ? a : nullptr, alen, payload);
-        ItemHdr ih = {rc, 0, 0};
-        if (rc != 0) {
-          std::string msg = ctx.msg.empty() ? format("task returned %d", rc) : ctx.msg;
-          out.resize(ctx.item_start);
-          out.insert(out.end(), msg.begin(), msg.end());
-        }
-        ih.len = out.size() - ctx.item_start;
-        memcpy(out.data() + at, &ih, sizeof ih);
-      }
-    } else {
-      auto fn = reinterpret_cast<mproc_elem_fn>(static_cast<uintptr_t>(th.fn));
-      const char *in = p;
-      char *dst;
-      if (th.kind == kMsgFixedBulk) {
-        BulkRef br;
-        memcpy(&br, p, sizeof br);
-        if (br.seg_id != bulk_id) {
-          if (bulk) munmap(bulk, bulk_size);
-          bulk = nullptr;
-          char path[64];
-          snprintf(path, sizeof path, "/proc/%d/fd/%d", b.parent_pid, br.fd);
-          int fd = open(path, O_RDWR | O_CLOEXEC);
-          void *m = fd < 0 ? MAP_FAILED
-                           : mmap(nullptr, br.seg_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-          if (fd >= 0) close(fd);
-          if (m == MAP_FAILED) return 124;  // fails the chunk as a dead worker: visible
-          bulk = static_cast<char *>(m);
-          bulk_size = br.seg_size;
-          bulk_id = br.seg_id;
-        }
-        in = bulk + br.in_off + br.first * th.in_size;
-        dst = bulk + br.out_off + br.first * th.out_size;
-      } else {
-        size_t at = out.size();
-        out.resize(at + static_cast<size_t>(th.count) * th.out_size);
-        dst = out.data() + at;
-      }
-      for (uint32_t k = 0; k < th.count; k++) {
-        int rc = fn(in + static_cast<size_t>(k) * th.in_size,
-                    dst + static_cast<size_t>(k) * th.out_size, payload);
-        if (rc != 0 && rh.fail_rc == 0) {
-          rh.fail_rc = rc;
-          rh.fail_index = k;
-        }
-      }
-      if (rh.fail_rc) {
-        std::string msg = format("element function returned %d", rh.fail_rc);
-        rh.msg_len = msg.size();
-        out.insert(out.end(), msg.begin(), msg.end());
-      }
-    }
-    rh.busy_ns = now_ns() - t0;
-    memcpy(out.data(), &rh, sizeof rh);
+    if (!run_chunk(th, th.fn, task.data() + sizeof th, out, ctx, payload, &bulk))
+      return 124;  // fails the chunk as a dead worker: visible
     if (send(out) < 0) return 0;  // the parent is gone
     slot->current.store(0, std::memory_order_release);
     if (b.max_tasks > 0 && ++done >= b.max_tasks) return 0;
+  }
+}
+
+// A backend's worker: the loop of worker_main over a transport, functions found by name.
+int serve_backend(const mproc_transport_t &t, int worker, void *payload) {
+  std::vector<char> out;
+  mproc_task_ctx ctx{&out, 0, std::string(), worker};
+  BulkMap bulk;  // never used: bulk maps are local
+  for (;;) {
+    void *m = nullptr;
+    size_t len = 0;
+    int from = -1;
+    int rc = t.recv(t.self, -1, &from, &m, &len);
+    if (rc == MPROC_ECLOSED) return 0;
+    if (rc < 0) return rc;
+    if (rc == 0) continue;
+    std::unique_ptr<void, std::function<void(void *)>> hold(m, [&t](void *q) { t.release(t.self, q); });
+    const char *p = static_cast<const char *>(m);
+    WireHdr wh;
+    TaskHdr th;
+    if (len < sizeof wh) continue;
+    memcpy(&wh, p, sizeof wh);
+    if (wh.magic != kWireMagic || len < sizeof wh + wh.name_len + sizeof th) continue;
+    const char *name = p + sizeof wh;
+    memcpy(&th, name + wh.name_len, sizeof th);
+    const char *body = name + wh.name_len + sizeof th;
+    size_t body_len = len - sizeof wh - wh.name_len - sizeof th;
+    std::string fname(name, wh.name_len);
+    if (th.kind == kMsgInit) {
+      int irc = 0;
+      ctx.msg.clear();
+      if (wh.name_len) {
+        auto init = reinterpret_cast<mproc_init_fn>(fn_lookup(name, wh.name_len, FnKind::kInit));
+        if (!init) {
+          irc = MPROC_EINVAL;
+          ctx.msg = format("no init function '%s' is registered in this worker", fname.c_str());
+        } else {
+          irc = init(&ctx, body_len ? body : nullptr, body_len, payload);
+        }
+      }
+      ResultHdr rh = {th.id, irc ? kMsgInitFailed : kMsgReady, 0, irc, 0, 0, 0};
+      std::string msg = !irc ? std::string()
+                        : ctx.msg.empty() ? format("initializer returned %d", irc) : ctx.msg;
+      rh.msg_len = msg.size();
+      out.assign(reinterpret_cast<char *>(&rh), reinterpret_cast<char *>(&rh) + sizeof rh);
+      out.insert(out.end(), msg.begin(), msg.end());
+    } else if (th.kind == kMsgVar || th.kind == kMsgFixed) {
+      uintptr_t fn = fn_lookup(name, wh.name_len,
+                               th.kind == kMsgVar ? FnKind::kTask : FnKind::kElem);
+      if (fn) {
+        run_chunk(th, fn, body, out, ctx, payload, &bulk);
+      } else if (th.kind == kMsgVar) {
+        // Every item fails with the reason; the caller gets MPROC_ETASKFAILED for each.
+        std::string msg = format("no task function '%s' is registered in worker %d",
+                                 fname.c_str(), worker);
+        ResultHdr rh = {th.id, th.kind, th.count, 0, 0, 0, 0};
+        out.assign(reinterpret_cast<char *>(&rh), reinterpret_cast<char *>(&rh) + sizeof rh);
+        for (uint32_t k = 0; k < th.count; k++) {
+          ItemHdr ih = {MPROC_EINVAL, 0, msg.size()};
+          out.insert(out.end(), reinterpret_cast<char *>(&ih), reinterpret_cast<char *>(&ih) + sizeof ih);
+          out.insert(out.end(), msg.begin(), msg.end());
+        }
+      } else {
+        std::string msg = format("no element function '%s' is registered in worker %d",
+                                 fname.c_str(), worker);
+        ResultHdr rh = {th.id, th.kind, th.count, MPROC_EINVAL, 0, msg.size(), 0};
+        out.assign(reinterpret_cast<char *>(&rh), reinterpret_cast<char *>(&rh) + sizeof rh);
+        out.resize(out.size() + static_cast<size_t>(th.count) * th.out_size);
+        out.insert(out.end(), msg.begin(), msg.end());
+      }
+    } else {
+      continue;
+    }
+    struct iovec iov = {out.data(), out.size()};
+    if (int src = t.send(t.self, -1, &iov, 1, nullptr)) return src;
   }
 }
 
@@ -456,9 +562,15 @@ int Pool::start(const mproc_pool_opts_t &o) {
                      static_cast<const char *>(o.init_arg) + o.init_arg_len);
   if (opts_.start_method == MPROC_START_DEFAULT)
     opts_.start_method = Runtime::get().default_method.load();
-  size_t n = static_cast<size_t>(o.workers > 0 ? o.workers : mproc_cpu_count());
+  {
+    static std::atomic<uint64_t> pools{0};
+    next_id_ = ((pools.fetch_add(1) + 1) << 40) + 1;  // ids of one pool never meet another's
+  }
+  if (int rc = attach_backend(o)) return rc;
+  size_t n = static_cast<size_t>(o.workers > 0 ? o.workers : remote_ ? transport_.nworkers
+                                                                     : mproc_cpu_count());
   uint64_t cap = 4096;
-  uint64_t want = o.ring_bytes ? o.ring_bytes : (1u << 20);
+  uint64_t want = remote_ ? cap : o.ring_bytes ? o.ring_bytes : (1u << 20);
   while (cap < want) cap <<= 1;
   size_t stride = round64(sizeof(SpscHeader)) + cap;
   size_t size = round64(round64(sizeof(PoolShm)) + n * sizeof(SlotShm)) + n * 2 * stride;
@@ -479,7 +591,7 @@ int Pool::start(const mproc_pool_opts_t &o) {
   stats_.resize(n);
   stat_tasks_.reset(new std::atomic<uint64_t>[n]());
   stat_busy_.reset(new std::atomic<uint64_t>[n]());
-  if (opts_.start_method == MPROC_START_FORK) {
+  if (opts_.start_method == MPROC_START_FORK && !remote_) {
     // Made now, from the caller's thread, after the segment: it sees the program as it is and
     // the mapping at the same address; it has one thread, so its forks are always safe. Made
     // before the supervisor thread starts, when that is not running yet.
@@ -487,13 +599,14 @@ int Pool::start(const mproc_pool_opts_t &o) {
     zygote_->set_auto_restart(false);
     rc = zygote_->ensure_started();
   }
-  if (rc == 0) rc = Runtime::get().ensure_supervisor();
+  if (rc == 0 && !remote_) rc = Runtime::get().ensure_supervisor();
   for (size_t i = 0; rc == 0 && i < n; i++) rc = spawn(i);
   if (rc < 0) {
     int saved = rc;
     std::string msg = last_error_text();
     stop_workers(true);
     if (zygote_) zygote_->stop();
+    detach_backend();
     return fail(saved, "%s", msg.c_str());
   }
   // The dispatcher takes no signals: a Ctrl-C must reach the program's own threads.
@@ -506,6 +619,7 @@ int Pool::start(const mproc_pool_opts_t &o) {
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     stop_workers(true);
     if (zygote_) zygote_->stop();
+    detach_backend();
     return fail(MPROC_EAGAIN, "cannot start the dispatcher thread");
   }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
@@ -513,6 +627,7 @@ int Pool::start(const mproc_pool_opts_t &o) {
 }
 
 int Pool::spawn(size_t i) {
+  if (remote_) return spawn_remote(i);
   SlotShm *s = slot(i);
   s->current.store(0);
   s->started_ns.store(0);
@@ -737,25 +852,27 @@ bool Pool::collect(size_t i) {
   while (w.results.read(scratch_) == 0) {
     std::vector<char> msg;
     msg.swap(scratch_);
-    on_result(i, msg);
+    on_result(i, msg.data(), msg.size());
     scratch_.swap(msg);
     any = true;
   }
   return any;
 }
 
-void Pool::on_result(size_t i, const std::vector<char> &msg) {
+void Pool::on_result(size_t i, const char *data, size_t len) {
   Worker &w = workers_[i];
-  if (msg.size() < sizeof(ResultHdr)) return;
+  if (len < sizeof(ResultHdr)) return;
   ResultHdr rh;
-  memcpy(&rh, msg.data(), sizeof rh);
+  memcpy(&rh, data, sizeof rh);
+  if (remote_ && (rh.kind == kMsgReady || rh.kind == kMsgInitFailed) && rh.id != init_id_)
+    return;  // the answer to an earlier pool's init
   if (rh.kind == kMsgReady) {
     w.ready = true;
     startup_deaths_ = 0;
     return;
   }
   if (rh.kind == kMsgInitFailed) {
-    std::string text(msg.data() + sizeof rh, rh.msg_len);
+    std::string text(data + sizeof rh, std::min<size_t>(rh.msg_len, len - sizeof rh));
     set_broken(MPROC_EINITFAILED, format("initializer failed in worker %zu (pid %d) with code %d: %s",
                                          i, w.proc ? w.proc->pid : 0, rh.fail_rc, text.c_str()));
     return;
@@ -771,7 +888,7 @@ void Pool::on_result(size_t i, const std::vector<char> &msg) {
   std::unique_lock<std::mutex> g(job.mu);
   if (c < job.chunk_base || job.chunk(c).state == 2) return;  // canceled meanwhile
   size_t first = job.chunk(c).first, count = job.chunk(c).count;
-  const char *p = msg.data() + sizeof rh;
+  const char *p = data + sizeof rh;
   if (rh.kind == kMsgVar) {
     for (size_t k = 0; k < count && k < rh.count; k++) {
       ItemHdr ih;
@@ -970,6 +1087,35 @@ bool Pool::push_write(size_t i, const ChunkRef &ref, std::vector<struct iovec> &
   Worker &w = workers_[i];
   Job &job = *ref.job;
   size_t c = ref.chunk;
+  if (remote_) {
+    uintptr_t fnp = job.kind == Job::Kind::kVar ? reinterpret_cast<uintptr_t>(job.fn)
+                                                : reinterpret_cast<uintptr_t>(job.efn);
+    const char *name = fn_name(fnp);  // checked at submission
+    size_t first, count;
+    {
+      std::lock_guard<std::mutex> g(job.mu);
+      first = job.chunk(c).first;
+      count = job.chunk(c).count;
+    }
+    WireHdr wh = {kWireMagic, static_cast<uint32_t>(name ? strlen(name) : 0)};
+    iov.insert(iov.begin(), {{&wh, sizeof wh}, {const_cast<char *>(name), wh.name_len}});
+    what_ = job.apply       ? format("task '%s' (apply)", name ? name : "?")
+            : count == 1    ? format("task '%s' (item %zu)", name ? name : "?", first)
+                            : format("task '%s' (items %zu..%zu)", name ? name : "?", first,
+                                     first + count - 1);
+    int rc = transport_.send(transport_.self, static_cast<int>(i), iov.data(),
+                             static_cast<int>(iov.size()), what_.c_str());
+    if (rc < 0) {
+      std::string msg = format("sending %s to worker %zu over the '%s' backend failed: %s",
+                               what_.c_str(), i, transport_.name, mproc_strerror(rc));
+      job.fail_chunk(c, rc, 0, msg);
+      set_broken(rc, msg);
+      return true;  // consumed: the chunk has failed
+    }
+    w.inflight.push_back(Inflight{ref, next_id_++});
+    w.pushed++;
+    return true;
+  }
   auto proc = w.proc;
   int rc = w.tasks.write(iov.data(), static_cast<int>(iov.size()), Deadline(), [&] {
     // While the ring is full, keep results flowing (a worker may be blocked writing one).
@@ -1094,11 +1240,11 @@ bool Pool::dispatch() {
   for (size_t depth = 0; depth < prefetch; depth++) {
     for (size_t i : order) {
       Worker &w = workers_[i];
-      if (!w.proc || w.handled_exit || w.inflight.size() != depth) continue;
+      if (w.inflight.size() != depth) continue;
       if (opts_.max_tasks_per_child > 0 &&
           w.pushed >= static_cast<uint64_t>(opts_.max_tasks_per_child))
         continue;
-      if (!w.proc->alive()) continue;
+      if (!usable(w)) continue;
       ChunkRef ref;
       {
         std::lock_guard<std::mutex> g(mu_);
@@ -1128,6 +1274,7 @@ bool Pool::help() {
   if (!dl.owns_lock()) return false;
   t_in_dispatch = true;
   if (!stopping_) {
+    if (remote_) collect_remote();
     for (size_t i = 0; i < workers_.size(); i++) collect(i);
     dispatch();
   }
@@ -1181,6 +1328,7 @@ void Pool::run() {
       std::lock_guard<std::mutex> dl(dispatch_mu_);
       t_in_dispatch = true;
       ev = shm_->events.load(std::memory_order_acquire);
+      if (remote_) progress |= collect_remote();
       for (size_t i = 0; i < workers_.size(); i++) progress |= collect(i);
       progress |= handle_exits();
       progress |= check_timeouts(&next);
@@ -1239,6 +1387,7 @@ void Pool::run() {
     if (finished) break;
     if (progress) {
       idle_since = 0;
+      remote_poll_ns_ = kRemotePollMinNs;
       continue;
     }
     uint64_t t = now_ns();
@@ -1248,14 +1397,157 @@ void Pool::run() {
       continue;
     }
     idle_since = 0;
+    if (remote_) {
+      // A backend's workers cannot wake us: while they owe answers, look again soon, then
+      // less and less often.
+      bool owed = false;
+      {
+        std::lock_guard<std::mutex> dl(dispatch_mu_);
+        for (auto &w : workers_) owed = owed || !w.inflight.empty() || !w.ready;
+      }
+      if (owed) {
+        uint64_t at = now_ns() + remote_poll_ns_;
+        uint64_t cur = next.infinite ? UINT64_MAX
+                                     : static_cast<uint64_t>(next.at.tv_sec) * 1000000000ULL +
+                                           static_cast<uint64_t>(next.at.tv_nsec);
+        if (at < cur) next = deadline_at_ns(at);
+        remote_poll_ns_ = std::min<uint64_t>(remote_poll_ns_ * 2, kRemotePollMaxNs);
+      }
+    }
     shm_->dispatcher_sleeps.store(1, std::memory_order_seq_cst);
     if (shm_->events.load(std::memory_order_seq_cst) == ev) futex_wait(&shm_->events, ev, next);
     shm_->dispatcher_sleeps.store(0, std::memory_order_relaxed);
   }
   if (zygote_) zygote_->stop();
+  detach_backend();  // no more transport calls from this pool: another may use the backend
   std::lock_guard<std::mutex> g(mu_);
   finished_ = true;
   finished_cv_.notify_all();
+}
+
+// ---- backends ----------------------------------------------------------------------------
+
+namespace {
+struct Backend {
+  mproc_transport_t t;
+  std::string name;
+  bool busy = false;  // a pool uses it
+};
+std::mutex g_backends_mu;
+std::map<std::string, std::unique_ptr<Backend>> &backends() {
+  static auto *m = new std::map<std::string, std::unique_ptr<Backend>>;
+  return *m;
+}
+}  // namespace
+
+int backend_register(const mproc_transport_t &t) {
+  if (t.size < sizeof(mproc_transport_t))
+    return fail(MPROC_EINVAL, "t->size %zu is not sizeof(mproc_transport_t)", t.size);
+  if (!t.name || !*t.name || !t.send || !t.recv || !t.release || t.nworkers < 1)
+    return fail(MPROC_EINVAL, "a transport needs a name, send, recv, release and workers >= 1");
+  if (strcmp(t.name, "local") == 0) return fail(MPROC_EINVAL, "'local' is the built-in backend");
+  std::lock_guard<std::mutex> g(g_backends_mu);
+  auto &m = backends();
+  if (m.count(t.name)) return fail(MPROC_EEXIST, "backend '%s' is registered already", t.name);
+  auto b = std::make_unique<Backend>();
+  b->t = t;
+  b->name = t.name;
+  b->t.name = b->name.c_str();
+  m.emplace(b->name, std::move(b));
+  return 0;
+}
+
+int backend_unregister(const char *name) {
+  std::lock_guard<std::mutex> g(g_backends_mu);
+  auto &m = backends();
+  auto it = m.find(name);
+  if (it == m.end()) return fail(MPROC_ENOENT, "no backend '%s' is registered", name);
+  if (it->second->busy) return fail(MPROC_EBUSY, "a pool uses backend '%s'", name);
+  m.erase(it);
+  return 0;
+}
+
+int backend_serve(const mproc_transport_t &t, int worker, void *payload) {
+  if (t.size < sizeof(mproc_transport_t) || !t.send || !t.recv || !t.release)
+    return fail(MPROC_EINVAL, "a transport needs its size, send, recv and release");
+  int rc = serve_backend(t, worker, payload);
+  return rc < 0 ? fail(rc, "the transport failed: %s", mproc_strerror(rc)) : 0;
+}
+
+int Pool::attach_backend(const mproc_pool_opts_t &o) {
+  const char *want = o.backend;
+  if (!want) want = getenv("MPROC_POOL_BACKEND");
+  if (!want || !*want || strcmp(want, "local") == 0) return 0;
+  std::lock_guard<std::mutex> g(g_backends_mu);
+  auto it = backends().find(want);
+  if (it == backends().end())
+    return fail(MPROC_ENOENT,
+                "no pool backend '%s' is registered (an MPI pool needs libmproc-mpi and "
+                "mproc_mpi_init(), see mproc/mpi.h)", want);
+  Backend &b = *it->second;
+  if (b.busy)
+    return fail(MPROC_EBUSY, "a pool over backend '%s' is open already (one at a time)", want);
+  if (o.task_timeout > 0 || o.max_tasks_per_child > 0)
+    return fail(MPROC_ENOSYS, "task timeouts and max_tasks_per_child need workers the pool can "
+                              "kill and replace: not on the '%s' backend", want);
+  if (o.initializer && !fn_name(reinterpret_cast<uintptr_t>(o.initializer)))
+    return fail(MPROC_EINVAL, "the initializer is not registered (mproc_init_register): the '%s' "
+                              "backend runs functions by name", want);
+  if (o.workers > b.t.nworkers)
+    return fail(MPROC_EINVAL, "%d workers asked, the '%s' backend has %d", o.workers, want,
+                b.t.nworkers);
+  b.busy = true;
+  transport_ = b.t;
+  remote_ = true;
+  return 0;
+}
+
+void Pool::detach_backend() {
+  if (!remote_) return;
+  std::lock_guard<std::mutex> g(g_backends_mu);
+  auto it = backends().find(transport_.name);
+  if (it != backends().end()) it->second->busy = false;
+}
+
+int Pool::spawn_remote(size_t i) {
+  if (init_id_ == 0) init_id_ = next_id_++;
+  const char *iname =
+      opts_.initializer ? fn_name(reinterpret_cast<uintptr_t>(opts_.initializer)) : nullptr;
+  WireHdr wh = {kWireMagic, static_cast<uint32_t>(iname ? strlen(iname) : 0)};
+  TaskHdr th = {init_id_, kMsgInit, 0, 0, 0, 0};
+  struct iovec iov[4] = {{&wh, sizeof wh},
+                         {const_cast<char *>(iname), wh.name_len},
+                         {&th, sizeof th},
+                         {init_arg_.data(), init_arg_.size()}};
+  new (slot(i)) SlotShm();
+  workers_[i] = Worker();
+  int rc = transport_.send(transport_.self, static_cast<int>(i), iov, 4,
+                           iname ? "the pool's initializer" : "the pool's start");
+  if (rc < 0)
+    return fail(rc, "cannot reach worker %zu over the '%s' backend: %s", i, transport_.name,
+                mproc_strerror(rc));
+  return 0;
+}
+
+bool Pool::collect_remote() {
+  bool any = false;
+  for (int k = 0; k < 1024; k++) {
+    void *m = nullptr;
+    size_t len = 0;
+    int w = -1;
+    int rc = transport_.recv(transport_.self, 0, &w, &m, &len);
+    if (rc == 0) break;
+    if (rc < 0) {
+      set_broken(rc, format("the '%s' backend failed to receive: %s", transport_.name,
+                            mproc_strerror(rc)));
+      break;
+    }
+    if (w >= 0 && static_cast<size_t>(w) < workers_.size()) on_result(static_cast<size_t>(w),
+                                                                      static_cast<char *>(m), len);
+    transport_.release(transport_.self, m);
+    any = true;
+  }
+  return any;
 }
 
 }  // namespace mproc

@@ -1,5 +1,6 @@
 // The process pool: workers fed through shared-memory rings by one dispatcher thread.
 #pragma once
+#include <mproc/backend.h>
 #include <mproc/pool.h>
 
 #include <atomic>
@@ -151,6 +152,9 @@ class Pool {
   int stats(mproc_worker_stats_t *out, size_t cap);
   void wake();  // bump events and wake the dispatcher if it sleeps
   int broken(std::string *msg);
+  // Workers of a backend (mproc/backend.h) rather than local processes.
+  bool remote() const { return remote_; }
+  const char *backend() const { return remote_ ? transport_.name : "local"; }
 
  private:
   enum State { kRun = 0, kClosed = 1, kTerminated = 2 };
@@ -176,7 +180,14 @@ class Pool {
   int spawn(size_t i);
   void run();  // the dispatcher thread
   bool collect(size_t i);
-  void on_result(size_t i, const std::vector<char> &msg);
+  void on_result(size_t i, const char *msg, size_t len);
+  bool collect_remote();  // take what a backend's workers sent
+  int spawn_remote(size_t i);
+  int attach_backend(const mproc_pool_opts_t &o);  // start(): take the backend opts name
+  void detach_backend();
+  bool usable(const Worker &w) const {
+    return remote_ ? !w.handled_exit : w.proc && !w.handled_exit && w.proc->alive();
+  }
   bool handle_exits();
   bool check_timeouts(Deadline *next);
   bool dispatch();
@@ -220,6 +231,12 @@ class Pool {
   int startup_deaths_ = 0;
   bool stopping_ = false;  // dispatcher thread: workers are being stopped on purpose
   uint64_t next_id_ = 1;
+  // A backend's pool: its transport (a copy; the name points at the registry's string).
+  bool remote_ = false;
+  mproc_transport_t transport_{};
+  uint64_t init_id_ = 0;         // the id of the init messages (their answers echo it)
+  uint64_t remote_poll_ns_ = 10000;  // ns: how long the dispatcher sleeps between looks at the transport
+  std::string what_;             // dispatch lock: a chunk's description for the transport
   std::thread thread_;
   bool joined_ = false;
   std::vector<char> scratch_;
@@ -230,6 +247,11 @@ int wait_any_ready(const std::function<bool()> &any, double timeout);
 
 // Terminate and join every pool of this process (mproc_shutdown, exit).
 void pools_shutdown();
+
+// Pool backends (mproc/backend.h): the transports registered by name.
+int backend_register(const mproc_transport_t &t);
+int backend_unregister(const char *name);
+int backend_serve(const mproc_transport_t &t, int worker, void *payload);
 
 }  // namespace mproc
 

@@ -10,6 +10,6 @@ jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure --timeout 300)
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMPROC_SANITIZE=ON -DMPROC_BUILD_BENCH=OFF -DMPROC_BUILD_PYTHON=OFF -DMPROC_BUILD_LUA=OFF > /dev/null
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMPROC_SANITIZE=ON -DMPROC_BUILD_BENCH=OFF -DMPROC_BUILD_PYTHON=OFF -DMPROC_BUILD_LUA=OFF -DMPROC_BUILD_MPI=OFF > /dev/null
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 300)

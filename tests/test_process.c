@@ -295,12 +295,20 @@ static int body_wait_pipe(void *arg, size_t len, void *payload) {
   return read(fd, &c, 1) == 1 ? 0 : 1;
 }
 
+static int body_pause(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len, (void)payload;
+  for (;;) pause();
+  return 0;
+}
+
 static void test_process_active_children_and_sentinel(void **state) {
   (void)state;
   int pfd[2];
   assert_int_equal(pipe(pfd), 0);
   mproc_process_t *ps[3];
-  for (int i = 0; i < 3; i++) ps[i] = start_with(body_wait_pipe, &pfd[0], sizeof(int), i == 2 ? MPROC_START_FORKSERVER : MPROC_START_FORK, 0);
+  /* Forkserver children do not inherit the parent's fds: the third waits to be terminated. */
+  for (int i = 0; i < 2; i++) ps[i] = start_with(body_wait_pipe, &pfd[0], sizeof(int), MPROC_START_FORK, 0);
+  ps[2] = start_with(body_pause, NULL, 0, MPROC_START_FORKSERVER, 0);
   mproc_process_t *live[8];
   assert_int_equal(mproc_active_children(live, 8), 3);
   assert_int_equal(mproc_active_children(live, 1), 3);
@@ -309,10 +317,12 @@ static void test_process_active_children_and_sentinel(void **state) {
   assert_true(s >= 0);
   struct pollfd pf = {s, POLLIN, 0};
   assert_int_equal(poll(&pf, 1, 0), 0); /* still running */
-  assert_int_equal(write(pfd[1], "xyz", 3), 3);
+  assert_int_equal(write(pfd[1], "xy", 2), 2);
+  assert_int_equal(mproc_process_terminate(ps[2]), 0);
   for (int i = 0; i < 3; i++) assert_int_equal(mproc_process_join(ps[i], -1), 0);
   assert_int_equal(poll(&pf, 1, 0), 1); /* readable once ended */
-  for (int i = 0; i < 3; i++) assert_int_equal(join_code(ps[i]), 0);
+  for (int i = 0; i < 2; i++) assert_int_equal(join_code(ps[i]), 0);
+  assert_int_equal(join_code(ps[2]), -SIGTERM);
   assert_int_equal(mproc_active_children(live, 8), 0);
   close(pfd[0]);
   close(pfd[1]);

@@ -49,6 +49,20 @@ MPROC_API int mproc_task_fail_bytes(mproc_task_ctx_t *ctx, int code, const void 
 /* Index (0..workers-1) of the worker slot running the task. */
 MPROC_API int mproc_task_worker(const mproc_task_ctx_t *ctx);
 
+/* ---- task names ------------------------------------------------------------------------- */
+/* A pool whose workers run other images of the program (MPI ranks, possibly on other machines)
+ * cannot be handed function addresses: it sends the name a function was registered under, and
+ * the worker runs its own function of that name. Register the same names in every process (at
+ * the start of main, before mproc_mpi_init). Local pools take any function, registered or not.
+ * Names: 1..255 bytes. Registering a name again with the same function is a no-op. Errors:
+ * MPROC_EINVAL (NULL/empty name or NULL function), MPROC_ENAMETOOLONG, MPROC_EEXIST (the name,
+ * or the function, is registered already with another function or name). */
+MPROC_API int mproc_task_register(const char *name, mproc_task_fn fn);
+MPROC_API int mproc_elem_register(const char *name, mproc_elem_fn fn);
+MPROC_API int mproc_init_register(const char *name, mproc_init_fn fn);
+/* The name fn (a task, element or init function) was registered under, or NULL. */
+MPROC_API const char *mproc_task_name(const void *fn);
+
 /* ---- pools ------------------------------------------------------------------------------ */
 /* Every blocking call below (apply, map, get, wait, next, join) also returns MPROC_EINTR when
  * mproc_interrupt() is called, e.g. by Ctrl-C with mproc_handle_sigint(1); the work goes on in
@@ -65,8 +79,11 @@ typedef struct mproc_pool_opts {
                                   its worker is killed and replaced */
   void *payload;               /* passed to tasks and the initializer (valid in forked workers) */
   size_t ring_bytes;           /* per worker and direction; 0: 1 MiB. Larger messages stream */
+  const char *backend;         /* where the workers run: "local" (processes of this machine) or
+                                  a registered backend such as "mpi" (MPI ranks: mproc/mpi.h).
+                                  NULL: the MPROC_POOL_BACKEND environment variable, else local */
 } mproc_pool_opts_t;
-#define MPROC_POOL_OPTS_INIT { sizeof(mproc_pool_opts_t), 0, 0, NULL, NULL, 0, 0, 0.0, NULL, 0 }
+#define MPROC_POOL_OPTS_INIT { sizeof(mproc_pool_opts_t), 0, 0, NULL, NULL, 0, 0, 0.0, NULL, 0, NULL }
 /* Fill opts with defaults. Errors: MPROC_EINVAL. */
 MPROC_API int mproc_pool_opts_init(mproc_pool_opts_t *opts);
 

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "../interrupt.hpp"
+#include "../names.hpp"
 #include "../pool.hpp"
 #include "../runtime.hpp"
 #include "capi.hpp"
@@ -43,6 +44,19 @@ int read_async_opts(const mproc_async_opts_t *opts, mproc_async_opts_t *o) {
   memcpy(o, opts, opts->size < sizeof *o ? opts->size : sizeof *o);
   o->size = sizeof *o;
   if (o->timeout < 0) return fail(MPROC_EINVAL, "negative task timeout %g", o->timeout);
+  return 0;
+}
+
+// A backend's pool runs functions by registered name and cannot kill a worker for a timeout.
+int check_remote(const mproc_pool_t *pool, const void *fn, const mproc_async_opts_t &o) {
+  if (!pool->pool->remote()) return 0;
+  if (!mproc::fn_name(reinterpret_cast<uintptr_t>(fn)))
+    return fail(MPROC_EINVAL, "the function is not registered (mproc_task_register or "
+                              "mproc_elem_register): the '%s' backend runs functions by name",
+                pool->pool->backend());
+  if (o.timeout > 0)
+    return fail(MPROC_ENOSYS, "task timeouts need workers the pool can kill and replace: not on "
+                              "the '%s' backend", pool->pool->backend());
   return 0;
 }
 
@@ -99,6 +113,7 @@ int submit(mproc_pool_t *pool, const std::shared_ptr<Job> &job, mproc_async_t **
 int fixed_job(mproc_pool_t *pool, mproc_elem_fn fn, const void *in, size_t in_size, void *out,
               size_t out_size, size_t n, const mproc_async_opts_t &o, std::shared_ptr<Job> *job_out) {
   if (!fn) return fail(MPROC_EINVAL, "element function is NULL");
+  if (int rc = check_remote(pool, reinterpret_cast<const void *>(fn), o)) return rc;
   if (n > 0 && (!in || !out)) return fail(MPROC_EINVAL, "in or out is NULL with n = %zu", n);
   if (in_size == 0 || out_size == 0 || in_size > (1u << 30) || out_size > (1u << 30))
     return fail(MPROC_EINVAL, "element sizes must be 1 byte .. 1 GiB (in %zu, out %zu)",
@@ -112,7 +127,7 @@ int fixed_job(mproc_pool_t *pool, mproc_elem_fn fn, const void *in, size_t in_si
   // Large maps share their arrays with the workers through a segment: each element is copied
   // once in (here) and once out (as chunks complete) instead of through the rings.
   size_t bytes = n * (in_size + out_size);
-  if (n > 0 && bytes >= kBulkMinBytes) {
+  if (n > 0 && bytes >= kBulkMinBytes && !pool->pool->remote()) {
     if (int rc = pool->pool->bulk_segment(bytes, &job->bulk, &job->bulk_id)) return rc;
     memcpy(job->bulk->data(), in, n * in_size);
   }
@@ -123,6 +138,7 @@ int fixed_job(mproc_pool_t *pool, mproc_elem_fn fn, const void *in, size_t in_si
 int var_job(mproc_pool_t *pool, mproc_task_fn fn, const void *const *args, const size_t *lens,
             size_t n, size_t chunksize, const mproc_async_opts_t &o, std::shared_ptr<Job> *out) {
   if (!fn) return fail(MPROC_EINVAL, "task function is NULL");
+  if (int rc = check_remote(pool, reinterpret_cast<const void *>(fn), o)) return rc;
   if (n > 0 && (!args || !lens)) return fail(MPROC_EINVAL, "args or lens is NULL with n = %zu", n);
   auto job = new_job(*pool->pool, Job::Kind::kVar, n, chunksize, o);
   job->fn = fn;
@@ -190,6 +206,46 @@ MPROC_API int mproc_task_fail_bytes(mproc_task_ctx_t *ctx, int code, const void 
 
 MPROC_API int mproc_task_worker(const mproc_task_ctx_t *ctx) { return ctx ? ctx->worker : MPROC_EINVAL; }
 
+MPROC_API int mproc_task_register(const char *name, mproc_task_fn fn) {
+  return MPROC_GUARD(
+      { return mproc::register_fn(name, mproc::FnKind::kTask, reinterpret_cast<uintptr_t>(fn)); });
+}
+
+MPROC_API int mproc_elem_register(const char *name, mproc_elem_fn fn) {
+  return MPROC_GUARD(
+      { return mproc::register_fn(name, mproc::FnKind::kElem, reinterpret_cast<uintptr_t>(fn)); });
+}
+
+MPROC_API int mproc_init_register(const char *name, mproc_init_fn fn) {
+  return MPROC_GUARD(
+      { return mproc::register_fn(name, mproc::FnKind::kInit, reinterpret_cast<uintptr_t>(fn)); });
+}
+
+MPROC_API const char *mproc_task_name(const void *fn) {
+  return fn ? mproc::fn_name(reinterpret_cast<uintptr_t>(fn)) : nullptr;
+}
+
+MPROC_API int mproc_backend_register(const mproc_transport_t *t) {
+  return MPROC_GUARD({
+    if (!t) return fail(MPROC_EINVAL, "transport is NULL");
+    return mproc::backend_register(*t);
+  });
+}
+
+MPROC_API int mproc_backend_unregister(const char *name) {
+  return MPROC_GUARD({
+    if (!name) return fail(MPROC_EINVAL, "name is NULL");
+    return mproc::backend_unregister(name);
+  });
+}
+
+MPROC_API int mproc_backend_serve(const mproc_transport_t *t, int worker, void *payload) {
+  return MPROC_GUARD({
+    if (!t) return fail(MPROC_EINVAL, "transport is NULL");
+    return mproc::backend_serve(*t, worker, payload);
+  });
+}
+
 MPROC_API int mproc_pool_opts_init(mproc_pool_opts_t *opts) {
   if (!opts) return mproc::api_result(__func__, fail(MPROC_EINVAL, "opts is NULL"));
   *opts = mproc_pool_opts_t MPROC_POOL_OPTS_INIT;
@@ -210,7 +266,8 @@ MPROC_API int mproc_pool_new(mproc_pool_t **out, const mproc_pool_opts_t *opts) 
     if (opts) {
       if (opts->size < offsetof(mproc_pool_opts_t, ring_bytes) + sizeof(size_t) || opts->size > 4096)
         return fail(MPROC_EINVAL, "opts->size %zu is not a size of mproc_pool_opts_t", opts->size);
-      o = *opts;
+      memcpy(&o, opts, opts->size < sizeof o ? opts->size : sizeof o);  // older, shorter opts
+      o.size = sizeof o;
     }
     if (o.workers < 0 || o.workers > 4096)
       return fail(MPROC_EINVAL, "workers must be 0 (cpu count) or 1..4096, not %d", o.workers);
@@ -374,6 +431,7 @@ MPROC_API int mproc_pool_imap_lazy(mproc_pool_t *pool, mproc_task_fn fn, mproc_n
     if (!next) return fail(MPROC_EINVAL, "input callback is NULL");
     mproc_async_opts_t o;
     if (int rc = read_async_opts(opts, &o)) return rc;
+    if (int rc = check_remote(pool, reinterpret_cast<const void *>(fn), o)) return rc;
     auto job = new_job(*pool->pool, Job::Kind::kVar, 0, o.chunksize ? o.chunksize : 1, o);
     job->fn = fn;
     job->iter = ordered ? 1 : 2;

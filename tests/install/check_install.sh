@@ -28,7 +28,18 @@ cmake --build "$work/cm" > "$work/cmb.log"
 "$work/cm/app"
 "$work/cm/app_static"
 
-# 3. Debian package: library with soname, headers, pkg-config file, CMake package.
+# 3. libmproc-mpi, when it was built: a program links through `pkg-config mproc-mpi` and runs
+#    (here on local workers: the same program takes the "mpi" backend under mpirun).
+if [ -n "$(find "$prefix" -name mproc-mpi.pc)" ]; then
+  [ -f "$prefix/include/mproc/mpi.h" ] || { echo "mproc/mpi.h missing"; exit 1; }
+  "$cc" "$src/examples/mpi/squares.c" -o "$work/mpi_squares" $(pkgc --cflags --libs mproc-mpi)
+  LD_LIBRARY_PATH="$libdir" "$work/mpi_squares" | grep -q 'Squares: \[1, 4, 9, 16, 25\]' \
+    || { echo "the mproc-mpi program failed"; exit 1; }
+else
+  [ ! -f "$prefix/include/mproc/mpi.h" ] || { echo "mproc/mpi.h installed without libmproc-mpi"; exit 1; }
+fi
+
+# 4. Debian package: library with soname, headers, pkg-config file, CMake package.
 if command -v dpkg-deb > /dev/null; then
   (cd "$build" && cpack -G DEB -B "$work/deb" > "$work/cpack.log")
   deb=$(ls "$work"/deb/*.deb)
