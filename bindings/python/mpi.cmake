@@ -1,0 +1,56 @@
+# mproc.mpi (bindings/python/mproc/mpi.py): the pool over MPI ranks, tested under mpirun.
+# Included from bindings/CMakeLists.txt in the Python tests section (uses Python3_EXECUTABLE,
+# MPROC_PY_BUILD_DIR). Every test runs `mpirun -n 3` (one -n 1) on this machine; CTest names are
+# mproc.python.mpi.<name>, from bindings/python/tests/mpi/mpi_<name>.py.
+find_program(MPROC_MPIRUN NAMES mpirun mpiexec)
+set(MPROC_HAVE_MPI4PY FALSE)
+if(MPROC_MPIRUN)
+  execute_process(COMMAND ${Python3_EXECUTABLE} -c "import mpi4py"
+                  RESULT_VARIABLE _mproc_mpi4py_rc OUTPUT_QUIET ERROR_QUIET)
+  if(_mproc_mpi4py_rc EQUAL 0)
+    set(MPROC_HAVE_MPI4PY TRUE)
+  endif()
+endif()
+
+if(NOT MPROC_MPIRUN OR NOT MPROC_HAVE_MPI4PY)
+  message(STATUS "mproc: Python MPI tests (mproc.python.mpi.*) skipped: "
+                 "need mpirun and mpi4py for ${Python3_EXECUTABLE} "
+                 "(Debian: apt install openmpi-bin python3-mpi4py)")
+else()
+  # Root in a container: Open MPI refuses root without --allow-run-as-root; 3 ranks on fewer
+  # cores need --oversubscribe.
+  set(MPROC_MPIRUN_CMD ${MPROC_MPIRUN} --allow-run-as-root --oversubscribe)
+  set(_mproc_mpi_dir ${CMAKE_CURRENT_SOURCE_DIR}/python/tests/mpi)
+  set(_mproc_mpi_env "PYTHONPATH=${MPROC_PY_BUILD_DIR};PYTHONDONTWRITEBYTECODE=1")
+
+  # Scripts run by `python3 -m mproc.mpi` on 3 ranks (backend: mproc.Pool(backend="mpi") and
+  # MPROC_POOL_BACKEND, from pool.py).
+  foreach(name apply apply_async map_errors imap imap_unordered starmap lambda initializer
+               backend)
+    add_test(NAME mproc.python.mpi.${name}
+      COMMAND ${MPROC_MPIRUN_CMD} -n 3 ${Python3_EXECUTABLE} -m mproc.mpi
+              ${_mproc_mpi_dir}/mpi_${name}.py
+      WORKING_DIRECTORY ${_mproc_mpi_dir})
+  endforeach()
+  # Run on every rank without -m; and on a single rank, where Pool() must refuse.
+  add_test(NAME mproc.python.mpi.plain
+    COMMAND ${MPROC_MPIRUN_CMD} -n 3 ${Python3_EXECUTABLE} ${_mproc_mpi_dir}/mpi_plain.py
+    WORKING_DIRECTORY ${_mproc_mpi_dir})
+  add_test(NAME mproc.python.mpi.too_few_ranks
+    COMMAND ${MPROC_MPIRUN_CMD} -n 1 ${Python3_EXECUTABLE} ${_mproc_mpi_dir}/mpi_too_few_ranks.py
+    WORKING_DIRECTORY ${_mproc_mpi_dir})
+  # A driver that runs mpirun itself and kills a worker rank.
+  string(REPLACE ";" " " _mproc_mpirun_line "${MPROC_MPIRUN_CMD}")
+  add_test(NAME mproc.python.mpi.worker_killed
+    COMMAND ${Python3_EXECUTABLE} ${_mproc_mpi_dir}/mpi_worker_killed.py
+    WORKING_DIRECTORY ${_mproc_mpi_dir})
+
+  set(_mproc_mpi_tests apply apply_async map_errors imap imap_unordered starmap lambda backend
+                       initializer plain too_few_ranks worker_killed)
+  foreach(name ${_mproc_mpi_tests})
+    # RUN_SERIAL: mpirun jobs share the cores and time out when run beside each other.
+    set_tests_properties(mproc.python.mpi.${name} PROPERTIES
+      ENVIRONMENT "${_mproc_mpi_env};MPROC_MPIRUN=${_mproc_mpirun_line}"
+      TIMEOUT 90 RUN_SERIAL TRUE)
+  endforeach()
+endif()
