@@ -8,7 +8,11 @@ chunksize for N-1 workers: items/s). Local pool: mproc.Pool(N-1), no MPI. Target
 small tasks >= 2x mpi4py.futures, chunked map >= 1x mpi4py.futures.
 The three run in turn, rounds times (default 3), and the best of each is kept: on shared cores
 a single run of each says more about the neighbours than about the pools.
-MPROC_MPIRUN overrides the mpirun command (default: mpirun --allow-run-as-root --oversubscribe)."""
+MPROC_MPIRUN overrides the mpirun command (default: mpirun --allow-run-as-root --oversubscribe).
+The C component (libmproc-mpi) runs too when its benchmark is built (MPROC_MPI_BENCH, default
+build/bench/mpi_bench): a map of 20000 small tasks with chunksize 1 and a map of 1e6 squares with
+default chunks, from C, on the same ranks and on a local pool. Target: C small tasks >= 10x
+mpi4py.futures."""
 import json
 import os
 import shlex
@@ -30,6 +34,21 @@ def run(cmd, scale):
     return None
 
 
+def run_c(cmd):
+    p = subprocess.run(cmd, cwd=HERE, capture_output=True, text=True, timeout=600)
+    out = {}
+    for line in p.stdout.splitlines():
+        k, _, v = line.partition(" ")
+        try:
+            out[k] = float(v)
+        except ValueError:
+            pass
+    if "small_tasks_per_s" not in out:
+        sys.stderr.write("failed: %s\n%s%s" % (" ".join(cmd), p.stdout, p.stderr))
+        return None
+    return {"tasks_per_s": out["small_tasks_per_s"], "items_per_s": out["map_var_items_per_s"]}
+
+
 def best(a, b):
     if not a or not b:
         return a or b
@@ -46,16 +65,24 @@ def main():
         mpirun = [shutil.which("mpirun"), "--allow-run-as-root", "--oversubscribe"]
     else:
         sys.exit("bench_mpi: mpirun not found (Debian: apt install openmpi-bin python3-mpi4py)")
-    rows = []
+    cbench = os.environ.get("MPROC_MPI_BENCH",
+                            os.path.join(HERE, "..", "build", "bench", "mpi_bench"))
+    if not os.access(cbench, os.X_OK):
+        cbench = None
+    rows, crows = [], []
     for n in (2, 3):
-        fut = mpi = loc = None
+        fut = mpi = loc = cmpi = cloc = None
         for _ in range(rounds):
+            if cbench:
+                cmpi = best(cmpi, run_c(mpirun + ["-n", str(n), cbench, "mpi"]))
+                cloc = best(cloc, run_c([cbench, "local", str(n - 1)]))
             fut = best(fut, run(mpirun + ["-n", str(n), PY, "-m", "mpi4py.futures",
                                           "py_mpi_futures.py"], scale))
             mpi = best(mpi, run(mpirun + ["-n", str(n), PY, "-m", "mproc.mpi",
                                           "py_mpi_mproc.py"], scale))
             loc = best(loc, run([PY, "py_mpi_local.py", str(n - 1)], scale))
         rows.append((n, fut, mpi, loc))
+        crows.append((n, fut, cmpi, cloc))
 
     def cell(d, key, div):
         return "%9.1f" % (d[key] / div) if d else "   failed"
@@ -73,6 +100,18 @@ def main():
             n, cell(fut, "items_per_s", 1e6), cell(mpi, "items_per_s", 1e6),
             cell(loc, "items_per_s", 1e6), ratio(mpi, fut, "items_per_s"),
             ratio(mpi, loc, "items_per_s")))
+    if cbench:
+        print("from C (libmproc-mpi)    mpi4py.futures    mproc-mpi    C local   mpi/futures  mpi/local")
+        for n, fut, mpi, loc in crows:
+            print("%5d  small tasks (k/s)    %s    %s    %s      %s    %s" % (
+                n, cell(fut, "tasks_per_s", 1e3), cell(mpi, "tasks_per_s", 1e3),
+                cell(loc, "tasks_per_s", 1e3), ratio(mpi, fut, "tasks_per_s"),
+                ratio(mpi, loc, "tasks_per_s")))
+            print("%5d  chunked map (M/s)    %s    %s    %s      %s    %s" % (
+                n, cell(fut, "items_per_s", 1e6), cell(mpi, "items_per_s", 1e6),
+                cell(loc, "items_per_s", 1e6), ratio(mpi, fut, "items_per_s"),
+                ratio(mpi, loc, "items_per_s")))
+        print("target: C small tasks mpi/futures >= 10x")
     print("targets: small tasks mpi/futures >= 2x, chunked map mpi/futures >= 1x "
           "(%d tasks, %d map items; best of %d rounds)" % (int(2000 * scale), int(1e6 * scale),
                                                           rounds))
