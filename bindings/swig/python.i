@@ -111,4 +111,5 @@ static PyObject *mproc_py_raise(int code) {
 %include "python_helpers.i"
 #ifdef MPROC_WRAP_IPC
 %include "python_ipc.i"
+%include "python_types.i"
 #endif

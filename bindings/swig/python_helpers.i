@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <time.h>
 #include <limits.h>
+#include <signal.h>
 
 /* ---- handles ------------------------------------------------------------------------------- */
 static int mproc_py_ptr(PyObject *o, void **p, swig_type_info *ty) {
@@ -102,8 +103,7 @@ static int mproc_py_pool_init(mproc_task_ctx_t *ctx, const void *arg, size_t len
 /* Pool task: run_task(memoryview of the argument) returns the tagged, pickled result. A Python
  * exception (tag 1: its pickled form and traceback text) is the task's failure, given to the
  * caller as the failure's bytes (mproc_task_fail_bytes), so the C pool counts it as failed. */
-static int mproc_py_task(mproc_task_ctx_t *ctx, const void *arg, size_t len, void *payload) {
-  (void)payload;
+static int mproc_py_task_run(mproc_task_ctx_t *ctx, const void *arg, size_t len, int fail_bytes) {
   PyEval_RestoreThread(mproc_py_worker_ts);
   int rc = 0;
   PyObject *mv = PyMemoryView_FromMemory((char *)(arg ? arg : ""), (Py_ssize_t)len, PyBUF_READ);
@@ -112,7 +112,7 @@ static int mproc_py_task(mproc_task_ctx_t *ctx, const void *arg, size_t len, voi
   char *data;
   Py_ssize_t n;
   if (r && PyBytes_AsStringAndSize(r, &data, &n) == 0) {
-    if (n > 0 && data[0] == 1)
+    if (fail_bytes && n > 0 && data[0] == 1)
       rc = mproc_task_fail_bytes(ctx, MPROC_ETASKFAILED, data, (size_t)n);
     else
       rc = mproc_task_return(ctx, data, (size_t)n);
@@ -124,6 +124,16 @@ static int mproc_py_task(mproc_task_ctx_t *ctx, const void *arg, size_t len, voi
   Py_XDECREF(r);
   mproc_py_worker_ts = PyEval_SaveThread();
   return rc;
+}
+static int mproc_py_task(mproc_task_ctx_t *ctx, const void *arg, size_t len, void *payload) {
+  (void)payload;
+  return mproc_py_task_run(ctx, arg, len, 1);
+}
+/* The task of a blocking apply: mproc_pool_apply gives back a success's bytes only, so a
+ * Python exception (tag 1) is returned as the result; the package decodes both tags. */
+static int mproc_py_task_apply(mproc_task_ctx_t *ctx, const void *arg, size_t len, void *payload) {
+  (void)payload;
+  return mproc_py_task_run(ctx, arg, len, 0);
 }
 
 /* ---- forking calls ------------------------------------------------------------------------- */
@@ -493,6 +503,78 @@ static PyObject *mproc_py_pool_apply(PyObject *self, PyObject *args) {
   return res;
 }
 
+/* ---- Ctrl-C during a blocking apply ----------------------------------------------------------
+ * pool_apply_block runs mproc_pool_apply, whose calling thread does the dispatcher's work (no
+ * thread hand-offs: the fast path), in one piece without the GIL. Python's SIGINT handler only
+ * sets a flag, so a SIGINT handler of ours, chained in front of it, calls mproc_interrupt() while
+ * the main thread waits there: the wait returns MPROC_EINTR and PyErr_CheckSignals() raises
+ * KeyboardInterrupt. Outside that wait the handler only passes the signal on, so an interrupt is
+ * never left pending for a later wait. The package takes this path only on the main thread
+ * with Python's default SIGINT handler in place (any other handler may want the wait to go on:
+ * those calls wait in slices, as before). */
+static volatile sig_atomic_t mproc_py_apply_waiting = 0;
+static struct sigaction mproc_py_sigint_next;   /* the handler ours passes the signal on to */
+
+static void mproc_py_on_sigint(int sig, siginfo_t *info, void *uc) {
+  if (mproc_py_apply_waiting) mproc_interrupt();
+  const struct sigaction *n = &mproc_py_sigint_next;
+  if (n->sa_flags & SA_SIGINFO) {
+    if (n->sa_sigaction) n->sa_sigaction(sig, info, uc);
+  } else if (n->sa_handler != SIG_DFL && n->sa_handler != SIG_IGN && n->sa_handler) {
+    n->sa_handler(sig);
+  }
+}
+
+/* Put our handler in front of the current SIGINT handler unless it is there already (Python
+ * replaces it whenever signal.signal(SIGINT, ...) is called). 1 when in place. */
+static int mproc_py_sigint_hook(void) {
+  struct sigaction cur;
+  if (sigaction(SIGINT, NULL, &cur) < 0) return 0;
+  if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == mproc_py_on_sigint) return 1;
+  if (!(cur.sa_flags & SA_SIGINFO) && (cur.sa_handler == SIG_DFL || cur.sa_handler == SIG_IGN))
+    return 0;
+  mproc_py_sigint_next = cur;  /* ours is not installed: nothing reads it now */
+  struct sigaction sa = cur;
+  sa.sa_sigaction = mproc_py_on_sigint;
+  sa.sa_flags = cur.sa_flags | SA_SIGINFO;
+  return sigaction(SIGINT, &sa, NULL) == 0;
+}
+
+/* pool_apply_block(pool, bytes) -> bytes (tag 0 result or tag 1 Python failure). For the main
+ * thread with Python's default SIGINT handler: Ctrl-C raises KeyboardInterrupt (the task goes
+ * on in its worker; its result is dropped). */
+static PyObject *mproc_py_pool_apply_block(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h;
+  void *pool;
+  Py_buffer arg;
+  if (!PyArg_ParseTuple(args, "Oy*", &h, &arg)) return NULL;
+  if (mproc_py_ptr(h, &pool, SWIGTYPE_p_mproc_pool) < 0) {
+    PyBuffer_Release(&arg);
+    return NULL;
+  }
+  mproc_py_sigint_hook();
+  void *out = NULL;
+  size_t len = 0;
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  mproc_py_apply_waiting = 1;
+  rc = mproc_pool_apply((mproc_pool_t *)pool, mproc_py_task_apply, arg.buf, (size_t)arg.len,
+                        &out, &len);
+  mproc_py_apply_waiting = 0;
+  Py_END_ALLOW_THREADS
+  PyBuffer_Release(&arg);
+  if (rc == MPROC_EINTR) {
+    if (PyErr_CheckSignals() < 0) return NULL;
+    PyErr_SetNone(PyExc_KeyboardInterrupt);  /* the interrupt came from a Ctrl-C all the same */
+    return NULL;
+  }
+  if (rc < 0) return mproc_py_raise(rc);
+  PyObject *res = PyBytes_FromStringAndSize((const char *)(out ? out : ""), (Py_ssize_t)len);
+  free(out);
+  return res;
+}
+
 /* pool_apply_async(pool, bytes, task_timeout, cbq|None, cookie) -> async */
 static PyObject *mproc_py_pool_apply_async(PyObject *self, PyObject *args) {
   (void)self;
@@ -826,6 +908,7 @@ static PyObject *mproc_py_error_codes(PyObject *self, PyObject *args) {
 %native(pool_new) PyObject *mproc_py_pool_new(PyObject *self, PyObject *args);
 %native(pool_apply) PyObject *mproc_py_pool_apply(PyObject *self, PyObject *args);
 %native(pool_apply_async) PyObject *mproc_py_pool_apply_async(PyObject *self, PyObject *args);
+%native(pool_apply_block) PyObject *mproc_py_pool_apply_block(PyObject *self, PyObject *args);
 %native(pool_map_async) PyObject *mproc_py_pool_map_async(PyObject *self, PyObject *args);
 %native(pool_stats) PyObject *mproc_py_pool_stats(PyObject *self, PyObject *args);
 %native(pool_imap_lazy) PyObject *mproc_py_pool_imap_lazy(PyObject *self, PyObject *args);

@@ -8,6 +8,9 @@ import os
 import sys
 import threading
 import weakref
+from _signal import SIGINT as _SIGINT, default_int_handler as _default_int_handler, \
+    getsignal as _getsignal  # the C function: signal.getsignal converts to enums (slow)
+from threading import get_ident as _get_ident, main_thread as _main_thread
 
 from . import _core
 from . import _mproc
@@ -325,7 +328,13 @@ class Pool:
         self._check_running()
         data = b"A" + _core.dumps((func, tuple(args), dict(kwds)))
         try:
-            out = _mproc.pool_apply(self._h, data, float(task_timeout or 0.0))
+            if (not task_timeout and _getsignal(_SIGINT) is _default_int_handler
+                    and _get_ident() == _main_thread().ident):
+                # The fast path: this thread does the dispatcher's work while it waits; Ctrl-C
+                # raises KeyboardInterrupt (see pool_apply_block in python_helpers.i).
+                out = _mproc.pool_apply_block(self._h, data)
+            else:  # waits in slices: any SIGINT handler runs and the wait goes on
+                out = _mproc.pool_apply(self._h, data, float(task_timeout or 0.0))
         except Exception as e:
             raise _pool_error(e) from None
         ok, value = _decode(out)

@@ -51,7 +51,9 @@ def _wrap_value(h, raw):
     obj = typecode_to_type[code].from_address(_mproc.ptr_of("value", h))
     obj._mproc = _Owner(h, _mproc.mproc_value_free)
     obj.__class__ = _shared_class(type(obj), _reduce_value)
-    return obj if raw else Synchronized(obj, _lock_from_handle(_mproc.mproc_value_get_lock(h)), h)
+    if raw:
+        return obj
+    return Synchronized(obj, _lock_from_handle(_mproc.mproc_value_get_lock(h), obj), h)
 
 
 def _wrap_array(h, raw):
@@ -62,7 +64,7 @@ def _wrap_array(h, raw):
     obj.__class__ = _shared_class(type(obj), _reduce_array)
     if raw:
         return obj
-    lock = _lock_from_handle(_mproc.mproc_array_get_lock(h))
+    lock = _lock_from_handle(_mproc.mproc_array_get_lock(h), obj)
     cls = SynchronizedString if code == "c" else SynchronizedArray
     return cls(obj, lock, h)
 
@@ -171,19 +173,21 @@ class SynchronizedBase:
         return "<%s wrapper for %s>" % (type(self).__name__, self._obj)
 
 
-class Synchronized(SynchronizedBase):
+class Synchronized(_mproc.ValueBase, SynchronizedBase):
+    """value (read/written under the lock), get_lock(), get_obj(), __enter__ and __exit__ are C
+    members of _mproc.ValueBase (first in the MRO): `with v.get_lock(): v.value += 1` runs no
+    Python function."""
+
+    def __init__(self, obj, lock, h):
+        super().__init__(obj, lock, h)
+        self.acquire = lock.acquire
+        self.release = lock.release
+
     def __reduce__(self):
         return _attach_value, (_mproc.mproc_value_export(self._h), False)
 
-    @property
-    def value(self):
-        with self._lock:
-            return self._obj.value
-
-    @value.setter
-    def value(self, v):
-        with self._lock:
-            self._obj.value = v
+    def __repr__(self):
+        return "<%s wrapper for %s>" % (type(self).__name__, self._obj)
 
     # -- atomic integer operations (lock-free; not for 'f', 'd', 'c') -------------------------
     def load(self):

@@ -48,30 +48,19 @@ class _Handle:
                 pass
 
 
-class Lock(_Handle):
-    _free = staticmethod(_mproc.mproc_lock_free)
-    _export = staticmethod(_mproc.mproc_lock_export)
-    _attach_fn = staticmethod(_mproc.mproc_lock_attach)
+class Lock(_mproc.LockBase):
+    """acquire, release, __enter__ and __exit__ are C methods of _mproc.LockBase (the hot path);
+    a release by a thread that does not hold the lock raises ValueError (RLock: AssertionError),
+    as multiprocessing's does."""
 
     def __init__(self, *, ctx=None):
         self._own(_mproc.mproc_lock_new())
 
-    def acquire(self, block=True, timeout=None):
-        return _mproc.lock_acquire(self._h, _timeout(block, timeout))
+    def _attach(self, token):
+        self._own(_mproc.mproc_lock_attach(token))
 
-    def release(self):
-        try:
-            _mproc.lock_release(self._h)
-        except _core.MprocError as e:
-            if _core.code_of(e) == _core.E.ENOTOWNER:
-                raise ValueError("lock released by a thread that does not hold it") from None
-            raise
-
-    def __enter__(self):
-        return self.acquire()
-
-    def __exit__(self, *exc):
-        self.release()
+    def __reduce__(self):
+        return _attach, (type(self), _mproc.mproc_lock_export(self._h))
 
     def _is_owned(self):
         return bool(_mproc.mproc_lock_owned(self._h))
@@ -84,21 +73,14 @@ class RLock(Lock):
     def __init__(self, *, ctx=None):
         self._own(_mproc.mproc_rlock_new())
 
-    def release(self):
-        try:
-            _mproc.lock_release(self._h)
-        except _core.MprocError as e:
-            if _core.code_of(e) == _core.E.ENOTOWNER:
-                raise AssertionError("attempt to release recursive lock not owned by thread") \
-                    from None
-            raise
 
-
-def _lock_from_handle(h):
-    """A Lock/RLock object for a lock owned by another object (get_lock())."""
+def _lock_from_handle(h, owner=None):
+    """A Lock/RLock object for a lock owned by another object (get_lock()); it keeps `owner`
+    (what frees the lock) alive."""
     cls = RLock if _mproc.mproc_lock_is_recursive(h) else Lock
     obj = cls.__new__(cls)
-    obj._own(h, owned=False)
+    obj._own(h, False)
+    obj._owner = owner
     return obj
 
 

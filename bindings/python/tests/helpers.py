@@ -196,3 +196,20 @@ def append_pid_then_sleep(path):
     with open(path, "a") as f:
         f.write("%d\n" % os.getpid())
     sleep_forever()
+
+
+
+def signal_then_wait(pid, go, done, x):
+    """A pool task: sends SIGINT to pid (the caller), waits for go (at most 60 s), sets done,
+    returns x."""
+    os.kill(pid, signal.SIGINT)
+    go.wait(60)
+    done.set()
+    return x
+
+
+def value_ops(v, n):
+    """In a child: n increments of a Value's .value under its lock."""
+    for _ in range(n):
+        with v.get_lock():
+            v.value += 1

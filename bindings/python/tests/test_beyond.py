@@ -313,6 +313,42 @@ def test_ctrl_c_during_map(tmp_path, method):
     assert left == []
 
 
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_ctrl_c_during_apply(tmp_path, method):
+    # Pool.apply's fast path waits in one piece: the binding's SIGINT handler interrupts it
+    started = tmp_path / "started"
+    script = tmp_path / "ctrlc_apply.py"
+    script.write_text(textwrap.dedent("""
+        import signal, sys, mproc, helpers
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        with mproc.get_context(%r).Pool(2) as pool:
+            assert pool.apply(helpers.square, (3,)) == 9
+            pool.apply(helpers.append_pid_then_sleep, (sys.argv[1],))
+    """ % method))
+    proc = subprocess.Popen([sys.executable, str(script), str(started)], env=ENV,
+                            start_new_session=True, stderr=subprocess.PIPE, text=True)
+    try:
+        while not (started.exists() and started.read_text().strip()):
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGINT)
+        err = proc.stderr.read()
+        rc = proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert rc in (-signal.SIGINT, 1, 130), err
+    assert "KeyboardInterrupt" in err and "pool.apply" in err
+    left = group_members(proc.pid)
+    for _ in range(300):   # the workers' ends are reaped by their new parent
+        if not left:
+            break
+        time.sleep(0.1)
+        left = group_members(proc.pid)
+    assert left == []
+
+
 def test_ctrl_c_during_process_join(tmp_path):
     script = tmp_path / "ctrlc_join.py"
     script.write_text(textwrap.dedent("""

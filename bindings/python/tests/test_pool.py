@@ -241,3 +241,48 @@ def test_other_threads_run_while_map_blocks(pool):
         r.wait(0.01)
     stop.set()
     t.join()
+
+
+@pytest.fixture
+def default_sigint():
+    """SIGINT raises KeyboardInterrupt, as in a program started from a terminal."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def test_ctrl_c_during_apply_raises_keyboard_interrupt(pool, default_sigint):
+    go, done = mproc.Event(), mproc.Event()
+    with pytest.raises(KeyboardInterrupt):
+        pool.apply(helpers.signal_then_wait, (os.getpid(), go, done, 1))
+    assert not done.is_set()  # raised while the task still waits: the wait was interrupted
+    go.set()
+    assert done.wait(60)
+    assert pool.apply(helpers.square, (3,)) == 9  # the pool goes on
+
+
+def test_apply_goes_on_after_a_sigint_handler_that_returns(pool):
+    go, done = mproc.Event(), mproc.Event()
+    seen = []
+
+    def handler(signum, frame):
+        seen.append(signum)
+        go.set()
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        assert pool.apply(helpers.signal_then_wait, (os.getpid(), go, done, 5)) == 5
+    finally:
+        signal.signal(signal.SIGINT, old)
+    assert seen == [signal.SIGINT] and done.is_set()
+
+
+def test_apply_from_other_threads(pool, default_sigint):
+    out = []
+    ts = [threading.Thread(target=lambda i=i: out.append(pool.apply(helpers.square, (i,))))
+          for i in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert sorted(out) == [0, 1, 4, 9]
+    assert pool.apply(helpers.add, (2, 3)) == 5  # and from the main thread again

@@ -92,3 +92,51 @@ def test_shared_memory_create_attach_unlink(ctx):
         shared_memory.SharedMemory(m.name)
     with pytest.raises(ValueError):
         shared_memory.SharedMemory(create=True, size=0)
+
+
+def test_value_under_lock_shared_with_children(ctx):
+    v = mproc.Value("i", 0)
+    ps = [ctx.Process(target=helpers.value_ops, args=(v, 300)) for _ in range(2)]
+    for p in ps:
+        p.start()
+    helpers.value_ops(v, 300)
+    for p in ps:
+        p.join()
+    assert [p.exitcode for p in ps] == [0, 0]
+    assert v.value == 900 and v.get_obj().value == 900  # one memory: wrapper and ctypes view
+
+
+def test_value_conversions_as_ctypes():
+    i = mproc.Value("i", 0)
+    i.value = 2 ** 32 + 5  # integers wrap silently, as in ctypes
+    assert i.value == 5
+    with pytest.raises(TypeError):
+        i.value = 1.5
+    u = mproc.Value("Q", 2 ** 64 - 1)
+    assert u.value == 2 ** 64 - 1
+    b = mproc.Value("b", -3)
+    assert b.value == -3
+    f = mproc.Value("f", 0.5)
+    f.value = 3
+    assert f.value == 3.0
+    c = mproc.Value("c", b"x")
+    c.value = b"y"
+    assert c.value == b"y"
+    with pytest.raises(AttributeError):
+        del i.value
+    assert i.get_lock() is i.get_lock()
+    assert isinstance(i, mproc.sharedctypes.SynchronizedBase)  # as multiprocessing's
+    with i:  # the wrapper is its lock's context manager; value re-enters the RLock
+        i.value += 1
+    assert i.value == 6 and not i.get_lock()._is_owned()
+
+
+def test_value_with_a_plain_lock():
+    lock = mproc.Lock()
+    v = mproc.Value("i", 1, lock=lock)
+    v.value += 1  # takes and gives back the lock
+    assert v.value == 2
+    with v.get_lock():
+        assert v.get_obj().value == 2
+        with pytest.raises(mproc.MprocError):
+            v.value  # a Lock is not re-entrant: multiprocessing would deadlock here

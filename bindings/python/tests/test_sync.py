@@ -1,4 +1,6 @@
 """Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier (and owner death)."""
+import os
+import signal
 import threading
 
 import pytest
@@ -131,4 +133,43 @@ def test_lock_in_pool_initargs_and_tasks():
             assert pool.apply(helpers.add_in_pool, (counter,)) >= 1
     assert counter.value == 2
     assert lock.acquire(False)
+    lock.release()
+
+
+def test_lock_acquire_arguments():
+    lock = mproc.Lock()
+    assert lock.acquire(True, None) is True
+    assert lock.acquire(block=False) is False
+    assert lock.acquire(True, 0.01) is False
+    assert lock.acquire(timeout=-1) is False  # a negative timeout tries once
+    with pytest.raises(TypeError):
+        lock.acquire(bogus=1)
+    with pytest.raises(TypeError):
+        lock.acquire(True, None, 3)
+    lock.release()
+    assert not lock._is_owned()
+
+
+def test_blocking_acquire_lets_ctrl_c_through():
+    lock = mproc.Lock()
+    held, done = threading.Event(), threading.Event()
+
+    def holder():
+        with lock:
+            held.set()
+            done.wait(60)
+    t = threading.Thread(target=holder)
+    t.start()
+    held.wait(60)
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+        with pytest.raises(KeyboardInterrupt):
+            lock.acquire()
+        assert t.is_alive()  # interrupted, not woken by a release
+    finally:
+        signal.signal(signal.SIGINT, old)
+        done.set()
+        t.join()
+    assert lock.acquire(timeout=5)
     lock.release()
