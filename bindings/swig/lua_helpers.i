@@ -126,6 +126,7 @@ static int mproc_lua_pool_new(lua_State *L) {
   o.workers = (int)luaL_optinteger(L, 2, 0);
   o.task_timeout = luaL_optnumber(L, 3, 0.0);
   o.max_tasks_per_child = (int)luaL_optinteger(L, 4, 0);
+  o.backend = "local"; /* tasks are this interpreter's functions: local workers always */
   o.start_method = MPROC_START_FORK;
   o.payload = L;
   mproc_pool_t *pool = NULL;

@@ -195,6 +195,9 @@ static PyObject *mproc_py_pool_new(PyObject *self, PyObject *args) {
   o.initializer = mproc_py_pool_init;
   o.init_arg = init.len ? init.buf : NULL;
   o.init_arg_len = (size_t)init.len;
+  /* Local workers always: tasks are this interpreter's callables (Python's MPI pool is mproc.mpi;
+   * MPROC_POOL_BACKEND is read by the package, not by the core, for these pools). */
+  o.backend = "local";
   mproc_pool_t *pool = NULL;
   PyOS_BeforeFork();
   int rc = mproc_pool_new(&pool, &o);

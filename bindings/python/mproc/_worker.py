@@ -3,6 +3,8 @@
 Task bytes (made by pool.py):
   b"A" + pickle((func, args, kwargs))                        apply
   b"M" | b"S" + len(fn) as 4 bytes + pickle(func) + pickle(x)  map item: func(x) / func(*x)
+  b"L" | b"K" + len(fn) as 4 bytes + pickle(func) + pickle(list)  a chunk of map items: the list
+                                                                 of func(x) / func(*x)
 Result bytes: b"\\0" + pickle(value), or b"\\1" + pickle((exception or None, traceback text)).
 """
 import pickle
@@ -70,7 +72,16 @@ def run_task(mv):
                 _fn = _loads(blob)
                 _fn_blob = bytes(blob)
             x = _loads(mv[5 + n:])
-            value = _fn(*x) if kind == 83 else _fn(x)  # "S": starmap
+            if kind == 77:  # "M"
+                value = _fn(x)
+            elif kind == 83:  # "S": starmap
+                value = _fn(*x)
+            elif kind == 76:  # "L": a chunk of map items
+                fn = _fn
+                value = [fn(a) for a in x]
+            else:  # "K": a chunk of starmap items
+                fn = _fn
+                value = [fn(*a) for a in x]
         try:
             out = b"\x00" + pickle.dumps(value, _core.PROTOCOL)
         except Exception as e:

@@ -238,11 +238,22 @@ class IMapIterator:
 
 
 class Pool:
-    """multiprocessing.Pool. Extra keyword: task_timeout (seconds per task, or per chunk of a
-    map): a task over it fails with TaskTimeoutError and its worker is replaced."""
+    """multiprocessing.Pool. Extra keywords: task_timeout (seconds per task, or per chunk of a
+    map): a task over it fails with TaskTimeoutError and its worker is replaced; backend:
+    "local" (the default, or the MPROC_POOL_BACKEND environment variable) or "mpi" (an
+    mproc.mpi.Pool over MPI ranks, see docs/mpi.md)."""
+
+    def __new__(cls, *args, backend=None, **kwargs):
+        backend = backend or os.environ.get("MPROC_POOL_BACKEND") or "local"
+        if backend == "mpi":  # the pool over MPI ranks (docs/mpi.md); __init__ is not called
+            from . import mpi
+            return mpi.Pool(*args, **kwargs)
+        if backend != "local":
+            raise ValueError("backend must be 'local' or 'mpi', not %r" % (backend,))
+        return super().__new__(cls)
 
     def __init__(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None,
-                 context=None, *, task_timeout=None):
+                 context=None, *, task_timeout=None, backend=None):
         self._state = None
         self._h = None
         if processes is None:
@@ -356,18 +367,32 @@ class Pool:
         dumps = _core.dumps
         return [head + dumps(x) for x in iterable]
 
+    def _chunks(self, func, data, star, cs):
+        blob = _core.dumps(func)
+        head = (b"K" if star else b"L") + len(blob).to_bytes(4, "little") + blob
+        dumps = _core.dumps
+        return [head + dumps(data[i:i + cs]) for i in range(0, len(data), cs)]
+
     def _map_async(self, func, iterable, star, chunksize, callback, error_callback, task_timeout,
                    progress=False):
         self._check_running()
         if chunksize is not None and chunksize < 1:
             raise ValueError("Chunksize must be 1+, not {0:n}".format(chunksize))
-        items = self._items(func, iterable, star)
+        p = bool(progress)
+        data = iterable if isinstance(iterable, (list, tuple)) else list(iterable)
+        cs = chunksize or -(-len(data) // (4 * self._processes)) or 1
         res = MapResult(self, callback, error_callback)
-        res._star_chunks = False
+        if cs > 1 and not p:
+            # As multiprocessing: one pickle per chunk of items, not one per item; the worker
+            # maps the chunk and answers with the list of its results.
+            items = self._chunks(func, data, star, cs)
+            res._star_chunks = True
+            cs = 1
+        else:
+            items = self._items(func, data, star)
+            res._star_chunks = False
         res._total = len(items)
         t = float(task_timeout or 0.0)
-        cs = chunksize or 0
-        p = bool(progress)
 
         def submit(q, c):
             h, feed = _mproc.pool_map_async(self._h, items, cs, t, 0, q, c, p)
