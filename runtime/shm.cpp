@@ -146,6 +146,8 @@ static int finish_value(std::unique_ptr<SharedValue> &h, bool is_array, SharedVa
   h->st = static_cast<ValueState *>(h->ref.payload);
   h->data = static_cast<unsigned char *>(h->ref.payload) + kValueDataOffset;
   h->elem = typecode_size(h->st->typecode);
+  const TypeInfo *t = type_of(h->st->typecode);
+  h->atomic_kind = t && t->integer ? (t->is_signed ? t->size : -static_cast<int>(t->size)) : 0;
   handle_register(h.get(), is_array ? HandleKind::kArray : HandleKind::kValue);
   *out = h.release();
   return 0;

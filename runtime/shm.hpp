@@ -45,6 +45,7 @@ struct SharedValue {
   ValueState *st = nullptr;
   unsigned char *data = nullptr;
   size_t elem = 0;
+  int atomic_kind = 0;  // integer elements: size in bytes, negated when unsigned; else 0
   ObjRef ref;
   mproc_lock *lock = nullptr;  // NULL when raw; owned here, borrowed by users
 };
@@ -75,6 +76,34 @@ enum class AtomicOp { kLoad, kStore, kExchange, kCompareExchange, kFetchAdd, kFe
 // recorded error. *io: the result (load/exchange/fetch: old value) or, for compare-exchange,
 // the expected value in and the current value out.
 int value_atomic(SharedValue *v, AtomicOp op, int64_t arg, int64_t *io);
+
+// The C shims' inlined fetch_add (delta negated for fetch_sub): false when the value is not an
+// integer, for value_atomic to report. Wraps like value_atomic's kFetchAdd.
+inline bool value_fetch_add_fast(SharedValue *v, int64_t delta, int64_t *old) {
+  void *p = v->data;
+  int kind = v->atomic_kind;
+  if (__builtin_expect(kind == 8, 1)) {  // 'q', 'l': the usual counter
+    *old = __atomic_fetch_add(static_cast<int64_t *>(p), delta, __ATOMIC_SEQ_CST);
+    return true;
+  }
+  switch (kind) {
+    case -8:
+      *old = static_cast<int64_t>(__atomic_fetch_add(static_cast<uint64_t *>(p),
+                                                     static_cast<uint64_t>(delta),
+                                                     __ATOMIC_SEQ_CST));
+      return true;
+    case 4:
+      *old = __atomic_fetch_add(static_cast<int32_t *>(p), static_cast<int32_t>(delta),
+                                __ATOMIC_SEQ_CST);
+      return true;
+    case -4:
+      *old = __atomic_fetch_add(static_cast<uint32_t *>(p), static_cast<uint32_t>(delta),
+                                __ATOMIC_SEQ_CST);
+      return true;
+    default:
+      return false;  // 1- and 2-byte integers, and non-integers: value_atomic
+  }
+}
 
 }  // namespace mproc
 

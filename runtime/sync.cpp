@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -33,6 +34,11 @@ Deadline slice_deadline(const Deadline &d) {
 }
 
 constexpr uint64_t gen_bit(uint32_t g) { return 1ull << (g % 64); }
+
+// mutex_lock_slow's spin before sleeping (Go's runtime: active_spin 4 x 30, passive_spin 1).
+constexpr int kSpinRounds = 4;
+constexpr int kSpinPauses = 30;
+constexpr int kSpinYields = 1;
 }  // namespace
 
 uint32_t current_tid_slow() {
@@ -62,18 +68,26 @@ bool tid_alive(uint32_t tid) {
 // ---- mutex ----------------------------------------------------------------------------------
 
 int mutex_lock_slow(MutexWord *m, uint32_t tid, double timeout) {
-  // A short spin: critical sections are usually a few instructions long.
+  // Spin a little before sleeping, as Go's runtime mutex does: a few rounds of pause-loops, then
+  // one sched_yield (lets a preempted owner run on a busy machine), then the futex. Critical
+  // sections are usually a few instructions long, and a sleep costs the owner a wake-up syscall.
+  // Only loads while the word is held: a failing CAS would take the line from the owner.
   if (timeout != 0) {
-    for (int i = 0; i < 128; i++) {
+    for (int round = 0; round < kSpinRounds + kSpinYields; round++) {
       uint32_t w = m->word.load(std::memory_order_relaxed);
       if (w == 0) {
         if (m->word.compare_exchange_weak(w, tid, std::memory_order_acquire,
                                           std::memory_order_relaxed))
           return 0;
-      } else if (w & kMutexWaiters) {
-        break;  // others already sleep: join them
+        continue;
       }
-      cpu_relax();
+      if (w & kMutexWaiters) break;           // others already sleep: join them
+      if ((w & kMutexTidMask) == tid) break;  // our own: reported below
+      if (round < kSpinRounds) {
+        for (int k = 0; k < kSpinPauses; k++) cpu_relax();
+      } else {
+        sched_yield();
+      }
     }
   }
   Deadline d = Deadline::after(timeout);
@@ -120,9 +134,14 @@ bool mutex_unlock(MutexWord *m) {
   if (m->word.compare_exchange_strong(w, 0, std::memory_order_release, std::memory_order_relaxed))
     return true;
   if ((w & kMutexTidMask) != tid) return false;
+  mutex_unlock_contended(m);
+  return true;
+}
+
+void mutex_unlock_contended(MutexWord *m) {
+  // The waiters bit is set, so no one but us changes the word now: a plain store releases it.
   m->word.store(0, std::memory_order_release);
   futex_wake(&m->word, 1);
-  return true;
 }
 
 // ---- Lock / RLock -----------------------------------------------------------------------------
@@ -142,9 +161,11 @@ int lock_acquire(LockState *s, double timeout) {
       return 0;
     }
   }
+  // Look before the CAS: a failing CAS on a held lock would take its cache line from the owner.
   uint32_t zero = 0;
   int r = 0;
-  if (!s->m.word.compare_exchange_strong(zero, tid, std::memory_order_acquire,
+  if (s->m.word.load(std::memory_order_relaxed) != 0 ||
+      !s->m.word.compare_exchange_strong(zero, tid, std::memory_order_acquire,
                                          std::memory_order_relaxed)) {
     r = mutex_lock_slow(&s->m, tid, timeout);
     if (r != 0 && r != MPROC_EOWNERDEAD) return r;
@@ -431,6 +452,13 @@ int publish(std::unique_ptr<H> h, HandleKind kind, H **out) {
   return 0;
 }
 
+// The fast paths read the lock's kind from the handle: reading it from the shared state before
+// the CAS would cost a second cache-line transfer under contention.
+int publish_lock(std::unique_ptr<mproc_lock> h, mproc_lock **out) {
+  h->recursive = h->st->recursive != 0;
+  return publish(std::move(h), HandleKind::kLock, out);
+}
+
 template <class H>
 void unpublish(H *h) {
   handle_unregister(h);
@@ -459,7 +487,7 @@ int lock_new(bool recursive, mproc_lock **out) {
   if (int rc = arena_alloc(sizeof(LockState), ObjKind::kLock, &h->ref)) return rc;
   h->st = static_cast<LockState *>(h->ref.payload);
   lock_init(h->st, recursive);
-  return publish(std::move(h), HandleKind::kLock, out);
+  return publish_lock(std::move(h), out);
 }
 
 int lock_handle_embedded(const ObjRef &owner, uint64_t inner, mproc_lock **out) {
@@ -468,7 +496,7 @@ int lock_handle_embedded(const ObjRef &owner, uint64_t inner, mproc_lock **out) 
   h->inner = inner;
   h->st = reinterpret_cast<LockState *>(static_cast<char *>(h->ref.payload) + inner);
   h->borrowed = true;
-  return publish(std::move(h), HandleKind::kLock, out);
+  return publish_lock(std::move(h), out);
 }
 
 int lock_handle_dup(const mproc_lock *l, bool borrowed, mproc_lock **out) {
@@ -477,7 +505,7 @@ int lock_handle_dup(const mproc_lock *l, bool borrowed, mproc_lock **out) {
   h->inner = l->inner;
   h->st = l->st;
   h->borrowed = borrowed;
-  return publish(std::move(h), HandleKind::kLock, out);
+  return publish_lock(std::move(h), out);
 }
 
 int lock_export(const mproc_lock *l, char *buf, size_t cap) {
@@ -496,7 +524,7 @@ int lock_attach_part(const char *token, bool borrowed, mproc_lock **out, const c
   if (!ok) return fail(MPROC_EINVAL, "malformed token: no lock at that place");
   h->st = static_cast<LockState *>(h->ref.payload);
   h->borrowed = borrowed;
-  return publish(std::move(h), HandleKind::kLock, out);
+  return publish_lock(std::move(h), out);
 }
 
 int lock_attach_trailing(const char *end, const char *owner, mproc_lock **out) {

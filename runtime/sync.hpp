@@ -10,6 +10,13 @@
 // the word over by CAS and reports MPROC_EOWNERDEAD: it now owns the lock, nothing more is needed
 // to "mark it consistent" (the protected data is the caller's to repair before releasing). We do
 // not use the kernel robust list because glibc owns the one robust-list head per thread.
+//
+// Speed: the C entry points inline lock_acquire_fast / lock_release_fast (one CAS each, the
+// thread id cached in an initial-exec TLS word, the lock's kind cached in the handle so that the
+// shared line is touched only by the word's own accesses) and call the guarded full path only
+// when the CAS cannot succeed. Acquire reads the word before its CAS: a CAS that fails on a held
+// lock would still take the cache line away from the owner. A contended acquirer spins briefly,
+// then sleeps; see mutex_lock_slow.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -53,6 +60,8 @@ inline int mutex_lock(MutexWord *m, double timeout) {
 }
 // Unlock by the owner thread; false when the caller does not own it.
 bool mutex_unlock(MutexWord *m);
+// The owner's unlock of a word whose waiters bit is set: clear it and wake one sleeper.
+void mutex_unlock_contended(MutexWord *m);
 inline uint32_t mutex_owner(const MutexWord *m) {
   return m->word.load(std::memory_order_relaxed) & kMutexTidMask;
 }
@@ -69,6 +78,43 @@ int lock_acquire(LockState *s, double timeout);
 // 0 or MPROC_ENOTOWNER (recorded).
 int lock_release(LockState *s);
 bool lock_owned_by_me(const LockState *s);
+// The C shims' inlined fast paths: true when done (acquired a free lock / released a lock the
+// caller holds), false when the full call must run. No error text, no liveness check: waiting,
+// timeouts, a dead owner and errors are lock_acquire/lock_release's job. `recursive` comes from
+// the handle (mproc_lock::recursive).
+inline bool lock_acquire_fast(LockState *s, bool recursive) {
+  uint32_t tid = t_cached_tid;  // 0 before this thread's first call: the full call caches it
+  uint32_t zero = 0;
+  if (tid == 0 || s->m.word.load(std::memory_order_relaxed) != 0 ||
+      !s->m.word.compare_exchange_strong(zero, tid, std::memory_order_acquire,
+                                         std::memory_order_relaxed))
+    return false;
+  if (recursive) s->count = 1;
+  return true;
+}
+inline bool lock_release_fast(LockState *s, bool recursive) {
+  uint32_t tid = t_cached_tid;
+  if (tid == 0) return false;
+  if (recursive) {
+    // count belongs to the owner: touch it only after seeing that the caller owns the word.
+    if ((s->m.word.load(std::memory_order_relaxed) & kMutexTidMask) != tid) return false;
+    if (s->count > 1) {
+      s->count--;
+      return true;
+    }
+    s->count = 0;
+  }
+  uint32_t w = tid;
+  if (s->m.word.compare_exchange_strong(w, 0, std::memory_order_release,
+                                        std::memory_order_relaxed))
+    return true;
+  if (w != (tid | kMutexWaiters)) {  // not the owner: the full call reports it
+    if (recursive) s->count = 1;      // (cannot happen after the check above; keep it sound)
+    return false;
+  }
+  mutex_unlock_contended(&s->m);  // a sleeper to wake: the one syscall of a release
+  return true;
+}
 // For Condition.wait: release completely, remembering the recursion depth, and take it back.
 int lock_release_save(LockState *s, uint32_t *saved);
 int lock_acquire_restore(LockState *s, uint32_t saved);
@@ -145,6 +191,7 @@ struct mproc_lock {
   mproc::ObjRef ref;      // the block holding st: a lock, or a value/condition embedding it
   uint64_t inner = 0;     // offset of st in that block's payload
   bool borrowed = false;  // belongs to a value or condition: mproc_lock_free refuses it
+  bool recursive = false; // a copy of st->recursive (an RLock), kept here for the fast paths
 };
 struct mproc_sem {
   uint32_t magic = mproc::kSemMagic;

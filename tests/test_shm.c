@@ -5,6 +5,7 @@
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -256,6 +257,54 @@ static void test_shm_atomics(void **state) {
     assert_non_null(strstr(mproc_last_error(), "integer type"));
     assert_int_equal(mproc_value_free(v), 0);
   }
+}
+
+/* fetch_add/fetch_sub on every integer width, signed and unsigned, raw or locked: the result
+ * wraps in the element's type and `old` is the element before, as load() reports it. */
+static void check_fetch(char tc, int raw, int64_t start, int64_t delta, int sub, int64_t want_old,
+                        int64_t want_after) {
+  mproc_value_t *v = NULL;
+  mproc_value_opts_t o = MPROC_VALUE_OPTS_INIT;
+  o.raw = raw;
+  assert_int_equal(mproc_value_new(&v, tc, NULL, &o), 0);
+  assert_int_equal(mproc_value_store(v, start), 0);
+  int64_t old = 12345, after = 0;
+  assert_int_equal(sub ? mproc_value_fetch_sub(v, delta, &old) : mproc_value_fetch_add(v, delta, &old),
+                   0);
+  assert_int_equal(old, want_old);
+  assert_int_equal(mproc_value_load(v, &after), 0);
+  assert_int_equal(after, want_after);
+  assert_int_equal(mproc_value_free(v), 0);
+}
+
+static void test_shm_atomics_every_width(void **state) {
+  (void)state;
+  for (int raw = 0; raw < 2; raw++) {
+    check_fetch('b', raw, 127, 1, 0, 127, -128);
+    check_fetch('B', raw, 0, 1, 1, 0, 255);
+    check_fetch('h', raw, -32768, 1, 1, -32768, 32767);
+    check_fetch('H', raw, 65535, 2, 0, 65535, 1);
+    check_fetch('i', raw, 2147483647, 1, 0, 2147483647, -2147483647 - 1);
+    check_fetch('i', raw, 5, -7, 0, 5, -2);
+    check_fetch('I', raw, 0, 1, 1, 0, 4294967295);
+    check_fetch('I', raw, 4294967295, 1, 0, 4294967295, 0);
+    check_fetch('q', raw, INT64_MAX, 1, 0, INT64_MAX, INT64_MIN);
+    check_fetch('q', raw, 0, INT64_MIN, 1, 0, INT64_MIN); /* 0 - INT64_MIN wraps */
+    check_fetch('q', raw, 10, -3, 1, 10, 13);
+    check_fetch('Q', raw, 0, 1, 1, 0, -1); /* 2^64 - 1, as its int64 bits */
+    check_fetch('l', raw, -1, 1, 0, -1, 0);
+    check_fetch('L', raw, -1, 1, 0, -1, 0);
+  }
+  /* Errors still name the call. */
+  mproc_value_t *v = NULL;
+  assert_int_equal(mproc_value_new(&v, 'd', NULL, NULL), 0);
+  assert_int_equal(mproc_value_fetch_add(v, 1, NULL), MPROC_EINVAL);
+  assert_non_null(strstr(mproc_last_error(), "mproc_value_fetch_add: "));
+  assert_int_equal(mproc_value_fetch_sub(v, 1, NULL), MPROC_EINVAL);
+  assert_non_null(strstr(mproc_last_error(), "mproc_value_fetch_sub: "));
+  assert_int_equal(mproc_value_free(v), 0);
+  assert_int_equal(mproc_value_fetch_sub(NULL, 1, NULL), MPROC_EINVAL);
+  assert_non_null(strstr(mproc_last_error(), "mproc_value_fetch_sub: "));
 }
 
 #define N_ADD 100000
@@ -863,6 +912,7 @@ int main(void) {
       TEST(shm, array_ops),
       TEST(shm, raw_and_given_lock),
       TEST(shm, atomics),
+      TEST(shm, atomics_every_width),
       TEST(shm, counters_across_processes),
       TEST(shm, attach_from_other_processes),
       TEST(shm, named_block),

@@ -2,6 +2,7 @@
  * death, timeouts, attach from a forkserver child and from an unrelated (exec'd) process. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -174,6 +175,112 @@ static void test_sync_lock_owner_killed_try(void **state) {
   assert_int_equal(mproc_lock_release(s.lock), 0);
   mproc_lock_free(s.lock);
   mproc_event_free(s.ready);
+}
+
+/* Takes the lock (or the rlock), says so, and releases it: the parent holds it meanwhile, so the
+ * child ends up asleep on the futex and must be woken by the parent's release. */
+static int body_wait_for_lock(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  struct shared *s = payload;
+  mproc_lock_t *l = s->lock ? s->lock : s->rlock;
+  mproc_event_set(s->ready);
+  if (mproc_lock_acquire(l, 30.0) != 0) return 1;
+  if (mproc_lock_release(l) != 0) return 2;
+  return 0;
+}
+
+/* State letter of /proc/<pid>/stat ('S': asleep), or 0. */
+static char proc_state(int pid) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char *p = strrchr(buf, ')');
+  return p && p[1] == ' ' ? p[2] : 0;
+}
+
+static void check_release_wakes_sleeper(int recursive) {
+  struct shared s = {0};
+  mproc_lock_t *l = NULL;
+  assert_int_equal(recursive ? mproc_rlock_new(&l) : mproc_lock_new(&l), 0);
+  if (recursive) s.rlock = l;
+  else s.lock = l;
+  assert_int_equal(mproc_event_new(&s.ready), 0);
+  assert_int_equal(mproc_lock_acquire(l, -1), 0);
+  if (recursive) assert_int_equal(mproc_lock_acquire(l, -1), 0);
+  mproc_process_t *p = start(body_wait_for_lock, NULL, 0, MPROC_START_FORK, &s);
+  assert_int_equal(mproc_event_wait(s.ready, -1), 0);
+  /* Wait (bounded) until the child sleeps in its acquire: the release must then wake it. */
+  int pid = mproc_process_pid(p);
+  double t0 = tu_now();
+  while (proc_state(pid) != 'S' && tu_now() - t0 < 10) sched_yield();
+  if (recursive) assert_int_equal(mproc_lock_release(l), 0); /* depth 2 -> 1: still held */
+  assert_int_equal(mproc_lock_owned(l), 1);
+  assert_int_equal(mproc_lock_release(l), 0);
+  assert_int_equal(join_code(p), 0);
+  /* The waiters bit is gone with the last sleeper: a try-acquire takes it at once. */
+  assert_int_equal(mproc_lock_acquire(l, 0), 0);
+  assert_int_equal(mproc_lock_release(l), 0);
+  assert_int_equal(mproc_lock_owned(l), 0);
+  assert_int_equal(mproc_lock_free(l), 0);
+  mproc_event_free(s.ready);
+}
+
+static void test_sync_release_wakes_sleeping_waiter(void **state) {
+  (void)state;
+  check_release_wakes_sleeper(0);
+}
+
+static void test_sync_rlock_release_wakes_sleeping_waiter(void **state) {
+  (void)state;
+  check_release_wakes_sleeper(1);
+}
+
+/* Every way to get an RLock handle (new, attach, a condition's or a value's) is recursive. */
+static void check_recursive_handle(mproc_lock_t *l) {
+  assert_int_equal(mproc_lock_is_recursive(l), 1);
+  for (int i = 0; i < 3; i++) assert_int_equal(mproc_lock_acquire(l, 0), 0);
+  for (int i = 0; i < 3; i++) assert_int_equal(mproc_lock_release(l), 0);
+  assert_int_equal(mproc_lock_owned(l), 0);
+  assert_int_equal(mproc_lock_release(l), MPROC_ENOTOWNER);
+}
+
+static void test_sync_rlock_handles_of_every_origin(void **state) {
+  (void)state;
+  mproc_lock_t *l = NULL, *a = NULL, *cl = NULL, *vl = NULL;
+  assert_int_equal(mproc_rlock_new(&l), 0);
+  char tok[MPROC_TOKEN_MAX];
+  assert_true(mproc_lock_export(l, tok, sizeof tok) > 0);
+  assert_int_equal(mproc_lock_attach(&a, tok), 0);
+  check_recursive_handle(l);
+  check_recursive_handle(a);
+  mproc_cond_t *c = NULL;
+  assert_int_equal(mproc_cond_new(&c, NULL), 0);
+  assert_int_equal(mproc_cond_get_lock(c, &cl), 0);
+  check_recursive_handle(cl);
+  mproc_value_t *v = NULL;
+  assert_int_equal(mproc_value_new(&v, 'i', NULL, NULL), 0);
+  assert_int_equal(mproc_value_get_lock(v, &vl), 0);
+  check_recursive_handle(vl);
+  /* A plain Lock attached from a token stays non-recursive. */
+  mproc_lock_t *pl = NULL, *pa = NULL;
+  assert_int_equal(mproc_lock_new(&pl), 0);
+  assert_true(mproc_lock_export(pl, tok, sizeof tok) > 0);
+  assert_int_equal(mproc_lock_attach(&pa, tok), 0);
+  assert_int_equal(mproc_lock_acquire(pa, 0), 0);
+  assert_int_equal(mproc_lock_acquire(pl, 0), MPROC_EDEADLK);
+  assert_int_equal(mproc_lock_release(pl), 0);
+  assert_int_equal(mproc_lock_release(pa), MPROC_ENOTOWNER);
+  assert_non_null(strstr(mproc_last_error(), "mproc_lock_release: the lock is not held"));
+  assert_int_equal(mproc_lock_free(pa), 0);
+  assert_int_equal(mproc_lock_free(pl), 0);
+  assert_int_equal(mproc_value_free(v), 0);
+  assert_int_equal(mproc_cond_free(c), 0);
+  assert_int_equal(mproc_lock_free(a), 0);
+  assert_int_equal(mproc_lock_free(l), 0);
 }
 
 #define N_INCR 20000
@@ -846,6 +953,9 @@ int main(void) {
       TEST(sync, lock_owner_killed),
       TEST(sync, rlock_owner_killed),
       TEST(sync, lock_owner_killed_try),
+      TEST(sync, release_wakes_sleeping_waiter),
+      TEST(sync, rlock_release_wakes_sleeping_waiter),
+      TEST(sync, rlock_handles_of_every_origin),
       TEST(sync, contended_counter),
       TEST(sync, semaphore),
       TEST(sync, bounded_semaphore),

@@ -71,18 +71,34 @@ MPROC_API int mproc_rlock_new(mproc_lock_t **out) {
   });
 }
 
-MPROC_API int mproc_lock_acquire(mproc_lock_t *lock, double timeout) {
-  return MPROC_GUARD({
+// Acquire and release: a free lock (or one held with nobody waiting) costs one CAS, inlined here;
+// everything else goes through the guarded call, kept out of line so the fast path stays small.
+static __attribute__((noinline)) int lock_acquire_full(mproc_lock_t *lock, double timeout) {
+  return mproc::guard("mproc_lock_acquire", [&]() -> int {
     if (int rc = check_fast(lock, mproc::kLockMagic, "lock")) return rc;
     return mproc::lock_acquire(lock->st, timeout);
   });
 }
 
-MPROC_API int mproc_lock_release(mproc_lock_t *lock) {
-  return MPROC_GUARD({
+static __attribute__((noinline)) int lock_release_full(mproc_lock_t *lock) {
+  return mproc::guard("mproc_lock_release", [&]() -> int {
     if (int rc = check_fast(lock, mproc::kLockMagic, "lock")) return rc;
     return mproc::lock_release(lock->st);
   });
+}
+
+MPROC_API int mproc_lock_acquire(mproc_lock_t *lock, double timeout) {
+  if (__builtin_expect(lock && lock->magic == mproc::kLockMagic, 1) &&
+      mproc::lock_acquire_fast(lock->st, lock->recursive))
+    return 0;
+  return lock_acquire_full(lock, timeout);
+}
+
+MPROC_API int mproc_lock_release(mproc_lock_t *lock) {
+  if (__builtin_expect(lock && lock->magic == mproc::kLockMagic, 1) &&
+      mproc::lock_release_fast(lock->st, lock->recursive))
+    return 0;
+  return lock_release_full(lock);
 }
 
 MPROC_API int mproc_lock_owned(const mproc_lock_t *lock) {
