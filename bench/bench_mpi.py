@@ -89,28 +89,20 @@ def main():
 
     def ratio(a, b, key):
         return "%6.2fx" % (a[key] / b[key]) if a and b else "    - "
-    print("ranks  what                 mpi4py.futures    mproc.mpi  mproc local  "
-          "mpi/futures  mpi/local")
-    for n, fut, mpi, loc in rows:
-        print("%5d  small tasks (k/s)    %s    %s    %s      %s    %s" % (
-            n, cell(fut, "tasks_per_s", 1e3), cell(mpi, "tasks_per_s", 1e3),
-            cell(loc, "tasks_per_s", 1e3), ratio(mpi, fut, "tasks_per_s"),
-            ratio(mpi, loc, "tasks_per_s")))
-        print("%5d  chunked map (M/s)    %s    %s    %s      %s    %s" % (
-            n, cell(fut, "items_per_s", 1e6), cell(mpi, "items_per_s", 1e6),
-            cell(loc, "items_per_s", 1e6), ratio(mpi, fut, "items_per_s"),
-            ratio(mpi, loc, "items_per_s")))
+
+    def table(title, rows):
+        print(title)
+        for n, fut, mpi, loc in rows:
+            for what, key, div in (("small tasks (k/s)", "tasks_per_s", 1e3),
+                                   ("chunked map (M/s)", "items_per_s", 1e6)):
+                print("%5d  %s    %s    %s    %s      %s    %s" % (
+                    n, what, cell(fut, key, div), cell(mpi, key, div), cell(loc, key, div),
+                    ratio(mpi, fut, key), ratio(mpi, loc, key)))
+    table("ranks  what                 mpi4py.futures    mproc.mpi  mproc local  "
+          "mpi/futures  mpi/local", rows)
     if cbench:
-        print("from C (libmproc-mpi)    mpi4py.futures    mproc-mpi    C local   mpi/futures  mpi/local")
-        for n, fut, mpi, loc in crows:
-            print("%5d  small tasks (k/s)    %s    %s    %s      %s    %s" % (
-                n, cell(fut, "tasks_per_s", 1e3), cell(mpi, "tasks_per_s", 1e3),
-                cell(loc, "tasks_per_s", 1e3), ratio(mpi, fut, "tasks_per_s"),
-                ratio(mpi, loc, "tasks_per_s")))
-            print("%5d  chunked map (M/s)    %s    %s    %s      %s    %s" % (
-                n, cell(fut, "items_per_s", 1e6), cell(mpi, "items_per_s", 1e6),
-                cell(loc, "items_per_s", 1e6), ratio(mpi, fut, "items_per_s"),
-                ratio(mpi, loc, "items_per_s")))
+        table("from C (libmproc-mpi)    mpi4py.futures    mproc-mpi    C local   "
+              "mpi/futures  mpi/local", crows)
         print("target: C small tasks mpi/futures >= 10x")
     print("targets: small tasks mpi/futures >= 2x, chunked map mpi/futures >= 1x "
           "(%d tasks, %d map items; best of %d rounds)" % (int(2000 * scale), int(1e6 * scale),
