@@ -1,4 +1,6 @@
-/* Queue and pipe throughput / latency, each case beside its peers in the same run:
+/* Queue and pipe throughput / latency, each case beside its peers in the same run (mproc and the
+ * C peers take turns, kRounds times, and each prints its median: the machine's load changes
+ * from second to second and would otherwise favour whoever ran in a quiet moment):
  *   mproc Queue (copying put/get), Boost.Interprocess message_queue (bench_queue_boost next to
  *   this binary, built only when CMake found Boost; else "n/a"), a raw pipe(2) in C, Python
  *   multiprocessing.Queue/SimpleQueue/Pipe (through bench_queue.py next to this file; skipped if
@@ -33,8 +35,13 @@ static mproc_process_t *spawn(mproc_process_fn fn, void *payload, int arg) {
   return p;
 }
 
+/* Join a worker; a worker that failed (e.g. a get that returned an error) voids the bench. */
 static void join(mproc_process_t *p) {
-  mproc_process_join(p, -1);
+  int code = -1;
+  if (mproc_process_join(p, -1) || mproc_process_exitcode(p, &code) || code != 0) {
+    fprintf(stderr, "bench_queue: a worker failed (exit code %d)\n", code);
+    exit(1);
+  }
   mproc_process_free(p);
 }
 
@@ -211,15 +218,31 @@ static double raw_rtt_us(long count) {
   return dt / (double)count * 1e6;
 }
 
+enum { kRounds = 3, kRttRounds = 5 };
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return v[n / 2];
+}
+
 static void ratio(const char *name, double m, double peer) {
   if (peer > 0) printf("  %-26s %8.2fx", name, m / peer);
   else printf("  %-26s %9s", name, "n/a");
 }
 
 static void rate_case(const char *label, size_t size, long count, int np, long pycount) {
-  double m = mproc_rate(size, count, np);
-  double b = boost_rate(size, count, np);
-  double r = pipe_rate(size, count / 4, np);
+  double mv[kRounds], bv[kRounds], rv[kRounds];
+  for (int i = 0; i < kRounds; i++) {
+    mv[i] = mproc_rate(size, count, np);
+    bv[i] = boost_rate(size, count, np);
+    rv[i] = pipe_rate(size, count / 4, np);
+  }
+  double m = median(mv, kRounds), b = median(bv, kRounds), r = median(rv, kRounds);
   char args[128];
   snprintf(args, sizeof args, "queue %zu %ld %d", size, pycount, np);
   double pq = python(args);
@@ -258,11 +281,18 @@ int main(int argc, char **argv) {
   rate_case("1->1, 64 KiB", 64 << 10, N(40000), 1, N(5000));
   rate_case("1->1, 1 MiB", 1 << 20, N(3000), 1, N(500));
   rate_case("2->2, 8 B", 8, N(2000000), 2, N(100000));
-  double m = conn_rtt_us(N(20000)), r = raw_rtt_us(N(20000));
+  double mv[kRttRounds], rv[kRttRounds];
+  for (int i = 0; i < kRttRounds; i++) {
+    mv[i] = conn_rtt_us(N(20000));
+    rv[i] = raw_rtt_us(N(20000));
+  }
+  double m = median(mv, kRttRounds), r = median(rv, kRttRounds);
   char args[64];
   snprintf(args, sizeof args, "pipe_rtt %ld", N(10000));
   double py = python(args);
-  printf("%-22s mproc %8.2f us | raw pipe %8.2f us | py Pipe %8.2f us\n", "pipe round trip", m, r, py);
+  printf("%-22s mproc %8.2f us | raw pipe %8.2f us | py Pipe %8.2f us   (mproc rounds:", "pipe round trip", m, r, py);
+  for (int i = 0; i < kRttRounds; i++) printf(" %.2f", mv[i]);
+  printf(")\n");
   ratio("raw pipe/mproc", r, m);
   ratio("py Pipe/mproc", py, m);
   printf("\n");

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "error.hpp"
+#include "pipe.hpp"
 #include "runtime.hpp"
 
 namespace mproc {
@@ -71,6 +72,7 @@ int queue_open(const char *name, mproc_queue **out) {
 }
 
 int queue_send(const Ring &r, int sockfd) {
+  sockfd = conn_socket_of(sockfd);
   HandleMsg m{sizeof(HandleMsg) - 8, kHandleMagic, 2, r.token()};
   int fds[2] = {r.memfd(), r.fifo_fd()};
   alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof fds)];
@@ -101,6 +103,7 @@ int queue_send(const Ring &r, int sockfd) {
 }
 
 int queue_recv(int sockfd, mproc_queue **out) {
+  sockfd = conn_socket_of(sockfd);
   HandleMsg m{};
   UniqueFd fds[2];
   int nfds = 0;

@@ -10,20 +10,24 @@
 // each part at most cap/4, so a 256 MiB message goes through a 2 MiB ring while a consumer reads
 // it into its buffer. An ABORT record ends a streamed message that will never be finished.
 //
-// Locks. Producers serialize on a robust process-shared mutex (plock), consumers on another
-// (clock). The holder of plock is the only writer and the holder of clock the only reader, so
+// Locks. Producers serialize on a process-shared futex mutex (plock, sync.hpp's MutexWord: one
+// CAS to take, one to release, and an owner that died holding it is detected), consumers on
+// another (clock). The holder of plock is the only writer and the holder of clock the only reader, so
 // the ring itself is single-producer single-consumer: the writer fills bytes past tail and then
 // publishes them with a release store of tail; the reader copies bytes before tail and then
 // frees them with a release store of head. FIFO order holds per producer (and globally, by the
 // order in which producers take plock).
 //
-// Sleeping. A waiter spins briefly (adaptive per handle), then announces itself in c_waiters /
-// p_waiters and sleeps on the 32-bit futex word data_seq / space_seq. The other side makes its
-// change with a seq_cst store and then reads the waiter count (seq_cst): at least one of the two
-// sees the other (Dekker), so a wake-up is never lost, and an idle queue costs no CPU.
+// Sleeping. A waiter spins briefly (adaptive per handle), then raises the flag c_sleeping /
+// p_sleeping and sleeps on the 32-bit futex word data_seq / space_seq. The other side makes its
+// change with a seq_cst store and then reads the flag (seq_cst): at least one of the two sees
+// the other (Dekker), so a wake-up is never lost, and an idle queue costs no CPU. The first side
+// to find the flag up clears it (exchange), bumps the word and wakes every sleeper; later puts
+// and gets find it down and make no system call, so a burst costs one wake-up, not one per
+// message, while the sleeper is on its way back.
 //
 // Crashes. A producer killed while holding plock leaves w_state set: the next owner of plock
-// (EOWNERDEAD) either uncounts the message (nothing published), leaves it (all published), or
+// (MPROC_EOWNERDEAD) either uncounts the message (nothing published), leaves it (all published), or
 // appends an ABORT record for the part already published. A consumer in the middle of a streamed
 // message polls plock every 20 ms and does that recovery itself, so it never waits forever for a
 // dead writer. `kReserve` bytes are always kept free so the ABORT record fits. A consumer killed
@@ -32,6 +36,7 @@
 #include "ring.hpp"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -45,12 +50,13 @@
 #include <new>
 
 #include "error.hpp"
+#include "sync.hpp"
 
 namespace mproc {
 namespace {
 
 constexpr uint64_t kMagic = 0x676e6972636f706dULL;  // "mprocring"
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;
 constexpr size_t kHdrBytes = 4096;  // header page (x86-64 and arm64 with 4 KiB pages)
 constexpr size_t kRec = 16;         // record header
 constexpr size_t kReserve = kRec;   // always free: room for one ABORT record
@@ -66,6 +72,12 @@ struct RecHdr {
 };
 
 inline size_t rec_size(size_t len) { return kRec + ((len + 7) & ~static_cast<size_t>(7)); }
+
+// Add one to a counter that only the holder of one lock (plock or clock) changes: a plain store,
+// no locked instruction (others only read it).
+inline void bump(std::atomic<uint64_t> &c) {
+  c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
 
 
 }  // namespace
@@ -85,21 +97,23 @@ struct RingHeader {
   std::atomic<uint64_t> unfinished;  // joinable: puts not yet matched by task_done
 
   alignas(64) std::atomic<uint32_t> data_seq;  // futex: consumers wait for data
-  std::atomic<uint32_t> c_waiters;
+  std::atomic<uint32_t> c_sleeping;  // a consumer sleeps (or is about to) on data_seq
   std::atomic<uint32_t> space_seq;  // futex: producers wait for space or a slot
-  std::atomic<uint32_t> p_waiters;
+  std::atomic<uint32_t> p_sleeping;  // a producer sleeps (or is about to) on space_seq
   std::atomic<uint32_t> join_seq;  // futex: join() waits for unfinished == 0
-  std::atomic<uint32_t> j_waiters;
+  std::atomic<uint32_t> j_sleeping;
   std::atomic<uint32_t> armed;  // a byte is (or is about to be) in the fifo
+  std::atomic<int32_t> p_cpu;   // CPU (+1) of the last put; a consumer does not spin on it
+  std::atomic<int32_t> c_cpu;   // CPU (+1) of the last get; a producer does not spin on it
 
-  alignas(64) pthread_mutex_t plock;
+  alignas(64) MutexWord plock;
   uint32_t w_state;  // 1 while a message is being written (see recover_producer)
   uint64_t w_msg_start, w_end;
   std::atomic<uint64_t> items_put;
   std::atomic<uint64_t> st_puts;
   alignas(64) std::atomic<uint64_t> tail;
 
-  alignas(64) pthread_mutex_t clock;
+  alignas(64) MutexWord clock;
   uint32_t r_state;  // 1 while a streamed message is being read
   std::atomic<uint64_t> items_got;
   std::atomic<uint64_t> st_gets;
@@ -110,38 +124,34 @@ static_assert(sizeof(RecHdr) == kRec, "record header size");
 
 namespace {
 
-int init_mutex(pthread_mutex_t *m) {
-  pthread_mutexattr_t a;
-  pthread_mutexattr_init(&a);
-  pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-  pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-  int r = pthread_mutex_init(m, &a);
-  pthread_mutexattr_destroy(&a);
-  return r == 0 ? 0 : fail_errno(r, "pthread_mutex_init");
-}
-
-// Lock a robust mutex before the deadline. 0 locked, 1 locked and the previous owner died,
+// Lock a queue mutex before the deadline. 0 locked, 1 locked and the previous owner died,
 // MPROC_ETIMEDOUT (not recorded), or a recorded error.
-int robust_lock(pthread_mutex_t *m, const Deadline &d, bool poll) {
+int queue_lock(MutexWord *m, const Deadline &d, bool poll) {
   int r;
   if (poll) {
-    for (int i = 0;; i++) {
-      r = pthread_mutex_trylock(m);
-      if (r != EBUSY || i == 64) break;
+    for (int i = 0; i < 64; i++) {  // a put or get holds it for a few hundred nanoseconds
+      uint32_t z = 0;
+      if (m->word.load(std::memory_order_relaxed) == 0 &&
+          m->word.compare_exchange_weak(z, current_tid(), std::memory_order_acquire,
+                                        std::memory_order_relaxed))
+        return 0;
       cpu_relax();
     }
+    r = mutex_lock(m, 0);
   } else if (d.infinite) {
-    r = pthread_mutex_lock(m);
+    r = mutex_lock(m, -1);
   } else {
-    r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &d.at);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double left = static_cast<double>(d.at.tv_sec - now.tv_sec) +
+                  static_cast<double>(d.at.tv_nsec - now.tv_nsec) / 1e9;
+    r = mutex_lock(m, left > 1e-9 ? left : 1e-9);
   }
   switch (r) {
     case 0: return 0;
-    case EOWNERDEAD: return 1;
-    case EBUSY:
-    case ETIMEDOUT: return MPROC_ETIMEDOUT;
-    case ENOTRECOVERABLE: return fail(MPROC_EOWNERDEAD, "queue lock is not recoverable");
-    default: return fail_errno(r, "pthread_mutex_lock");
+    case MPROC_EOWNERDEAD: return 1;
+    case MPROC_ETIMEDOUT: return MPROC_ETIMEDOUT;
+    default: return r < 0 ? r : fail(MPROC_EIO, "queue lock failed (%d)", r);
   }
 }
 
@@ -219,8 +229,8 @@ int Ring::create(const RingConfig &cfg, std::unique_ptr<Ring> *out) {
   if (int rc = make_fifo(&r->fifo_)) return rc;
   if (int rc = r->map(std::move(fd), kHdrBytes + cap)) return rc;
   RingHeader *h = new (r->h_) RingHeader();
-  if (int rc = init_mutex(&h->plock)) return rc;
-  if (int rc = init_mutex(&h->clock)) return rc;
+  h->plock.word.store(0);
+  h->clock.word.store(0);
   h->version = kVersion;
   h->joinable = cfg.joinable;
   h->token = random_token();
@@ -260,27 +270,25 @@ unsigned char *Ring::at(uint64_t pos) const { return data_ + (pos & mask_); }
 // ---- locks and recovery -----------------------------------------------------------------------
 
 int Ring::lock_producer(const Deadline &d, bool poll) {
-  int r = robust_lock(&h_->plock, d, poll);
+  int r = queue_lock(&h_->plock, d, poll);
   if (r == 1) {
     recover_producer();
-    pthread_mutex_consistent(&h_->plock);
     r = 0;
   }
   return r;
 }
 
 int Ring::lock_consumer(const Deadline &d, bool poll) {
-  int r = robust_lock(&h_->clock, d, poll);
+  int r = queue_lock(&h_->clock, d, poll);
   if (r == 1) {
     recover_consumer();
-    pthread_mutex_consistent(&h_->clock);
     r = 0;
   }
   return r;
 }
 
-void Ring::unlock_producer() { pthread_mutex_unlock(&h_->plock); }
-void Ring::unlock_consumer() { pthread_mutex_unlock(&h_->clock); }
+void Ring::unlock_producer() { mutex_unlock(&h_->plock); }
+void Ring::unlock_consumer() { mutex_unlock(&h_->clock); }
 
 void Ring::recover_producer() {
   h_->st_pdeaths.fetch_add(1);
@@ -306,10 +314,9 @@ void Ring::recover_consumer() {
 
 // A consumer waiting for the rest of a message checks that its writer still lives.
 void Ring::check_writer_alive() {
-  int r = pthread_mutex_trylock(&h_->plock);
-  if (r == EOWNERDEAD) {
+  int r = mutex_lock(&h_->plock, 0);  // checks the owner's liveness when it is held
+  if (r == MPROC_EOWNERDEAD) {
     recover_producer();
-    pthread_mutex_consistent(&h_->plock);
     r = 0;
   }
   if (r == 0) unlock_producer();
@@ -324,33 +331,63 @@ inline uint64_t now_ns() {
 }
 
 // Spin for up to `spin` microseconds (a wake-up through the kernel costs more than that), then
-// sleep on the futex. The budget adapts per handle: it grows when spinning paid off and shrinks
-// (to kSpinMin) when the other side kept us waiting anyway.
+// sleep on the futex. The budget adapts per handle to how long the other side took: it grows
+// when the answer came within kSpinMax (a longer spin would have caught it without a wake-up)
+// and shrinks (to kSpinMin) when the other side kept us waiting longer anyway.
 template <class Ready>
-static int sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32_t> &waiters,
-                       const Ready &ready, const Deadline &d) {
+static int sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32_t> &sleeping,
+                       const std::atomic<int32_t> *other_cpu, const Ready &ready,
+                       const Deadline &d) {
   if (ready()) return 0;
-  const uint64_t until = now_ns() + static_cast<uint64_t>(spin) * 1000;
-  for (int i = 1;; i++) {
-    cpu_relax();
-    if (ready()) {
-      spin = std::min(spin + spin / 4 + 1, kSpinMax);
-      return 0;
+  const uint64_t t0 = now_ns();
+  const uint64_t until = t0 + static_cast<uint64_t>(spin) * 1000;
+  // No spinning while the other side last ran on this CPU: it cannot act before we sleep.
+  const int32_t cpu = sched_getcpu() + 1;
+  if (!other_cpu || other_cpu->load(std::memory_order_relaxed) != cpu) {
+    for (int i = 1;; i++) {
+      cpu_relax();
+      if (ready()) return 0;
+      if ((i & 31) == 0 &&
+          (now_ns() >= until || (other_cpu && other_cpu->load(std::memory_order_relaxed) == cpu)))
+        break;
     }
-    if ((i & 31) == 0 && now_ns() >= until) break;
   }
-  spin = std::max(spin - spin / 4, kSpinMin);
+  int rc = MPROC_ETIMEDOUT;
   for (;;) {
-    waiters.fetch_add(1);
-    uint32_t s = seq.load();
+    const uint32_t s = seq.load();
+    sleeping.store(1);  // then the check: pairs with wake_sleepers() (see top)
+    std::atomic_thread_fence(std::memory_order_seq_cst);
     if (ready()) {
-      waiters.fetch_sub(1);
-      return 0;
+      rc = 0;
+      break;
     }
     int r = futex_wait(&seq, s, d);
-    waiters.fetch_sub(1);
-    if (ready()) return 0;
-    if (r == -ETIMEDOUT || d.expired()) return MPROC_ETIMEDOUT;
+    if (ready()) {
+      rc = 0;
+      break;
+    }
+    if (r == -ETIMEDOUT || d.expired()) break;
+  }
+  const int64_t waited_us = static_cast<int64_t>(now_ns() - t0) / 1000;
+  if (rc == 0 && waited_us < kSpinMax)
+    spin = std::max(spin, static_cast<int>(waited_us + waited_us / 4 + 1));
+  else
+    spin = std::max(spin - spin / 4, kSpinMin);
+  return rc;
+}
+
+// Say which CPU this side runs on (a store only when it changed: the line stays shared).
+static inline void note_cpu(std::atomic<int32_t> &where) {
+  const int32_t cpu = sched_getcpu() + 1;
+  if (where.load(std::memory_order_relaxed) != cpu) where.store(cpu, std::memory_order_relaxed);
+}
+
+// The other side's flag is up: wake every sleeper of `seq` (one system call per sleep, not
+// per message; see top).
+static inline void wake_sleepers(std::atomic<uint32_t> &seq, std::atomic<uint32_t> &sleeping) {
+  if (sleeping.load() && sleeping.exchange(0)) {
+    seq.fetch_add(1);
+    futex_wake(&seq, INT_MAX);
   }
 }
 
@@ -377,7 +414,8 @@ int Ring::wait_space(size_t need, bool slot, const Deadline &d, bool poll) {
   };
   if (!ready()) {
     if (poll) return MPROC_ETIMEDOUT;
-    if (int rc = sleep_until(spin_, h_->space_seq, h_->p_waiters, ready, d)) return rc;
+    if (int rc = sleep_until(spin_, h_->space_seq, h_->p_sleeping, &h_->c_cpu, ready, d))
+      return rc;
   }
   if (slot && h_->closed.load()) return MPROC_ECLOSED;
   return 0;
@@ -393,7 +431,8 @@ int Ring::wait_data(const Deadline &d, bool poll) {
   };
   if (!ready()) {
     if (poll) return MPROC_ETIMEDOUT;
-    if (int rc = sleep_until(spin_, h_->data_seq, h_->c_waiters, ready, d)) return rc;
+    if (int rc = sleep_until(spin_, h_->data_seq, h_->c_sleeping, &h_->p_cpu, ready, d))
+      return rc;
   }
   tail_cache_ = h_->tail.load(std::memory_order_acquire);
   if (tail_cache_ == hd) return MPROC_ECLOSED;
@@ -409,7 +448,8 @@ void Ring::wait_more() {
     tail_cache_ = h_->tail.load(std::memory_order_acquire);
     return tail_cache_ != hd;
   };
-  while (sleep_until(spin_, h_->data_seq, h_->c_waiters, ready, Deadline::after(0.02)) != 0)
+  while (sleep_until(spin_, h_->data_seq, h_->c_sleeping, &h_->p_cpu, ready,
+                     Deadline::after(0.02)) != 0)
     check_writer_alive();
 }
 
@@ -423,20 +463,14 @@ void Ring::write_record(uint32_t kind, const void *data, size_t len, uint64_t to
 }
 
 void Ring::publish(uint64_t new_tail) {
-  h_->tail.store(new_tail);  // seq_cst: pairs with the waiter count read below (see top)
-  if (h_->c_waiters.load()) {
-    h_->data_seq.fetch_add(1);
-    futex_wake(&h_->data_seq, INT_MAX);
-  }
+  h_->tail.store(new_tail);  // seq_cst: pairs with the sleeper's flag (see top)
+  wake_sleepers(h_->data_seq, h_->c_sleeping);
   if (h_->watchers.load()) signal_fifo();
 }
 
 void Ring::advance(uint64_t new_head) {
-  h_->head.store(new_head);
-  if (h_->p_waiters.load()) {
-    h_->space_seq.fetch_add(1);
-    futex_wake(&h_->space_seq, INT_MAX);
-  }
+  h_->head.store(new_head);  // seq_cst: pairs with the sleeper's flag (see top)
+  wake_sleepers(h_->space_seq, h_->p_sleeping);
 }
 
 void Ring::signal_fifo() {
@@ -479,7 +513,7 @@ int Ring::fileno() {
 int Ring::begin_message(size_t len) {
   (void)len;
   h_->w_state = 1;
-  h_->items_put.fetch_add(1, std::memory_order_relaxed);
+  bump(h_->items_put);
   if (h_->joinable) h_->unfinished.fetch_add(1);
   return 0;
 }
@@ -509,9 +543,12 @@ int Ring::put_locked(const void *data, size_t len, const Deadline &d, bool poll)
     h_->w_end = t0 + whole;
     begin_message(len);
     write_record(kFull, src, len, len);
-    publish(t0 + whole);
+    // Published with a release store; put() looks for sleepers after the unlock, whose locked
+    // instruction has already drained the store buffer (one full barrier fewer per put).
+    h_->tail.store(t0 + whole, std::memory_order_release);
+    wake_owed_ = true;
     h_->w_state = 0;
-    h_->st_puts.fetch_add(1, std::memory_order_relaxed);
+    bump(h_->st_puts);
     return 0;
   }
   // Streamed: parts of part_max bytes (the last one shorter). A poll needs room for all of it.
@@ -539,7 +576,7 @@ int Ring::put_locked(const void *data, size_t len, const Deadline &d, bool poll)
     off += part;
   }
   h_->w_state = 0;
-  h_->st_puts.fetch_add(1, std::memory_order_relaxed);
+  bump(h_->st_puts);
   return 0;
 }
 
@@ -552,8 +589,15 @@ int Ring::put(const void *data, size_t len, double timeout) {
   const bool poll = timeout == 0;
   int rc = lock_producer(d, poll);
   if (rc == 0) {
+    note_cpu(h_->p_cpu);
     rc = put_locked(data, len, d, poll);
     unlock_producer();
+    if (wake_owed_) {
+      wake_owed_ = false;
+      std::atomic_thread_fence(std::memory_order_seq_cst);  // tail store, then the flag (top)
+      wake_sleepers(h_->data_seq, h_->c_sleeping);
+      if (h_->watchers.load()) signal_fifo();
+    }
   }
   if (rc == MPROC_ETIMEDOUT)
     return poll ? fail(MPROC_EFULL, "queue is full") : fail(rc, "timeout after %g s", timeout);
@@ -592,8 +636,9 @@ int Ring::get_locked(void *buf, size_t cap, size_t *out_len, void **out_buf, con
     }
     if (r.len) memcpy(dst, at(hd) + kRec, r.len);
     if (r.kind == kFull) {
-      h_->items_got.fetch_add(1, std::memory_order_relaxed);
-      advance(hd + rec_size(r.len));
+      bump(h_->items_got);
+      h_->head.store(hd + rec_size(r.len), std::memory_order_release);
+      wake_owed_ = true;  // get() looks for sleeping producers after the unlock (as put())
     } else {
       bool ok = true;
       size_t off = r.len;
@@ -614,7 +659,7 @@ int Ring::get_locked(void *buf, size_t cap, size_t *out_len, void **out_buf, con
         ok = false;  // ABORT (writer died or gave up): drop what we have
         break;
       }
-      h_->items_got.fetch_add(1, std::memory_order_relaxed);
+      bump(h_->items_got);
       h_->r_state = 0;
       if (!ok) {
         h_->st_dropped.fetch_add(1);
@@ -622,7 +667,7 @@ int Ring::get_locked(void *buf, size_t cap, size_t *out_len, void **out_buf, con
         continue;
       }
     }
-    h_->st_gets.fetch_add(1, std::memory_order_relaxed);
+    bump(h_->st_gets);
     *out_len = total;
     if (out_buf) *out_buf = dst;
     return 0;
@@ -636,8 +681,14 @@ int Ring::get(void *buf, size_t cap, size_t *out_len, void **out_buf, double tim
   if (!poll || has_data_or_closed()) {
     rc = lock_consumer(d, poll);
     if (rc == 0) {
+      note_cpu(h_->c_cpu);
       rc = get_locked(buf, cap, out_len, out_buf, d, poll);
       unlock_consumer();
+      if (wake_owed_) {
+        wake_owed_ = false;
+        std::atomic_thread_fence(std::memory_order_seq_cst);  // head store, then the flag
+        wake_sleepers(h_->space_seq, h_->p_sleeping);
+      }
     }
   }
   if (rc == MPROC_ETIMEDOUT) {
@@ -687,7 +738,7 @@ int Ring::commit(size_t len) {
   h_->w_end = t0 + rec_size(len);
   publish(t0 + rec_size(len));
   h_->w_state = 0;
-  h_->st_puts.fetch_add(1, std::memory_order_relaxed);
+  bump(h_->st_puts);
   reserved_ = SIZE_MAX;
   unlock_producer();
   return 0;
@@ -738,8 +789,8 @@ int Ring::peek(const void **out, size_t *out_len, double timeout) {
 
 int Ring::release() {
   const uint64_t hd = h_->head.load(std::memory_order_relaxed);
-  h_->items_got.fetch_add(1, std::memory_order_relaxed);
-  h_->st_gets.fetch_add(1, std::memory_order_relaxed);
+  bump(h_->items_got);
+  bump(h_->st_gets);
   advance(hd + rec_size(peek_len_));
   peek_len_ = SIZE_MAX;
   unlock_consumer();
@@ -789,7 +840,7 @@ int Ring::join(double timeout) {
   if (timeout == 0) return fail(MPROC_ETIMEDOUT, "%llu tasks unfinished",
                                 static_cast<unsigned long long>(h_->unfinished.load()));
   int spin = kSpinMin;
-  if (sleep_until(spin, h_->join_seq, h_->j_waiters, ready, Deadline::after(timeout)))
+  if (sleep_until(spin, h_->join_seq, h_->j_sleeping, nullptr, ready, Deadline::after(timeout)))
     return fail(MPROC_ETIMEDOUT, "timeout after %g s with %llu tasks unfinished", timeout,
                 static_cast<unsigned long long>(h_->unfinished.load()));
   return 0;

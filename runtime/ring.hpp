@@ -2,7 +2,6 @@
 // The protocol (record kinds, locks, futex handshake, crash recovery) is described at the top of
 // ring.cpp.
 #pragma once
-#include <pthread.h>
 
 #include <atomic>
 #include <cstddef>
@@ -120,6 +119,7 @@ class Ring {
   uint64_t head_cache_ = 0;     // last head this handle read (producer side)
   uint64_t tail_cache_ = 0;     // last tail this handle read (consumer side)
   int spin_ = 20;               // adaptive spin budget of this handle (microseconds)
+  bool wake_owed_ = false;      // published under the lock; look for sleepers after the unlock
 };
 
 }  // namespace mproc

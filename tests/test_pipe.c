@@ -1,7 +1,10 @@
 /* Pipes: duplex and one-way pairs, whole messages of any size, too-small buffers, poll, end of
- * file and broken pipes (never SIGPIPE), wait() over pipes, queues and processes, bad input. */
+ * file and broken pipes (never SIGPIPE), the pollable fd, an idle receiver's CPU, wait() over
+ * pipes, queues and processes, bad input. */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -148,6 +151,113 @@ static void test_pipe_peer_closed_is_epipe(void **state) {
   assert_int_equal(mproc_conn_free(ends[1]), 0);
 }
 
+static int readable(int fd, int ms) {
+  struct pollfd p = {fd, POLLIN, 0};
+  return poll(&p, 1, ms) == 1;
+}
+
+static int body_send_one_later(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  mproc_conn_t **ends = payload;
+  mproc_conn_close(ends[0]);
+  usleep(20000);
+  return mproc_conn_send_bytes(ends[1], "tick", 4) == 0 ? 0 : 1;
+}
+
+/* The fileno is readable exactly while a message waits, and once the peer is gone. */
+static void test_pipe_fileno_is_pollable(void **state) {
+  (void)state;
+  mproc_conn_t *ends[2];
+  assert_int_equal(mproc_pipe(&ends[0], &ends[1], 1), 0);
+  int fd = mproc_conn_fileno(ends[0]);
+  assert_true(fd >= 0);
+  assert_int_equal(mproc_conn_fileno(ends[0]), fd); /* the same fd every time */
+  assert_false(readable(fd, 0));
+  mproc_process_t *p = spawn(body_send_one_later, ends);
+  assert_int_equal(mproc_conn_close(ends[1]), 0);
+  assert_true(readable(fd, 10000));
+  char b[8];
+  size_t n;
+  assert_int_equal(mproc_conn_recv_bytes(ends[0], b, sizeof b, &n, 0), 0);
+  assert_int_equal(n, 4);
+  assert_int_equal(join_code(p), 0); /* the child's end closes with it */
+  assert_true(readable(fd, 10000)); /* end of file */
+  assert_int_equal(mproc_conn_recv_bytes(ends[0], b, sizeof b, &n, 0), MPROC_EPIPE);
+  assert_int_equal(mproc_conn_free(ends[0]), 0);
+  assert_int_equal(mproc_conn_free(ends[1]), 0);
+  /* a message sent before the fd was asked for makes it readable too; receiving drains it */
+  assert_int_equal(mproc_pipe(&ends[0], &ends[1], 1), 0);
+  assert_int_equal(mproc_conn_send_bytes(ends[1], "a", 1), 0);
+  fd = mproc_conn_fileno(ends[0]);
+  assert_true(readable(fd, 0));
+  assert_int_equal(mproc_conn_recv_bytes(ends[0], b, sizeof b, &n, 0), 0);
+  assert_false(readable(fd, 0));
+  assert_int_equal(mproc_conn_send_bytes(ends[1], "b", 1), 0);
+  assert_true(readable(fd, 0));
+  assert_int_equal(mproc_conn_free(ends[0]), 0);
+  assert_int_equal(mproc_conn_free(ends[1]), 0);
+}
+
+static int body_idle_recv(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  mproc_conn_t **ends = payload;
+  struct rusage a, b;
+  getrusage(RUSAGE_SELF, &a);
+  char buf[8];
+  size_t n;
+  int rc = mproc_conn_recv_bytes(ends[1], buf, sizeof buf, &n, 1.0);
+  getrusage(RUSAGE_SELF, &b);
+  if (rc != MPROC_ETIMEDOUT) return 255;
+  long us = (b.ru_utime.tv_sec - a.ru_utime.tv_sec) * 1000000L + (b.ru_utime.tv_usec - a.ru_utime.tv_usec) +
+            (b.ru_stime.tv_sec - a.ru_stime.tv_sec) * 1000000L + (b.ru_stime.tv_usec - a.ru_stime.tv_usec);
+  long ms = us / 1000;
+  return ms > 200 ? 200 : (int)ms;
+}
+
+/* A receiver spins only briefly before it sleeps: a 1 s blocking receive costs (almost) no CPU. */
+static void test_pipe_idle_receiver_uses_no_cpu(void **state) {
+  (void)state;
+  mproc_conn_t *ends[2];
+  assert_int_equal(mproc_pipe(&ends[0], &ends[1], 1), 0);
+  int ms = join_code(spawn(body_idle_recv, ends));
+  print_message("idle receiver: %d ms of CPU over a 1 s blocking receive\n", ms);
+  assert_true(ms >= 0 && ms < 50);
+  assert_int_equal(mproc_conn_free(ends[0]), 0);
+  assert_int_equal(mproc_conn_free(ends[1]), 0);
+}
+
+static int body_ping_pong(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  mproc_conn_t **ends = payload;
+  mproc_conn_close(ends[0]);
+  char b[16];
+  size_t n;
+  while (mproc_conn_recv_bytes(ends[1], b, sizeof b, &n, -1) == 0)
+    if (mproc_conn_send_bytes(ends[1], b, n)) return 1;
+  return 0;
+}
+
+/* Many small round trips (the spinning fast path) keep order and content. */
+static void test_pipe_many_round_trips_in_order(void **state) {
+  (void)state;
+  mproc_conn_t *ends[2];
+  assert_int_equal(mproc_pipe(&ends[0], &ends[1], 1), 0);
+  mproc_process_t *p = spawn(body_ping_pong, ends);
+  assert_int_equal(mproc_conn_close(ends[1]), 0);
+  for (unsigned i = 0; i < 20000; i++) {
+    char b[16];
+    size_t n;
+    assert_int_equal(mproc_conn_send_bytes(ends[0], &i, sizeof i), 0);
+    assert_int_equal(mproc_conn_recv_bytes(ends[0], b, sizeof b, &n, 20), 0);
+    assert_int_equal(n, sizeof i);
+    assert_memory_equal(b, &i, sizeof i);
+  }
+  assert_int_equal(mproc_conn_close(ends[0]), 0);
+  assert_int_equal(join_code(p), 0);
+  assert_int_equal(mproc_conn_free(ends[0]), 0);
+  assert_int_equal(mproc_conn_free(ends[1]), 0);
+}
+
 struct wait_job {
   mproc_conn_t *w;
   mproc_queue_t *q;
@@ -219,6 +329,7 @@ static void test_pipe_bad_input(void **state) {
   assert_int_equal(mproc_conn_send_bytes(a, "x", 1), MPROC_ECLOSED);
   assert_int_equal(mproc_conn_recv_bytes(a, buf, sizeof buf, &n, 0), MPROC_ECLOSED);
   assert_int_equal(mproc_conn_fileno(a), MPROC_ECLOSED);
+  assert_int_equal(mproc_conn_socket(a), MPROC_ECLOSED);
   assert_int_equal(mproc_conn_free(a), 0);
   assert_int_equal(mproc_conn_send_bytes(a, "x", 1), MPROC_EBADF); /* freed */
   assert_int_equal(mproc_conn_free(a), MPROC_EBADF);
@@ -233,6 +344,9 @@ int main(void) {
       TEST(pipe, small_buffer_keeps_message),
       TEST(pipe, poll_and_timeout),
       TEST(pipe, peer_closed_is_epipe),
+      TEST(pipe, fileno_is_pollable),
+      TEST(pipe, idle_receiver_uses_no_cpu),
+      TEST(pipe, many_round_trips_in_order),
       TEST(pipe, wait_on_several_objects),
       TEST(pipe, bad_input),
   };

@@ -378,7 +378,7 @@ static int body_recv_handle(void *arg, size_t len, void *payload) {
   (void)arg, (void)len;
   mproc_conn_t *c = payload;
   mproc_queue_t *q = NULL;
-  if (mproc_queue_recv_handle(&q, mproc_conn_fileno(c)) != 0) return 1;
+  if (mproc_queue_recv_handle(&q, mproc_conn_socket(c)) != 0) return 1;
   if (mproc_queue_put(q, "via fd", 6, 10) != 0) return 2;
   /* the connection still carries ordinary messages afterwards */
   if (mproc_conn_send_bytes(c, "done", 4) != 0) return 3;
@@ -392,8 +392,13 @@ static void test_queue_passed_over_a_socket(void **state) {
   /* the child exists before the queue: it gets the queue's fds over the pipe */
   mproc_process_t *p = spawn(body_recv_handle, b, NULL, 0, MPROC_START_FORK);
   mproc_queue_t *q = make_queue(0, 0);
-  assert_int_equal(mproc_queue_send_handle(q, mproc_conn_fileno(a)), 0);
+  assert_int_equal(mproc_queue_send_handle(q, mproc_conn_socket(a)), 0);
   expect_str(q, "via fd", 10);
+  /* a connection's pollable fileno() stands for its socket */
+  assert_int_equal(mproc_queue_send_handle(q, mproc_conn_fileno(a)), 0);
+  mproc_queue_t *q2 = NULL;
+  assert_int_equal(mproc_queue_recv_handle(&q2, mproc_conn_fileno(b)), 0);
+  assert_int_equal(mproc_queue_free(q2), 0);
   char m[8];
   size_t n;
   assert_int_equal(mproc_conn_recv_bytes(a, m, sizeof m, &n, 10), 0);

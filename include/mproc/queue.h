@@ -123,8 +123,9 @@ MPROC_API int mproc_queue_name(const mproc_queue_t *q, char *buf, size_t cap);
  * Errors: MPROC_EINVAL (not a queue name), MPROC_ENOENT (its process or queue is gone),
  * MPROC_EACCES. */
 MPROC_API int mproc_queue_open(mproc_queue_t **out, const char *name);
-/* Send the queue over a connected Unix socket (e.g. mproc_conn_fileno()) as one message with
- * its fds (SCM_RIGHTS). Errors: MPROC_EPIPE, MPROC_EBADF. */
+/* Send the queue over a connected Unix socket (e.g. mproc_conn_socket(); a connection's
+ * mproc_conn_fileno() stands for its socket) as one message with its fds (SCM_RIGHTS).
+ * Errors: MPROC_EPIPE, MPROC_EBADF. */
 MPROC_API int mproc_queue_send_handle(const mproc_queue_t *q, int sockfd);
 /* Receive a queue sent by mproc_queue_send_handle(). Free with mproc_queue_free().
  * Errors: MPROC_EPIPE (peer closed), MPROC_EINVAL (not a queue message). */
@@ -156,8 +157,13 @@ MPROC_API int mproc_conn_recv_bytes_alloc(mproc_conn_t *c, void **out, size_t *o
 /* 1 if a message (or end of file) is ready to receive within timeout seconds, 0 if not.
  * Errors: MPROC_ECLOSED, MPROC_EPERM, MPROC_EBADF. */
 MPROC_API int mproc_conn_poll(mproc_conn_t *c, double timeout);
-/* The end's socket fd (owned by the handle), for poll()/libuv. Errors: MPROC_ECLOSED. */
+/* A fd (owned by the handle) for poll()/libuv: readable while a message waits or the peer is
+ * closed (a send-only end: its socket). Once asked for, sends to this end also signal it (a
+ * write(), ~1-2 us, when the fd was idle). Errors: MPROC_ECLOSED. */
 MPROC_API int mproc_conn_fileno(const mproc_conn_t *c);
+/* The end's Unix socket (owned by the handle), for passing fds to the peer, e.g. with
+ * mproc_queue_send_handle(). No message data travels on it. Errors: MPROC_ECLOSED. */
+MPROC_API int mproc_conn_socket(const mproc_conn_t *c);
 /* Close this end (the peer then sees end of file); the handle stays valid until freed. */
 MPROC_API int mproc_conn_close(mproc_conn_t *c);
 /* Close (if needed) and release the handle. NULL is a no-op. Errors: MPROC_EBADF. */
