@@ -4,8 +4,10 @@
 // `events` futex word, a slot per worker saying which chunk it runs and since when, and two SPSC
 // rings per worker (tasks in, results out; see spsc.hpp). One dispatcher thread in the parent
 // moves chunks from the pending queue into the rings (a few per worker, so a worker never waits
-// for the parent), reads results, completes async results and runs callbacks. Workers bump
-// `events` after each result; the supervisor's exit hook bumps it when a worker dies.
+// for the parent; a round's chunks for one worker are published at once), reads results,
+// completes async results and runs callbacks. A worker bumps `events` after a result only when
+// the dispatcher sleeps (an awake one looks at every ring); the supervisor's exit hook bumps it
+// when a worker dies.
 //
 // Never hang: the parent remembers which chunks it pushed to which worker (in order). When a
 // worker ends, its complete results are read first; if its slot still names the oldest chunk,
@@ -270,13 +272,17 @@ int worker_main(void *arg, size_t len, void *payload) {
     struct pollfd p = {ppfd, POLLIN, 0};
     return poll(&p, 1, 0) == 1;
   };
-  // After a result: tell the dispatcher, unless a caller is collecting results itself (it wakes
-  // the dispatcher before it stops doing so). seq_cst: the publish must precede the loads.
+  // After a result: wake the dispatcher if it sleeps, unless a caller is collecting results
+  // itself (it wakes the dispatcher before it stops doing so). An awake dispatcher looks at
+  // every ring anyway, so a busy pool's results cost no shared counter. The fence orders the
+  // publish before the loads; the dispatcher looks at the rings again after saying it sleeps.
   auto notify = [shm] {
-    shm->events.fetch_add(1, std::memory_order_seq_cst);
-    if (shm->dispatcher_sleeps.load(std::memory_order_seq_cst) &&
-        shm->helpers.load(std::memory_order_seq_cst) == 0)
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (shm->dispatcher_sleeps.load(std::memory_order_relaxed) &&
+        shm->helpers.load(std::memory_order_relaxed) == 0) {
+      shm->events.fetch_add(1, std::memory_order_relaxed);
       futex_wake(&shm->events, 1);
+    }
   };
   auto send = [&](std::vector<char> &msg) {
     struct iovec iov = {msg.data(), msg.size()};
@@ -1117,11 +1123,14 @@ bool Pool::push_write(size_t i, const ChunkRef &ref, std::vector<struct iovec> &
     return true;
   }
   auto proc = w.proc;
-  int rc = w.tasks.write(iov.data(), static_cast<int>(iov.size()), Deadline(), [&] {
-    // While the ring is full, keep results flowing (a worker may be blocked writing one).
-    for (size_t j = 0; j < workers_.size(); j++) collect(j);
-    return !proc->alive();
-  });
+  // Staged: dispatch() publishes each worker's new chunks at once (see SpscRing::stage).
+  int rc = 0;
+  if (!w.tasks.stage(iov.data(), static_cast<int>(iov.size())))
+    rc = w.tasks.write(iov.data(), static_cast<int>(iov.size()), Deadline(), [&] {
+      // While the ring is full, keep results flowing (a worker may be blocked writing one).
+      for (size_t j = 0; j < workers_.size(); j++) collect(j);
+      return !proc->alive();
+    });
   if (rc < 0) {
     std::lock_guard<std::mutex> g(job.mu);
     if (c >= job.chunk_base && job.chunk(c).state == 1) job.chunk(c).state = 0;
@@ -1221,6 +1230,13 @@ void Pool::cut_lazy(int code, const char *why) {
 }
 
 bool Pool::dispatch() {
+  bool any = dispatch_some();
+  for (auto &w : workers_)
+    if (w.tasks.valid()) w.tasks.publish();
+  return any;
+}
+
+bool Pool::dispatch_some() {
   size_t pend;
   {
     std::lock_guard<std::mutex> g(mu_);
@@ -1415,7 +1431,14 @@ void Pool::run() {
       }
     }
     shm_->dispatcher_sleeps.store(1, std::memory_order_seq_cst);
-    if (shm_->events.load(std::memory_order_seq_cst) == ev) futex_wait(&shm_->events, ev, next);
+    bool pending = shm_->events.load(std::memory_order_seq_cst) != ev;
+    if (!pending) {
+      // Workers bump `events` only when they see this flag: a result published before it was
+      // set is in a ring.
+      std::lock_guard<std::mutex> dl(dispatch_mu_);
+      for (auto &w : workers_) pending = pending || (w.results.valid() && w.results.readable());
+    }
+    if (!pending) futex_wait(&shm_->events, ev, next);
     shm_->dispatcher_sleeps.store(0, std::memory_order_relaxed);
   }
   if (zygote_) zygote_->stop();

@@ -190,7 +190,8 @@ class Pool {
   }
   bool handle_exits();
   bool check_timeouts(Deadline *next);
-  bool dispatch();
+  bool dispatch();       // hand pending chunks to workers, then publish them
+  bool dispatch_some();
   bool push(size_t i, const ChunkRef &ref);
   bool push_write(size_t i, const ChunkRef &ref, std::vector<struct iovec> &iov);
   void fail_all(int code, const std::string &msg);
