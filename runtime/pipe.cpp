@@ -15,7 +15,7 @@
 // after fork and after a crash. The check is a system call (~1-3 us on a VM), so a sender skips
 // it when the receiver proved alive: it says, in spin_until, that it is spinning on the ring right
 // now (a process that died spinning stops saying so within microseconds), or the sender's
-// futex_wake() just woke it.
+// futex_wake() just woke it, or it took a message within the last 100 us (kTookAliveNs).
 //
 // Waking. A receiver that finds the ring empty spins for an adaptive few microseconds (an answer
 // within that time costs no system call on either side, so a ping-pong between two cores never
@@ -64,6 +64,7 @@ struct PipeDir {
   std::atomic<int32_t> writer_cpu;         // CPU of the last send (+1; 0: none yet)
   alignas(64) std::atomic<uint64_t> tail;  // bytes consumed
   std::atomic<uint64_t> spin_until;        // CLOCK_MONOTONIC ns: a reader spins until then
+  std::atomic<uint64_t> took_at;           // CLOCK_MONOTONIC ns: a reader took a message then
   std::atomic<uint32_t> data_seq;          // futex: a reader sleeps for data
   std::atomic<uint32_t> sleeping;          // a reader sleeps (or is about to) on data_seq
   std::atomic<uint32_t> pollers;           // readers asleep in poll() on the eventfd
@@ -78,6 +79,10 @@ constexpr size_t kCap = static_cast<size_t>(256) << 10;    // ring bytes per dir
 constexpr size_t kFrameHdr = 16;
 constexpr size_t kFragMax = kCap / 4 - kFrameHdr;          // payload bytes per frame
 constexpr long kSpinMinNs = 2000;
+// A sender skips its hang-up check (a system call) when the receiver took a message this
+// recently: a send to a peer that died within this window is lost without MPROC_EPIPE, as one
+// sent just before the death would be; the next send after it reports the hang-up.
+constexpr uint64_t kTookAliveNs = 100000;
 constexpr long kSpinMaxNs = 50000;
 constexpr uint64_t kWriterSpinNs = 20000;
 constexpr double kFirstSlice = 0.001;  // a sleeping receiver checks for hang-up after 1 ms,
@@ -337,8 +342,11 @@ int conn_pair(bool duplex, mproc_conn **a, mproc_conn **b) {
 int conn_send(mproc_conn &c, const void *data, size_t len) {
   PipeDir *d = c.out;
   if (c.peer_gone) return peer_closed();
-  // A receiver spinning on the ring right now is alive.
-  bool alive = d->spin_until.load(std::memory_order_relaxed) > now_ns();
+  // A receiver spinning on the ring right now is alive, and so, for this purpose, is one that
+  // took a message a moment ago (a ping-pong's answer comes before the peer spins again).
+  const uint64_t t_now = now_ns();
+  bool alive = d->spin_until.load(std::memory_order_relaxed) > t_now ||
+               t_now - d->took_at.load(std::memory_order_relaxed) < kTookAliveNs;
   const int32_t cpu = sched_getcpu() + 1;
   if (d->writer_cpu.load(std::memory_order_relaxed) != cpu)
     d->writer_cpu.store(cpu, std::memory_order_relaxed);
@@ -414,6 +422,7 @@ int conn_recv(mproc_conn &c, void *buf, size_t cap, size_t *out_len, void **out_
     }
   }
   if (d->watchers.load(std::memory_order_relaxed) && !readable(d)) rearm_watched(c);
+  d->took_at.store(now_ns(), std::memory_order_relaxed);
   *out_len = len;
   if (out_buf) *out_buf = dst;
   return 0;
