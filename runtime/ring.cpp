@@ -62,6 +62,7 @@ constexpr size_t kRec = 16;         // record header
 constexpr size_t kReserve = kRec;   // always free: room for one ABORT record
 constexpr int kSpinMin = 5;    // microseconds of spinning before a futex sleep
 constexpr int kSpinMax = 100;
+constexpr int kSpinPauses = 64;  // pauses (~20 ns each here) between two looks while spinning
 
 enum : uint32_t { kFull = 1, kFirst = 2, kMiddle = 3, kLast = 4, kAbort = 5 };
 
@@ -345,9 +346,12 @@ static int sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32
   const int32_t cpu = sched_getcpu() + 1;
   if (!other_cpu || other_cpu->load(std::memory_order_relaxed) != cpu) {
     for (int i = 1;; i++) {
-      cpu_relax();
+      // Look at the other side's line only now and then: each look takes it away from the
+      // writer, who must then win it back before its next store (a put or get at a time
+      // would otherwise pay one cache-line transfer each).
+      for (int k = 0; k < kSpinPauses; k++) cpu_relax();
       if (ready()) return 0;
-      if ((i & 31) == 0 &&
+      if ((i & 3) == 0 &&
           (now_ns() >= until || (other_cpu && other_cpu->load(std::memory_order_relaxed) == cpu)))
         break;
     }
