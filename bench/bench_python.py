@@ -4,7 +4,8 @@
 usage: PYTHONPATH=build/bindings/python /usr/bin/python3 bench/bench_python.py [scale]
 (each case alternates mproc and multiprocessing, best of ROUNDS rounds of best-of-3 runs)
 Targets (issue 6): Pool.apply round trip >= 5x, Queue of small objects >= 3x, Lock >= 2x,
-Value increments under lock >= 5x. Numbers are measured, never assumed. Issue 8: the parent's
+Value increments under lock >= 5x, each measured in one process and in two processes at once
+(the tutorial's shared counter). Numbers are measured, never assumed. Issue 8: the parent's
 peak memory growth while imap runs over generated items (mproc reads its input lazily; Python's
 Pool.imap reads all of it first)."""
 import multiprocessing as std
@@ -77,6 +78,44 @@ def value_under_lock(mod):
     return best(run, int(100000 * SCALE))
 
 
+def _lock_loop(lock, n):
+    for _ in range(n):
+        lock.acquire()
+        lock.release()
+
+
+def _value_loop(v, n):
+    for _ in range(n):
+        with v.get_lock():
+            v.value += 1
+
+
+def two_processes(mod, target, make, check):
+    """The same loop in two processes at once (the tutorial's shared counter): time per
+    operation over both."""
+    obj = make(mod)
+
+    def run(n):
+        ps = [mod.Process(target=target, args=(obj, n)) for _ in range(2)]
+        for p in ps:
+            p.start()
+        for p in ps:
+            p.join()
+        check(obj, n)
+    return best(lambda n: run(n // 2), int(100000 * SCALE))
+
+
+def lock_contended(mod):
+    return two_processes(mod, _lock_loop, lambda m: m.Lock(), lambda o, n: None)
+
+
+def value_contended(mod):
+    def check(v, n):
+        total, v.value = v.value, 0
+        assert total == 2 * n, (total, 2 * n)   # the lock must have held
+    return two_processes(mod, _value_loop, lambda m: m.Value("i", 0), check)
+
+
 def imap_child(modname, n):
     """Run in a fresh interpreter: imap over n generated items; print the peak RSS growth (MiB)."""
     mod = mproc if modname == "mproc" else std
@@ -103,7 +142,9 @@ def imap_memory():
 def main():
     cases = [("Pool.apply round trip", pool_apply, 5), ("Queue put+get, small objects",
              queue_small, 3), ("Lock acquire+release", lock_cycle, 2),
-             ("Value += 1 under get_lock()", value_under_lock, 5)]
+             ("Value += 1 under get_lock()", value_under_lock, 5),
+             ("Lock, 2 processes at once", lock_contended, 2),
+             ("Value += 1 locked, 2 processes", value_contended, 5)]
     print("%-32s %12s %12s %8s %8s" % ("case", "mproc us", "python us", "ratio", "target"))
     for name, fn, target in cases:
         # Alternate the two, best of ROUNDS each: a burst of load on a shared machine then
