@@ -380,6 +380,17 @@ static int sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32
   return rc;
 }
 
+// The full barrier between a side's publishing store and its look at the other side's sleep
+// flag. It follows the unlock, a locked read-modify-write, which on x86 is a full barrier
+// already: there only the compiler must not move the load up.
+static inline void full_fence_after_unlock() {
+#if defined(__x86_64__) || defined(__i386__)
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+#else
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+}
+
 // Say which CPU this side runs on (a store only when it changed: the line stays shared).
 static inline void note_cpu(std::atomic<int32_t> &where) {
   const int32_t cpu = sched_getcpu() + 1;
@@ -598,7 +609,7 @@ int Ring::put(const void *data, size_t len, double timeout) {
     unlock_producer();
     if (wake_owed_) {
       wake_owed_ = false;
-      std::atomic_thread_fence(std::memory_order_seq_cst);  // tail store, then the flag (top)
+      full_fence_after_unlock();  // tail store, then the flag (top)
       wake_sleepers(h_->data_seq, h_->c_sleeping);
       if (h_->watchers.load()) signal_fifo();
     }
@@ -690,7 +701,7 @@ int Ring::get(void *buf, size_t cap, size_t *out_len, void **out_buf, double tim
       unlock_consumer();
       if (wake_owed_) {
         wake_owed_ = false;
-        std::atomic_thread_fence(std::memory_order_seq_cst);  // head store, then the flag
+        full_fence_after_unlock();  // head store, then the flag
         wake_sleepers(h_->space_seq, h_->p_sleeping);
       }
     }
