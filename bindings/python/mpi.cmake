@@ -21,7 +21,9 @@ else()
   # cores need --oversubscribe.
   set(MPROC_MPIRUN_CMD ${MPROC_MPIRUN} --allow-run-as-root --oversubscribe)
   set(_mproc_mpi_dir ${CMAKE_CURRENT_SOURCE_DIR}/python/tests/mpi)
-  set(_mproc_mpi_env "PYTHONPATH=${MPROC_PY_BUILD_DIR};PYTHONDONTWRITEBYTECODE=1")
+  # As tests/mpi: root allowed, shared memory only, no cross-memory attach (ptrace may be
+  # forbidden in a container), no CPU binding.
+  set(_mproc_mpi_env "PYTHONPATH=${MPROC_PY_BUILD_DIR};PYTHONDONTWRITEBYTECODE=1;OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_btl=self,vader;OMPI_MCA_btl_vader_single_copy_mechanism=none;OMPI_MCA_hwloc_base_binding_policy=none")
 
   # Scripts run by `python3 -m mproc.mpi` on 3 ranks (backend: mproc.Pool(backend="mpi") and
   # MPROC_POOL_BACKEND, from pool.py).
