@@ -80,22 +80,9 @@ static uint64_t checksum(const unsigned char *p, size_t n) {
     assert_true(cond);                                                          \
   } while (0)
 
-/* Wait until a process we sent SIGSTOP is stopped (state T in /proc/<pid>/stat). */
-static int is_stopped(int pid) {
-  char path[64], buf[256];
-  snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  FILE *f = fopen(path, "r");
-  if (!f) return 0;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = 0;
-  char *p = strrchr(buf, ')');
-  return p && p[1] == ' ' && p[2] == 'T';
-}
-
 static void stop_process(mproc_process_t *p) {
   assert_int_equal(kill(mproc_process_pid(p), SIGSTOP), 0);
-  WAIT_FOR(is_stopped(mproc_process_pid(p)));
+  WAIT_FOR(tu_proc_state(mproc_process_pid(p)) == 'T');  /* SIGSTOP took */
 }
 
 /* ---- basics ------------------------------------------------------------------------------- */
@@ -445,16 +432,13 @@ static void test_queue_fileno_is_pollable(void **state) {
 
 static int body_idle_get(void *arg, size_t len, void *payload) {
   (void)arg, (void)len;
-  struct rusage a, b;
+  struct rusage a;
   getrusage(RUSAGE_SELF, &a);
   char buf[8];
   size_t n;
   int rc = mproc_queue_get(payload, buf, sizeof buf, &n, 1.0);
-  getrusage(RUSAGE_SELF, &b);
+  long ms = tu_cpu_ms_since(&a);
   if (rc != MPROC_ETIMEDOUT) return 255;
-  long us = (b.ru_utime.tv_sec - a.ru_utime.tv_sec) * 1000000L + (b.ru_utime.tv_usec - a.ru_utime.tv_usec) +
-            (b.ru_stime.tv_sec - a.ru_stime.tv_sec) * 1000000L + (b.ru_stime.tv_usec - a.ru_stime.tv_usec);
-  long ms = us / 1000;
   return ms > 200 ? 200 : (int)ms;
 }
 

@@ -189,19 +189,6 @@ static int body_wait_for_lock(void *arg, size_t len, void *payload) {
   return 0;
 }
 
-/* State letter of /proc/<pid>/stat ('S': asleep), or 0. */
-static char proc_state(int pid) {
-  char path[64], buf[512];
-  snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  FILE *f = fopen(path, "r");
-  if (!f) return 0;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  const char *p = strrchr(buf, ')');
-  return p && p[1] == ' ' ? p[2] : 0;
-}
-
 static void check_release_wakes_sleeper(int recursive) {
   struct shared s = {0};
   mproc_lock_t *l = NULL;
@@ -216,7 +203,7 @@ static void check_release_wakes_sleeper(int recursive) {
   /* Wait (bounded) until the child sleeps in its acquire: the release must then wake it. */
   int pid = mproc_process_pid(p);
   double t0 = tu_now();
-  while (proc_state(pid) != 'S' && tu_now() - t0 < 10) sched_yield();
+  while (tu_proc_state(pid) != 'S' && tu_now() - t0 < 10) sched_yield();
   if (recursive) assert_int_equal(mproc_lock_release(l), 0); /* depth 2 -> 1: still held */
   assert_int_equal(mproc_lock_owned(l), 1);
   assert_int_equal(mproc_lock_release(l), 0);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,4 +107,26 @@ int tu_join_code(mproc_process_t *p) {
   assert_int_equal(mproc_process_exitcode(p, &code), 0);
   assert_int_equal(mproc_process_free(p), 0);
   return code;
+}
+
+char tu_proc_state(int pid) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char *p = strrchr(buf, ')');
+  return p && p[1] == ' ' ? p[2] : 0;
+}
+
+long tu_cpu_ms_since(const struct rusage *a) {
+  struct rusage b;
+  getrusage(RUSAGE_SELF, &b);
+  long us = (b.ru_utime.tv_sec - a->ru_utime.tv_sec) * 1000000L +
+            (b.ru_utime.tv_usec - a->ru_utime.tv_usec) +
+            (b.ru_stime.tv_sec - a->ru_stime.tv_sec) * 1000000L +
+            (b.ru_stime.tv_usec - a->ru_stime.tv_usec);
+  return us / 1000;
 }

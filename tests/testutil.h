@@ -28,6 +28,11 @@ int tu_count_shm(void);
 int tu_wait_pid_gone(int pid, double seconds);
 /* Monotonic seconds. */
 double tu_now(void);
+/* The state letter of /proc/<pid>/stat ('S' asleep, 'T' stopped, ...), or 0. */
+char tu_proc_state(int pid);
+/* CPU time (user + system, in ms) this process used since `before` (getrusage(RUSAGE_SELF)). */
+struct rusage;
+long tu_cpu_ms_since(const struct rusage *before);
 
 /* Start fn(arg) as a child (asserting success); daemon and payload as mproc_process_opts_t. */
 struct mproc_process;
