@@ -109,14 +109,24 @@ void handle_register(const void *h, HandleKind kind) {
   pthread_mutex_unlock(&g_handles_mu);
 }
 
+// The last handle this thread found live, valid while no handle was unregistered since: a loop
+// of calls on one handle (put/get, send/recv) skips the registry's lock and hash lookup.
+std::atomic<uint64_t> g_unregistered{0};
+thread_local const void *t_live = nullptr;
+thread_local HandleKind t_live_kind;
+thread_local uint64_t t_live_gen = 0;
+
 void handle_unregister(const void *h) {
   pthread_mutex_lock(&g_handles_mu);
   if (g_handles) g_handles->erase(h);
+  g_unregistered.fetch_add(1, std::memory_order_acq_rel);
   pthread_mutex_unlock(&g_handles_mu);
 }
 
 bool handle_valid(const void *h, HandleKind kind) {
   if (!h) return false;
+  const uint64_t gen = g_unregistered.load(std::memory_order_acquire);
+  if (h == t_live && kind == t_live_kind && gen == t_live_gen) return true;
   pthread_mutex_lock(&g_handles_mu);
   bool ok = false;
   if (g_handles) {
@@ -124,6 +134,11 @@ bool handle_valid(const void *h, HandleKind kind) {
     ok = it != g_handles->end() && it->second == kind;
   }
   pthread_mutex_unlock(&g_handles_mu);
+  if (ok) {
+    t_live = h;
+    t_live_kind = kind;
+    t_live_gen = gen;
+  }
   return ok;
 }
 

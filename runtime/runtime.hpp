@@ -50,6 +50,8 @@ class Runtime {
 int current_pid();
 
 // Registry of live public handles, so that a freed or foreign pointer is an error, not a crash.
+// handle_valid remembers the last handle each thread found live until any handle is
+// unregistered, so repeated calls on one handle cost no lock.
 void handle_register(const void *h, HandleKind kind);
 void handle_unregister(const void *h);
 bool handle_valid(const void *h, HandleKind kind);

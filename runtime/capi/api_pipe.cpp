@@ -1,7 +1,6 @@
 // C ABI: pipes and wait(). Thin shims over runtime/pipe.cpp.
 #include <mproc/process.h>
 
-#include <atomic>
 #include <vector>
 
 #include "../pipe.hpp"
@@ -13,24 +12,10 @@ using mproc::fail;
 using mproc::HandleKind;
 
 namespace {
-// The last handle this thread found in the registry, valid while no connection was freed since
-// (a send/recv loop then skips the registry's lock and hash lookup).
-std::atomic<uint64_t> g_conn_frees{0};
-thread_local const void *t_checked = nullptr;
-thread_local uint64_t t_checked_gen = 0;
-
-bool live(const mproc_conn_t *c) {
-  const uint64_t gen = g_conn_frees.load(std::memory_order_acquire);
-  if (c == t_checked && gen == t_checked_gen) return true;
-  if (!mproc::handle_valid(c, HandleKind::kPipe)) return false;
-  t_checked = c;
-  t_checked_gen = gen;
-  return true;
-}
-
 int check(const mproc_conn_t *c) {
   if (!c) return fail(MPROC_EINVAL, "connection handle is NULL");
-  if (!live(c)) return fail(MPROC_EBADF, "not a live connection handle (freed or never made)");
+  if (!mproc::handle_valid(c, HandleKind::kPipe))
+    return fail(MPROC_EBADF, "not a live connection handle (freed or never made)");
   if (!c->fd.valid()) return fail(MPROC_ECLOSED, "connection is closed");
   return 0;
 }
@@ -122,7 +107,6 @@ MPROC_API int mproc_conn_free(mproc_conn_t *c) {
     if (!mproc::handle_valid(c, HandleKind::kPipe))
       return fail(MPROC_EBADF, "not a live connection handle (freed or never made)");
     mproc::handle_unregister(c);
-    g_conn_frees.fetch_add(1, std::memory_order_acq_rel);
     mproc::conn_close(*c);
     delete c;
     return 0;

@@ -1,5 +1,4 @@
 // C ABI: queues. Thin shims over runtime/ring.cpp and runtime/queue.cpp.
-#include <atomic>
 #include <cstring>
 
 #include "../queue.hpp"
@@ -10,22 +9,12 @@ using mproc::fail;
 using mproc::HandleKind;
 
 namespace {
-// The last handle this thread found in the registry, valid while no queue was freed since (a
-// put/get loop then skips the registry's lock and hash lookup).
-std::atomic<uint64_t> g_queue_frees{0};
-thread_local const void *t_checked = nullptr;
-thread_local uint64_t t_checked_gen = 0;
-
 // A queue handle is usable in any process that holds it (made before a fork, opened by name or
 // received): there is no owner check, only the registry's.
 int check(const mproc_queue_t *q) {
   if (!q) return fail(MPROC_EINVAL, "queue handle is NULL");
-  const uint64_t gen = g_queue_frees.load(std::memory_order_acquire);
-  if (q == t_checked && gen == t_checked_gen) return 0;
   if (!mproc::handle_valid(q, HandleKind::kQueue))
     return fail(MPROC_EBADF, "not a live queue handle (freed or never made)");
-  t_checked = q;
-  t_checked_gen = gen;
   return 0;
 }
 
@@ -85,7 +74,6 @@ MPROC_API int mproc_queue_free(mproc_queue_t *q) {
     if (!q) return 0;
     if (int rc = check(q)) return rc;
     mproc::handle_unregister(q);
-    g_queue_frees.fetch_add(1, std::memory_order_acq_rel);
     delete q;
     return 0;
   });
