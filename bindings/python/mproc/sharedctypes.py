@@ -186,9 +186,6 @@ class Synchronized(_mproc.ValueBase, SynchronizedBase):
     def __reduce__(self):
         return _attach_value, (_mproc.mproc_value_export(self._h), False)
 
-    def __repr__(self):
-        return "<%s wrapper for %s>" % (type(self).__name__, self._obj)
-
     # -- atomic integer operations (lock-free; not for 'f', 'd', 'c') -------------------------
     def load(self):
         return _mproc.mproc_value_load(self._h)

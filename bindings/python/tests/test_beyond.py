@@ -276,6 +276,35 @@ def group_members(pgid):
     return found
 
 
+def interrupt_when(proc, ready):
+    """Wait until ready() (the program reached the blocking call), send SIGINT to its process
+    group as a terminal's Ctrl-C would, and return (exit status, stderr). The group is killed if
+    the program outlives the test."""
+    try:
+        while not ready():
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGINT)
+        err = proc.stderr.read()
+        rc = proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return rc, err
+
+
+def assert_group_gone(pgid, tries=300):
+    """No process of the group is left (the workers' ends are reaped by their new parent)."""
+    left = group_members(pgid)
+    for _ in range(tries):
+        if not left:
+            break
+        time.sleep(0.1)
+        left = group_members(pgid)
+    assert left == []
+
+
 @pytest.mark.parametrize("method", ["fork", "forkserver"])
 def test_ctrl_c_during_map(tmp_path, method):
     started = tmp_path / "started"
@@ -289,28 +318,12 @@ def test_ctrl_c_during_map(tmp_path, method):
     """ % method))
     proc = subprocess.Popen([sys.executable, str(script), str(started)], env=ENV,
                             start_new_session=True, stderr=subprocess.PIPE, text=True)
-    pgid = proc.pid
-    try:
-        while not (started.exists() and len(started.read_text().split()) >= 2):
-            assert proc.poll() is None, proc.stderr.read()
-            time.sleep(0.02)
-        os.killpg(pgid, signal.SIGINT)
-        err = proc.stderr.read()
-        rc = proc.wait()
-    finally:
-        if proc.poll() is None:
-            os.killpg(pgid, signal.SIGKILL)
-            proc.wait()
+    rc, err = interrupt_when(
+        proc, lambda: started.exists() and len(started.read_text().split()) >= 2)
     assert rc in (-signal.SIGINT, 1, 130), err
     assert "KeyboardInterrupt" in err
     assert "pool.map" in err
-    left = group_members(pgid)
-    for _ in range(300):   # the workers' ends are reaped by their new parent
-        if not left:
-            break
-        time.sleep(0.1)
-        left = group_members(pgid)
-    assert left == []
+    assert_group_gone(proc.pid)
 
 
 @pytest.mark.parametrize("method", ["fork", "forkserver"])
@@ -327,26 +340,10 @@ def test_ctrl_c_during_apply(tmp_path, method):
     """ % method))
     proc = subprocess.Popen([sys.executable, str(script), str(started)], env=ENV,
                             start_new_session=True, stderr=subprocess.PIPE, text=True)
-    try:
-        while not (started.exists() and started.read_text().strip()):
-            assert proc.poll() is None, proc.stderr.read()
-            time.sleep(0.02)
-        os.killpg(proc.pid, signal.SIGINT)
-        err = proc.stderr.read()
-        rc = proc.wait()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    rc, err = interrupt_when(proc, lambda: started.exists() and started.read_text().strip())
     assert rc in (-signal.SIGINT, 1, 130), err
     assert "KeyboardInterrupt" in err and "pool.apply" in err
-    left = group_members(proc.pid)
-    for _ in range(300):   # the workers' ends are reaped by their new parent
-        if not left:
-            break
-        time.sleep(0.1)
-        left = group_members(proc.pid)
-    assert left == []
+    assert_group_gone(proc.pid)
 
 
 def test_ctrl_c_during_process_join(tmp_path):
@@ -365,23 +362,14 @@ def test_ctrl_c_during_process_join(tmp_path):
     """))
     proc = subprocess.Popen([sys.executable, str(script)], env=ENV, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    def child_ready():  # called once: it returns True
         assert proc.stdout.readline().strip() == "child ready"
         time.sleep(0.2)  # the parent is in join() by now (if not, it is interrupted in start)
-        os.killpg(proc.pid, signal.SIGINT)
-        err = proc.stderr.read()
-        rc = proc.wait()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        return True
+    rc, err = interrupt_when(proc, child_ready)
     assert rc in (-signal.SIGINT, 1, 130), err
     assert "KeyboardInterrupt" in err
-    for _ in range(100):   # the daemon child goes with its parent
-        if not group_members(proc.pid):
-            break
-        time.sleep(0.1)
-    assert group_members(proc.pid) == []
+    assert_group_gone(proc.pid, tries=100)  # the daemon child goes with its parent
 
 
 # ---- nested pools and processes ---------------------------------------------------------------
