@@ -612,7 +612,6 @@ int Pool::start(const mproc_pool_opts_t &o) {
     std::string msg = last_error_text();
     stop_workers(true);
     if (zygote_) zygote_->stop();
-    detach_backend();
     return fail(saved, "%s", msg.c_str());
   }
   // The dispatcher takes no signals: a Ctrl-C must reach the program's own threads.
@@ -625,7 +624,6 @@ int Pool::start(const mproc_pool_opts_t &o) {
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     stop_workers(true);
     if (zygote_) zygote_->stop();
-    detach_backend();
     return fail(MPROC_EAGAIN, "cannot start the dispatcher thread");
   }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
@@ -770,6 +768,7 @@ Pool::~Pool() {
     if (state_.load() == kRun) terminate();
     join(-1);
   }
+  detach_backend();  // also when start() failed before the dispatcher ran
 }
 
 int Pool::broken(std::string *msg) {
@@ -1522,11 +1521,13 @@ int Pool::attach_backend(const mproc_pool_opts_t &o) {
   b.busy = true;
   transport_ = b.t;
   remote_ = true;
+  attached_ = true;
   return 0;
 }
 
 void Pool::detach_backend() {
-  if (!remote_) return;
+  if (!remote_ || !attached_) return;
+  attached_ = false;
   std::lock_guard<std::mutex> g(g_backends_mu);
   auto it = backends().find(transport_.name);
   if (it != backends().end()) it->second->busy = false;

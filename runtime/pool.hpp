@@ -184,7 +184,7 @@ class Pool {
   bool collect_remote();  // take what a backend's workers sent
   int spawn_remote(size_t i);
   int attach_backend(const mproc_pool_opts_t &o);  // start(): take the backend opts name
-  void detach_backend();
+  void detach_backend();  // give the claim back (idempotent)
   bool usable(const Worker &w) const {
     return remote_ ? !w.handled_exit : w.proc && !w.handled_exit && w.proc->alive();
   }
@@ -234,6 +234,7 @@ class Pool {
   uint64_t next_id_ = 1;
   // A backend's pool: its transport (a copy; the name points at the registry's string).
   bool remote_ = false;
+  bool attached_ = false;  // holds the backend's one-pool-at-a-time claim (dispatcher, then ~Pool)
   mproc_transport_t transport_{};
   uint64_t init_id_ = 0;         // the id of the init messages (their answers echo it)
   uint64_t remote_poll_ns_ = 10000;  // ns: how long the dispatcher sleeps between looks at the transport
