@@ -103,16 +103,23 @@ int tr_send(void *, int worker, const struct iovec *iov, int iovcnt, const char 
   size_t len = 0;
   for (int k = 0; k < iovcnt; k++) len += iov[k].iov_len;
   if (len > static_cast<size_t>(INT_MAX)) return MPROC_EMSGSIZE;
-  std::vector<char> buf(len);
-  size_t at = 0;
-  for (int k = 0; k < iovcnt; k++) {
-    if (iov[k].iov_len) memcpy(buf.data() + at, iov[k].iov_base, iov[k].iov_len);
-    at += iov[k].iov_len;
+  // One contiguous buffer: the message as one piece (no copy when it is one already), and for a
+  // non-blocking send one that lives until the send completes.
+  std::vector<char> buf;
+  const void *data = iovcnt == 1 ? iov[0].iov_base : nullptr;
+  if (iovcnt != 1 || worker >= 0) {
+    buf.resize(len);
+    size_t at = 0;
+    for (int k = 0; k < iovcnt; k++) {
+      if (iov[k].iov_len) memcpy(buf.data() + at, iov[k].iov_base, iov[k].iov_len);
+      at += iov[k].iov_len;
+    }
+    data = buf.data();
   }
   std::lock_guard<std::mutex> lk(g.mu);
   if (g.finalized) return MPROC_ECLOSED;
   if (worker < 0) {  // a worker answers rank 0: rank 0 always receives, a plain send is fine
-    return MPI_Send(buf.data(), static_cast<int>(len), MPI_BYTE, 0, kTagResult, g.comm) == MPI_SUCCESS
+    return MPI_Send(data, static_cast<int>(len), MPI_BYTE, 0, kTagResult, g.comm) == MPI_SUCCESS
                ? 0 : MPROC_EIO;
   }
   if (worker >= g.nworkers) return MPROC_EINVAL;
