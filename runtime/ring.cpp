@@ -18,10 +18,28 @@
 // frees them with a release store of head. FIFO order holds per producer (and globally, by the
 // order in which producers take plock).
 //
+// The single-producer path. Most queues have one producer thread at a time, and the two locked
+// instructions of plock cost it most of a put: each waits for the put's stores, whose cache lines
+// the consumer has just read, to reach the other core, one put after the other. So a thread that
+// took plock pb_need times in a row is granted the producer side (pb_owner = its tid) and puts
+// without plock: it raises pb_busy, checks that it still owns the side, puts, and lowers pb_busy,
+// with plain stores and loads. Another producer takes plock, revokes (pb_owner = 0), runs
+// membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) and waits for pb_busy to fall: the membarrier stands
+// for the full barrier the owner no longer executes (asymmetric Dekker, as userspace RCU does), so
+// either the owner saw the revocation or its pb_busy is visible. It then owns the side under plock
+// as before; pb_need doubles at each revocation, so producers that take turns stay on plock.
+// The grantee registers for membarrier first; where membarrier is missing, nobody is granted.
+// A granted owner that dies inside a put leaves pb_busy up: the revoker (or a consumer waiting for
+// the rest of a streamed message) finds its tid gone and recovers as for plock (below).
+//
 // Sleeping. A waiter spins briefly (adaptive per handle), then raises the flag c_sleeping /
 // p_sleeping and sleeps on the 32-bit futex word data_seq / space_seq. The other side makes its
 // change with a seq_cst store and then reads the flag (seq_cst): at least one of the two sees
-// the other (Dekker), so a wake-up is never lost, and an idle queue costs no CPU. The first side
+// the other (Dekker), so a wake-up is never lost, and an idle queue costs no CPU. A granted
+// producer has no barrier between its tail store and its look at the flag, so a consumer that
+// sleeps while a producer is granted first sleeps at most kFencelessSleepNs (a wake-up it missed
+// costs at most that), then runs the membarrier (which makes the Dekker pair whole again) and
+// sleeps for good. The first side
 // to find the flag up clears it (exchange), bumps the word and wakes every sleeper; later puts
 // and gets find it down and make no system call, so a burst costs one wake-up, not one per
 // message, while the sleeper is on its way back.
@@ -36,10 +54,14 @@
 #include "ring.hpp"
 
 #include <fcntl.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -56,13 +78,17 @@ namespace mproc {
 namespace {
 
 constexpr uint64_t kMagic = 0x676e6972636f706dULL;  // "mprocring"
-constexpr uint32_t kVersion = 2;
+constexpr uint32_t kVersion = 3;
 constexpr size_t kHdrBytes = 4096;  // header page (x86-64 and arm64 with 4 KiB pages)
 constexpr size_t kRec = 16;         // record header
 constexpr size_t kReserve = kRec;   // always free: room for one ABORT record
 constexpr int kSpinMin = 5;    // microseconds of spinning before a futex sleep
 constexpr int kSpinMax = 100;
 constexpr int kSpinPauses = 64;  // pauses (~20 ns each here) between two looks while spinning
+constexpr uint64_t kLookGapNs = 1000;  // a streaming consumer looks at tail at most this often
+constexpr uint32_t kBiasFirst = 256;   // plock takes in a row that grant the single-producer path
+constexpr uint32_t kBiasMax = 1u << 20;
+constexpr double kFencelessSleep = 200e-6;  // first sleep of a consumer while a producer is granted
 
 enum : uint32_t { kFull = 1, kFirst = 2, kMiddle = 3, kLast = 4, kAbort = 5 };
 
@@ -74,10 +100,56 @@ struct RecHdr {
 
 inline size_t rec_size(size_t len) { return kRec + ((len + 7) & ~static_cast<size_t>(7)); }
 
+inline uint64_t now_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
 // Add one to a counter that only the holder of one lock (plock or clock) changes: a plain store,
 // no locked instruction (others only read it).
 inline void bump(std::atomic<uint64_t> &c) {
   c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+// The earlier of two deadlines.
+Deadline earlier(const Deadline &a, const Deadline &b) {
+  if (a.infinite) return b;
+  if (b.infinite) return a;
+  if (a.at.tv_sec != b.at.tv_sec) return a.at.tv_sec < b.at.tv_sec ? a : b;
+  return a.at.tv_nsec <= b.at.tv_nsec ? a : b;
+}
+
+// membarrier(2): this process registered for MEMBARRIER_CMD_GLOBAL_EXPEDITED (reset in a forked
+// child, which must register again).
+bool g_mb_registered = false;
+pthread_once_t g_mb_once = PTHREAD_ONCE_INIT;
+void mb_reset_after_fork() { g_mb_registered = false; }
+void mb_install_reset() { pthread_atfork(nullptr, nullptr, &mb_reset_after_fork); }
+
+long membarrier(int cmd) { return syscall(__NR_membarrier, cmd, 0, 0); }
+
+// Register this process, so that another's heavy_barrier() reaches its threads. False where the
+// kernel (or a seccomp filter) has no expedited global membarrier: no grant then.
+bool membarrier_register() {
+  if (g_mb_registered) return true;
+  pthread_once(&g_mb_once, mb_install_reset);
+  long q = membarrier(MEMBARRIER_CMD_QUERY);
+  if (q < 0 || !(q & MEMBARRIER_CMD_GLOBAL_EXPEDITED)) return false;
+  if (membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) != 0) return false;
+  g_mb_registered = true;
+  return true;
+}
+
+// A full barrier on every running thread of every registered process (~tens of us: IPIs). If the
+// call fails here (a filter may refuse it to this process), waiting out any store buffer instead.
+void heavy_barrier() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0) {
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, nullptr);
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
 }
 
 
@@ -108,6 +180,11 @@ struct RingHeader {
   std::atomic<int32_t> c_cpu;   // CPU (+1) of the last get; a producer does not spin on it
 
   alignas(64) MutexWord plock;
+  std::atomic<uint32_t> pb_owner;  // thread granted the single-producer path (top), 0: none
+  std::atomic<uint32_t> pb_busy;   // tid of a granted thread inside a put, else 0
+  uint32_t pb_last, pb_streak;     // under plock: the thread that took it last, how often in a row
+  uint32_t pb_need;                // takes in a row that earn the grant
+  std::atomic<uint64_t> st_grants, st_revokes;
   uint32_t w_state;  // 1 while a message is being written (see recover_producer)
   uint64_t w_msg_start, w_end;
   std::atomic<uint64_t> items_put;
@@ -232,6 +309,7 @@ int Ring::create(const RingConfig &cfg, std::unique_ptr<Ring> *out) {
   RingHeader *h = new (r->h_) RingHeader();
   h->plock.word.store(0);
   h->clock.word.store(0);
+  h->pb_need = kBiasFirst;
   h->version = kVersion;
   h->joinable = cfg.joinable;
   h->token = random_token();
@@ -272,11 +350,69 @@ unsigned char *Ring::at(uint64_t pos) const { return data_ + (pos & mask_); }
 
 int Ring::lock_producer(const Deadline &d, bool poll) {
   int r = queue_lock(&h_->plock, d, poll);
-  if (r == 1) {
-    recover_producer();
-    r = 0;
+  if (r < 0) return r;
+  const bool owner_died = r == 1;
+  const uint32_t tid = current_tid();
+  const uint32_t o = h_->pb_owner.load(std::memory_order_relaxed);
+  if (o != tid) {
+    // A plock holder that died may have been half-way through a revocation: finish it.
+    if (int rc = take_producer_side(o, owner_died, d, poll)) {
+      unlock_producer();
+      return rc;
+    }
   }
-  return r;
+  if (owner_died) recover_producer();
+  if (o == tid) return 0;  // the granted thread on the plock path (reserve / commit)
+  if (h_->pb_last == tid) {
+    if (++h_->pb_streak >= h_->pb_need && membarrier_register()) {
+      h_->pb_owner.store(tid, std::memory_order_relaxed);  // plock's unlock publishes it
+      bump(h_->st_grants);
+    }
+  } else {
+    h_->pb_last = tid;
+    h_->pb_streak = 1;
+  }
+  return 0;
+}
+
+// Holding plock: make the producer side ours. Revoke the grant of thread o (see top), then wait
+// for a put that a granted thread may still be making: a poll does not wait (MPROC_ETIMEDOUT). A
+// granted thread that died inside a put is recovered from as a dead plock holder would be.
+int Ring::take_producer_side(uint32_t o, bool force_barrier, const Deadline &d, bool poll) {
+  if (o != 0 || force_barrier) {
+    h_->pb_owner.store(0);
+    heavy_barrier();  // now o either saw the revocation or its pb_busy is visible (top)
+    if (o != 0) {
+      bump(h_->st_revokes);
+      h_->pb_need = std::min(h_->pb_need * 2, kBiasMax);
+    }
+    h_->pb_streak = 0;
+  }
+  // Growing sleeps (the put may be waiting for space), and a look at whether its thread lives
+  // first and then every kDeathCheckSlice.
+  long nap_ns = 2000;
+  uint64_t next_check = 0;
+  for (int i = 0;; i++) {
+    const uint32_t b = h_->pb_busy.load(std::memory_order_acquire);
+    if (b == 0) return 0;
+    if (i < 100) {
+      cpu_relax();
+      continue;
+    }
+    if (now_ns() >= next_check) {
+      if (!tid_alive(b)) {
+        h_->st_pdeaths.fetch_add(1);
+        if (h_->w_state) recover_producer_message();
+        h_->pb_busy.store(0, std::memory_order_relaxed);
+        return 0;
+      }
+      next_check = now_ns() + static_cast<uint64_t>(kDeathCheckSlice * 1e9);
+    }
+    if (poll || d.expired()) return MPROC_ETIMEDOUT;
+    struct timespec ts = {0, nap_ns};
+    nanosleep(&ts, nullptr);
+    nap_ns = std::min(nap_ns * 2, 1000000L);
+  }
 }
 
 int Ring::lock_consumer(const Deadline &d, bool poll) {
@@ -293,7 +429,12 @@ void Ring::unlock_consumer() { mutex_unlock(&h_->clock); }
 
 void Ring::recover_producer() {
   h_->st_pdeaths.fetch_add(1);
-  if (!h_->w_state) return;
+  if (h_->w_state) recover_producer_message();
+}
+
+// The message a dead producer was writing (w_state set): count it if it was all published, else
+// drop it.
+void Ring::recover_producer_message() {
   uint64_t t = h_->tail.load();
   if (t == h_->w_end) {
     h_->st_puts.fetch_add(1);  // it was all published: a complete message
@@ -320,25 +461,26 @@ void Ring::check_writer_alive() {
     recover_producer();
     r = 0;
   }
-  if (r == 0) unlock_producer();
+  if (r != 0) return;
+  // The writer may be a granted thread, which holds no plock: revoke only if it is gone.
+  const uint32_t b = h_->pb_busy.load(std::memory_order_relaxed);
+  if (b != 0 && !tid_alive(b))
+    take_producer_side(h_->pb_owner.load(std::memory_order_relaxed), true, Deadline::after(1),
+                       false);
+  unlock_producer();
 }
 
 // ---- waiting ----------------------------------------------------------------------------------
-
-inline uint64_t now_ns() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 // Spin for up to `spin` microseconds (a wake-up through the kernel costs more than that), then
 // sleep on the futex. The budget adapts per handle to how long the other side took: it grows
 // when the answer came within kSpinMax (a longer spin would have caught it without a wake-up)
 // and shrinks (to kSpinMin) when the other side kept us waiting longer anyway.
+// `producers`, for a consumer's wait: the ring, whose granted producer may not fence (top).
 template <class Ready>
 static int sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32_t> &sleeping,
                        const std::atomic<int32_t> *other_cpu, const Ready &ready,
-                       const Deadline &d) {
+                       const Deadline &d, const RingHeader *producers = nullptr) {
   if (ready()) return 0;
   const uint64_t t0 = now_ns();
   const uint64_t until = t0 + static_cast<uint64_t>(spin) * 1000;
@@ -357,6 +499,7 @@ static int sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32
     }
   }
   int rc = MPROC_ETIMEDOUT;
+  bool barrier_done = false;
   for (;;) {
     const uint32_t s = seq.load();
     sleeping.store(1);  // then the check: pairs with wake_sleepers() (see top)
@@ -365,10 +508,19 @@ static int sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32
       rc = 0;
       break;
     }
-    int r = futex_wait(&seq, s, d);
+    // A granted producer may miss the flag just raised: sleep briefly, then the membarrier.
+    const bool nap = !barrier_done && producers &&
+                     (producers->pb_owner.load(std::memory_order_relaxed) != 0 ||
+                      producers->pb_busy.load(std::memory_order_relaxed) != 0);
+    int r = futex_wait(&seq, s, nap ? earlier(d, Deadline::after(kFencelessSleep)) : d);
     if (ready()) {
       rc = 0;
       break;
+    }
+    if (nap && r == -ETIMEDOUT && !d.expired()) {
+      heavy_barrier();  // from here a granted producer sees the flag, or we see its message
+      barrier_done = true;
+      continue;
     }
     if (r == -ETIMEDOUT || d.expired()) break;
   }
@@ -440,13 +592,27 @@ int Ring::wait_space(size_t need, bool slot, const Deadline &d, bool poll) {
 int Ring::wait_data(const Deadline &d, bool poll) {
   const uint64_t hd = h_->head.load(std::memory_order_relaxed);
   if (tail_cache_ > hd) return 0;  // tail only grows: bytes before a seen tail are published
+  // Everything seen at the last look is taken. A consumer back for more within kLookGapNs of
+  // that look keeps pace with the producer message by message: each look takes the tail line
+  // (and the record line being filled) from the producer, whose next put must win them back, so
+  // both sides pay a cache-line transfer per message. Waiting out the gap lets the producer
+  // write a batch undisturbed. The wait is at most kLookGapNs, right after a look, never in a
+  // poll.
+  if (!poll) {
+    uint64_t t = now_ns();
+    while (t - last_look_ns_ < kLookGapNs) {
+      for (int k = 0; k < 8; k++) cpu_relax();
+      t = now_ns();
+    }
+    last_look_ns_ = t;
+  }
   auto ready = [&] {
     tail_cache_ = h_->tail.load(std::memory_order_acquire);
     return tail_cache_ != hd || h_->closed.load();
   };
   if (!ready()) {
     if (poll) return MPROC_ETIMEDOUT;
-    if (int rc = sleep_until(spin_, h_->data_seq, h_->c_sleeping, &h_->p_cpu, ready, d))
+    if (int rc = sleep_until(spin_, h_->data_seq, h_->c_sleeping, &h_->p_cpu, ready, d, h_))
       return rc;
   }
   tail_cache_ = h_->tail.load(std::memory_order_acquire);
@@ -464,7 +630,7 @@ void Ring::wait_more() {
     return tail_cache_ != hd;
   };
   while (sleep_until(spin_, h_->data_seq, h_->c_sleeping, &h_->p_cpu, ready,
-                     Deadline::after(0.02)) != 0)
+                     Deadline::after(0.02), h_) != 0)
     check_writer_alive();
 }
 
@@ -518,6 +684,8 @@ int Ring::fileno() {
   if (watching_ != getpid()) {
     watching_ = getpid();
     h_->watchers.fetch_add(1);
+    // A granted producer reads watchers without a barrier after its tail store (top).
+    if (h_->pb_owner.load() != 0 || h_->pb_busy.load() != 0) heavy_barrier();
     if (has_data_or_closed()) signal_fifo();
   }
   return fifo_.get();
@@ -595,6 +763,29 @@ int Ring::put_locked(const void *data, size_t len, const Deadline &d, bool poll)
   return 0;
 }
 
+// The granted thread's put (top): false when the grant was revoked meanwhile (nothing done).
+bool Ring::try_put_granted(uint32_t tid, const void *data, size_t len, const Deadline &d,
+                           bool poll, int *rc) {
+  h_->pb_busy.store(tid, std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);  // the revoker's membarrier orders these
+  if (h_->pb_owner.load(std::memory_order_relaxed) != tid) {
+    h_->pb_busy.store(0, std::memory_order_release);
+    return false;
+  }
+  note_cpu(h_->p_cpu);
+  *rc = put_locked(data, len, d, poll);
+  h_->pb_busy.store(0, std::memory_order_release);
+  if (wake_owed_) {
+    wake_owed_ = false;
+    // No barrier between the tail store and this look: a consumer that goes to sleep meanwhile
+    // is covered by its short first sleep and its membarrier (top).
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    wake_sleepers(h_->data_seq, h_->c_sleeping);
+    if (h_->watchers.load(std::memory_order_relaxed)) signal_fifo();
+  }
+  return true;
+}
+
 int Ring::put(const void *data, size_t len, double timeout) {
   if (len > h_->max_message)
     return fail(MPROC_EMSGSIZE, "message of %zu bytes is over the queue's limit of %zu", len,
@@ -602,16 +793,23 @@ int Ring::put(const void *data, size_t len, double timeout) {
   if (h_->closed.load()) return fail(MPROC_ECLOSED, "queue is closed");
   const Deadline d = Deadline::after(timeout);
   const bool poll = timeout == 0;
-  int rc = lock_producer(d, poll);
-  if (rc == 0) {
-    note_cpu(h_->p_cpu);
-    rc = put_locked(data, len, d, poll);
-    unlock_producer();
-    if (wake_owed_) {
-      wake_owed_ = false;
-      full_fence_after_unlock();  // tail store, then the flag (top)
-      wake_sleepers(h_->data_seq, h_->c_sleeping);
-      if (h_->watchers.load()) signal_fifo();
+  int rc;
+  const uint32_t tid = current_tid();
+  if (h_->pb_owner.load(std::memory_order_relaxed) == tid && g_mb_registered &&
+      try_put_granted(tid, data, len, d, poll, &rc)) {
+    // done without plock (top)
+  } else {
+    rc = lock_producer(d, poll);
+    if (rc == 0) {
+      note_cpu(h_->p_cpu);
+      rc = put_locked(data, len, d, poll);
+      unlock_producer();
+      if (wake_owed_) {
+        wake_owed_ = false;
+        full_fence_after_unlock();  // tail store, then the flag (top)
+        wake_sleepers(h_->data_seq, h_->c_sleeping);
+        if (h_->watchers.load()) signal_fifo();
+      }
     }
   }
   if (rc == MPROC_ETIMEDOUT)
@@ -862,8 +1060,9 @@ int Ring::join(double timeout) {
 }
 
 RingStats Ring::stats() const {
-  return RingStats{h_->st_puts.load(),   h_->st_gets.load(),    h_->st_pdeaths.load(),
-                   h_->st_cdeaths.load(), h_->st_dropped.load(), h_->st_lost.load()};
+  return RingStats{h_->st_puts.load(),    h_->st_gets.load(),    h_->st_pdeaths.load(),
+                   h_->st_cdeaths.load(),  h_->st_dropped.load(), h_->st_lost.load(),
+                   h_->st_grants.load(),   h_->st_revokes.load()};
 }
 
 }  // namespace mproc

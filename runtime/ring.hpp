@@ -23,7 +23,7 @@ struct RingConfig {
 };
 
 struct RingStats {
-  uint64_t puts, gets, producer_deaths, consumer_deaths, dropped, lost;
+  uint64_t puts, gets, producer_deaths, consumer_deaths, dropped, lost, grants, revokes;
 };
 
 constexpr size_t kRingMessageMax = static_cast<size_t>(1) << 40;
@@ -86,6 +86,10 @@ class Ring {
   void unlock_producer();
   void unlock_consumer();
   void recover_producer();
+  void recover_producer_message();
+  int take_producer_side(uint32_t owner, bool force_barrier, const Deadline &d, bool poll);
+  bool try_put_granted(uint32_t tid, const void *data, size_t len, const Deadline &d, bool poll,
+                       int *rc);
   void recover_consumer();
   int wait_space(size_t need, bool slot, const Deadline &d, bool poll);
   int wait_data(const Deadline &d, bool poll);
@@ -118,6 +122,7 @@ class Ring {
   size_t peek_len_ = SIZE_MAX;  // record length peeked by this handle
   uint64_t head_cache_ = 0;     // last head this handle read (producer side)
   uint64_t tail_cache_ = 0;     // last tail this handle read (consumer side)
+  uint64_t last_look_ns_ = 0;   // when this handle last looked at tail for new data (wait_data)
   int spin_ = 20;               // adaptive spin budget of this handle (microseconds)
   bool wake_owed_ = false;      // published under the lock; look for sleepers after the unlock
 };

@@ -498,12 +498,17 @@ static void test_queue_joinable_task_done_and_join(void **state) {
 struct crash_job {
   mproc_queue_t *q;
   size_t big;
+  int before; /* "before" messages put first: 1, or kWarm to earn the single-producer path */
 };
+
+/* Puts in a row that earn a producer thread the single-producer path (256 are enough). */
+enum { kWarm = 1000 };
 
 static int body_before_then_big(void *arg, size_t len, void *payload) {
   (void)arg, (void)len;
   struct crash_job *j = payload;
-  if (mproc_queue_put(j->q, "before", 6, -1) != 0) return 1;
+  for (int i = 0; i < j->before; i++)
+    if (mproc_queue_put(j->q, "before", 6, -1) != 0) return 1;
   unsigned char *m = calloc(1, j->big);
   if (!m) return 2;
   mproc_queue_put(j->q, m, j->big, -1); /* killed in here */
@@ -512,10 +517,12 @@ static int body_before_then_big(void *arg, size_t len, void *payload) {
 
 static int body_take_all_but_big(void *arg, size_t len, void *payload) {
   (void)arg, (void)len;
-  mproc_queue_t *q = payload;
+  struct crash_job *j = payload;
+  mproc_queue_t *q = j->q;
   char b[16];
   size_t n;
-  if (mproc_queue_get(q, b, sizeof b, &n, 10) != 0 || n != 6 || memcmp(b, "before", 6)) return 1;
+  for (int i = 0; i < j->before; i++)
+    if (mproc_queue_get(q, b, sizeof b, &n, 10) != 0 || n != 6 || memcmp(b, "before", 6)) return 1;
   /* next: the big message (dropped when its producer dies), then "after" */
   void *m = NULL;
   if (mproc_queue_get_alloc(q, &m, &n, 20) != 0) return 2;
@@ -525,15 +532,15 @@ static int body_take_all_but_big(void *arg, size_t len, void *payload) {
 }
 
 /* A producer killed half-way through a streamed message: a consumer that was reading it drops
- * the part it has and goes on; the messages before and after arrive exactly once. */
-static void test_queue_producer_killed_mid_put_while_read(void **state) {
-  (void)state;
-  mproc_queue_t *q = make_queue(0, 64 << 10);
-  struct crash_job j = {q, (size_t)8 << 20};
+ * the part it has and goes on; the messages before and after arrive exactly once. With `before`
+ * = kWarm the producer has the single-producer path (no plock) when it dies. */
+static void killed_mid_put_while_read(int before) {
+  mproc_queue_t *q = make_queue(0, 256 << 10);
+  struct crash_job j = {q, (size_t)8 << 20, before};
   mproc_process_t *prod = spawn(body_before_then_big, &j, NULL, 0, MPROC_START_FORK);
   WAIT_FOR(mproc_queue_full(q) == 1); /* the big message fills the ring */
   stop_process(prod);
-  mproc_process_t *cons = spawn(body_take_all_but_big, q, NULL, 0, MPROC_START_FORK);
+  mproc_process_t *cons = spawn(body_take_all_but_big, &j, NULL, 0, MPROC_START_FORK);
   WAIT_FOR(mproc_queue_empty(q) == 0 && mproc_queue_full(q) == 0); /* consumer inside it */
   assert_int_equal(mproc_process_kill(prod), 0);
   assert_int_equal(join_code(prod), -SIGKILL);
@@ -542,23 +549,34 @@ static void test_queue_producer_killed_mid_put_while_read(void **state) {
   mproc_queue_stats_t s = stats_of(q);
   assert_int_equal(s.producer_deaths, 1);
   assert_int_equal(s.dropped, 1);
-  assert_int_equal(s.puts, 2);
-  assert_int_equal(s.gets, 2);
+  assert_int_equal(s.puts, (uint64_t)before + 1);
+  assert_int_equal(s.gets, (uint64_t)before + 1);
+  assert_int_equal(s.grants, before >= kWarm ? 1 : 0);
+  assert_int_equal(s.revokes, before >= kWarm ? 1 : 0);
   assert_int_equal(mproc_queue_empty(q), 1);
   assert_int_equal(mproc_queue_free(q), 0);
 }
 
-/* The same with no consumer at the time: the next producer cleans up. */
-static void test_queue_producer_killed_mid_put_unread(void **state) {
+static void test_queue_producer_killed_mid_put_while_read(void **state) {
   (void)state;
-  mproc_queue_t *q = make_queue(0, 64 << 10);
-  struct crash_job j = {q, (size_t)8 << 20};
+  killed_mid_put_while_read(1);
+}
+
+static void test_queue_granted_producer_killed_mid_put_while_read(void **state) {
+  (void)state;
+  killed_mid_put_while_read(kWarm);
+}
+
+/* The same with no consumer at the time: the next producer cleans up. */
+static void killed_mid_put_unread(int before) {
+  mproc_queue_t *q = make_queue(0, 256 << 10);
+  struct crash_job j = {q, (size_t)8 << 20, before};
   mproc_process_t *prod = spawn(body_before_then_big, &j, NULL, 0, MPROC_START_FORK);
   WAIT_FOR(mproc_queue_full(q) == 1);
   assert_int_equal(mproc_process_kill(prod), 0);
   assert_int_equal(join_code(prod), -SIGKILL);
   put_str(q, "after"); /* takes over the producer side from the dead one */
-  expect_str(q, "before", 5);
+  for (int i = 0; i < before; i++) expect_str(q, "before", 5);
   void *m = NULL;
   size_t n;
   assert_int_equal(mproc_queue_get_alloc(q, &m, &n, 5), 0); /* the partial one is skipped */
@@ -570,7 +588,19 @@ static void test_queue_producer_killed_mid_put_unread(void **state) {
   mproc_queue_stats_t s = stats_of(q);
   assert_int_equal(s.producer_deaths, 1);
   assert_int_equal(s.dropped, 1);
+  assert_int_equal(s.grants, before >= kWarm ? 1 : 0);
+  assert_int_equal(s.revokes, before >= kWarm ? 1 : 0);
   assert_int_equal(mproc_queue_free(q), 0);
+}
+
+static void test_queue_producer_killed_mid_put_unread(void **state) {
+  (void)state;
+  killed_mid_put_unread(1);
+}
+
+static void test_queue_granted_producer_killed_mid_put_unread(void **state) {
+  (void)state;
+  killed_mid_put_unread(kWarm);
 }
 
 static int body_big_then_after(void *arg, size_t len, void *payload) {
@@ -595,7 +625,7 @@ static int body_get_forever(void *arg, size_t len, void *payload) {
 static void test_queue_consumer_killed_mid_get(void **state) {
   (void)state;
   mproc_queue_t *q = make_queue(0, 64 << 10);
-  struct crash_job j = {q, (size_t)4 << 20};
+  struct crash_job j = {q, (size_t)4 << 20, 1};
   mproc_process_t *prod = spawn(body_big_then_after, &j, NULL, 0, MPROC_START_FORK);
   WAIT_FOR(mproc_queue_full(q) == 1);
   stop_process(prod); /* the writer is frozen in the middle of the message */
@@ -611,6 +641,97 @@ static void test_queue_consumer_killed_mid_get(void **state) {
   assert_int_equal(s.lost, 1);
   assert_int_equal(s.puts, 2);
   assert_int_equal(mproc_queue_empty(q), 1);
+  assert_int_equal(mproc_queue_free(q), 0);
+}
+
+/* ---- the single-producer path -------------------------------------------------------------- */
+
+struct seq_job {
+  mproc_queue_t *q;
+  uint32_t count;
+  int pause_us; /* < 0: a pattern of pauses before each put (see body_put_seq) */
+};
+
+/* Put {id, 0..count-1}. */
+static int body_put_seq(void *arg, size_t len, void *payload) {
+  (void)len;
+  struct seq_job *j = payload;
+  uint32_t m[2];
+  memcpy(&m[0], arg, sizeof m[0]);
+  for (uint32_t i = 0; i < j->count; i++) {
+    /* after the warm-up: no pause, 50 us, 300 us and 2 ms in turn, so that the consumer is
+     * caught spinning, in its first short sleep, and in its long sleep */
+    static const int pauses[] = {0, 50, 300, 2000};
+    if (j->pause_us < 0 && i >= kWarm) usleep((useconds_t)pauses[i % 4]);
+    m[1] = i;
+    if (mproc_queue_put(j->q, m, sizeof m, -1) != 0) return 1;
+  }
+  return 0;
+}
+
+/* Take n messages of producers 0..np-1; each producer's arrive in order. */
+static void expect_seqs(mproc_queue_t *q, int np, uint32_t n) {
+  uint32_t next[4] = {0, 0, 0, 0};
+  for (uint32_t k = 0; k < n; k++) {
+    uint32_t m[2];
+    size_t len = 0;
+    assert_int_equal(mproc_queue_get(q, m, sizeof m, &len, 10), 0);
+    assert_int_equal(len, sizeof m);
+    assert_true(m[0] < (uint32_t)np);
+    assert_int_equal(m[1], next[m[0]]);
+    next[m[0]]++;
+  }
+}
+
+/* A thread that puts kWarm times in a row is granted the single-producer path; the next other
+ * producer revokes it (here: after the granted one exited); producers that take turns are not
+ * granted again and again. Every message arrives once, in order per producer. */
+static void test_queue_single_producer_grant_and_revoke(void **state) {
+  (void)state;
+  mproc_queue_t *q = make_queue(0, 0);
+  struct seq_job j = {q, kWarm, 0};
+  uint32_t id = 0;
+  mproc_process_t *p = spawn(body_put_seq, &j, &id, sizeof id, MPROC_START_FORK);
+  assert_int_equal(join_code(p), 0);
+  mproc_queue_stats_t s = stats_of(q);
+  assert_int_equal(s.grants, 1);
+  assert_int_equal(s.revokes, 0);
+  for (uint32_t i = 0; i < kWarm; i++) {
+    uint32_t m[2] = {1, i};
+    assert_int_equal(mproc_queue_put(q, m, sizeof m, -1), 0);
+  }
+  s = stats_of(q);
+  assert_int_equal(s.revokes, 1);
+  assert_int_equal(s.producer_deaths, 0); /* it had finished its puts */
+  expect_seqs(q, 2, 2 * kWarm);
+  /* two producers at once, 20000 messages each, taken while they put */
+  j.count = 20000;
+  mproc_process_t *ps[2];
+  for (id = 0; id < 2; id++) ps[id] = spawn(body_put_seq, &j, &id, sizeof id, MPROC_START_FORK);
+  expect_seqs(q, 2, 2 * j.count);
+  for (int i = 0; i < 2; i++) assert_int_equal(join_code(ps[i]), 0);
+  s = stats_of(q);
+  assert_int_equal(s.puts, 2 * kWarm + 40000);
+  assert_int_equal(s.gets, s.puts);
+  /* each revocation doubles the run that earns the next grant (256 << 12 > 40000) */
+  assert_true(s.revokes <= 14);
+  assert_int_equal(mproc_queue_free(q), 0);
+}
+
+/* A consumer asleep while the granted producer puts is woken (the producer does not fence: the
+ * consumer's short first sleep and membarrier cover it). A lost wake-up would leave a get to
+ * its 10 s timeout. */
+static void test_queue_granted_producer_wakes_sleeping_consumer(void **state) {
+  (void)state;
+  mproc_queue_t *q = make_queue(0, 0);
+  struct seq_job j = {q, kWarm + 400, -1};
+  uint32_t id = 0;
+  mproc_process_t *p = spawn(body_put_seq, &j, &id, sizeof id, MPROC_START_FORK);
+  expect_seqs(q, 1, j.count);
+  assert_int_equal(join_code(p), 0);
+  mproc_queue_stats_t s = stats_of(q);
+  assert_int_equal(s.grants, 1);
+  assert_int_equal(s.revokes, 0);
   assert_int_equal(mproc_queue_free(q), 0);
 }
 
@@ -780,6 +901,10 @@ int main(void) {
       TEST(queue, producer_killed_mid_put_while_read),
       TEST(queue, producer_killed_mid_put_unread),
       TEST(queue, consumer_killed_mid_get),
+      TEST(queue, single_producer_grant_and_revoke),
+      TEST(queue, granted_producer_wakes_sleeping_consumer),
+      TEST(queue, granted_producer_killed_mid_put_while_read),
+      TEST(queue, granted_producer_killed_mid_put_unread),
       TEST(queue, stress_4_producers_4_consumers),
       TEST(queue, bad_input),
   };

@@ -43,6 +43,8 @@ typedef struct mproc_queue_stats {
   uint64_t consumer_deaths; /* consumers that died holding the consumer side */
   uint64_t dropped;         /* partial messages discarded (producer died or put timed out) */
   uint64_t lost;            /* messages lost with a consumer that died while taking them */
+  uint64_t grants;          /* a producer thread got the lock-free single-producer path */
+  uint64_t revokes;         /* another producer took that path back (docs/queue.md) */
 } mproc_queue_stats_t;
 
 /* Make a queue. opts may be NULL. Free with mproc_queue_free().

@@ -219,6 +219,10 @@ MPROC_API int mproc_queue_stats(const mproc_queue_t *q, mproc_queue_stats_t *out
     out->consumer_deaths = s.consumer_deaths;
     out->dropped = s.dropped;
     out->lost = s.lost;
+    if (out->size >= offsetof(mproc_queue_stats_t, revokes) + sizeof(uint64_t)) {
+      out->grants = s.grants;
+      out->revokes = s.revokes;
+    }
     return 0;
   });
 }
