@@ -22,22 +22,25 @@
 // instructions of plock cost it most of a put: each waits for the put's stores, whose cache lines
 // the consumer has just read, to reach the other core, one put after the other. So a thread that
 // took plock pb_need times in a row is granted the producer side (pb_owner = its tid) and puts
-// without plock: it raises pb_busy, checks that it still owns the side, puts, and lowers pb_busy,
-// with plain stores and loads. Another producer takes plock, revokes (pb_owner = 0), runs
-// membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) and waits for pb_busy to fall: the membarrier stands
-// for the full barrier the owner no longer executes (asymmetric Dekker, as userspace RCU does), so
-// either the owner saw the revocation or its pb_busy is visible. It then owns the side under plock
-// as before; pb_need doubles at each revocation, so producers that take turns stay on plock.
+// without plock: it raises its busy word, checks that it still owns the side, puts, and lowers
+// the word, with plain stores and loads. Another producer takes plock, revokes (pb_owner = 0),
+// runs membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) and waits for the owner's busy word to fall:
+// the membarrier stands for the full barrier the owner no longer executes (asymmetric Dekker, as
+// userspace RCU does), so either the owner saw the revocation or its busy word is visible. It
+// then owns the side under plock as before; pb_need doubles at each revocation, so producers that
+// take turns stay on plock. Each granted thread has a busy word of its own (pb_slot, given at the
+// grant and never shared by two live threads): a former owner may still raise and lower its word
+// on its way to finding the grant gone, and must not clear the word of the thread granted since.
 // The grantee registers for membarrier first; where membarrier is missing, nobody is granted.
-// A granted owner that dies inside a put leaves pb_busy up: the revoker (or a consumer waiting for
-// the rest of a streamed message) finds its tid gone and recovers as for plock (below).
+// A granted owner that dies inside a put leaves its busy word up: the revoker (or a consumer
+// waiting for the rest of a streamed message) finds its tid gone and recovers as for plock.
 //
 // Sleeping. A waiter spins briefly (adaptive per handle), then raises the flag c_sleeping /
 // p_sleeping and sleeps on the 32-bit futex word data_seq / space_seq. The other side makes its
 // change with a seq_cst store and then reads the flag (seq_cst): at least one of the two sees
 // the other (Dekker), so a wake-up is never lost, and an idle queue costs no CPU. A granted
 // producer has no barrier between its tail store and its look at the flag, so a consumer that
-// sleeps while a producer is granted first sleeps at most kFencelessSleepNs (a wake-up it missed
+// sleeps while a producer is granted first sleeps at most kFencelessSleep (a wake-up it missed
 // costs at most that), then runs the membarrier (which makes the Dekker pair whole again) and
 // sleeps for good. The first side
 // to find the flag up clears it (exchange), bumps the word and wakes every sleeper; later puts
@@ -86,6 +89,7 @@ constexpr int kSpinMin = 5;    // microseconds of spinning before a futex sleep
 constexpr int kSpinMax = 100;
 constexpr int kSpinPauses = 64;  // pauses (~20 ns each here) between two looks while spinning
 constexpr uint64_t kLookGapNs = 1000;  // a streaming consumer looks at tail at most this often
+constexpr uint32_t kSlots = 16;        // busy words of granted threads (see RingHeader)
 constexpr uint32_t kBiasFirst = 256;   // plock takes in a row that grant the single-producer path
 constexpr uint32_t kBiasMax = 1u << 20;
 constexpr double kFencelessSleep = 200e-6;  // first sleep of a consumer while a producer is granted
@@ -155,6 +159,12 @@ void heavy_barrier() {
 
 }  // namespace
 
+// A thread's busy word on the single-producer path, held by one thread at a time (top).
+struct RingSlot {
+  std::atomic<uint32_t> tid;   // the thread this slot belongs to (set at its grant), 0: none
+  std::atomic<uint32_t> busy;  // 1 while that thread makes a put on the single-producer path
+};
+
 // Lines are split by writer: config (read-mostly), wake words, producer side, consumer side.
 struct RingHeader {
   uint64_t magic;
@@ -179,9 +189,10 @@ struct RingHeader {
   std::atomic<int32_t> p_cpu;   // CPU (+1) of the last put; a consumer does not spin on it
   std::atomic<int32_t> c_cpu;   // CPU (+1) of the last get; a producer does not spin on it
 
+  alignas(64) RingSlot pb_slot[kSlots];  // busy words of granted threads, slot tid % kSlots
+
   alignas(64) MutexWord plock;
   std::atomic<uint32_t> pb_owner;  // thread granted the single-producer path (top), 0: none
-  std::atomic<uint32_t> pb_busy;   // tid of a granted thread inside a put, else 0
   uint32_t pb_last, pb_streak;     // under plock: the thread that took it last, how often in a row
   uint32_t pb_need;                // takes in a row that earn the grant
   std::atomic<uint64_t> st_grants, st_revokes;
@@ -364,7 +375,7 @@ int Ring::lock_producer(const Deadline &d, bool poll) {
   if (owner_died) recover_producer();
   if (o == tid) return 0;  // the granted thread on the plock path (reserve / commit)
   if (h_->pb_last == tid) {
-    if (++h_->pb_streak >= h_->pb_need && membarrier_register()) {
+    if (++h_->pb_streak >= h_->pb_need && claim_slot(tid) && membarrier_register()) {
       h_->pb_owner.store(tid, std::memory_order_relaxed);  // plock's unlock publishes it
       bump(h_->st_grants);
     }
@@ -375,35 +386,63 @@ int Ring::lock_producer(const Deadline &d, bool poll) {
   return 0;
 }
 
-// Holding plock: make the producer side ours. Revoke the grant of thread o (see top), then wait
-// for a put that a granted thread may still be making: a poll does not wait (MPROC_ETIMEDOUT). A
+// Holding plock, the producer side taken: thread tid's busy word, if the slot is free or already
+// tid's. A slot whose thread is gone is freed (its word may be up: a thread that died on its way
+// to finding its grant revoked; a dead owner's put was recovered when the side was taken). False
+// when another live thread holds it: no grant then, and another run of pb_need takes first.
+bool Ring::claim_slot(uint32_t tid) {
+  RingSlot &s = h_->pb_slot[tid % kSlots];
+  const uint32_t t = s.tid.load(std::memory_order_relaxed);
+  if (t == tid) return true;
+  if (t != 0 && tid_alive(t)) {
+    h_->pb_streak = 0;
+    return false;
+  }
+  s.busy.store(0, std::memory_order_relaxed);
+  s.tid.store(tid, std::memory_order_relaxed);
+  return true;
+}
+
+// Holding plock: make the producer side ours. Revoke the grant of thread o (see top) and wait
+// for a put it may still be making; after a plock holder died (force: it may have been half-way
+// through a revocation), wait for every busy word. A poll does not wait (MPROC_ETIMEDOUT). A
 // granted thread that died inside a put is recovered from as a dead plock holder would be.
-int Ring::take_producer_side(uint32_t o, bool force_barrier, const Deadline &d, bool poll) {
-  if (o != 0 || force_barrier) {
+int Ring::take_producer_side(uint32_t o, bool force, const Deadline &d, bool poll) {
+  if (o != 0 || force) {
     h_->pb_owner.store(0);
-    heavy_barrier();  // now o either saw the revocation or its pb_busy is visible (top)
+    heavy_barrier();  // now o either saw the revocation or its busy word is visible (top)
     if (o != 0) {
       bump(h_->st_revokes);
       h_->pb_need = std::min(h_->pb_need * 2, kBiasMax);
     }
     h_->pb_streak = 0;
   }
-  // Growing sleeps (the put may be waiting for space), and a look at whether its thread lives
-  // first and then every kDeathCheckSlice.
+  if (o == 0 && !force) return 0;  // a revoker waited for the last owner before it let go
+  for (uint32_t i = 0; i < kSlots; i++) {
+    RingSlot &s = h_->pb_slot[i];
+    const uint32_t t = s.tid.load(std::memory_order_relaxed);
+    if (t == 0 || (t != o && !force)) continue;
+    if (int rc = wait_not_busy(s, t, d, poll)) return rc;
+  }
+  return 0;
+}
+
+// Holding plock: wait until thread t's busy word falls. Growing sleeps (its put may be waiting
+// for space), and a look at whether t lives first and then every kDeathCheckSlice.
+int Ring::wait_not_busy(RingSlot &s, uint32_t t, const Deadline &d, bool poll) {
   long nap_ns = 2000;
   uint64_t next_check = 0;
   for (int i = 0;; i++) {
-    const uint32_t b = h_->pb_busy.load(std::memory_order_acquire);
-    if (b == 0) return 0;
+    if (s.busy.load(std::memory_order_acquire) == 0) return 0;
     if (i < 100) {
       cpu_relax();
       continue;
     }
     if (now_ns() >= next_check) {
-      if (!tid_alive(b)) {
+      if (!tid_alive(t)) {
         h_->st_pdeaths.fetch_add(1);
         if (h_->w_state) recover_producer_message();
-        h_->pb_busy.store(0, std::memory_order_relaxed);
+        s.busy.store(0, std::memory_order_relaxed);
         return 0;
       }
       next_check = now_ns() + static_cast<uint64_t>(kDeathCheckSlice * 1e9);
@@ -413,6 +452,14 @@ int Ring::take_producer_side(uint32_t o, bool force_barrier, const Deadline &d, 
     nanosleep(&ts, nullptr);
     nap_ns = std::min(nap_ns * 2, 1000000L);
   }
+}
+
+// A granted thread may be putting without barriers (top): its own, or one revoked meanwhile.
+bool Ring::fenceless_producer() const {
+  if (h_->pb_owner.load(std::memory_order_relaxed) != 0) return true;
+  for (uint32_t i = 0; i < kSlots; i++)
+    if (h_->pb_slot[i].busy.load(std::memory_order_relaxed) != 0) return true;
+  return false;
 }
 
 int Ring::lock_consumer(const Deadline &d, bool poll) {
@@ -463,10 +510,10 @@ void Ring::check_writer_alive() {
   }
   if (r != 0) return;
   // The writer may be a granted thread, which holds no plock: revoke only if it is gone.
-  const uint32_t b = h_->pb_busy.load(std::memory_order_relaxed);
-  if (b != 0 && !tid_alive(b))
-    take_producer_side(h_->pb_owner.load(std::memory_order_relaxed), true, Deadline::after(1),
-                       false);
+  const uint32_t o = h_->pb_owner.load(std::memory_order_relaxed);
+  if (o != 0 && h_->pb_slot[o % kSlots].busy.load(std::memory_order_relaxed) != 0 &&
+      !tid_alive(o))
+    take_producer_side(o, false, Deadline::after(1), false);
   unlock_producer();
 }
 
@@ -478,9 +525,9 @@ void Ring::check_writer_alive() {
 // and shrinks (to kSpinMin) when the other side kept us waiting longer anyway.
 // `producers`, for a consumer's wait: the ring, whose granted producer may not fence (top).
 template <class Ready>
-static int sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32_t> &sleeping,
-                       const std::atomic<int32_t> *other_cpu, const Ready &ready,
-                       const Deadline &d, const RingHeader *producers = nullptr) {
+int Ring::sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32_t> &sleeping,
+                      const std::atomic<int32_t> *other_cpu, const Ready &ready,
+                      const Deadline &d, const Ring *producers) {
   if (ready()) return 0;
   const uint64_t t0 = now_ns();
   const uint64_t until = t0 + static_cast<uint64_t>(spin) * 1000;
@@ -509,9 +556,7 @@ static int sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32
       break;
     }
     // A granted producer may miss the flag just raised: sleep briefly, then the membarrier.
-    const bool nap = !barrier_done && producers &&
-                     (producers->pb_owner.load(std::memory_order_relaxed) != 0 ||
-                      producers->pb_busy.load(std::memory_order_relaxed) != 0);
+    const bool nap = !barrier_done && producers && producers->fenceless_producer();
     int r = futex_wait(&seq, s, nap ? earlier(d, Deadline::after(kFencelessSleep)) : d);
     if (ready()) {
       rc = 0;
@@ -612,7 +657,7 @@ int Ring::wait_data(const Deadline &d, bool poll) {
   };
   if (!ready()) {
     if (poll) return MPROC_ETIMEDOUT;
-    if (int rc = sleep_until(spin_, h_->data_seq, h_->c_sleeping, &h_->p_cpu, ready, d, h_))
+    if (int rc = sleep_until(spin_, h_->data_seq, h_->c_sleeping, &h_->p_cpu, ready, d, this))
       return rc;
   }
   tail_cache_ = h_->tail.load(std::memory_order_acquire);
@@ -630,7 +675,7 @@ void Ring::wait_more() {
     return tail_cache_ != hd;
   };
   while (sleep_until(spin_, h_->data_seq, h_->c_sleeping, &h_->p_cpu, ready,
-                     Deadline::after(0.02), h_) != 0)
+                     Deadline::after(0.02), this) != 0)
     check_writer_alive();
 }
 
@@ -685,7 +730,7 @@ int Ring::fileno() {
     watching_ = getpid();
     h_->watchers.fetch_add(1);
     // A granted producer reads watchers without a barrier after its tail store (top).
-    if (h_->pb_owner.load() != 0 || h_->pb_busy.load() != 0) heavy_barrier();
+    if (fenceless_producer()) heavy_barrier();
     if (has_data_or_closed()) signal_fifo();
   }
   return fifo_.get();
@@ -766,15 +811,16 @@ int Ring::put_locked(const void *data, size_t len, const Deadline &d, bool poll)
 // The granted thread's put (top): false when the grant was revoked meanwhile (nothing done).
 bool Ring::try_put_granted(uint32_t tid, const void *data, size_t len, const Deadline &d,
                            bool poll, int *rc) {
-  h_->pb_busy.store(tid, std::memory_order_relaxed);
+  std::atomic<uint32_t> &busy = h_->pb_slot[tid % kSlots].busy;  // this thread's own (top)
+  busy.store(1, std::memory_order_relaxed);
   std::atomic_signal_fence(std::memory_order_seq_cst);  // the revoker's membarrier orders these
   if (h_->pb_owner.load(std::memory_order_relaxed) != tid) {
-    h_->pb_busy.store(0, std::memory_order_release);
+    busy.store(0, std::memory_order_release);
     return false;
   }
   note_cpu(h_->p_cpu);
   *rc = put_locked(data, len, d, poll);
-  h_->pb_busy.store(0, std::memory_order_release);
+  busy.store(0, std::memory_order_release);
   if (wake_owed_) {
     wake_owed_ = false;
     // No barrier between the tail store and this look: a consumer that goes to sleep meanwhile

@@ -14,6 +14,7 @@
 namespace mproc {
 
 struct RingHeader;
+struct RingSlot;
 
 struct RingConfig {
   size_t capacity = 0;     // bytes of the data ring (rounded up to a power of two); 0: default
@@ -87,7 +88,14 @@ class Ring {
   void unlock_consumer();
   void recover_producer();
   void recover_producer_message();
-  int take_producer_side(uint32_t owner, bool force_barrier, const Deadline &d, bool poll);
+  int take_producer_side(uint32_t owner, bool force, const Deadline &d, bool poll);
+  bool claim_slot(uint32_t tid);
+  int wait_not_busy(RingSlot &s, uint32_t tid, const Deadline &d, bool poll);
+  bool fenceless_producer() const;
+  template <class Ready>
+  static int sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32_t> &sleeping,
+                         const std::atomic<int32_t> *other_cpu, const Ready &ready,
+                         const Deadline &d, const Ring *producers = nullptr);
   bool try_put_granted(uint32_t tid, const void *data, size_t len, const Deadline &d, bool poll,
                        int *rc);
   void recover_consumer();
