@@ -125,8 +125,9 @@ Deadline earlier(const Deadline &a, const Deadline &b) {
 }
 
 // membarrier(2): this process registered for MEMBARRIER_CMD_GLOBAL_EXPEDITED (reset in a forked
-// child, which must register again).
+// child, which must register again), or found that it cannot.
 bool g_mb_registered = false;
+bool g_mb_unavailable = false;
 pthread_once_t g_mb_once = PTHREAD_ONCE_INIT;
 void mb_reset_after_fork() { g_mb_registered = false; }
 void mb_install_reset() { pthread_atfork(nullptr, nullptr, &mb_reset_after_fork); }
@@ -134,13 +135,17 @@ void mb_install_reset() { pthread_atfork(nullptr, nullptr, &mb_reset_after_fork)
 long membarrier(int cmd) { return syscall(__NR_membarrier, cmd, 0, 0); }
 
 // Register this process, so that another's heavy_barrier() reaches its threads. False where the
-// kernel (or a seccomp filter) has no expedited global membarrier: no grant then.
+// kernel (or a seccomp filter) has no expedited global membarrier: no grant then (asked once).
 bool membarrier_register() {
   if (g_mb_registered) return true;
+  if (g_mb_unavailable) return false;
   pthread_once(&g_mb_once, mb_install_reset);
   long q = membarrier(MEMBARRIER_CMD_QUERY);
-  if (q < 0 || !(q & MEMBARRIER_CMD_GLOBAL_EXPEDITED)) return false;
-  if (membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) != 0) return false;
+  if (q < 0 || !(q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) ||
+      membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) != 0) {
+    g_mb_unavailable = true;
+    return false;
+  }
   g_mb_registered = true;
   return true;
 }
@@ -766,7 +771,9 @@ int Ring::put_locked(const void *data, size_t len, const Deadline &d, bool poll)
   const uint64_t t0 = h_->tail.load(std::memory_order_relaxed);
   const size_t whole = rec_size(len);
   if (whole <= cap_ / 2) {
-    if (int rc = wait_space(whole, true, d, poll)) return rc;
+    // Room known from the cached head and no item limit: no call (a put is a few stores)
+    if (h_->maxsize || free_space(whole) < whole)
+      if (int rc = wait_space(whole, true, d, poll)) return rc;
     h_->w_msg_start = t0;
     h_->w_end = t0 + whole;
     begin_message(len);

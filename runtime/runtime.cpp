@@ -112,9 +112,11 @@ void handle_register(const void *h, HandleKind kind) {
 // The last handle this thread found live, valid while no handle was unregistered since: a loop
 // of calls on one handle (put/get, send/recv) skips the registry's lock and hash lookup.
 std::atomic<uint64_t> g_unregistered{0};
-thread_local const void *t_live = nullptr;
-thread_local HandleKind t_live_kind;
-thread_local uint64_t t_live_gen = 0;
+// initial-exec: read inline on every call of a shim, not through __tls_get_addr (24 bytes of the
+// static TLS that glibc keeps for libraries, as t_cached_tid)
+__thread const void *t_live __attribute__((tls_model("initial-exec"))) = nullptr;
+__thread HandleKind t_live_kind __attribute__((tls_model("initial-exec")));
+__thread uint64_t t_live_gen __attribute__((tls_model("initial-exec"))) = 0;
 
 void handle_unregister(const void *h) {
   pthread_mutex_lock(&g_handles_mu);
