@@ -4,10 +4,11 @@
 // ring is mapped twice back to back, so a record that runs past the end is still contiguous in
 // memory: records are never split and reserve/peek hand out plain pointers.
 //
-// Records. head and tail are 64-bit byte positions that only grow. A record is a 16-byte header
-// {kind, len, total} and len bytes, padded to 8. A message whose record fits in half the ring is
-// one FULL record. A larger one is streamed as FIRST (carrying the total size), MIDDLE..., LAST,
-// each part at most cap/4, so a 256 MiB message goes through a 2 MiB ring while a consumer reads
+// Records. head and tail are 64-bit byte positions that only grow. A record is an 8-byte header
+// {kind, len} and len bytes of payload, padded to 8 (an 8-byte message takes 16 bytes: four to a
+// cache line). A message whose record fits in half the ring is one FULL record. A larger one is
+// streamed as FIRST (whose payload starts with the message's size), MIDDLE..., LAST, each record
+// at most cap/4, so a 256 MiB message goes through a 2 MiB ring while a consumer reads
 // it into its buffer. An ABORT record ends a streamed message that will never be finished.
 //
 // Locks. Producers serialize on a process-shared futex mutex (plock, sync.hpp's MutexWord: one
@@ -81,9 +82,10 @@ namespace mproc {
 namespace {
 
 constexpr uint64_t kMagic = 0x676e6972636f706dULL;  // "mprocring"
-constexpr uint32_t kVersion = 3;
+constexpr uint32_t kVersion = 4;
 constexpr size_t kHdrBytes = 4096;  // header page (x86-64 and arm64 with 4 KiB pages)
-constexpr size_t kRec = 16;         // record header
+constexpr size_t kRec = 8;          // record header
+constexpr size_t kTotal = 8;        // a FIRST record's payload starts with the message's size
 constexpr size_t kReserve = kRec;   // always free: room for one ABORT record
 constexpr int kSpinMin = 5;    // microseconds of spinning before a futex sleep
 constexpr int kSpinMax = 100;
@@ -98,8 +100,7 @@ enum : uint32_t { kFull = 1, kFirst = 2, kMiddle = 3, kLast = 4, kAbort = 5 };
 
 struct RecHdr {
   uint32_t kind;
-  uint32_t len;    // bytes of this part
-  uint64_t total;  // bytes of the whole message
+  uint32_t len;  // bytes of payload (FIRST: kTotal bytes of the message's size, then its part)
 };
 
 inline size_t rec_size(size_t len) { return kRec + ((len + 7) & ~static_cast<size_t>(7)); }
@@ -686,11 +687,15 @@ void Ring::wait_more() {
 
 // ---- publishing -------------------------------------------------------------------------------
 
-void Ring::write_record(uint32_t kind, const void *data, size_t len, uint64_t total) {
+// Returns the record's size. A FIRST record carries `total` before its len bytes of data.
+size_t Ring::write_record(uint32_t kind, const void *data, size_t len, uint64_t total) {
   unsigned char *p = at(h_->tail.load(std::memory_order_relaxed));
-  RecHdr r{kind, static_cast<uint32_t>(len), total};
+  const size_t extra = kind == kFirst ? kTotal : 0;
+  RecHdr r{kind, static_cast<uint32_t>(len + extra)};
   memcpy(p, &r, kRec);
-  if (len) memcpy(p + kRec, data, len);
+  if (extra) memcpy(p + kRec, &total, kTotal);
+  if (len) memcpy(p + kRec + extra, data, len);
+  return rec_size(len + extra);
 }
 
 void Ring::publish(uint64_t new_tail) {
@@ -787,12 +792,13 @@ int Ring::put_locked(const void *data, size_t len, const Deadline &d, bool poll)
     return 0;
   }
   // Streamed: parts of part_max bytes (the last one shorter). A poll needs room for all of it.
-  const size_t part_max = cap_ / 4 - kRec;
-  const size_t nparts = (len + part_max - 1) / part_max;
+  const size_t part_max = cap_ / 4 - kRec - kTotal;
+  const size_t nparts = (len + part_max - 1) / part_max;  // at least 2: len > cap / 2 - kRec
   const size_t last = len - (nparts - 1) * part_max;
-  const uint64_t end = t0 + (nparts - 1) * rec_size(part_max) + rec_size(last);
+  const uint64_t end = t0 + kTotal + (nparts - 1) * rec_size(part_max) + rec_size(last);
   if (poll && end - t0 > cap_ - kReserve) return MPROC_ETIMEDOUT;
-  if (int rc = wait_space(poll ? end - t0 : rec_size(part_max), true, d, poll)) return rc;
+  if (int rc = wait_space(poll ? end - t0 : rec_size(part_max + kTotal), true, d, poll))
+    return rc;
   h_->w_msg_start = t0;
   h_->w_end = end;
   begin_message(len);
@@ -806,8 +812,9 @@ int Ring::put_locked(const void *data, size_t len, const Deadline &d, bool poll)
         return rc;
       }
     }
-    write_record(i == 0 ? kFirst : (i + 1 == nparts ? kLast : kMiddle), src + off, part, len);
-    publish(h_->tail.load(std::memory_order_relaxed) + rec_size(part));
+    const size_t rec = write_record(i == 0 ? kFirst : (i + 1 == nparts ? kLast : kMiddle),
+                                    src + off, part, len);
+    publish(h_->tail.load(std::memory_order_relaxed) + rec);
     off += part;
   }
   h_->w_state = 0;
@@ -887,7 +894,18 @@ int Ring::get_locked(void *buf, size_t cap, size_t *out_len, void **out_buf, con
     if (r.kind != kFull && r.kind != kFirst)
       return fail(MPROC_EIO, "corrupt queue record (kind %u at %llu)", r.kind,
                   static_cast<unsigned long long>(hd));
-    const size_t total = r.kind == kFull ? r.len : static_cast<size_t>(r.total);
+    const unsigned char *payload = at(hd) + kRec;
+    size_t total = r.len, first = r.len;
+    if (r.kind == kFirst) {
+      if (r.len < kTotal)
+        return fail(MPROC_EIO, "corrupt queue record (FIRST of %u bytes at %llu)", r.len,
+                    static_cast<unsigned long long>(hd));
+      uint64_t t;
+      memcpy(&t, payload, kTotal);
+      total = static_cast<size_t>(t);
+      payload += kTotal;
+      first = r.len - kTotal;
+    }
     unsigned char *dst;
     if (out_buf) {
       dst = static_cast<unsigned char *>(malloc(total ? total : 1));
@@ -900,14 +918,14 @@ int Ring::get_locked(void *buf, size_t cap, size_t *out_len, void **out_buf, con
       }
       dst = static_cast<unsigned char *>(buf);
     }
-    if (r.len) memcpy(dst, at(hd) + kRec, r.len);
+    if (first) memcpy(dst, payload, first);
     if (r.kind == kFull) {
       bump(h_->items_got);
       h_->head.store(hd + rec_size(r.len), std::memory_order_release);
       wake_owed_ = true;  // get() looks for sleeping producers after the unlock (as put())
     } else {
       bool ok = true;
-      size_t off = r.len;
+      size_t off = first;
       h_->r_state = 1;
       advance(hd + rec_size(r.len));
       while (off < total) {
@@ -999,7 +1017,7 @@ int Ring::commit(size_t len) {
   if (len > reserved_)
     return fail(MPROC_EINVAL, "commit of %zu bytes is over the %zu reserved", len, reserved_);
   const uint64_t t0 = h_->tail.load(std::memory_order_relaxed);
-  RecHdr r{kFull, static_cast<uint32_t>(len), len};
+  RecHdr r{kFull, static_cast<uint32_t>(len)};
   memcpy(at(t0), &r, kRec);
   h_->w_end = t0 + rec_size(len);
   publish(t0 + rec_size(len));
@@ -1034,10 +1052,12 @@ int Ring::peek(const void **out, size_t *out_len, double timeout) {
         continue;
       }
       if (r.kind == kFirst) {
-        *out_len = static_cast<size_t>(r.total);
+        uint64_t total = 0;
+        if (r.len >= kTotal) memcpy(&total, at(hd) + kRec, kTotal);
+        *out_len = static_cast<size_t>(total);
         unlock_consumer();
         return fail(MPROC_EMSGSIZE, "message of %zu bytes is streamed in parts: use get",
-                    static_cast<size_t>(r.total));
+                    static_cast<size_t>(total));
       }
       *out = at(hd) + kRec;
       *out_len = r.len;

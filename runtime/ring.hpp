@@ -104,7 +104,7 @@ class Ring {
   void wait_more();
   void check_writer_alive();
   size_t free_space(size_t need);
-  void write_record(uint32_t kind, const void *data, size_t len, uint64_t total);
+  size_t write_record(uint32_t kind, const void *data, size_t len, uint64_t total);
   void publish(uint64_t new_tail);
   void advance(uint64_t new_head);
   void signal_fifo();
