@@ -4,13 +4,16 @@
  *   mproc Queue (copying put/get), Boost.Interprocess message_queue (bench_queue_boost next to
  *   this binary, built only when CMake found Boost; else "n/a"), a raw pipe(2) in C, Python
  *   multiprocessing.Queue/SimpleQueue/Pipe (through bench_queue.py next to this file; skipped if
- *   python3 is missing).
+ *   python3 is missing), and for one producer and one consumer a bare ring: the machine's
+ *   ceiling for this ring size and record layout (see bare_rate).
  * Prints one line per case with the ratios mproc/peer (> 1: mproc is faster).
  * usage: bench_queue [scale]   (scale multiplies the message counts; default 1) */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,11 +48,14 @@ static void join(mproc_process_t *p) {
   mproc_process_free(p);
 }
 
+struct bare;
+
 struct job {
   mproc_queue_t *q;
   int fds[2];
   size_t size;
   long count; /* per producer / consumer */
+  struct bare *bare;
 };
 
 static int q_producer(void *arg, size_t len, void *payload) {
@@ -75,7 +81,7 @@ static int q_consumer(void *arg, size_t len, void *payload) {
 
 /* messages per second through an mproc queue with np producers and as many consumers */
 static double mproc_rate(size_t size, long count, int np) {
-  struct job j = {NULL, {-1, -1}, size, count / np};
+  struct job j = {NULL, {-1, -1}, size, count / np, NULL};
   if (mproc_queue_new(&j.q, NULL)) die("queue");
   mproc_process_t *ps[8];
   double t0 = now();
@@ -119,7 +125,7 @@ static int p_consumer(void *arg, size_t len, void *payload) {
 /* the OS floor: one write() and one read() per message of a raw pipe (1 producer, 1 consumer;
  * with 2 of each, writes of <= PIPE_BUF bytes stay atomic) */
 static double pipe_rate(size_t size, long count, int np) {
-  struct job j = {NULL, {-1, -1}, size, count / np};
+  struct job j = {NULL, {-1, -1}, size, count / np, NULL};
   if (pipe(j.fds)) die("pipe");
   mproc_process_t *ps[8];
   double t0 = now();
@@ -130,6 +136,92 @@ static double pipe_rate(size_t size, long count, int np) {
   close(j.fds[0]);
   close(j.fds[1]);
   return (double)(j.count * np) / dt;
+}
+
+/* The machine's ceiling for one producer and one consumer: a bare single-producer
+ * single-consumer ring in shared memory, of mproc's default size (2 MiB) and record layout (an
+ * 8-byte header, the payload padded to 8), each side caching the other's position. No locks, no
+ * crash safety, no sleeping (both sides spin), one producer and one consumer only: what is left
+ * is the copying and the cache-line transfers between the two cores. */
+enum { kBareCap = 2 << 20 };
+
+struct bare {
+  _Alignas(64) _Atomic uint64_t tail;
+  _Alignas(64) _Atomic uint64_t head;
+  _Alignas(64) unsigned char data[kBareCap];
+};
+
+static void relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+static void bare_in(unsigned char *d, uint64_t pos, const void *src, size_t n) {
+  size_t off = (size_t)(pos & (kBareCap - 1)), first = n < kBareCap - off ? n : kBareCap - off;
+  memcpy(d + off, src, first);
+  memcpy(d, (const char *)src + first, n - first);
+}
+
+static void bare_out(const unsigned char *d, uint64_t pos, void *dst, size_t n) {
+  size_t off = (size_t)(pos & (kBareCap - 1)), first = n < kBareCap - off ? n : kBareCap - off;
+  memcpy(dst, d + off, first);
+  memcpy((char *)dst + first, d, n - first);
+}
+
+static int b_producer(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  struct job *j = payload;
+  struct bare *b = j->bare;
+  const uint64_t rec = 8 + ((j->size + 7) & ~(uint64_t)7);
+  char *m = calloc(1, j->size ? j->size : 1);
+  uint64_t t = 0, hc = 0, hdr = j->size;
+  for (long i = 0; i < j->count; i++) {
+    while (t + rec - hc > kBareCap) {
+      hc = atomic_load_explicit(&b->head, memory_order_acquire);
+      if (t + rec - hc > kBareCap) relax();
+    }
+    bare_in(b->data, t, &hdr, 8);
+    bare_in(b->data, t + 8, m, j->size);
+    t += rec;
+    atomic_store_explicit(&b->tail, t, memory_order_release);
+  }
+  free(m);
+  return 0;
+}
+
+static int b_consumer(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  struct job *j = payload;
+  struct bare *b = j->bare;
+  char *m = malloc(j->size ? j->size : 1);
+  uint64_t hd = 0, tc = 0, n;
+  for (long i = 0; i < j->count; i++) {
+    while (tc == hd) {
+      tc = atomic_load_explicit(&b->tail, memory_order_acquire);
+      if (tc == hd) relax();
+    }
+    bare_out(b->data, hd, &n, 8);
+    if (n != j->size) return 1;
+    bare_out(b->data, hd + 8, m, (size_t)n);
+    hd += 8 + ((n + 7) & ~(uint64_t)7);
+    atomic_store_explicit(&b->head, hd, memory_order_release);
+  }
+  free(m);
+  return 0;
+}
+
+static double bare_rate(size_t size, long count) {
+  struct job j = {NULL, {-1, -1}, size, count, NULL};
+  j.bare = mmap(NULL, sizeof *j.bare, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (j.bare == MAP_FAILED) die("mmap");
+  double t0 = now();
+  mproc_process_t *c = spawn(b_consumer, &j, 0), *p = spawn(b_producer, &j, 0);
+  join(c);
+  join(p);
+  double dt = now() - t0;
+  munmap(j.bare, sizeof *j.bare);
+  return (double)count / dt;
 }
 
 static char g_dir[1024];
@@ -236,13 +328,15 @@ static void ratio(const char *name, double m, double peer) {
 }
 
 static void rate_case(const char *label, size_t size, long count, int np, long pycount) {
-  double mv[kRounds], bv[kRounds], rv[kRounds];
+  double mv[kRounds], bv[kRounds], rv[kRounds], xv[kRounds];
   for (int i = 0; i < kRounds; i++) {
     mv[i] = mproc_rate(size, count, np);
     bv[i] = boost_rate(size, count, np);
     rv[i] = pipe_rate(size, count / 4, np);
+    xv[i] = np == 1 ? bare_rate(size, count) : -1;
   }
   double m = median(mv, kRounds), b = median(bv, kRounds), r = median(rv, kRounds);
+  double x = median(xv, kRounds);
   char args[128];
   snprintf(args, sizeof args, "queue %zu %ld %d", size, pycount, np);
   double pq = python(args);
@@ -252,11 +346,14 @@ static void rate_case(const char *label, size_t size, long count, int np, long p
   printf("%-22s mproc %10.0f msg/s %7.2f GB/s | boost ", label, m, m * gb);
   if (b > 0) printf("%10.0f msg/s %7.2f GB/s", b, b * gb);
   else printf("%10s msg/s %7s GB/s", "n/a", "n/a");
-  printf(" | raw pipe %9.0f msg/s | py Queue %8.0f | py SimpleQueue %8.0f\n", r, pq, ps);
+  printf(" | raw pipe %9.0f msg/s | py Queue %8.0f | py SimpleQueue %8.0f", r, pq, ps);
+  if (x > 0) printf(" | bare ring %10.0f msg/s", x);
+  printf("\n");
   ratio("mproc/boost", m, b);
   ratio("mproc/raw pipe", m, r);
   ratio("mproc/py Queue", m, pq);
   ratio("mproc/py SimpleQueue", m, ps);
+  if (x > 0) ratio("mproc/bare ring", m, x);
   printf("\n");
 }
 
