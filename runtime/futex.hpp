@@ -24,6 +24,13 @@ inline void cpu_relax() {
 #endif
 }
 
+// CLOCK_MONOTONIC in nanoseconds.
+inline uint64_t now_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
 struct Deadline {
   bool infinite = true;
   struct timespec at = {0, 0};
@@ -40,6 +47,13 @@ struct Deadline {
     d.at.tv_sec += whole + nsec / 1000000000L;
     d.at.tv_nsec = nsec % 1000000000L;
     return d;
+  }
+  // The earlier of two deadlines (a bounded sleep inside a caller's wait).
+  static Deadline earlier(const Deadline &a, const Deadline &b) {
+    if (a.infinite) return b;
+    if (b.infinite) return a;
+    if (a.at.tv_sec != b.at.tv_sec) return a.at.tv_sec < b.at.tv_sec ? a : b;
+    return a.at.tv_nsec <= b.at.tv_nsec ? a : b;
   }
   bool expired() const {
     if (infinite) return false;

@@ -98,12 +98,6 @@ static_assert(sizeof(Frame) == kFrameHdr, "frame header size");
 
 inline size_t pad8(size_t n) { return (n + 7) & ~static_cast<size_t>(7); }
 
-uint64_t now_ns() {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return static_cast<uint64_t>(t.tv_sec) * 1000000000ULL + static_cast<uint64_t>(t.tv_nsec);
-}
-
 uint64_t deadline_ns(const Deadline &d) {
   if (d.infinite) return UINT64_MAX;
   return static_cast<uint64_t>(d.at.tv_sec) * 1000000000ULL + static_cast<uint64_t>(d.at.tv_nsec);

@@ -111,12 +111,6 @@ struct Boot {
   uint64_t init_len;
 };
 
-uint64_t now_ns() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 Deadline deadline_at_ns(uint64_t ns) {
   Deadline d;
   d.infinite = false;

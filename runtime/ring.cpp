@@ -105,24 +105,10 @@ struct RecHdr {
 
 inline size_t rec_size(size_t len) { return kRec + ((len + 7) & ~static_cast<size_t>(7)); }
 
-inline uint64_t now_ns() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 // Add one to a counter that only the holder of one lock (plock or clock) changes: a plain store,
 // no locked instruction (others only read it).
 inline void bump(std::atomic<uint64_t> &c) {
   c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-}
-
-// The earlier of two deadlines.
-Deadline earlier(const Deadline &a, const Deadline &b) {
-  if (a.infinite) return b;
-  if (b.infinite) return a;
-  if (a.at.tv_sec != b.at.tv_sec) return a.at.tv_sec < b.at.tv_sec ? a : b;
-  return a.at.tv_nsec <= b.at.tv_nsec ? a : b;
 }
 
 // membarrier(2): this process registered for MEMBARRIER_CMD_GLOBAL_EXPEDITED (reset in a forked
@@ -563,7 +549,7 @@ int Ring::sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32_
     }
     // A granted producer may miss the flag just raised: sleep briefly, then the membarrier.
     const bool nap = !barrier_done && producers && producers->fenceless_producer();
-    int r = futex_wait(&seq, s, nap ? earlier(d, Deadline::after(kFencelessSleep)) : d);
+    int r = futex_wait(&seq, s, nap ? Deadline::earlier(d, Deadline::after(kFencelessSleep)) : d);
     if (ready()) {
       rc = 0;
       break;

@@ -214,11 +214,7 @@ class SpscRing {
       used = h_->head.load(std::memory_order_relaxed) - h_->tail.load(std::memory_order_acquire);
       if (h_->capacity - used < need) {
         // Bounded sleeps, so that `abandon` is checked even if nobody wakes us.
-        Deadline step = Deadline::after(0.05);
-        if (!d.infinite && (d.at.tv_sec < step.at.tv_sec ||
-                            (d.at.tv_sec == step.at.tv_sec && d.at.tv_nsec < step.at.tv_nsec)))
-          step = d;
-        futex_wait(&h_->space_seq, seq, step);
+        futex_wait(&h_->space_seq, seq, Deadline::earlier(d, Deadline::after(0.05)));
       }
       h_->writer_sleeps.store(0, std::memory_order_relaxed);
     }

@@ -26,11 +26,7 @@ void register_tid_reset() { pthread_atfork(nullptr, nullptr, &reset_tid_after_fo
 
 // The earlier of a caller's deadline and the next liveness check.
 Deadline slice_deadline(const Deadline &d) {
-  Deadline s = Deadline::after(kDeathCheckSlice);
-  if (!d.infinite && (d.at.tv_sec < s.at.tv_sec ||
-                      (d.at.tv_sec == s.at.tv_sec && d.at.tv_nsec < s.at.tv_nsec)))
-    return d;
-  return s;
+  return Deadline::earlier(d, Deadline::after(kDeathCheckSlice));
 }
 
 constexpr uint64_t gen_bit(uint32_t g) { return 1ull << (g % 64); }
