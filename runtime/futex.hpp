@@ -35,10 +35,12 @@ struct Deadline {
   bool infinite = true;
   struct timespec at = {0, 0};
 
-  // seconds < 0: no deadline; 0: already expired (poll).
+  // seconds < 0: no deadline; 0: already expired (poll). The C shims refuse NaN; here it
+  // polls rather than reach the undefined cast below.
   static Deadline after(double seconds) {
     Deadline d;
     if (seconds < 0) return d;
+    if (seconds != seconds) seconds = 0;
     d.infinite = false;
     clock_gettime(CLOCK_MONOTONIC, &d.at);
     if (seconds > 1e9) seconds = 1e9;
@@ -60,6 +62,13 @@ struct Deadline {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return now.tv_sec > at.tv_sec || (now.tv_sec == at.tv_sec && now.tv_nsec >= at.tv_nsec);
+  }
+  // Seconds left (<= 0 when expired); only for a finite deadline.
+  double seconds_left() const {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return static_cast<double>(at.tv_sec - now.tv_sec) +
+           static_cast<double>(at.tv_nsec - now.tv_nsec) / 1e9;
   }
   // Milliseconds left for poll(): -1 when infinite, 0 when expired.
   int poll_ms() const {

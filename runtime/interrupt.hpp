@@ -9,6 +9,7 @@
 
 #include <mproc/common.h>
 
+#include "error.hpp"
 #include "futex.hpp"
 
 namespace mproc {
@@ -22,6 +23,24 @@ int install_sigint(bool on);
 
 // The longest a wait sleeps before it looks for an interrupt again.
 constexpr double kInterruptSlice = 0.05;
+
+// One blocking call's watch for mproc_interrupt(): the generation at the call's start. The
+// call sleeps at most kInterruptSlice at a time (slice()), so an interrupt made by another
+// thread, whose signal did not reach the sleeper, is seen within a slice.
+class InterruptWatch {
+ public:
+  InterruptWatch() : gen_(interrupt_generation()) {}
+  bool fired() const { return interrupted_since(gen_); }
+  static Deadline slice(const Deadline &d) {
+    return Deadline::earlier(d, Deadline::after(kInterruptSlice));
+  }
+
+ private:
+  uint32_t gen_;
+};
+
+// The error every interrupted blocking call returns (recorded).
+inline int interrupted() { return fail(MPROC_EINTR, "interrupted (mproc_interrupt)"); }
 
 // Wait on cv until pred(), the deadline, or an interrupt. 0, MPROC_ETIMEDOUT or MPROC_EINTR.
 template <class Pred>

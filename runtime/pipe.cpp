@@ -51,6 +51,7 @@
 
 #include "error.hpp"
 #include "futex.hpp"
+#include "interrupt.hpp"
 #include "ring.hpp"
 #include "runtime.hpp"
 
@@ -185,9 +186,10 @@ Deadline slice(const Deadline &d, double seconds) {
 }
 
 // Receiver: sleep on the futex until the ring has data, the peer hangs up or the deadline.
-// 1 ready, 0 timeout.
-int sleep_input(mproc_conn &c, const Deadline &dl) {
+// 1 ready, 0 timeout, or (when interruptible) MPROC_EINTR.
+int sleep_input(mproc_conn &c, const Deadline &dl, bool interruptible) {
   PipeDir *d = c.in;
+  const InterruptWatch watch;
   for (double step = kFirstSlice;; step = kSlice) {
     const uint32_t s = d->data_seq.load();
     d->sleeping.store(1);
@@ -199,12 +201,14 @@ int sleep_input(mproc_conn &c, const Deadline &dl) {
       if (hung_up(c)) return 1;
       if (dl.expired()) return 0;
     }
+    if (interruptible && watch.fired()) return interrupted();
   }
 }
 
-// Receiver: wait until the ring has data or the peer hung up (1), or the deadline (0). Spins
-// first (unless polling), announcing it in spin_until so that senders skip their socket check.
-int wait_input(mproc_conn &c, const Deadline &dl, bool poll) {
+// Receiver: wait until the ring has data or the peer hung up (1), the deadline (0) or, when
+// interruptible, an interrupt (MPROC_EINTR). Spins first (unless polling), announcing it in
+// spin_until so that senders skip their socket check.
+int wait_input(mproc_conn &c, const Deadline &dl, bool poll, bool interruptible = true) {
   PipeDir *d = c.in;
   if (readable(d) || c.peer_gone) return 1;
   if (poll) return hung_up(c) || readable(d) ? 1 : 0;
@@ -229,7 +233,7 @@ int wait_input(mproc_conn &c, const Deadline &dl, bool poll) {
     d->spin_until.store(0, std::memory_order_relaxed);
   }
   if (got) return 1;
-  const int r = sleep_input(c, dl);
+  const int r = sleep_input(c, dl, interruptible);
   // Adapt to how long the answer took, not to whether the spin caught it: a peer that had to be
   // woken answers late however quick it is, and spinning a little longer then catches it.
   const long waited = static_cast<long>(now_ns() - t0);
@@ -240,8 +244,9 @@ int wait_input(mproc_conn &c, const Deadline &dl, bool poll) {
   return r;
 }
 
-// Sender: wait for `need` free bytes. 0, or MPROC_EPIPE when the receiver is gone.
-int wait_space(mproc_conn &c, size_t need) {
+// Sender: wait for `need` free bytes. 0, MPROC_EPIPE when the receiver is gone, or (when
+// interruptible: before a message's first frame) MPROC_EINTR.
+int wait_space(mproc_conn &c, size_t need, bool interruptible) {
   PipeDir *d = c.out;
   auto room = [&] {
     return kCap - (d->head.load(std::memory_order_relaxed) -
@@ -253,8 +258,10 @@ int wait_space(mproc_conn &c, size_t need) {
     cpu_relax();
     if ((i & 63) == 0 && now_ns() >= until) break;
   }
+  const InterruptWatch watch;
   while (!room()) {
     if (hung_up(c)) return peer_closed();
+    if (interruptible && watch.fired()) return interrupted();
     const uint32_t s = d->space_seq.load();
     d->writer_sleeps.fetch_add(1);
     if (!room()) futex_wait(&d->space_seq, s, Deadline::after(0.05));  // slices: re-check hang-up
@@ -349,7 +356,7 @@ int conn_send(mproc_conn &c, const void *data, size_t len) {
   do {
     const size_t part = std::min(len - off, kFragMax);
     const size_t need = kFrameHdr + pad8(part);
-    if (int rc = wait_space(c, need)) return rc;
+    if (int rc = wait_space(c, need, off == 0)) return rc;  // once begun, a message is finished
     const uint64_t h = d->head.load(std::memory_order_relaxed);
     const Frame f{len, static_cast<uint32_t>(part), off == 0 ? 1u : 0u};
     copy_in(d, h, &f, sizeof f);
@@ -403,7 +410,7 @@ int conn_recv(mproc_conn &c, void *buf, size_t cap, size_t *out_len, void **out_
     if (got == len) break;
     // The rest follows: wait for it whatever the timeout (the sender is writing it).
     int r = 1;
-    if (!readable(d)) r = wait_input(c, Deadline::after(-1), false);
+    if (!readable(d)) r = wait_input(c, Deadline::after(-1), false, false);
     if (r < 0 || !readable(d)) {
       if (out_buf) free(dst);
       return r < 0 ? r : fail(MPROC_EPIPE, "the other end closed in the middle of a message");
@@ -486,12 +493,13 @@ int wait_sources(const std::vector<WaitSource> &src, int *ready, double timeout)
       pf.push_back({src[i].fd, POLLIN, 0});
     }
   }
+  const InterruptWatch watch;
   int n = 0;
   for (bool first = true;; first = false) {
     for (size_t i = 0; i < src.size(); i++)
       if (mproc_conn *c = src[i].conn)
         if (c->in->armed.exchange(0) != 0 || pending[i]) drain_evfd(c->in_evfd);
-    int r = poll_until(pf.data(), pf.size(), first ? Deadline::after(0) : d);
+    int r = poll_until(pf.data(), pf.size(), first ? Deadline::after(0) : InterruptWatch::slice(d));
     if (r < 0) {
       n = r;
       break;
@@ -513,6 +521,10 @@ int wait_sources(const std::vector<WaitSource> &src, int *ready, double timeout)
       n += ready[i];
     }
     if (n > 0 || d.expired()) break;
+    if (watch.fired()) {
+      n = interrupted();
+      break;
+    }
   }
   for (const WaitSource &s : src)
     if (s.conn) s.conn->in->pollers.fetch_sub(1);

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -71,8 +72,26 @@ int queue_open(const char *name, mproc_queue **out) {
   return adopt(std::move(r), out);
 }
 
+namespace {
+// Handles travel as SCM_RIGHTS over a connected Unix socket: say so before sendmsg/recvmsg would.
+int check_unix_socket(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) < 0)
+    return errno == EBADF ? fail(MPROC_EBADF, "fd %d is not open", fd) : fail_errno(errno, "fstat");
+  int domain = 0;
+  socklen_t len = sizeof domain;
+  if (!S_ISSOCK(st.st_mode) || getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
+      domain != AF_UNIX)
+    return fail(MPROC_EINVAL,
+                "fd %d is not a Unix socket (pass a connected AF_UNIX socket or a pipe's fileno)",
+                fd);
+  return 0;
+}
+}  // namespace
+
 int queue_send(const Ring &r, int sockfd) {
   sockfd = conn_socket_of(sockfd);
+  if (int rc = check_unix_socket(sockfd)) return rc;
   HandleMsg m{sizeof(HandleMsg) - 8, kHandleMagic, 2, r.token()};
   int fds[2] = {r.memfd(), r.fifo_fd()};
   alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof fds)];
@@ -104,6 +123,7 @@ int queue_send(const Ring &r, int sockfd) {
 
 int queue_recv(int sockfd, mproc_queue **out) {
   sockfd = conn_socket_of(sockfd);
+  if (int rc = check_unix_socket(sockfd)) return rc;
   HandleMsg m{};
   UniqueFd fds[2];
   int nfds = 0;

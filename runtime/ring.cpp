@@ -76,6 +76,7 @@
 #include <new>
 
 #include "error.hpp"
+#include "interrupt.hpp"
 #include "sync.hpp"
 
 namespace mproc {
@@ -219,14 +220,8 @@ int queue_lock(MutexWord *m, const Deadline &d, bool poll) {
       cpu_relax();
     }
     r = mutex_lock(m, 0);
-  } else if (d.infinite) {
-    r = mutex_lock(m, -1);
   } else {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    double left = static_cast<double>(d.at.tv_sec - now.tv_sec) +
-                  static_cast<double>(d.at.tv_nsec - now.tv_nsec) / 1e9;
-    r = mutex_lock(m, left > 1e-9 ? left : 1e-9);
+    r = mutex_lock(m, d.infinite ? -1 : std::max(d.seconds_left(), 1e-9), true);
   }
   switch (r) {
     case 0: return 0;
@@ -519,8 +514,9 @@ void Ring::check_writer_alive() {
 template <class Ready>
 int Ring::sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32_t> &sleeping,
                       const std::atomic<int32_t> *other_cpu, const Ready &ready,
-                      const Deadline &d, const Ring *producers) {
+                      const Deadline &d, const Ring *producers, bool interruptible) {
   if (ready()) return 0;
+  const InterruptWatch watch;
   const uint64_t t0 = now_ns();
   const uint64_t until = t0 + static_cast<uint64_t>(spin) * 1000;
   // No spinning while the other side last ran on this CPU: it cannot act before we sleep.
@@ -549,7 +545,9 @@ int Ring::sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32_
     }
     // A granted producer may miss the flag just raised: sleep briefly, then the membarrier.
     const bool nap = !barrier_done && producers && producers->fenceless_producer();
-    int r = futex_wait(&seq, s, nap ? Deadline::earlier(d, Deadline::after(kFencelessSleep)) : d);
+    const Deadline until = nap ? Deadline::earlier(d, Deadline::after(kFencelessSleep))
+                           : interruptible ? InterruptWatch::slice(d) : d;
+    int r = futex_wait(&seq, s, until);
     if (ready()) {
       rc = 0;
       break;
@@ -559,7 +557,11 @@ int Ring::sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32_
       barrier_done = true;
       continue;
     }
-    if (r == -ETIMEDOUT || d.expired()) break;
+    if (d.expired()) break;
+    if (interruptible && watch.fired()) {
+      rc = interrupted();
+      break;
+    }
   }
   const int64_t waited_us = static_cast<int64_t>(now_ns() - t0) / 1000;
   if (rc == 0 && waited_us < kSpinMax)
@@ -667,7 +669,7 @@ void Ring::wait_more() {
     return tail_cache_ != hd;
   };
   while (sleep_until(spin_, h_->data_seq, h_->c_sleeping, &h_->p_cpu, ready,
-                     Deadline::after(0.02), this) != 0)
+                     Deadline::after(0.02), this, false) != 0)
     check_writer_alive();
 }
 
@@ -1112,7 +1114,10 @@ int Ring::join(double timeout) {
   if (timeout == 0) return fail(MPROC_ETIMEDOUT, "%llu tasks unfinished",
                                 static_cast<unsigned long long>(h_->unfinished.load()));
   int spin = kSpinMin;
-  if (sleep_until(spin, h_->join_seq, h_->j_sleeping, nullptr, ready, Deadline::after(timeout)))
+  const int rc = sleep_until(spin, h_->join_seq, h_->j_sleeping, nullptr, ready,
+                             Deadline::after(timeout));
+  if (rc == MPROC_EINTR) return rc;
+  if (rc != 0)
     return fail(MPROC_ETIMEDOUT, "timeout after %g s with %llu tasks unfinished", timeout,
                 static_cast<unsigned long long>(h_->unfinished.load()));
   return 0;

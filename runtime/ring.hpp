@@ -95,7 +95,8 @@ class Ring {
   template <class Ready>
   static int sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32_t> &sleeping,
                          const std::atomic<int32_t> *other_cpu, const Ready &ready,
-                         const Deadline &d, const Ring *producers = nullptr);
+                         const Deadline &d, const Ring *producers = nullptr,
+                         bool interruptible = true);
   bool try_put_granted(uint32_t tid, const void *data, size_t len, const Deadline &d, bool poll,
                        int *rc);
   void recover_consumer();

@@ -81,7 +81,8 @@ int check_index(const SharedValue *v, size_t i) {
 }
 
 bool int_fits(const TypeInfo *t, int64_t x) {
-  if (t->size >= 8) return true;  // 8-byte types take any bit pattern
+  if (!t->is_signed && x < 0) return false;  // every unsigned type, 'L' and 'Q' too
+  if (t->size >= 8) return true;
   int bits = t->size * 8;
   if (t->is_signed) return x >= -(INT64_C(1) << (bits - 1)) && x < (INT64_C(1) << (bits - 1));
   return x >= 0 && x < (INT64_C(1) << bits);
@@ -279,8 +280,15 @@ int value_get_int64(SharedValue *v, size_t i, int64_t *out) {
   const TypeInfo *t = type_of(v->st->typecode);
   if (t->code == 'f' || t->code == 'd')
     return fail(MPROC_EINVAL, "type '%c' is not an integer type", t->code);
-  ValueLock g(v);
-  *out = load_int(t, v->data + i * v->elem);
+  int64_t x;
+  {
+    ValueLock g(v);
+    x = load_int(t, v->data + i * v->elem);
+  }
+  if (!t->is_signed && x < 0)  // an 8-byte unsigned value over INT64_MAX
+    return fail(MPROC_ERANGE, "%" PRIu64 " of type '%c' is over INT64_MAX (read it raw)",
+                static_cast<uint64_t>(x), t->code);
+  *out = x;
   return 0;
 }
 
@@ -318,10 +326,13 @@ int value_atomic(SharedValue *v, AtomicOp op, int64_t arg, int64_t *io) {
   const TypeInfo *t = type_of(v->st->typecode);
   if (!t->integer)
     return fail(MPROC_EINVAL, "atomic operations need an integer type, not '%c'", t->code);
+  // int64_t cannot name an 8-byte unsigned value over INT64_MAX: atomics take (and give) those
+  // as their bit patterns; narrower values are range-checked as the conversions are.
+  auto fits = [t](int64_t x) { return t->size >= 8 || int_fits(t, x); };
   if ((op == AtomicOp::kStore || op == AtomicOp::kExchange ||
-       op == AtomicOp::kCompareExchange) && !int_fits(t, arg))
+       op == AtomicOp::kCompareExchange) && !fits(arg))
     return fail(MPROC_ERANGE, "%" PRId64 " is out of the range of type '%c'", arg, t->code);
-  if (op == AtomicOp::kCompareExchange && !int_fits(t, *io))
+  if (op == AtomicOp::kCompareExchange && !fits(*io))
     return fail(MPROC_ERANGE, "expected %" PRId64 " is out of the range of type '%c'", *io,
                 t->code);
   void *p = v->data;
@@ -612,10 +623,12 @@ int shm_check_name(const char *name) {
   if (n == 0) return fail(MPROC_EINVAL, "name is empty");
   if (n > MPROC_SHM_NAME_MAX)
     return fail(MPROC_ENAMETOOLONG, "name is longer than %d characters", MPROC_SHM_NAME_MAX);
+  // No leading '.': it would allow "." and "..", and hidden files in /dev/shm.
+  if (name[0] == '.') return fail(MPROC_EINVAL, "name must not start with '.'");
   for (size_t i = 0; i < n; i++) {
     char c = name[i];
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || (c == '.' && i > 0);
+              c == '_' || c == '-' || c == '.';
     if (!ok)
       return fail(MPROC_EINVAL, "name has a character outside [A-Za-z0-9._-] at %zu", i);
   }

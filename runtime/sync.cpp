@@ -10,9 +10,11 @@
 #include <climits>
 #include <cstddef>
 #include <cstdio>
+#include <algorithm>
 #include <memory>
 
 #include "error.hpp"
+#include "interrupt.hpp"
 #include "runtime.hpp"
 
 namespace mproc {
@@ -63,7 +65,7 @@ bool tid_alive(uint32_t tid) {
 
 // ---- mutex ----------------------------------------------------------------------------------
 
-int mutex_lock_slow(MutexWord *m, uint32_t tid, double timeout) {
+int mutex_lock_slow(MutexWord *m, uint32_t tid, double timeout, bool interruptible) {
   // Spin a little before sleeping, as Go's runtime mutex does: a few rounds of pause-loops, then
   // one sched_yield (lets a preempted owner run on a busy machine), then the futex. Critical
   // sections are usually a few instructions long, and a sleep costs the owner a wake-up syscall.
@@ -87,6 +89,7 @@ int mutex_lock_slow(MutexWord *m, uint32_t tid, double timeout) {
     }
   }
   Deadline d = Deadline::after(timeout);
+  const InterruptWatch watch;
   for (;;) {
     uint32_t w = m->word.load(std::memory_order_relaxed);
     if (w == 0) {
@@ -104,6 +107,7 @@ int mutex_lock_slow(MutexWord *m, uint32_t tid, double timeout) {
       w |= kMutexWaiters;
     }
     int r = futex_wait(&m->word, w, slice_deadline(d));
+    if (interruptible && watch.fired()) return interrupted();
     if (r != -ETIMEDOUT) continue;  // woken, changed or EINTR: look again
     if (m->word.load(std::memory_order_relaxed) == w && !tid_alive(w & kMutexTidMask)) {
       if (m->word.compare_exchange_strong(w, tid | kMutexWaiters, std::memory_order_acquire,
@@ -163,7 +167,7 @@ int lock_acquire(LockState *s, double timeout) {
   if (s->m.word.load(std::memory_order_relaxed) != 0 ||
       !s->m.word.compare_exchange_strong(zero, tid, std::memory_order_acquire,
                                          std::memory_order_relaxed)) {
-    r = mutex_lock_slow(&s->m, tid, timeout);
+    r = mutex_lock_slow(&s->m, tid, timeout, true);
     if (r != 0 && r != MPROC_EOWNERDEAD) return r;
   }
   if (s->recursive) s->count = 1;
@@ -220,18 +224,24 @@ static bool sem_try(SemState *s) {
 
 int sem_acquire(SemState *s, double timeout) {
   if (sem_try(s)) return 0;
-  Deadline d = Deadline::after(timeout);
+  const Deadline d = Deadline::after(timeout);
+  const InterruptWatch watch;
   s->waiters.fetch_add(1);
+  int rc = 0;
   for (;;) {
-    if (sem_try(s)) {
-      s->waiters.fetch_sub(1);
-      return 0;
+    if (sem_try(s)) break;
+    if (d.expired()) {
+      rc = fail(MPROC_ETIMEDOUT, "timeout after %g s", timeout);
+      break;
     }
-    if (d.expired()) break;
-    futex_wait(&s->value, 0, d);  // woken, EINTR or timeout: try again first
+    if (watch.fired()) {
+      rc = interrupted();
+      break;
+    }
+    futex_wait(&s->value, 0, InterruptWatch::slice(d));  // woken, EINTR or a slice: look again
   }
   s->waiters.fetch_sub(1);
-  return fail(MPROC_ETIMEDOUT, "timeout after %g s", timeout);
+  return rc;
 }
 
 int sem_release(SemState *s) {
@@ -246,39 +256,89 @@ int sem_release(SemState *s) {
 }
 
 // ---- Condition --------------------------------------------------------------------------------
+// Protocol. A waiter registers (waiters++) and reads `seq` while it still holds the lock, then
+// releases the lock and sleeps on `seq`. A notifier holds the lock too, so every notify made after
+// a waiter released the lock finds that waiter counted: notify(n) adds k = min(n, waiters -
+// pending) tokens to `pending`, then bumps `seq` and wakes k sleepers. A waiter returns as
+// notified only by claiming a token, and tries only once it saw `seq` move past the value it read;
+// one that finds no token (another waiter took it) reads `seq` again and sleeps on. Tokens are
+// added before `seq` moves, so a waiter that sees the move also sees the token: no notify is lost.
+// (The earlier protocol counted the waiter only after releasing the lock, and lost the notify that
+// fell in between.) Sleeps are cut in slices (interrupts), so a token whose futex wake-up found
+// its waiter between two sleeps is claimed at the waiter's next look. A wait that ends by timeout
+// or interrupt takes the lock back first and then looks for a token once more: a notify made
+// while it still counted is then its own, and it reports being notified.
+// Invariant (at every notify, under the lock): waiters - pending >= the registered waiters that
+// hold no token, so notify(n) serves min(n, those waiters). A waiter that died while registered
+// leaves `waiters` one too high: later notifies may then wake one waiter spuriously, never fewer.
 
 void cond_init(CondState *s) {
   s->seq.store(0);
   s->waiters.store(0);
+  s->pending.store(0);
   lock_init(&s->own_lock, true);
 }
 
+namespace {
+bool cond_claim(CondState *s) {
+  uint32_t p = s->pending.load();
+  while (p > 0)
+    if (s->pending.compare_exchange_weak(p, p - 1)) return true;
+  return false;
+}
+}  // namespace
+
 int cond_wait(CondState *s, LockState *lock, double timeout) {
-  Deadline d = Deadline::after(timeout);
-  uint32_t seq = s->seq.load();
-  uint32_t saved = 0;
-  if (lock_release_save(lock, &saved) != 0)
+  if (!lock_owned_by_me(lock))
     return fail(MPROC_ENOTOWNER, "wait on a condition whose lock the caller does not hold");
-  s->waiters.fetch_add(1);
-  int r;
+  const Deadline d = Deadline::after(timeout);
+  const InterruptWatch watch;
+  uint32_t seen = s->seq.load();
+  s->waiters.fetch_add(1);  // before the release: see the protocol above
+  uint32_t saved = 0;
+  lock_release_save(lock, &saved);
+  int r = MPROC_ETIMEDOUT;
+  bool counted = true;
   for (;;) {
-    r = futex_wait(&s->seq, seq, d);
-    if (r == -EINTR && s->seq.load() == seq) continue;
-    break;
+    futex_wait(&s->seq, seen, InterruptWatch::slice(d));
+    const uint32_t now = s->seq.load();
+    if (now != seen) {
+      if (cond_claim(s)) {
+        s->waiters.fetch_sub(1);
+        counted = false;
+        r = 0;
+        break;
+      }
+      seen = now;
+    }
+    if (d.expired()) break;
+    if (watch.fired()) {
+      r = MPROC_EINTR;
+      break;
+    }
   }
-  s->waiters.fetch_sub(1);
-  int rr = lock_acquire_restore(lock, saved);
+  const int rr = lock_acquire_restore(lock, saved);
+  if (counted) {
+    // Under the lock no notify runs: a token made while this wait still counted is its own.
+    if (s->seq.load() != seen && cond_claim(s)) r = 0;
+    s->waiters.fetch_sub(1);
+  }
   if (rr == MPROC_EOWNERDEAD) return rr;
-  if (r == -ETIMEDOUT) return fail(MPROC_ETIMEDOUT, "timeout after %g s", timeout);
+  if (r == MPROC_ETIMEDOUT) return fail(MPROC_ETIMEDOUT, "timeout after %g s", timeout);
+  if (r == MPROC_EINTR) return interrupted();
   return 0;
 }
 
 int cond_notify(CondState *s, LockState *lock, int n) {
   if (!lock_owned_by_me(lock))
     return fail(MPROC_ENOTOWNER, "notify on a condition whose lock the caller does not hold");
-  if (n == 0 || s->waiters.load() == 0) return 0;
+  const uint32_t w = s->waiters.load(), p = s->pending.load();
+  if (n == 0 || w <= p) return 0;
+  uint32_t k = w - p;
+  if (n > 0 && static_cast<uint32_t>(n) < k) k = static_cast<uint32_t>(n);
+  s->pending.fetch_add(k);  // tokens first, then the move waiters look for (protocol above)
   s->seq.fetch_add(1);
-  futex_wake(&s->seq, n < 0 ? INT_MAX : n);
+  futex_wake(&s->seq, k > INT_MAX ? INT_MAX : static_cast<int>(k));
   return 0;
 }
 
@@ -291,14 +351,11 @@ int cond_wait_for(CondState *s, LockState *lock, int (*pred)(void *), void *payl
     if (pred(payload)) return 0;
     double left = -1;
     if (!d.infinite) {
-      struct timespec now;
-      clock_gettime(CLOCK_MONOTONIC, &now);
-      left = static_cast<double>(d.at.tv_sec - now.tv_sec) +
-             static_cast<double>(d.at.tv_nsec - now.tv_nsec) / 1e9;
+      left = d.seconds_left();
       if (left <= 0) return fail(MPROC_ETIMEDOUT, "timeout after %g s", timeout);
     }
     int r = cond_wait(s, lock, left);
-    if (r == MPROC_EOWNERDEAD) return r;  // the caller repairs the state first
+    if (r == MPROC_EOWNERDEAD || r == MPROC_EINTR) return r;  // owner dead: the caller repairs
     if (r == MPROC_ETIMEDOUT)
       return pred(payload) ? 0 : fail(MPROC_ETIMEDOUT, "timeout after %g s", timeout);
   }
@@ -314,24 +371,39 @@ void event_clear(EventState *s) { s->flag.store(0); }
 
 int event_wait(EventState *s, double timeout) {
   if (s->flag.load()) return 0;
-  Deadline d = Deadline::after(timeout);
+  const Deadline d = Deadline::after(timeout);
+  const InterruptWatch watch;
   s->waiters.fetch_add(1);
+  int rc = 0;
   for (;;) {
     if (s->flag.load()) break;
     if (d.expired()) {
-      s->waiters.fetch_sub(1);
-      return fail(MPROC_ETIMEDOUT, "timeout after %g s", timeout);
+      rc = fail(MPROC_ETIMEDOUT, "timeout after %g s", timeout);
+      break;
     }
-    futex_wait(&s->flag, 0, d);
+    if (watch.fired()) {
+      rc = interrupted();
+      break;
+    }
+    futex_wait(&s->flag, 0, InterruptWatch::slice(d));
   }
   s->waiters.fetch_sub(1);
-  return 0;
+  return rc;
 }
 
 // ---- Barrier ----------------------------------------------------------------------------------
-// A generation ends when the last party arrives (normal) or by abort/reset/timeout/failed action
-// (broken). Waiters sleep on `gen`; on waking they read the bit of their own generation in
-// broken_bits, so a reset right after a break cannot hide the break from slow waiters.
+// A generation ends when the last party arrives (normal) or by abort/reset/timeout/interrupt/
+// failed action/dead party (broken). Waiters sleep on `gen`; on waking they read the bit of their
+// own generation in broken_bits, so a reset right after a break cannot hide the break from slow
+// waiters. Each arrival writes its thread id in waiter[its index] (under mu); every
+// kBarrierDeathCheck a sleeping party looks at the others of its generation, and one that finds
+// a party dead breaks the barrier, so the survivors get MPROC_EBROKEN instead of waiting for an
+// arrival that cannot come (or counting the dead party as arrived).
+
+size_t barrier_state_size(uint32_t parties) {
+  return offsetof(BarrierState, waiter) +
+         sizeof(std::atomic<uint32_t>) * std::min(parties, kBarrierTracked);
+}
 
 void barrier_init(BarrierState *s, uint32_t parties) {
   s->mu.word.store(0);
@@ -340,6 +412,7 @@ void barrier_init(BarrierState *s, uint32_t parties) {
   s->gen.store(0);
   s->broken.store(0);
   s->broken_bits.store(0);
+  s->tracked = std::min(parties, kBarrierTracked);
 }
 
 namespace {
@@ -356,14 +429,35 @@ void barrier_break_locked(BarrierState *s, bool stay_broken) {
 int barrier_outcome(BarrierState *s, uint32_t g, uint32_t idx) {
   if (s->broken_bits.load() & gen_bit(g))
     return fail(MPROC_EBROKEN,
-                "the barrier was broken while waiting (aborted, reset, timed out, action failed "
-                "or a party died in it)");
+                "the barrier was broken while waiting (aborted, reset, timed out, interrupted, "
+                "action failed or a party died in it)");
   return static_cast<int>(idx);
+}
+
+// The thread id of a party of generation g that is no longer alive, or 0.
+uint32_t barrier_dead_party(BarrierState *s, uint32_t g) {
+  const uint32_t n = std::min(s->count.load(), s->tracked);
+  for (uint32_t i = 0; i < n && s->gen.load() == g; i++) {
+    const uint32_t t = s->waiter[i].load(std::memory_order_relaxed);
+    if (t && !tid_alive(t)) return t;
+  }
+  return 0;
+}
+
+// Break generation g on behalf of a waiter leaving it: true, or false when g had ended already
+// (the caller then reports how it ended).
+bool barrier_break_gen(BarrierState *s, uint32_t g) {
+  mutex_lock(&s->mu, -1);  // EOWNERDEAD is fine: we break it anyway
+  const bool current = s->gen.load() == g;
+  if (current) barrier_break_locked(s, true);
+  mutex_unlock(&s->mu);
+  return current;
 }
 }  // namespace
 
 int barrier_wait(BarrierState *s, BarrierAction action, void *payload, double timeout) {
-  Deadline d = Deadline::after(timeout);
+  const Deadline d = Deadline::after(timeout);
+  const InterruptWatch watch;
   int r = mutex_lock(&s->mu, timeout);
   if (r != 0 && r != MPROC_EOWNERDEAD) return r;  // timeout, or EDEADLK from inside the action
   if (r == MPROC_EOWNERDEAD) {
@@ -376,7 +470,10 @@ int barrier_wait(BarrierState *s, BarrierAction action, void *payload, double ti
     return fail(MPROC_EBROKEN, "the barrier is broken (reset it to use it again)");
   }
   uint32_t g = s->gen.load();
-  uint32_t idx = s->count.fetch_add(1);
+  // The id first, then the count that makes others read it (a stale id could be a dead party's).
+  uint32_t idx = s->count.load();
+  if (idx < s->tracked) s->waiter[idx].store(current_tid(), std::memory_order_relaxed);
+  s->count.store(idx + 1);
   if (idx + 1 >= s->parties) {
     if (action) {
       int ar = action(payload);
@@ -394,26 +491,34 @@ int barrier_wait(BarrierState *s, BarrierAction action, void *payload, double ti
     return static_cast<int>(idx);
   }
   mutex_unlock(&s->mu);
+  uint64_t next_check = now_ns() + static_cast<uint64_t>(kBarrierDeathCheck * 1e9);
   for (;;) {
     r = futex_wait(&s->gen, g, slice_deadline(d));
     if (s->gen.load() != g) return barrier_outcome(s, g, idx);
     if (d.expired()) {
-      mutex_lock(&s->mu, -1);  // EOWNERDEAD is fine: we break it anyway
-      if (s->gen.load() != g) {
-        mutex_unlock(&s->mu);
-        return barrier_outcome(s, g, idx);
-      }
-      barrier_break_locked(s, true);
-      mutex_unlock(&s->mu);
+      if (!barrier_break_gen(s, g)) return barrier_outcome(s, g, idx);
       return fail(MPROC_ETIMEDOUT, "timeout after %g s; the barrier is now broken", timeout);
     }
-    if (r == -ETIMEDOUT) {
-      // A party that died while holding mu (e.g. inside the action) would leave us asleep.
-      uint32_t owner = mutex_owner(&s->mu);
-      if (owner && !tid_alive(owner)) {
-        if (mutex_lock(&s->mu, -1) == MPROC_EOWNERDEAD && s->gen.load() == g)
-          barrier_break_locked(s, true);
-        mutex_unlock(&s->mu);
+    if (watch.fired()) {
+      if (!barrier_break_gen(s, g)) return barrier_outcome(s, g, idx);
+      return interrupted();
+    }
+    if (r != -ETIMEDOUT) continue;
+    // A party that died while holding mu (e.g. inside the action) would leave us asleep.
+    uint32_t owner = mutex_owner(&s->mu);
+    if (owner && !tid_alive(owner)) {
+      if (mutex_lock(&s->mu, -1) == MPROC_EOWNERDEAD && s->gen.load() == g)
+        barrier_break_locked(s, true);
+      mutex_unlock(&s->mu);
+      continue;
+    }
+    if (now_ns() >= next_check) {
+      next_check = now_ns() + static_cast<uint64_t>(kBarrierDeathCheck * 1e9);
+      if (uint32_t dead = barrier_dead_party(s, g)) {
+        if (!barrier_break_gen(s, g)) return barrier_outcome(s, g, idx);
+        return fail(MPROC_EBROKEN,
+                    "a party (thread %u) died while waiting at the barrier; the barrier is broken",
+                    dead);
       }
     }
   }
@@ -626,7 +731,7 @@ void event_free(mproc_event *e) { unpublish(e); }
 
 int barrier_new(uint32_t parties, BarrierAction action, void *payload, mproc_barrier **out) {
   auto h = std::make_unique<mproc_barrier>();
-  if (int rc = arena_alloc(sizeof(BarrierState), ObjKind::kBarrier, &h->ref)) return rc;
+  if (int rc = arena_alloc(barrier_state_size(parties), ObjKind::kBarrier, &h->ref)) return rc;
   h->st = static_cast<BarrierState *>(h->ref.payload);
   barrier_init(h->st, parties);
   h->action = action;

@@ -48,15 +48,15 @@ struct MutexWord {
 };
 
 // Lock with a timeout (< 0 forever, 0 try). Returns 0, MPROC_EOWNERDEAD (acquired from a dead
-// owner) or MPROC_ETIMEDOUT. Records no error text (callers do).
-int mutex_lock_slow(MutexWord *m, uint32_t tid, double timeout);
-inline int mutex_lock(MutexWord *m, double timeout) {
+// owner), MPROC_ETIMEDOUT (with text) or, when `interruptible`, MPROC_EINTR (mproc_interrupt).
+int mutex_lock_slow(MutexWord *m, uint32_t tid, double timeout, bool interruptible = false);
+inline int mutex_lock(MutexWord *m, double timeout, bool interruptible = false) {
   uint32_t tid = current_tid();
   uint32_t zero = 0;
   if (m->word.compare_exchange_strong(zero, tid, std::memory_order_acquire,
                                       std::memory_order_relaxed))
     return 0;
-  return mutex_lock_slow(m, tid, timeout);
+  return mutex_lock_slow(m, tid, timeout, interruptible);
 }
 // Unlock by the owner thread; false when the caller does not own it.
 bool mutex_unlock(MutexWord *m);
@@ -73,7 +73,7 @@ struct LockState {
   uint32_t count;      // RLock recursion depth (touched by the owner only)
 };
 void lock_init(LockState *s, bool recursive);
-// 0, MPROC_EOWNERDEAD (acquired), MPROC_ETIMEDOUT (recorded with text).
+// 0, MPROC_EOWNERDEAD (acquired), MPROC_ETIMEDOUT or MPROC_EINTR (recorded with text).
 int lock_acquire(LockState *s, double timeout);
 // 0 or MPROC_ENOTOWNER (recorded).
 int lock_release(LockState *s);
@@ -127,20 +127,21 @@ struct SemState {
 };
 constexpr uint32_t kSemValueMax = 0x7fffffffu;
 void sem_init(SemState *s, uint32_t value, uint32_t bound);
-int sem_acquire(SemState *s, double timeout);  // 0 or MPROC_ETIMEDOUT (recorded)
+int sem_acquire(SemState *s, double timeout);  // 0, MPROC_ETIMEDOUT or MPROC_EINTR (recorded)
 int sem_release(SemState *s);                  // 0 or MPROC_ERANGE (recorded)
 
 // ---- Condition ----------------------------------------------------------------------------
 struct CondState {
   LockState own_lock;             // its own RLock (first: embedded locks sit at offset 0)
   std::atomic<uint32_t> seq;      // bumped by every notify that finds waiters
-  std::atomic<uint32_t> waiters;  // processes between wait's release and re-acquire
+  std::atomic<uint32_t> waiters;  // registered (under the lock) until the wait takes it back
+  std::atomic<uint32_t> pending;  // notify tokens not yet claimed by a waiter
   uint32_t external_lock;         // 1: uses another lock object (exported along with it)
 };
 void cond_init(CondState *s);
-// The caller holds `lock`. Returns 0 (notified; may be spurious), MPROC_ETIMEDOUT,
-// MPROC_EOWNERDEAD (lock re-taken from a dead owner) or MPROC_ENOTOWNER. The lock is held again
-// on every return but ENOTOWNER.
+// The caller holds `lock`. Returns 0 (notified; may be spurious), MPROC_ETIMEDOUT, MPROC_EINTR
+// (interrupted and not notified), MPROC_EOWNERDEAD (lock re-taken from a dead owner) or
+// MPROC_ENOTOWNER. The lock is held again on every return but ENOTOWNER.
 int cond_wait(CondState *s, LockState *lock, double timeout);
 int cond_notify(CondState *s, LockState *lock, int n);  // n < 0: all. 0 or MPROC_ENOTOWNER
 // Wait until pred(payload) holds: 0, MPROC_ETIMEDOUT, MPROC_EOWNERDEAD or MPROC_ENOTOWNER.
@@ -154,21 +155,30 @@ struct EventState {
 };
 void event_set(EventState *s);
 void event_clear(EventState *s);
-int event_wait(EventState *s, double timeout);  // 0 (set) or MPROC_ETIMEDOUT (recorded)
+// 0 (set), MPROC_ETIMEDOUT or MPROC_EINTR (recorded).
+int event_wait(EventState *s, double timeout);
 
 // ---- Barrier ------------------------------------------------------------------------------
 struct BarrierState {
-  MutexWord mu;                      // guards count/broken; held while the action runs
+  MutexWord mu;                      // guards count/broken/waiter; held while the action runs
   uint32_t parties;
   std::atomic<uint32_t> count;       // arrived in the current generation
   std::atomic<uint32_t> gen;         // futex word: bumped when a generation ends
   std::atomic<uint32_t> broken;      // 1 until reset
   std::atomic<uint64_t> broken_bits; // bit g % 64: generation g ended broken
+  uint32_t tracked;                  // entries of waiter[]: min(parties, kBarrierTracked)
+  std::atomic<uint32_t> waiter[1];   // [tracked]: thread id of the party that arrived i-th
 };
+// Waiting parties whose death the others notice (the first ones to arrive, in each generation).
+constexpr uint32_t kBarrierTracked = 65536;
+constexpr double kBarrierDeathCheck = 0.25;  // seconds between looks at the waiting parties
+// The bytes a barrier of `parties` takes (its waiter[] table follows the state).
+size_t barrier_state_size(uint32_t parties);
 typedef int (*BarrierAction)(void *payload);
 void barrier_init(BarrierState *s, uint32_t parties);
-// Returns the arrival index (>= 0) or MPROC_EBROKEN / MPROC_ETIMEDOUT (recorded). A timeout, a
-// failing action (non-zero return) or a dead action runner breaks the barrier.
+// Returns the arrival index (>= 0) or MPROC_EBROKEN / MPROC_ETIMEDOUT / MPROC_EINTR (recorded).
+// A timeout, an interrupt, a failing action (non-zero return), a dead action runner or a party
+// that died while waiting breaks the barrier.
 int barrier_wait(BarrierState *s, BarrierAction action, void *payload, double timeout);
 int barrier_reset(BarrierState *s);
 int barrier_abort(BarrierState *s);

@@ -53,6 +53,7 @@ MPROC_API int mproc_conn_send_bytes(mproc_conn_t *c, const void *data, size_t le
 MPROC_API int mproc_conn_recv_bytes(mproc_conn_t *c, void *buf, size_t cap, size_t *out_len,
                                     double timeout) {
   return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
     if (int rc = check_recv(c)) return rc;
     if (!out_len) return fail(MPROC_EINVAL, "out_len is NULL");
     if (!buf && cap) return fail(MPROC_EINVAL, "buf is NULL but cap is %zu", cap);
@@ -63,6 +64,7 @@ MPROC_API int mproc_conn_recv_bytes(mproc_conn_t *c, void *buf, size_t cap, size
 MPROC_API int mproc_conn_recv_bytes_alloc(mproc_conn_t *c, void **out, size_t *out_len,
                                           double timeout) {
   return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
     if (int rc = check_recv(c)) return rc;
     if (!out || !out_len) return fail(MPROC_EINVAL, "out or out_len is NULL");
     *out = nullptr;
@@ -72,6 +74,7 @@ MPROC_API int mproc_conn_recv_bytes_alloc(mproc_conn_t *c, void **out, size_t *o
 
 MPROC_API int mproc_conn_poll(mproc_conn_t *c, double timeout) {
   return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
     if (int rc = check_recv(c)) return rc;
     return mproc::conn_poll(*c, timeout);
   });
@@ -113,9 +116,14 @@ MPROC_API int mproc_conn_free(mproc_conn_t *c) {
   });
 }
 
+// mproc_wait polls up to two fds per item: more than this would only fail in poll() (EINVAL).
+constexpr size_t kWaitMax = 1u << 20;
+
 MPROC_API int mproc_wait(mproc_wait_item_t *items, size_t n, double timeout) {
   return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
     if (!items && n) return fail(MPROC_EINVAL, "items is NULL but n is %zu", n);
+    if (n > kWaitMax) return fail(MPROC_EINVAL, "n is %zu, over the limit of %zu items", n, kWaitMax);
     std::vector<mproc::WaitSource> src(n);
     for (size_t i = 0; i < n; i++) {
       mproc_wait_item_t &it = items[i];

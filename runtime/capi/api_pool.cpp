@@ -1,4 +1,5 @@
 // C ABI: pools and async results. Thin shims over runtime/pool.cpp.
+#include <mproc/queue.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -43,7 +44,7 @@ int read_async_opts(const mproc_async_opts_t *opts, mproc_async_opts_t *o) {
     return fail(MPROC_EINVAL, "opts->size %zu is not a size of mproc_async_opts_t", opts->size);
   memcpy(o, opts, opts->size < sizeof *o ? opts->size : sizeof *o);
   o->size = sizeof *o;
-  if (o->timeout < 0) return fail(MPROC_EINVAL, "negative task timeout %g", o->timeout);
+  if (!(o->timeout >= 0)) return fail(MPROC_EINVAL, "task timeout %g is negative or NaN", o->timeout);
   return 0;
 }
 
@@ -145,6 +146,9 @@ int var_job(mproc_pool_t *pool, mproc_task_fn fn, const void *const *args, const
   size_t total = 0;
   for (size_t i = 0; i < n; i++) {
     if (!args[i] && lens[i]) return fail(MPROC_EINVAL, "args[%zu] is NULL with length %zu", i, lens[i]);
+    if (lens[i] > MPROC_QUEUE_MSG_MAX - total)
+      return fail(MPROC_EMSGSIZE, "the arguments add up to more than %zu bytes (args[%zu] is %zu)",
+                  static_cast<size_t>(MPROC_QUEUE_MSG_MAX), i, lens[i]);
     total += lens[i];
   }
   job->args.resize(total);
@@ -170,11 +174,17 @@ int result_code(const Job &job) {
 extern "C" {
 
 MPROC_API int mproc_task_return(mproc_task_ctx_t *ctx, const void *data, size_t len) {
-  if (!ctx || (!data && len)) return MPROC_EINVAL;
-  ctx->out->resize(ctx->item_start);
-  if (len) ctx->out->insert(ctx->out->end(), static_cast<const char *>(data),
-                            static_cast<const char *>(data) + len);
-  return 0;
+  return MPROC_GUARD({
+    if (!ctx) return fail(MPROC_EINVAL, "task context is NULL");
+    if (!data && len) return fail(MPROC_EINVAL, "data is NULL with length %zu", len);
+    if (len > MPROC_QUEUE_MSG_MAX)
+      return fail(MPROC_EMSGSIZE, "a result of %zu bytes is over the limit of %zu bytes", len,
+                  static_cast<size_t>(MPROC_QUEUE_MSG_MAX));
+    ctx->out->resize(ctx->item_start);
+    if (len) ctx->out->insert(ctx->out->end(), static_cast<const char *>(data),
+                              static_cast<const char *>(data) + len);
+    return 0;
+  });
 }
 
 MPROC_API int mproc_task_fail(mproc_task_ctx_t *ctx, int code, const char *fmt, ...) {
@@ -204,7 +214,9 @@ MPROC_API int mproc_task_fail_bytes(mproc_task_ctx_t *ctx, int code, const void 
   return code;
 }
 
-MPROC_API int mproc_task_worker(const mproc_task_ctx_t *ctx) { return ctx ? ctx->worker : MPROC_EINVAL; }
+MPROC_API int mproc_task_worker(const mproc_task_ctx_t *ctx) {
+  return MPROC_GUARD({ return ctx ? ctx->worker : fail(MPROC_EINVAL, "task context is NULL"); });
+}
 
 MPROC_API int mproc_task_register(const char *name, mproc_task_fn fn) {
   return MPROC_GUARD(
@@ -273,7 +285,8 @@ MPROC_API int mproc_pool_new(mproc_pool_t **out, const mproc_pool_opts_t *opts) 
       return fail(MPROC_EINVAL, "workers must be 0 (cpu count) or 1..4096, not %d", o.workers);
     if (o.max_tasks_per_child < 0)
       return fail(MPROC_EINVAL, "negative max_tasks_per_child %d", o.max_tasks_per_child);
-    if (o.task_timeout < 0) return fail(MPROC_EINVAL, "negative task timeout %g", o.task_timeout);
+    if (!(o.task_timeout >= 0))
+      return fail(MPROC_EINVAL, "task timeout %g is negative or NaN", o.task_timeout);
     if (!o.init_arg && o.init_arg_len) return fail(MPROC_EINVAL, "init_arg is NULL with a length");
     if (o.start_method < 0 || o.start_method > MPROC_START_FORKSERVER)
       return fail(o.start_method == MPROC_START_SPAWN ? MPROC_ENOSYS : MPROC_EINVAL,
@@ -462,6 +475,7 @@ MPROC_API int mproc_pool_terminate(mproc_pool_t *pool) {
 
 MPROC_API int mproc_pool_join(mproc_pool_t *pool, double timeout) {
   return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
     if (int rc = check_pool(pool)) return rc;
     return pool->pool->join(timeout, true);
   });
@@ -489,6 +503,7 @@ MPROC_API int mproc_pool_stats(const mproc_pool_t *pool, mproc_worker_stats_t *o
 
 MPROC_API int mproc_async_get(mproc_async_t *r, double timeout, const void **data, size_t *len) {
   return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
     if (data) *data = nullptr;
     if (len) *len = 0;
     if (int rc = check_async(r)) return rc;
@@ -508,6 +523,7 @@ MPROC_API int mproc_async_get(mproc_async_t *r, double timeout, const void **dat
 
 MPROC_API int mproc_async_wait(mproc_async_t *r, double timeout) {
   return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
     if (int rc = check_async(r)) return rc;
     int w = r->job->wait(timeout);
     if (w == MPROC_EINTR) return fail(MPROC_EINTR, "interrupted");
@@ -518,6 +534,7 @@ MPROC_API int mproc_async_wait(mproc_async_t *r, double timeout) {
 
 MPROC_API int mproc_async_wait_any(mproc_async_t *const *rs, size_t n, double timeout) {
   return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
     if (!rs || n == 0) return fail(MPROC_EINVAL, "no results to wait for");
     std::vector<std::shared_ptr<Job>> jobs;
     for (size_t i = 0; i < n; i++) {
@@ -556,8 +573,13 @@ MPROC_API int mproc_async_successful(const mproc_async_t *r) {
 }
 
 MPROC_API size_t mproc_async_count(const mproc_async_t *r) {
-  if (check_async(r)) return 0;
-  return r->job->n;
+  size_t n = 0;
+  MPROC_GUARD({
+    if (int rc = check_async(r)) return rc;
+    n = r->job->n;
+    return 0;
+  });
+  return n;
 }
 
 MPROC_API int mproc_async_item(const mproc_async_t *r, size_t i, const void **data, size_t *len) {
@@ -589,6 +611,7 @@ MPROC_API int mproc_async_next(mproc_async_t *r, double timeout, size_t *index, 
   return MPROC_GUARD({
     if (data) *data = nullptr;
     if (len) *len = 0;
+    if (int rc = mproc::check_timeout(timeout)) return rc;
     if (int rc = check_async(r)) return rc;
     Job &job = *r->job;
     if (!job.iter) return fail(MPROC_EINVAL, "not an imap result");

@@ -97,6 +97,7 @@ MPROC_API int mproc_process_start(mproc_process_t *p) {
 
 MPROC_API int mproc_process_join(mproc_process_t *p, double timeout) {
   return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
     if (int rc = check(p)) return rc;  // also a child joining its own handle: EWRONGPROC
     {
       std::lock_guard<std::mutex> g(p->core->mu);

@@ -81,6 +81,7 @@ MPROC_API int mproc_queue_free(mproc_queue_t *q) {
 
 MPROC_API int mproc_queue_put(mproc_queue_t *q, const void *data, size_t len, double timeout) {
   return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
     if (int rc = check(q)) return rc;
     if (!data && len) return fail(MPROC_EINVAL, "data is NULL but len is %zu", len);
     if (q->ring->reserving()) return fail(MPROC_EBUSY, "this handle has a reserve pending");
@@ -91,6 +92,7 @@ MPROC_API int mproc_queue_put(mproc_queue_t *q, const void *data, size_t len, do
 MPROC_API int mproc_queue_get(mproc_queue_t *q, void *buf, size_t cap, size_t *out_len,
                               double timeout) {
   return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
     if (int rc = check(q)) return rc;
     if (!out_len) return fail(MPROC_EINVAL, "out_len is NULL");
     if (!buf && cap) return fail(MPROC_EINVAL, "buf is NULL but cap is %zu", cap);
@@ -102,6 +104,7 @@ MPROC_API int mproc_queue_get(mproc_queue_t *q, void *buf, size_t cap, size_t *o
 MPROC_API int mproc_queue_get_alloc(mproc_queue_t *q, void **out, size_t *out_len,
                                     double timeout) {
   return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
     if (int rc = check(q)) return rc;
     if (!out || !out_len) return fail(MPROC_EINVAL, "out or out_len is NULL");
     *out = nullptr;
@@ -112,6 +115,7 @@ MPROC_API int mproc_queue_get_alloc(mproc_queue_t *q, void **out, size_t *out_le
 
 MPROC_API int mproc_queue_reserve(mproc_queue_t *q, size_t len, void **out, double timeout) {
   return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
     if (int rc = check(q)) return rc;
     if (!out) return fail(MPROC_EINVAL, "out is NULL");
     if (q->ring->reserving()) return fail(MPROC_EBUSY, "this handle has a reserve pending");
@@ -138,6 +142,7 @@ MPROC_API int mproc_queue_cancel(mproc_queue_t *q) {
 MPROC_API int mproc_queue_peek(mproc_queue_t *q, const void **out, size_t *out_len,
                                double timeout) {
   return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
     if (int rc = check(q)) return rc;
     if (!out || !out_len) return fail(MPROC_EINVAL, "out or out_len is NULL");
     if (q->ring->peeking()) return fail(MPROC_EBUSY, "this handle has a peek pending");
@@ -200,6 +205,7 @@ MPROC_API int mproc_queue_task_done(mproc_queue_t *q) {
 
 MPROC_API int mproc_queue_join(mproc_queue_t *q, double timeout) {
   return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
     if (int rc = check(q)) return rc;
     if (!q->ring->joinable()) return fail(MPROC_EINVAL, "not a joinable queue");
     return q->ring->join(timeout);

@@ -75,6 +75,7 @@ MPROC_API int mproc_rlock_new(mproc_lock_t **out) {
 // everything else goes through the guarded call, kept out of line so the fast path stays small.
 static __attribute__((noinline)) int lock_acquire_full(mproc_lock_t *lock, double timeout) {
   return mproc::guard("mproc_lock_acquire", [&]() -> int {
+    if (int rc = mproc::check_timeout(timeout)) return rc;
     if (int rc = check_fast(lock, mproc::kLockMagic, "lock")) return rc;
     return mproc::lock_acquire(lock->st, timeout);
   });
@@ -88,7 +89,7 @@ static __attribute__((noinline)) int lock_release_full(mproc_lock_t *lock) {
 }
 
 MPROC_API int mproc_lock_acquire(mproc_lock_t *lock, double timeout) {
-  if (__builtin_expect(lock && lock->magic == mproc::kLockMagic, 1) &&
+  if (__builtin_expect(lock && lock->magic == mproc::kLockMagic && timeout == timeout, 1) &&
       mproc::lock_acquire_fast(lock->st, lock->recursive))
     return 0;
   return lock_acquire_full(lock, timeout);
@@ -171,6 +172,7 @@ MPROC_API int mproc_bounded_sem_new(mproc_sem_t **out, unsigned int value) {
 
 MPROC_API int mproc_sem_acquire(mproc_sem_t *sem, double timeout) {
   return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
     if (int rc = check_fast(sem, mproc::kSemMagic, "semaphore")) return rc;
     return mproc::sem_acquire(sem->st, timeout);
   });
@@ -240,6 +242,7 @@ MPROC_API int mproc_cond_get_lock(const mproc_cond_t *cond, mproc_lock_t **out) 
 
 MPROC_API int mproc_cond_acquire(mproc_cond_t *cond, double timeout) {
   return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
     if (int rc = CHECK_COND(cond)) return rc;
     return mproc::lock_acquire(cond->lock->st, timeout);
   });
@@ -254,6 +257,7 @@ MPROC_API int mproc_cond_release(mproc_cond_t *cond) {
 
 MPROC_API int mproc_cond_wait(mproc_cond_t *cond, double timeout) {
   return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
     if (int rc = CHECK_COND(cond)) return rc;
     return mproc::cond_wait(cond->st, cond->lock->st, timeout);
   });
@@ -262,6 +266,7 @@ MPROC_API int mproc_cond_wait(mproc_cond_t *cond, double timeout) {
 MPROC_API int mproc_cond_wait_for(mproc_cond_t *cond, mproc_cond_pred_fn pred, void *payload,
                                   double timeout) {
   return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
     if (int rc = CHECK_COND(cond)) return rc;
     if (!pred) return fail(MPROC_EINVAL, "predicate is NULL");
     return mproc::cond_wait_for(cond->st, cond->lock->st, pred, payload, timeout);
@@ -344,6 +349,7 @@ MPROC_API int mproc_event_is_set(const mproc_event_t *ev) {
 
 MPROC_API int mproc_event_wait(mproc_event_t *ev, double timeout) {
   return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
     if (int rc = CHECK_EVENT(ev)) return rc;
     return mproc::event_wait(ev->st, timeout);
   });
@@ -391,6 +397,7 @@ MPROC_API int mproc_barrier_new(mproc_barrier_t **out, unsigned int parties,
 
 MPROC_API int mproc_barrier_wait(mproc_barrier_t *b, double timeout) {
   return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
     if (int rc = CHECK_BARRIER(b)) return rc;
     return mproc::barrier_wait(b->st, b->action, b->payload, timeout);
   });

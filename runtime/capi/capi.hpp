@@ -20,6 +20,11 @@ int guard(const char *fn, F &&body) noexcept {
   }
 }
 
+// A timeout argument: negative (or +inf) waits forever, 0 polls; NaN is refused.
+inline int check_timeout(double t) {
+  return t == t ? 0 : fail(MPROC_EINVAL, "timeout is NaN (use a negative value to wait forever)");
+}
+
 }  // namespace mproc
 
 #define MPROC_GUARD(...) ::mproc::guard(__func__, [&]() -> int { __VA_ARGS__ })
