@@ -322,6 +322,9 @@ static void test_pipe_bad_input(void **state) {
   assert_int_equal(mproc_conn_recv_bytes(b, NULL, 3, &n, 0), MPROC_EINVAL);
   assert_int_equal(mproc_conn_recv_bytes(b, buf, sizeof buf, NULL, 0), MPROC_EINVAL);
   assert_int_equal(mproc_conn_send_bytes(NULL, "x", 1), MPROC_EINVAL);
+  mproc_wait_item_t it = {MPROC_WAIT_CONN, b, -1, 0};
+  assert_int_equal(mproc_wait(&it, SIZE_MAX, 0), MPROC_EINVAL);
+  assert_non_null(strstr(mproc_last_error(), "mproc_wait: n is"));
   assert_int_equal(mproc_conn_close(a), 0);
   assert_int_equal(mproc_conn_send_bytes(a, "x", 1), MPROC_ECLOSED);
   assert_int_equal(mproc_conn_recv_bytes(a, buf, sizeof buf, &n, 0), MPROC_ECLOSED);

@@ -583,6 +583,28 @@ static void test_pool_bad_input(void **state) {
   assert_int_equal(mproc_async_successful(r), MPROC_EAGAIN);
   assert_int_equal(mproc_async_get(r, 0.05, NULL, NULL), MPROC_EAGAIN);
   assert_int_equal(mproc_async_next(r, 0, NULL, NULL, NULL), MPROC_EINVAL); /* not an imap */
+  /* Sizes no message can have: a code and a cause, no C++ internals. */
+  void *out = NULL;
+  size_t out_len = 0;
+  mproc_async_t *r2 = NULL;
+  assert_int_equal(mproc_pool_apply(p, task_square, "x", SIZE_MAX, &out, &out_len), MPROC_EMSGSIZE);
+  assert_non_null(strstr(mproc_last_error(), "mproc_pool_apply: the arguments add up to more"));
+  assert_int_equal(mproc_pool_apply_async(p, task_square, "x", SIZE_MAX, NULL, &r2), MPROC_EMSGSIZE);
+  assert_null(r2);
+  const void *margs[2] = {"a", "b"};
+  size_t mlens[2] = {SIZE_MAX, 1};
+  assert_int_equal(mproc_pool_map(p, task_square, margs, mlens, 2, 1, &r2), MPROC_EMSGSIZE);
+  mlens[0] = SIZE_MAX / 2 + 1, mlens[1] = SIZE_MAX / 2 + 1; /* each fine alone, not summed */
+  assert_int_equal(mproc_pool_map(p, task_square, margs, mlens, 2, 1, &r2), MPROC_EMSGSIZE);
+  assert_non_null(strstr(mproc_last_error(), "mproc_pool_map: the arguments add up to more"));
+  /* NULL task contexts and results say which call and why. */
+  assert_int_equal(mproc_task_return(NULL, "x", 1), MPROC_EINVAL);
+  assert_int_equal(mproc_last_error_code(), MPROC_EINVAL);
+  assert_non_null(strstr(mproc_last_error(), "mproc_task_return: task context is NULL"));
+  assert_int_equal(mproc_task_worker(NULL), MPROC_EINVAL);
+  assert_non_null(strstr(mproc_last_error(), "mproc_task_worker: task context is NULL"));
+  assert_int_equal(mproc_async_count(NULL), 0);
+  assert_non_null(strstr(mproc_last_error(), "mproc_async_count: "));
   assert_int_equal(mproc_pool_terminate(p), 0);
   assert_int_equal(mproc_pool_join(p, -1), 0);
   mproc_async_free(r);

@@ -3,6 +3,7 @@
  * multi-process stress test and bad input.
  * MPROC_STRESS_COUNT sets the stress test's message count (default 1e5, 2e4 under ASan). */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -858,6 +859,19 @@ static void test_queue_bad_input(void **state) {
   assert_int_equal(mproc_queue_opts_init(NULL), MPROC_EINVAL);
   o.size = 3;
   assert_int_equal(mproc_queue_new(&q, &o), MPROC_EINVAL);
+  /* Handles go over Unix sockets only: a plain fd is refused before sendmsg/recvmsg. */
+  mproc_queue_t *h = NULL;
+  assert_int_equal(mproc_simple_queue_new(&h), 0);
+  int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  assert_true(devnull >= 0);
+  assert_int_equal(mproc_queue_send_handle(h, devnull), MPROC_EINVAL);
+  assert_non_null(strstr(mproc_last_error(), "mproc_queue_send_handle: fd"));
+  assert_non_null(strstr(mproc_last_error(), "is not a Unix socket"));
+  assert_int_equal(mproc_queue_recv_handle(&q, devnull), MPROC_EINVAL);
+  assert_null(q);
+  close(devnull);
+  assert_int_equal(mproc_queue_send_handle(h, 1000000), MPROC_EBADF);
+  assert_int_equal(mproc_queue_free(h), 0);
   assert_null(q);
   o.size = sizeof o;
   o.capacity = (size_t)1 << 40;

@@ -510,6 +510,9 @@ static void test_shm_named_bad_input(void **state) {
   assert_int_equal(mproc_shm_create(&s, "", 10), MPROC_EINVAL);
   assert_int_equal(mproc_shm_create(&s, "a/b", 10), MPROC_EINVAL);
   assert_int_equal(mproc_shm_create(&s, "..", 10), MPROC_EINVAL);
+  assert_non_null(strstr(mproc_last_error(), "name must not start with '.'"));
+  assert_int_equal(mproc_shm_create(&s, ".hidden", 10), MPROC_EINVAL);
+  assert_non_null(strstr(mproc_last_error(), "name must not start with '.'"));
   assert_int_equal(mproc_shm_create(&s, "sp ace", 10), MPROC_EINVAL);
   assert_non_null(strstr(mproc_last_error(), "mproc_shm_create: name has a character"));
   assert_int_equal(mproc_shm_attach(&s, NULL), MPROC_EINVAL);
@@ -867,6 +870,25 @@ static void test_shm_value_bad_input(void **state) {
   assert_int_equal(mproc_array_free(NULL), 0);
   assert_int_equal(mproc_value_attach(&v, "garbage"), MPROC_EINVAL);
   assert_int_equal(mproc_value_opts_init(NULL), MPROC_EINVAL);
+  /* Every unsigned type refuses a negative int64 alike; a 'Q' over INT64_MAX reads raw only. */
+  for (const char *tc = "BHILQ"; *tc; tc++) {
+    assert_int_equal(mproc_value_new(&v, *tc, NULL, NULL), 0);
+    assert_int_equal(mproc_value_set_int64(v, -1), MPROC_ERANGE);
+    assert_non_null(strstr(mproc_last_error(), "out of the range"));
+    assert_int_equal(mproc_value_set_double(v, -1.0), MPROC_ERANGE);
+    assert_int_equal(mproc_value_set_int64(v, 7), 0);
+    assert_int_equal(mproc_value_get_int64(v, &x), 0);
+    assert_int_equal(x, 7);
+    assert_int_equal(mproc_value_free(v), 0);
+  }
+  unsigned long long big = 18446744073709551615ULL;
+  assert_int_equal(mproc_value_new(&v, 'Q', &big, NULL), 0);
+  assert_int_equal(mproc_value_get_int64(v, &x), MPROC_ERANGE);
+  assert_non_null(strstr(mproc_last_error(), "over INT64_MAX"));
+  unsigned long long back = 0;
+  assert_int_equal(mproc_value_get(v, &back), 0);
+  assert_true(back == big);
+  assert_int_equal(mproc_value_free(v), 0);
   /* a value handle is not an array handle */
   assert_int_equal(mproc_value_new(&v, 'i', NULL, NULL), 0);
   size_t n;

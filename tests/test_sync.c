@@ -608,6 +608,36 @@ static void test_sync_barrier_party_dies_in_action(void **state) {
   mproc_event_free(s.ready);
 }
 
+static int body_barrier_wait_forever(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  struct shared *s = payload;
+  mproc_barrier_wait(s->barrier, -1);
+  return 3;
+}
+
+/* A party killed while it waits: the survivors get EBROKEN (within about a second, here well
+ * before their 30 s timeout) instead of waiting on, and a later arrival does not trip the
+ * barrier as if the dead party were there. */
+static void test_sync_barrier_party_killed_while_waiting(void **state) {
+  (void)state;
+  struct shared s = {0};
+  assert_int_equal(mproc_barrier_new(&s.barrier, 3, NULL, NULL), 0);
+  assert_int_equal(mproc_event_new(&s.ready), 0);
+  mproc_process_t *victim = start(body_barrier_wait_forever, NULL, 0, MPROC_START_FORK, &s);
+  wait_n_waiting(s.barrier, 1);
+  mproc_process_t *survivor = start(body_barrier_expect_broken, NULL, 0, MPROC_START_FORK, &s);
+  wait_n_waiting(s.barrier, 2);
+  assert_int_equal(mproc_process_kill(victim), 0);
+  assert_int_equal(join_code(victim), -SIGKILL);
+  assert_int_equal(join_code(survivor), 0);
+  assert_int_equal(mproc_barrier_broken(s.barrier), 1);
+  assert_int_equal(mproc_barrier_wait(s.barrier, 30.0), MPROC_EBROKEN); /* a later arrival */
+  assert_int_equal(mproc_barrier_reset(s.barrier), 0); /* usable again once reset */
+  assert_int_equal(mproc_barrier_broken(s.barrier), 0);
+  mproc_barrier_free(s.barrier);
+  mproc_event_free(s.ready);
+}
+
 /* ---- attach from other processes ---- */
 
 struct tokens {
@@ -954,6 +984,7 @@ int main(void) {
       TEST(sync, barrier_abort_reset_timeout),
       TEST(sync, barrier_action_fails),
       TEST(sync, barrier_party_dies_in_action),
+      TEST(sync, barrier_party_killed_while_waiting),
       TEST(sync, attach_from_forkserver_child),
       TEST(sync, attach_from_unrelated_process),
       TEST(sync, stale_and_bad_tokens),

@@ -1,5 +1,7 @@
 /* mproc: queues (multiprocessing.Queue, SimpleQueue, JoinableQueue), pipes (Pipe, Connection)
- * and waiting on several of them (multiprocessing.connection.wait). See docs/queue.md. */
+ * and waiting on several of them (multiprocessing.connection.wait). See docs/queue.md.
+ * A NaN timeout is MPROC_EINVAL; every call that waits also returns MPROC_EINTR after
+ * mproc_interrupt() (docs/conventions.md). */
 #ifndef MPROC_QUEUE_H
 #define MPROC_QUEUE_H
 

@@ -129,8 +129,9 @@ MPROC_API int mproc_array_free(mproc_array_t *a);
 /* ---- Named blocks (SharedMemory) ------------------------------------------------------------ */
 
 /* A block of shared bytes with a name any process of the same user can attach. Names are
- * 1..MPROC_SHM_NAME_MAX characters of [A-Za-z0-9._-] (an optional leading '/' is ignored); the
- * file is /dev/shm/mproc-<name>, made with O_EXCL and mode 0600. The creator owns the lifetime
+ * 1..MPROC_SHM_NAME_MAX characters of [A-Za-z0-9._-], not starting with '.' (an optional leading
+ * '/' is ignored); the file is /dev/shm/mproc-<name>, made with O_EXCL and mode 0600. The
+ * creator owns the lifetime
  * (unless leased, below): attaching never unlinks; the name goes when the creator calls
  * mproc_shm_unlink, or when the creator process ends (at exit, or, if it crashed, at the next
  * create/attach/cleanup). */

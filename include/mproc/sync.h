@@ -5,7 +5,8 @@
  * any other process (forkserver child, pool worker, unrelated program of the same user) attaches
  * them from a token made by *_export while the exporting process still holds the object.
  * Timeouts are in seconds on a monotonic clock: < 0 waits forever, 0 tries without blocking,
- * > 0 waits at most that long (signals do not shorten or lengthen it). */
+ * > 0 waits at most that long (signals do not shorten or lengthen it); NaN is MPROC_EINVAL.
+ * Every call that waits also returns MPROC_EINTR after mproc_interrupt() (docs/conventions.md). */
 #ifndef MPROC_SYNC_H
 #define MPROC_SYNC_H
 
