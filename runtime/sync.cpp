@@ -222,14 +222,18 @@ static bool sem_try(SemState *s) {
   return false;
 }
 
-int sem_acquire(SemState *s, double timeout) {
-  if (sem_try(s)) return 0;
+namespace {
+// Counted in `waiters`, sleep while `word` is 0 until ready() holds (0), the timeout or an
+// interrupt (recorded). The wakers change the word, then look at `waiters`.
+template <class Ready>
+int wait_while_zero(std::atomic<uint32_t> &word, std::atomic<uint32_t> &waiters, Ready ready,
+                    double timeout) {
   const Deadline d = Deadline::after(timeout);
   const InterruptWatch watch;
-  s->waiters.fetch_add(1);
+  waiters.fetch_add(1);
   int rc = 0;
   for (;;) {
-    if (sem_try(s)) break;
+    if (ready()) break;
     if (d.expired()) {
       rc = fail(MPROC_ETIMEDOUT, "timeout after %g s", timeout);
       break;
@@ -238,10 +242,16 @@ int sem_acquire(SemState *s, double timeout) {
       rc = interrupted();
       break;
     }
-    futex_wait(&s->value, 0, InterruptWatch::slice(d));  // woken, EINTR or a slice: look again
+    futex_wait(&word, 0, InterruptWatch::slice(d));  // woken, EINTR or a slice: look again
   }
-  s->waiters.fetch_sub(1);
+  waiters.fetch_sub(1);
   return rc;
+}
+}  // namespace
+
+int sem_acquire(SemState *s, double timeout) {
+  if (sem_try(s)) return 0;
+  return wait_while_zero(s->value, s->waiters, [s] { return sem_try(s); }, timeout);
 }
 
 int sem_release(SemState *s) {
@@ -371,24 +381,7 @@ void event_clear(EventState *s) { s->flag.store(0); }
 
 int event_wait(EventState *s, double timeout) {
   if (s->flag.load()) return 0;
-  const Deadline d = Deadline::after(timeout);
-  const InterruptWatch watch;
-  s->waiters.fetch_add(1);
-  int rc = 0;
-  for (;;) {
-    if (s->flag.load()) break;
-    if (d.expired()) {
-      rc = fail(MPROC_ETIMEDOUT, "timeout after %g s", timeout);
-      break;
-    }
-    if (watch.fired()) {
-      rc = interrupted();
-      break;
-    }
-    futex_wait(&s->flag, 0, InterruptWatch::slice(d));
-  }
-  s->waiters.fetch_sub(1);
-  return rc;
+  return wait_while_zero(s->flag, s->waiters, [s] { return s->flag.load() != 0; }, timeout);
 }
 
 // ---- Barrier ----------------------------------------------------------------------------------
