@@ -448,9 +448,8 @@ bool barrier_break_gen(BarrierState *s, uint32_t g) {
 }
 }  // namespace
 
-int barrier_wait(BarrierState *s, BarrierAction action, void *payload, double timeout) {
-  const Deadline d = Deadline::after(timeout);
-  const InterruptWatch watch;
+int barrier_arrive(BarrierState *s, BarrierAction action, void *payload, double timeout,
+                   uint64_t *ticket) {
   int r = mutex_lock(&s->mu, timeout);
   if (r != 0 && r != MPROC_EOWNERDEAD) return r;  // timeout, or EDEADLK from inside the action
   if (r == MPROC_EOWNERDEAD) {
@@ -467,6 +466,7 @@ int barrier_wait(BarrierState *s, BarrierAction action, void *payload, double ti
   uint32_t idx = s->count.load();
   if (idx < s->tracked) s->waiter[idx].store(current_tid(), std::memory_order_relaxed);
   s->count.store(idx + 1);
+  *ticket = static_cast<uint64_t>(g) << 32 | idx;
   if (idx + 1 >= s->parties) {
     if (action) {
       int ar = action(payload);
@@ -484,11 +484,19 @@ int barrier_wait(BarrierState *s, BarrierAction action, void *payload, double ti
     return static_cast<int>(idx);
   }
   mutex_unlock(&s->mu);
+  return static_cast<int>(idx);
+}
+
+int barrier_await(BarrierState *s, uint64_t ticket, double timeout, bool break_on_timeout) {
+  const uint32_t g = static_cast<uint32_t>(ticket >> 32), idx = static_cast<uint32_t>(ticket);
+  const Deadline d = Deadline::after(timeout);
+  const InterruptWatch watch;
   uint64_t next_check = now_ns() + static_cast<uint64_t>(kBarrierDeathCheck * 1e9);
   for (;;) {
-    r = futex_wait(&s->gen, g, slice_deadline(d));
+    int r = futex_wait(&s->gen, g, slice_deadline(d));
     if (s->gen.load() != g) return barrier_outcome(s, g, idx);
     if (d.expired()) {
+      if (!break_on_timeout) return fail(MPROC_ETIMEDOUT, "timeout after %g s", timeout);
       if (!barrier_break_gen(s, g)) return barrier_outcome(s, g, idx);
       return fail(MPROC_ETIMEDOUT, "timeout after %g s; the barrier is now broken", timeout);
     }
@@ -515,6 +523,14 @@ int barrier_wait(BarrierState *s, BarrierAction action, void *payload, double ti
       }
     }
   }
+}
+
+int barrier_wait(BarrierState *s, BarrierAction action, void *payload, double timeout) {
+  const Deadline d = Deadline::after(timeout);
+  uint64_t ticket = 0;
+  const int idx = barrier_arrive(s, action, payload, timeout, &ticket);
+  if (idx < 0 || static_cast<uint32_t>(idx) + 1 >= s->parties) return idx;
+  return barrier_await(s, ticket, d.infinite ? -1 : std::max(d.seconds_left(), 0.0), true);
 }
 
 int barrier_reset(BarrierState *s) {

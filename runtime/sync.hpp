@@ -180,6 +180,12 @@ void barrier_init(BarrierState *s, uint32_t parties);
 // A timeout, an interrupt, a failing action (non-zero return), a dead action runner or a party
 // that died while waiting breaks the barrier.
 int barrier_wait(BarrierState *s, BarrierAction action, void *payload, double timeout);
+// barrier_wait in two steps, for waits made in slices: arrive (the index, and the ticket naming
+// this generation; the last party releases the others) and await the ticket's generation. An
+// await that times out without break_on_timeout leaves the barrier as it is.
+int barrier_arrive(BarrierState *s, BarrierAction action, void *payload, double timeout,
+                   uint64_t *ticket);
+int barrier_await(BarrierState *s, uint64_t ticket, double timeout, bool break_on_timeout);
 int barrier_reset(BarrierState *s);
 int barrier_abort(BarrierState *s);
 

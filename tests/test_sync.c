@@ -638,6 +638,47 @@ static void test_sync_barrier_party_killed_while_waiting(void **state) {
   mproc_event_free(s.ready);
 }
 
+static int body_barrier_wait_once(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  struct shared *s = payload;
+  int idx = mproc_barrier_wait(s->barrier, 30.0);
+  return idx >= 0 ? 0 : 1;
+}
+
+/* arrive + await in slices: a slice that times out leaves the barrier whole; the other party's
+ * arrival then releases the waiter; a bad ticket is refused. */
+static void test_sync_barrier_arrive_await_in_slices(void **state) {
+  (void)state;
+  struct shared s = {0};
+  assert_int_equal(mproc_barrier_new(&s.barrier, 2, NULL, NULL), 0);
+  uint64_t ticket = 0;
+  int idx = mproc_barrier_arrive(s.barrier, &ticket);
+  assert_int_equal(idx, 0);
+  for (int i = 0; i < 3; i++) assert_int_equal(mproc_barrier_await(s.barrier, ticket, 0.02), MPROC_ETIMEDOUT);
+  assert_int_equal(mproc_barrier_broken(s.barrier), 0);
+  assert_int_equal(mproc_barrier_n_waiting(s.barrier), 1);
+  mproc_process_t *p = start(body_barrier_wait_once, NULL, 0, MPROC_START_FORK, &s);
+  int got = MPROC_ETIMEDOUT;
+  while (got == MPROC_ETIMEDOUT) got = mproc_barrier_await(s.barrier, ticket, 0.05);
+  assert_int_equal(got, 0);
+  assert_int_equal(join_code(p), 0);
+  /* The last party's own ticket is already through. */
+  assert_int_equal(mproc_barrier_arrive(s.barrier, &ticket), 0);
+  uint64_t t2 = 0;
+  assert_int_equal(mproc_barrier_arrive(s.barrier, &t2), 1);
+  assert_int_equal(mproc_barrier_await(s.barrier, t2, 0), 1);
+  assert_int_equal(mproc_barrier_await(s.barrier, ticket, 0), 0);
+  /* Giving up: abort breaks it for everyone, as a timed-out mproc_barrier_wait does. */
+  assert_int_equal(mproc_barrier_arrive(s.barrier, &ticket), 0);
+  assert_int_equal(mproc_barrier_abort(s.barrier), 0);
+  assert_int_equal(mproc_barrier_await(s.barrier, ticket, 1), MPROC_EBROKEN);
+  assert_int_equal(mproc_barrier_arrive(s.barrier, &ticket), MPROC_EBROKEN);
+  assert_int_equal(mproc_barrier_await(s.barrier, (uint64_t)7, 0), MPROC_EINVAL);
+  assert_non_null(strstr(mproc_last_error(), "not a ticket of this barrier"));
+  assert_int_equal(mproc_barrier_arrive(s.barrier, NULL), MPROC_EINVAL);
+  mproc_barrier_free(s.barrier);
+}
+
 /* ---- attach from other processes ---- */
 
 struct tokens {
@@ -985,6 +1026,7 @@ int main(void) {
       TEST(sync, barrier_action_fails),
       TEST(sync, barrier_party_dies_in_action),
       TEST(sync, barrier_party_killed_while_waiting),
+      TEST(sync, barrier_arrive_await_in_slices),
       TEST(sync, attach_from_forkserver_child),
       TEST(sync, attach_from_unrelated_process),
       TEST(sync, stale_and_bad_tokens),

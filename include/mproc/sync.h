@@ -10,6 +10,8 @@
 #ifndef MPROC_SYNC_H
 #define MPROC_SYNC_H
 
+#include <stdint.h>
+
 #include "common.h"
 
 #ifdef __cplusplus
@@ -156,6 +158,15 @@ MPROC_API int mproc_barrier_new(mproc_barrier_t **out, unsigned int parties,
  * or a party died inside it), MPROC_ETIMEDOUT (which breaks the barrier, as in Python),
  * MPROC_EDEADLK (called from the barrier's own action; so are reset and abort). */
 MPROC_API int mproc_barrier_wait(mproc_barrier_t *b, double timeout);
+/* mproc_barrier_wait in two steps, for callers that wait in slices (bindings): arrive returns
+ * the arrival index and writes a ticket; the last party runs the action and releases the others.
+ * Errors: MPROC_EBROKEN, MPROC_EDEADLK. */
+MPROC_API int mproc_barrier_arrive(mproc_barrier_t *b, uint64_t *ticket);
+/* Wait for the ticket's generation to end: the arrival index, MPROC_EBROKEN, MPROC_EINTR (which
+ * breaks the barrier), or MPROC_ETIMEDOUT, which leaves the barrier as it is: await again, or
+ * give up with mproc_barrier_abort (as mproc_barrier_wait's timeout does). Errors: MPROC_EINVAL
+ * (NaN timeout, a ticket of another barrier). */
+MPROC_API int mproc_barrier_await(mproc_barrier_t *b, uint64_t ticket, double timeout);
 /* Back to the empty state: current waiters get MPROC_EBROKEN; a broken barrier is usable again. */
 MPROC_API int mproc_barrier_reset(mproc_barrier_t *b);
 /* Break the barrier: current and later waits fail with MPROC_EBROKEN until a reset. */

@@ -403,6 +403,25 @@ MPROC_API int mproc_barrier_wait(mproc_barrier_t *b, double timeout) {
   });
 }
 
+MPROC_API int mproc_barrier_arrive(mproc_barrier_t *b, uint64_t *ticket) {
+  return MPROC_GUARD({
+    if (int rc = CHECK_BARRIER(b)) return rc;
+    if (!ticket) return fail(MPROC_EINVAL, "ticket is NULL");
+    return mproc::barrier_arrive(b->st, b->action, b->payload, -1, ticket);
+  });
+}
+
+MPROC_API int mproc_barrier_await(mproc_barrier_t *b, uint64_t ticket, double timeout) {
+  return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
+    if (int rc = CHECK_BARRIER(b)) return rc;
+    if ((ticket & 0xffffffffu) >= b->st->parties)
+      return fail(MPROC_EINVAL, "not a ticket of this barrier (index %u of %u parties)",
+                  static_cast<unsigned>(ticket & 0xffffffffu), b->st->parties);
+    return mproc::barrier_await(b->st, ticket, timeout, false);
+  });
+}
+
 MPROC_API int mproc_barrier_reset(mproc_barrier_t *b) {
   return MPROC_GUARD({
     if (int rc = CHECK_BARRIER(b)) return rc;
