@@ -39,11 +39,7 @@ int check_async(const mproc_async_t *r) {
 
 int read_async_opts(const mproc_async_opts_t *opts, mproc_async_opts_t *o) {
   *o = mproc_async_opts_t MPROC_ASYNC_OPTS_INIT;
-  if (!opts) return 0;
-  if (opts->size < sizeof(size_t) || opts->size > 4096)
-    return fail(MPROC_EINVAL, "opts->size %zu is not a size of mproc_async_opts_t", opts->size);
-  memcpy(o, opts, opts->size < sizeof *o ? opts->size : sizeof *o);
-  o->size = sizeof *o;
+  if (int rc = mproc::read_opts(opts, sizeof(size_t), "mproc_async_opts_t", o)) return rc;
   if (!(o->timeout >= 0)) return fail(MPROC_EINVAL, "task timeout %g is negative or NaN", o->timeout);
   return 0;
 }
@@ -275,12 +271,9 @@ MPROC_API int mproc_pool_new(mproc_pool_t **out, const mproc_pool_opts_t *opts) 
     if (!out) return fail(MPROC_EINVAL, "out is NULL");
     *out = nullptr;
     mproc_pool_opts_t o = MPROC_POOL_OPTS_INIT;
-    if (opts) {
-      if (opts->size < offsetof(mproc_pool_opts_t, ring_bytes) + sizeof(size_t) || opts->size > 4096)
-        return fail(MPROC_EINVAL, "opts->size %zu is not a size of mproc_pool_opts_t", opts->size);
-      memcpy(&o, opts, opts->size < sizeof o ? opts->size : sizeof o);  // older, shorter opts
-      o.size = sizeof o;
-    }
+    if (int rc = mproc::read_opts(opts, offsetof(mproc_pool_opts_t, ring_bytes) + sizeof(size_t),
+                                  "mproc_pool_opts_t", &o))
+      return rc;
     if (o.workers < 0 || o.workers > 4096)
       return fail(MPROC_EINVAL, "workers must be 0 (cpu count) or 1..4096, not %d", o.workers);
     if (o.max_tasks_per_child < 0)

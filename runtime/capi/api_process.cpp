@@ -54,13 +54,9 @@ MPROC_API int mproc_process_new(mproc_process_t **out, mproc_process_fn fn, cons
       return fail(MPROC_EMSGSIZE, "argument of %zu bytes is over the limit of %zu", len,
                   MPROC_PROCESS_ARG_MAX);
     mproc_process_opts_t o = MPROC_PROCESS_OPTS_INIT;
-    if (opts) {
-      if (opts->size < offsetof(mproc_process_opts_t, payload) + sizeof(void *) ||
-          opts->size > 4096)
-        return fail(MPROC_EINVAL, "opts->size %zu is not a size of mproc_process_opts_t",
-                    opts->size);
-      o = *opts;
-    }
+    if (int rc = mproc::read_opts(opts, offsetof(mproc_process_opts_t, payload) + sizeof(void *),
+                                  "mproc_process_opts_t", &o))
+      return rc;
     if (o.start_method != MPROC_START_DEFAULT && !valid_method(o.start_method))
       return fail(MPROC_EINVAL, "unknown start method %d", o.start_method);
     if (o.name && strlen(o.name) > MPROC_PROCESS_NAME_MAX)

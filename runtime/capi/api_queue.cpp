@@ -20,12 +20,9 @@ int check(const mproc_queue_t *q) {
 
 int read_opts(const mproc_queue_opts_t *opts, mproc::RingConfig *cfg) {
   mproc_queue_opts_t o = MPROC_QUEUE_OPTS_INIT;
-  if (opts) {
-    if (opts->size < offsetof(mproc_queue_opts_t, max_message) + sizeof(size_t) ||
-        opts->size > 4096)
-      return fail(MPROC_EINVAL, "opts->size %zu is not a size of mproc_queue_opts_t", opts->size);
-    o = *opts;
-  }
+  if (int rc = mproc::read_opts(opts, offsetof(mproc_queue_opts_t, max_message) + sizeof(size_t),
+                                "mproc_queue_opts_t", &o))
+    return rc;
   if (o.capacity > mproc::kRingMaxCapacity)
     return fail(MPROC_EINVAL, "capacity %zu is over the limit of %zu", o.capacity,
                 mproc::kRingMaxCapacity);

@@ -42,10 +42,9 @@ int check_ptr(const void *p, const char *what) {
 
 int read_opts(const mproc_value_opts_t *opts, mproc_value_opts_t *o) {
   *o = mproc_value_opts_t MPROC_VALUE_OPTS_INIT;
-  if (!opts) return 0;
-  if (opts->size < offsetof(mproc_value_opts_t, lock) + sizeof(void *) || opts->size > 4096)
-    return fail(MPROC_EINVAL, "opts->size %zu is not a size of mproc_value_opts_t", opts->size);
-  *o = *opts;
+  if (int rc = mproc::read_opts(opts, offsetof(mproc_value_opts_t, lock) + sizeof(void *),
+                                "mproc_value_opts_t", o))
+    return rc;
   if (!o->raw && o->lock && !mproc::handle_valid(o->lock, HandleKind::kLock))
     return fail(MPROC_EBADF, "opts->lock is not a live lock handle");
   return 0;
@@ -89,10 +88,9 @@ int attach(SharedValue **out, const char *token, bool is_array) {
 
 int read_shm_opts(const mproc_shm_opts_t *opts, mproc_shm_opts_t *o) {
   *o = mproc_shm_opts_t MPROC_SHM_OPTS_INIT;
-  if (!opts) return 0;
-  if (opts->size < offsetof(mproc_shm_opts_t, lease) + sizeof(int) || opts->size > 4096)
-    return fail(MPROC_EINVAL, "opts->size %zu is not a size of mproc_shm_opts_t", opts->size);
-  memcpy(o, opts, opts->size < sizeof *o ? opts->size : sizeof *o);
+  if (int rc = mproc::read_opts(opts, offsetof(mproc_shm_opts_t, lease) + sizeof(int),
+                                "mproc_shm_opts_t", o))
+    return rc;
   if (o->max_users > MPROC_SHM_LEASE_USERS_MAX)
     return fail(MPROC_EINVAL, "opts->max_users %u is over MPROC_SHM_LEASE_USERS_MAX (%d)",
                 o->max_users, MPROC_SHM_LEASE_USERS_MAX);
