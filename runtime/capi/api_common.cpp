@@ -1,8 +1,8 @@
-// C ABI: version, errors, cpu count. A thin shim over runtime/error.cpp.
+// C ABI: version, errors, cpu count. A thin shim over base/error.cpp.
 #include <sched.h>
 #include <unistd.h>
 
-#include "capi.hpp"
+#include "capi/capi.hpp"
 
 extern "C" {
 

@@ -1,12 +1,12 @@
-// C ABI: pipes and wait(). Thin shims over runtime/pipe.cpp.
+// C ABI: pipes and wait(). Thin shims over ipc/pipe.cpp.
 #include <mproc/process.h>
 
 #include <vector>
 
-#include "../pipe.hpp"
-#include "../queue.hpp"
-#include "../runtime.hpp"
-#include "capi.hpp"
+#include "ipc/pipe.hpp"
+#include "ipc/queue.hpp"
+#include "proc/runtime.hpp"
+#include "capi/capi.hpp"
 
 using mproc::fail;
 using mproc::HandleKind;

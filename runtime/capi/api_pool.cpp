@@ -1,4 +1,4 @@
-// C ABI: pools and async results. Thin shims over runtime/pool.cpp.
+// C ABI: pools and async results. Thin shims over pool/pool.cpp.
 #include <mproc/queue.h>
 #include <unistd.h>
 
@@ -8,11 +8,11 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "../interrupt.hpp"
-#include "../names.hpp"
-#include "../pool.hpp"
-#include "../runtime.hpp"
-#include "capi.hpp"
+#include "base/interrupt.hpp"
+#include "base/names.hpp"
+#include "pool/pool.hpp"
+#include "proc/runtime.hpp"
+#include "capi/capi.hpp"
 
 using mproc::fail;
 using mproc::HandleKind;

@@ -1,15 +1,15 @@
-// C ABI: processes and the runtime. Thin shims over runtime/process.cpp and runtime/runtime.cpp.
+// C ABI: processes and the runtime. Thin shims over proc/process.cpp and proc/runtime.cpp.
 #include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
-#include "../forkserver.hpp"
-#include "../interrupt.hpp"
-#include "../process.hpp"
-#include "../runtime.hpp"
-#include "capi.hpp"
+#include "proc/forkserver.hpp"
+#include "base/interrupt.hpp"
+#include "proc/process.hpp"
+#include "proc/runtime.hpp"
+#include "capi/capi.hpp"
 
 using mproc::fail;
 using mproc::HandleKind;

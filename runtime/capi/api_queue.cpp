@@ -1,9 +1,9 @@
-// C ABI: queues. Thin shims over runtime/ring.cpp and runtime/queue.cpp.
+// C ABI: queues. Thin shims over ipc/ring.cpp and ipc/queue.cpp.
 #include <cstring>
 
-#include "../queue.hpp"
-#include "../runtime.hpp"
-#include "capi.hpp"
+#include "ipc/queue.hpp"
+#include "proc/runtime.hpp"
+#include "capi/capi.hpp"
 
 using mproc::fail;
 using mproc::HandleKind;

@@ -1,13 +1,14 @@
-// C ABI: shared values, arrays and named blocks. Thin shims over runtime/shm.cpp.
+// C ABI: shared values, arrays and named blocks. Thin shims over sync/value.cpp and shm/named.cpp.
 // The atomic operations check the handle's magic only (hot path); every other call also consults
 // the handle registry, so a freed handle is MPROC_EBADF.
 #include <mproc/shm.h>
 
 #include <cstring>
 
-#include "../runtime.hpp"
-#include "../shm.hpp"
-#include "capi.hpp"
+#include "proc/runtime.hpp"
+#include "shm/named.hpp"
+#include "sync/value.hpp"
+#include "capi/capi.hpp"
 
 using mproc::AtomicOp;
 using mproc::fail;

@@ -1,4 +1,4 @@
-// C ABI: locks, semaphores, conditions, events, barriers. Thin shims over runtime/sync.cpp.
+// C ABI: locks, semaphores, conditions, events, barriers. Thin shims over sync/sync.cpp.
 // Hot calls (lock acquire/release, semaphore acquire/release) check the handle's magic only;
 // the others also consult the handle registry (a freed handle is MPROC_EBADF).
 #include <mproc/sync.h>
@@ -6,9 +6,9 @@
 #include <climits>
 #include <cstring>
 
-#include "../runtime.hpp"
-#include "../sync.hpp"
-#include "capi.hpp"
+#include "proc/runtime.hpp"
+#include "sync/sync.hpp"
+#include "capi/capi.hpp"
 
 using mproc::fail;
 using mproc::HandleKind;

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <new>
 
-#include "../error.hpp"
+#include "base/error.hpp"
 
 namespace mproc {
 

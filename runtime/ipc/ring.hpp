@@ -1,0 +1,139 @@
+// The shared-memory ring behind mproc_queue_t: an MPMC FIFO of byte messages in one memfd.
+// The protocol (record kinds, locks, futex handshake, crash recovery) is described at the top of
+// ring.cpp.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "base/fd.hpp"
+#include "base/futex.hpp"
+
+namespace mproc {
+
+struct RingHeader;
+struct RingSlot;
+
+struct RingConfig {
+  size_t capacity = 0;     // bytes of the data ring (rounded up to a power of two); 0: default
+  size_t maxsize = 0;      // most messages held at once; 0: no limit
+  size_t max_message = 0;  // largest message accepted; 0: kRingMessageMax
+  bool joinable = false;   // count unfinished tasks (task_done / join)
+};
+
+struct RingStats {
+  uint64_t puts, gets, producer_deaths, consumer_deaths, dropped, lost, grants, revokes;
+};
+
+constexpr size_t kRingMessageMax = static_cast<size_t>(1) << 40;
+constexpr size_t kRingDefaultCapacity = static_cast<size_t>(1) << 21;  // 2 MiB
+constexpr size_t kRingMinCapacity = static_cast<size_t>(1) << 16;      // 64 KiB
+constexpr size_t kRingMaxCapacity = static_cast<size_t>(1) << 30;      // 1 GiB
+
+class Ring {
+ public:
+  ~Ring();
+  Ring(const Ring &) = delete;
+  Ring &operator=(const Ring &) = delete;
+
+  // A new ring in a fresh memfd, with its notification fifo. 0 or a negative code (recorded).
+  static int create(const RingConfig &cfg, std::unique_ptr<Ring> *out);
+  // Map an existing ring from its memfd and fifo fd (both adopted: closed by the Ring). The
+  // token, when non-zero, must match the ring's (it tells a reused fd number from the real one).
+  static int attach(UniqueFd memfd, UniqueFd fifo, uint64_t token, std::unique_ptr<Ring> *out);
+
+  // Blocking calls take a timeout in seconds: < 0 forever, 0 polls (EFULL / EEMPTY).
+  int put(const void *data, size_t len, double timeout);
+  // Copy the next message into buf. Too small: MPROC_EMSGSIZE, *out_len = size, message kept.
+  // With alloc, *out_buf receives a malloc'ed copy (buf/cap ignored).
+  int get(void *buf, size_t cap, size_t *out_len, void **out_buf, double timeout);
+  int reserve(size_t len, void **out, double timeout);
+  int commit(size_t len);
+  int cancel();
+  int peek(const void **out, size_t *out_len, double timeout);
+  int release();
+  bool reserving() const { return reserved_ != SIZE_MAX; }
+  bool peeking() const { return peek_len_ != SIZE_MAX; }
+
+  int close();
+  bool closed() const;
+  size_t qsize() const;
+  bool full() const;
+  int task_done();
+  int join(double timeout);
+  bool joinable() const;
+  RingStats stats() const;
+
+  // The pollable fd: readable while a message may be waiting or the ring is closed. The first
+  // call makes puts signal it (one atomic per put, a write() when it goes from idle to set).
+  int fileno();
+  // For wait(): drain the fifo, then report (and re-arm) whether a message or close is pending.
+  bool ready_for_get();
+  // Message waiting or closed (no side effect).
+  bool has_data_or_closed() const;
+
+  int memfd() const { return memfd_.get(); }
+  int fifo_fd() const { return fifo_.get(); }
+  uint64_t token() const;
+
+ private:
+  Ring() = default;
+  int map(UniqueFd memfd, size_t total);
+
+  int lock_producer(const Deadline &d, bool poll);
+  int lock_consumer(const Deadline &d, bool poll);
+  void unlock_producer();
+  void unlock_consumer();
+  void recover_producer();
+  void recover_producer_message();
+  int take_producer_side(uint32_t owner, bool force, const Deadline &d, bool poll);
+  bool claim_slot(uint32_t tid);
+  int wait_not_busy(RingSlot &s, uint32_t tid, const Deadline &d, bool poll);
+  bool fenceless_producer() const;
+  template <class Ready>
+  static int sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32_t> &sleeping,
+                         const std::atomic<int32_t> *other_cpu, const Ready &ready,
+                         const Deadline &d, const Ring *producers = nullptr,
+                         bool interruptible = true);
+  bool try_put_granted(uint32_t tid, const void *data, size_t len, const Deadline &d, bool poll,
+                       int *rc);
+  void recover_consumer();
+  int wait_space(size_t need, bool slot, const Deadline &d, bool poll);
+  int wait_data(const Deadline &d, bool poll);
+  void wait_more();
+  void check_writer_alive();
+  size_t free_space(size_t need);
+  size_t write_record(uint32_t kind, const void *data, size_t len, uint64_t total);
+  void publish(uint64_t new_tail);
+  void advance(uint64_t new_head);
+  void signal_fifo();
+  void drain_fifo();
+  int begin_message(size_t len);
+  void end_message_failed(bool published);
+  int put_locked(const void *data, size_t len, const Deadline &d, bool poll);
+  int get_locked(void *buf, size_t cap, size_t *out_len, void **out_buf, const Deadline &d,
+                 bool poll);
+  unsigned char *at(uint64_t pos) const;
+
+  RingHeader *h_ = nullptr;
+  unsigned char *data_ = nullptr;  // data ring, mapped twice back to back
+  size_t map_len_ = 0;
+  size_t cap_ = 0;   // bytes in the data ring (power of two)
+  size_t mask_ = 0;
+  UniqueFd memfd_;
+  UniqueFd fifo_;
+  int watching_ = 0;     // pid that registered as a watcher through this handle
+  int reserve_pid_ = 0;
+  int peek_pid_ = 0;
+  size_t reserved_ = SIZE_MAX;  // length reserved by this handle, SIZE_MAX when none
+  size_t peek_len_ = SIZE_MAX;  // record length peeked by this handle
+  uint64_t head_cache_ = 0;     // last head this handle read (producer side)
+  uint64_t tail_cache_ = 0;     // last tail this handle read (consumer side)
+  uint64_t last_look_ns_ = 0;   // when this handle last looked at tail for new data (wait_data)
+  int spin_ = 20;               // adaptive spin budget of this handle (microseconds)
+  bool wake_owed_ = false;      // published under the lock; look for sleepers after the unlock
+};
+
+}  // namespace mproc
