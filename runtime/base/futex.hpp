@@ -50,6 +50,19 @@ struct Deadline {
     d.at.tv_nsec = nsec % 1000000000L;
     return d;
   }
+  // The deadline at `ns` on the CLOCK_MONOTONIC nanosecond scale of now_ns().
+  static Deadline at_ns(uint64_t ns) {
+    Deadline d;
+    d.infinite = false;
+    d.at.tv_sec = static_cast<time_t>(ns / 1000000000ULL);
+    d.at.tv_nsec = static_cast<long>(ns % 1000000000ULL);
+    return d;
+  }
+  // The deadline on that scale; UINT64_MAX when infinite.
+  uint64_t ns() const {
+    if (infinite) return UINT64_MAX;
+    return static_cast<uint64_t>(at.tv_sec) * 1000000000ULL + static_cast<uint64_t>(at.tv_nsec);
+  }
   // The earlier of two deadlines (a bounded sleep inside a caller's wait).
   static Deadline earlier(const Deadline &a, const Deadline &b) {
     if (a.infinite) return b;

@@ -421,7 +421,7 @@ MPROC_API int mproc_pool_imap(mproc_pool_t *pool, mproc_task_fn fn, const void *
     std::shared_ptr<Job> job;
     // imap's default chunk is 1, as Python's.
     if (int rc = var_job(pool, fn, args, lens, n, o.chunksize ? o.chunksize : 1, o, &job)) return rc;
-    job->iter = ordered ? 1 : 2;
+    job->iter = ordered ? Job::Iter::kOrdered : Job::Iter::kUnordered;
     return submit(pool, job, out);
   });
 }
@@ -440,7 +440,7 @@ MPROC_API int mproc_pool_imap_lazy(mproc_pool_t *pool, mproc_task_fn fn, mproc_n
     if (int rc = check_remote(pool, reinterpret_cast<const void *>(fn), o)) return rc;
     auto job = new_job(*pool->pool, Job::Kind::kVar, 0, o.chunksize ? o.chunksize : 1, o);
     job->fn = fn;
-    job->iter = ordered ? 1 : 2;
+    job->iter = ordered ? Job::Iter::kOrdered : Job::Iter::kUnordered;
     job->lazy = true;
     job->source_done = false;
     job->next_fn = next;
@@ -587,7 +587,7 @@ MPROC_API int mproc_async_item(const mproc_async_t *r, size_t i, const void **da
       if (job.err && i == job.err_index) return fail(job.err, "%s", job.err_msg.c_str());
       return 0;
     }
-    if (job.iter) return fail(MPROC_EINVAL, "an imap's items are read with mproc_async_next");
+    if (job.iter != Job::Iter::kNone) return fail(MPROC_EINVAL, "an imap's items are read with mproc_async_next");
     const Job::Item &it = job.item(i);
     if (data) *data = it.value.empty() ? nullptr : it.value.data();
     if (len) *len = it.value.size();
@@ -607,11 +607,11 @@ MPROC_API int mproc_async_next(mproc_async_t *r, double timeout, size_t *index, 
     if (int rc = mproc::check_timeout(timeout)) return rc;
     if (int rc = check_async(r)) return rc;
     Job &job = *r->job;
-    if (!job.iter) return fail(MPROC_EINVAL, "not an imap result");
+    if (job.iter == Job::Iter::kNone) return fail(MPROC_EINVAL, "not an imap result");
     std::unique_lock<std::mutex> g(job.mu);
     auto at_end = [&] { return job.source_done && job.delivered >= job.n; };
     auto has_next = [&] {
-      if (job.iter == 1) return job.next_ordered < job.n && job.item(job.next_ordered).ready;
+      if (job.iter == Job::Iter::kOrdered) return job.next_ordered < job.n && job.item(job.next_ordered).ready;
       return !job.unordered.empty();
     };
     auto can_return = [&] { return has_next() || at_end(); };
@@ -626,7 +626,7 @@ MPROC_API int mproc_async_next(mproc_async_t *r, double timeout, size_t *index, 
       return fail(MPROC_EITEREND, "all %zu results were read", job.n);
     }
     size_t i;
-    if (job.iter == 1) {
+    if (job.iter == Job::Iter::kOrdered) {
       i = job.next_ordered++;
     } else {
       i = job.unordered.front();

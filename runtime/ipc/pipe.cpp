@@ -99,10 +99,6 @@ static_assert(sizeof(Frame) == kFrameHdr, "frame header size");
 
 inline size_t pad8(size_t n) { return (n + 7) & ~static_cast<size_t>(7); }
 
-uint64_t deadline_ns(const Deadline &d) {
-  if (d.infinite) return UINT64_MAX;
-  return static_cast<uint64_t>(d.at.tv_sec) * 1000000000ULL + static_cast<uint64_t>(d.at.tv_nsec);
-}
 
 inline unsigned char *ring_of(PipeDir *d) { return reinterpret_cast<unsigned char *>(d) + kDirHdr; }
 
@@ -147,7 +143,7 @@ int poll_until(struct pollfd *p, nfds_t n, const Deadline &d) {
   for (;;) {
     struct timespec rel, *tp = nullptr;
     if (!d.infinite) {
-      const uint64_t now = now_ns(), at = deadline_ns(d);
+      const uint64_t now = now_ns(), at = d.ns();
       const uint64_t left = at > now ? at - now : 0;
       rel.tv_sec = static_cast<time_t>(left / 1000000000ULL);
       rel.tv_nsec = static_cast<long>(left % 1000000000ULL);
@@ -179,12 +175,6 @@ void rearm_watched(mproc_conn &c) {
   if (readable(d)) signal_evfd(d, c.in_evfd);
 }
 
-// The earlier of the deadline and `seconds` from now.
-Deadline slice(const Deadline &d, double seconds) {
-  Deadline s = Deadline::after(seconds);
-  return deadline_ns(d) < deadline_ns(s) ? d : s;
-}
-
 // Receiver: sleep on the futex until the ring has data, the peer hangs up or the deadline.
 // 1 ready, 0 timeout, or (when interruptible) MPROC_EINTR.
 int sleep_input(mproc_conn &c, const Deadline &dl, bool interruptible) {
@@ -195,7 +185,7 @@ int sleep_input(mproc_conn &c, const Deadline &dl, bool interruptible) {
     d->sleeping.store(1);
     std::atomic_thread_fence(std::memory_order_seq_cst);  // the flag, then the ring (see top)
     if (readable(d)) return 1;
-    const int r = futex_wait(&d->data_seq, s, slice(dl, step));
+    const int r = futex_wait(&d->data_seq, s, Deadline::earlier(dl, Deadline::after(step)));
     if (readable(d)) return 1;
     if (r == -ETIMEDOUT) {
       if (hung_up(c)) return 1;
@@ -213,7 +203,7 @@ int wait_input(mproc_conn &c, const Deadline &dl, bool poll, bool interruptible 
   if (readable(d) || c.peer_gone) return 1;
   if (poll) return hung_up(c) || readable(d) ? 1 : 0;
   const uint64_t t0 = now_ns();
-  const uint64_t until = std::min(t0 + static_cast<uint64_t>(c.spin_ns), deadline_ns(dl));
+  const uint64_t until = std::min(t0 + static_cast<uint64_t>(c.spin_ns), dl.ns());
   // Spinning is pointless while the sender last ran on this CPU: it cannot answer before we
   // give the CPU up (the check is cheap: glibc reads the CPU from rseq).
   const int32_t cpu = sched_getcpu() + 1;

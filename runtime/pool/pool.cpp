@@ -30,6 +30,7 @@
 #include <ctime>
 #include <map>
 
+#include "base/align.hpp"
 #include "base/error.hpp"
 #include "base/interrupt.hpp"
 #include "base/names.hpp"
@@ -110,16 +111,6 @@ struct Boot {
   uint64_t init_fn;
   uint64_t init_len;
 };
-
-Deadline deadline_at_ns(uint64_t ns) {
-  Deadline d;
-  d.infinite = false;
-  d.at.tv_sec = static_cast<time_t>(ns / 1000000000ULL);
-  d.at.tv_nsec = static_cast<long>(ns % 1000000000ULL);
-  return d;
-}
-
-size_t round64(size_t n) { return (n + 63) & ~static_cast<size_t>(63); }
 
 std::string describe_exit(int code) {
   char buf[96];
@@ -426,7 +417,7 @@ void Job::note_failure(size_t index, int code, int tcode, const char *msg, size_
 
 void Job::fail_chunk(size_t c, int code, int tcode, const std::string &msg) {
   std::unique_lock<std::mutex> g(mu);
-  if (c < chunk_base || chunk(c).state == 2) return;
+  if (c < chunk_base || chunk(c).state == Job::Chunk::State::kDone) return;
   Chunk &ch = chunk(c);
   if (kind == Kind::kVar) {
     for (size_t k = ch.first; k < ch.first + ch.count; k++) {
@@ -441,11 +432,11 @@ void Job::fail_chunk(size_t c, int code, int tcode, const std::string &msg) {
 }
 
 void Job::trim() {
-  while (!chunks.empty() && chunks.front().state == 2 && (iter || lazy)) {
+  while (!chunks.empty() && chunks.front().state == Job::Chunk::State::kDone && (iter != Iter::kNone || lazy)) {
     chunks.pop_front();
     chunk_base++;
   }
-  if (!iter) return;
+  if (iter == Iter::kNone) return;
   while (!items.empty() && items.front().delivered) {
     items.pop_front();
     item_base++;
@@ -492,7 +483,7 @@ void Job::finish_if_done(std::unique_lock<std::mutex> &g) {
     ready.store(true, std::memory_order_release);
   }
   // A waiter of a whole result needs waking once, at the end; an iterator's reader at each chunk.
-  if (done || iter) cv.notify_all();
+  if (done || iter != Iter::kNone) cv.notify_all();
   mproc_async_cb fire = done ? (err ? ecb : cb) : nullptr;
   mproc_async_t *h = handle;
   void *cbp = cb_payload;
@@ -503,7 +494,7 @@ void Job::finish_if_done(std::unique_lock<std::mutex> &g) {
 
 void Job::chunk_finished(size_t c, std::unique_lock<std::mutex> &g) {
   Chunk &ch = chunk(c);
-  ch.state = 2;
+  ch.state = Job::Chunk::State::kDone;
   ch.args.clear();
   ch.args.shrink_to_fit();
   chunks_done++;
@@ -511,7 +502,7 @@ void Job::chunk_finished(size_t c, std::unique_lock<std::mutex> &g) {
   if (kind == Kind::kVar) {
     for (size_t k = ch.first; k < ch.first + ch.count; k++) {
       item(k).ready = true;
-      if (iter == 2) unordered.push_back(k);
+      if (iter == Iter::kUnordered) unordered.push_back(k);
     }
   }
   trim();
@@ -886,7 +877,7 @@ void Pool::on_result(size_t i, const char *data, size_t len) {
   Job &job = *f.ref.job;
   size_t c = f.ref.chunk;
   std::unique_lock<std::mutex> g(job.mu);
-  if (c < job.chunk_base || job.chunk(c).state == 2) return;  // canceled meanwhile
+  if (c < job.chunk_base || job.chunk(c).state == Job::Chunk::State::kDone) return;  // canceled meanwhile
   size_t first = job.chunk(c).first, count = job.chunk(c).count;
   const char *p = data + sizeof rh;
   if (rh.kind == kMsgVar) {
@@ -954,8 +945,8 @@ bool Pool::handle_exits() {
         {
           Job &j = *it->ref.job;
           std::lock_guard<std::mutex> jg(j.mu);
-          if (it->ref.chunk < j.chunk_base || j.chunk(it->ref.chunk).state == 2) continue;
-          j.chunk(it->ref.chunk).state = 0;
+          if (it->ref.chunk < j.chunk_base || j.chunk(it->ref.chunk).state == Job::Chunk::State::kDone) continue;
+          j.chunk(it->ref.chunk).state = Job::Chunk::State::kQueued;
         }
         pending_.push_front(it->ref);
       }
@@ -998,7 +989,7 @@ bool Pool::check_timeouts(Deadline *next) {
     for (auto &g : w.inflight) {
       if (!cancel_scan_) break;
       std::lock_guard<std::mutex> jg(g.ref.job->mu);
-      if (g.ref.chunk < g.ref.job->chunk_base || g.ref.job->chunk(g.ref.chunk).state == 2) {
+      if (g.ref.chunk < g.ref.job->chunk_base || g.ref.job->chunk(g.ref.chunk).state == Job::Chunk::State::kDone) {
         canceled = true;
         if (&g == &f && running && w.kill_task != f.id) {
           w.kill_task = f.id;
@@ -1033,7 +1024,7 @@ bool Pool::check_timeouts(Deadline *next) {
     for (auto &w : workers_)
       if (!w.inflight.empty() && w.inflight.front().ref.job->timeout > 0) timeouts_on = true;
   if (timeouts_on) soonest = std::min<uint64_t>(soonest, now + 20000000ULL);  // 20 ms
-  if (soonest != UINT64_MAX) *next = deadline_at_ns(soonest);
+  if (soonest != UINT64_MAX) *next = Deadline::at_ns(soonest);
   return any;
 }
 
@@ -1044,9 +1035,9 @@ bool Pool::push(size_t i, const ChunkRef &ref) {
   const size_t *aoff;
   {
     std::lock_guard<std::mutex> g(job.mu);
-    if (c < job.chunk_base || job.chunk(c).state == 2) return true;  // canceled: drop it
+    if (c < job.chunk_base || job.chunk(c).state == Job::Chunk::State::kDone) return true;  // canceled: drop it
     Job::Chunk &ch = job.chunk(c);
-    ch.state = 1;
+    ch.state = Job::Chunk::State::kInWorker;
     first = ch.first;
     count = ch.count;
     // A lazy chunk has its own arguments (indexed from 0); the deque keeps them in place.
@@ -1127,7 +1118,7 @@ bool Pool::push_write(size_t i, const ChunkRef &ref, std::vector<struct iovec> &
     });
   if (rc < 0) {
     std::lock_guard<std::mutex> g(job.mu);
-    if (c >= job.chunk_base && job.chunk(c).state == 1) job.chunk(c).state = 0;
+    if (c >= job.chunk_base && job.chunk(c).state == Job::Chunk::State::kInWorker) job.chunk(c).state = Job::Chunk::State::kQueued;
     return false;
   }
   w.inflight.push_back(Inflight{ref, next_id_++});
@@ -1420,7 +1411,7 @@ void Pool::run() {
         uint64_t cur = next.infinite ? UINT64_MAX
                                      : static_cast<uint64_t>(next.at.tv_sec) * 1000000000ULL +
                                            static_cast<uint64_t>(next.at.tv_nsec);
-        if (at < cur) next = deadline_at_ns(at);
+        if (at < cur) next = Deadline::at_ns(at);
         remote_poll_ns_ = std::min<uint64_t>(remote_poll_ns_ * 2, kRemotePollMaxNs);
       }
     }

@@ -37,7 +37,8 @@ struct Job {
   // One chunk: items [first, first + count). A lazy job's chunks carry their own arguments.
   struct Chunk {
     size_t first = 0, count = 0;
-    uint8_t state = 0;  // 0 queued, 1 in a worker, 2 done
+    enum class State : uint8_t { kQueued, kInWorker, kDone };
+    State state = State::kQueued;
     std::vector<char> args;
     std::vector<size_t> off;  // count + 1 offsets into args
   };
@@ -55,7 +56,8 @@ struct Job {
   size_t in_size = 0, out_size = 0;
   size_t n = 0, chunksize = 1, nchunks = 0;  // lazy: items and chunks taken so far
   double timeout = 0;
-  int iter = 0;  // 0: not iterated, 1: ordered, 2: unordered
+  enum class Iter { kNone, kOrdered, kUnordered };  // read whole, or with mproc_async_next
+  Iter iter = Iter::kNone;
 
   // Lazy input (mproc_pool_imap_lazy): pulled on the dispatcher thread while fewer than
   // `bound` items are taken but not yet handed to the consumer.

@@ -16,9 +16,10 @@
 #include <memory>
 #include <vector>
 
+#include "base/align.hpp"
 #include "base/error.hpp"
-#include "shm/segment.hpp"
 #include "base/mutex.hpp"
+#include "shm/segment.hpp"
 
 namespace mproc {
 namespace {
@@ -53,7 +54,6 @@ static_assert(sizeof(BlockHeader) == kAlign, "block header is one cache line");
 static_assert(sizeof(ArenaHeader) <= kAlign, "arena header fits one cache line");
 constexpr uint64_t kFirstBlock = kAlign;
 
-constexpr uint64_t round_up(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
 
 char kind_letter(ObjKind k) {
   static const char letters[] = "?VLSCEB";

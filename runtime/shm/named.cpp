@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/align.hpp"
 #include "base/error.hpp"
 #include "base/fd.hpp"
 #include "base/handles.hpp"
@@ -58,7 +59,6 @@ struct Trailer {
 };
 static_assert(sizeof(Trailer) == 64, "trailer is 64 bytes");
 
-constexpr uint64_t round64(uint64_t n) { return (n + 63) / 64 * 64; }
 }  // namespace
 
 struct LeaseHeader {
