@@ -47,6 +47,7 @@ trap 'exit 1' INT TERM HUP
 snapshot_links > "$work/links_before"
 version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build/CMakeCache.txt")
 
+# shellcheck disable=SC2046 # pkg-config output is meant to be split into words
 # Uses the install the environment leads to: $1 names it, $2 is where the Python and Lua modules
 # must be found.
 use_mproc() {
