@@ -1,5 +1,5 @@
-# Install rules and packaging: the library (with soname), headers, pkg-config file, CMake
-# package config (mproc::mproc) and a Debian package through CPack.
+# Install rules: the library (with soname), headers, pkg-config file and CMake package config
+# (mproc::mproc). The Debian packages are built from debian/ (docs/install.md).
 include(CMakePackageConfigHelpers)
 
 set(MPROC_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/mproc)
@@ -26,23 +26,14 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/mprocConfigVersion.cmake
 install(FILES ${PROJECT_BINARY_DIR}/mprocConfig.cmake ${PROJECT_BINARY_DIR}/mprocConfigVersion.cmake
   DESTINATION ${MPROC_INSTALL_CMAKEDIR} COMPONENT dev)
 
-# pkg-config: the prefix is found from the .pc file's own place (${pcfiledir}), so the same
-# file is right in a temporary prefix, in /usr/local and in the Debian package's /usr.
-file(RELATIVE_PATH MPROC_PC_TO_PREFIX /p/${CMAKE_INSTALL_LIBDIR}/pkgconfig /p)
-string(REGEX REPLACE "/$" "" MPROC_PC_TO_PREFIX "${MPROC_PC_TO_PREFIX}")
-set(MPROC_PC_LIBDIR ${CMAKE_INSTALL_LIBDIR})
-set(MPROC_PC_INCLUDEDIR ${CMAKE_INSTALL_INCLUDEDIR})
-configure_file(${PROJECT_SOURCE_DIR}/pkgconfig/mproc.pc.in ${PROJECT_BINARY_DIR}/mproc.pc @ONLY)
-install(FILES ${PROJECT_BINARY_DIR}/mproc.pc
-  DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
-
-set(CPACK_PACKAGE_NAME libmproc)
-set(CPACK_PACKAGE_VENDOR "mproc")
-set(CPACK_PACKAGE_CONTACT "mproc developers <dev@mproc.invalid>")
-set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "${PROJECT_DESCRIPTION}")
-set(CPACK_GENERATOR DEB)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "libuv1 (>= 1.44), libuv1-dev (>= 1.44)")
-set(CPACK_DEBIAN_PACKAGE_SECTION libdevel)
-set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
-set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
-include(CPack)
+# pkg-config files carry the real prefix: `cmake --install --prefix` may change it after
+# configuring, so the prefix is filled in at install time.
+function(mproc_install_pc name)
+  set(MPROC_PC_PREFIX "@MPROC_PC_PREFIX@")  # left for the install-time pass below
+  configure_file(${PROJECT_SOURCE_DIR}/pkgconfig/${name}.pc.in ${PROJECT_BINARY_DIR}/${name}.pc.in @ONLY)
+  install(CODE "set(MPROC_PC_PREFIX \"\${CMAKE_INSTALL_PREFIX}\")
+    configure_file(\"${PROJECT_BINARY_DIR}/${name}.pc.in\" \"${PROJECT_BINARY_DIR}/${name}.pc\" @ONLY)"
+    COMPONENT dev)
+  install(FILES ${PROJECT_BINARY_DIR}/${name}.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
+endfunction()
+mproc_install_pc(mproc)
