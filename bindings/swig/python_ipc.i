@@ -281,7 +281,11 @@ static PyObject *mproc_py_barrier_wait(PyObject *self, PyObject *args) {
   if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
   if (mproc_py_ptr(h, &b, SWIGTYPE_p_mproc_barrier) < 0) return NULL;
   int rc;
-  if (mproc_py_barrier_helper) {
+  /* The last party to arrive does not wait: no helper needed (unless a party arrives at the
+   * same moment, which then waits whole). */
+  mproc_barrier_t *bar = (mproc_barrier_t *)b;
+  int last = mproc_barrier_n_waiting(bar) + 1 >= mproc_barrier_parties(bar);
+  if (mproc_py_barrier_helper || last) {
     Py_BEGIN_ALLOW_THREADS
     rc = mproc_barrier_wait((mproc_barrier_t *)b, timeout);
     Py_END_ALLOW_THREADS
