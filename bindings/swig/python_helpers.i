@@ -387,6 +387,14 @@ static int mproc_py_wait(mproc_py_slice_fn fn, void *ctx, double timeout, int ag
   }
 }
 
+/* True, False (timed out) or NULL (raised) from a wait whose slices end with MPROC_ETIMEDOUT. */
+static PyObject *mproc_py_waited(int rc) {
+  if (rc == MPROC_PY_RAISED) return NULL;
+  if (rc == 0) Py_RETURN_TRUE;
+  if (rc == MPROC_ETIMEDOUT) Py_RETURN_FALSE;
+  return mproc_py_raise(rc);
+}
+
 static int mproc_py_async_slice(void *r, double s) { return mproc_async_wait((mproc_async_t *)r, s); }
 /* Wait for r: 0 when ready, MPROC_EAGAIN when the timeout passed, MPROC_PY_RAISED. */
 static int mproc_py_wait_async(mproc_async_t *r, double timeout) {
@@ -841,11 +849,21 @@ static PyObject *mproc_py_pool_join(PyObject *self, PyObject *args) {
   void *pool;
   if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
   if (mproc_py_ptr(h, &pool, SWIGTYPE_p_mproc_pool) < 0) return NULL;
-  int rc = mproc_py_wait(mproc_py_join_slice, pool, timeout, MPROC_ETIMEDOUT, 0);
-  if (rc == MPROC_PY_RAISED) return NULL;
-  if (rc == 0) Py_RETURN_TRUE;
-  if (rc == MPROC_ETIMEDOUT) Py_RETURN_FALSE;
-  return mproc_py_raise(rc);
+  return mproc_py_waited(mproc_py_wait(mproc_py_join_slice, pool, timeout, MPROC_ETIMEDOUT, 0));
+}
+
+/* process_join(process, timeout) -> True (ended) / False (timed out). */
+static int mproc_py_process_slice(void *p, double s) {
+  return mproc_process_join((mproc_process_t *)p, s);
+}
+static PyObject *mproc_py_process_join(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h;
+  double timeout;
+  void *p;
+  if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
+  if (mproc_py_ptr(h, &p, SWIGTYPE_p_mproc_process) < 0) return NULL;
+  return mproc_py_waited(mproc_py_wait(mproc_py_process_slice, p, timeout, MPROC_ETIMEDOUT, 0));
 }
 
 /* pool_stats(pool) -> [(pid, tasks, busy_seconds, restarts, last_exit)] */
@@ -922,6 +940,7 @@ static PyObject *mproc_py_error_codes(PyObject *self, PyObject *args) {
 %native(pool_stats) PyObject *mproc_py_pool_stats(PyObject *self, PyObject *args);
 %native(pool_imap_lazy) PyObject *mproc_py_pool_imap_lazy(PyObject *self, PyObject *args);
 %native(pool_join) PyObject *mproc_py_pool_join(PyObject *self, PyObject *args);
+%native(process_join) PyObject *mproc_py_process_join(PyObject *self, PyObject *args);
 %native(feed_state) PyObject *mproc_py_feed_state(PyObject *self, PyObject *args);
 %native(async_wait) PyObject *mproc_py_async_wait(PyObject *self, PyObject *args);
 %native(async_get) PyObject *mproc_py_async_get(PyObject *self, PyObject *args);

@@ -70,15 +70,6 @@ static PyObject *mproc_py_array_new(PyObject *self, PyObject *args) {
 }
 
 /* ---- blocking calls: each waits through mproc_py_wait (python_helpers.i) ---------------- */
-/* 1 (True), 0 (False: timed out) or -1 (raised) from the result of a wait whose timeout is
- * MPROC_ETIMEDOUT. */
-static PyObject *mproc_py_waited(int rc) {
-  if (rc == MPROC_PY_RAISED) return NULL;
-  if (rc == 0) Py_RETURN_TRUE;
-  if (rc == MPROC_ETIMEDOUT) Py_RETURN_FALSE;
-  return mproc_py_raise(rc);
-}
-
 static int mproc_py_sem_slice(void *s, double t) { return mproc_sem_acquire((mproc_sem_t *)s, t); }
 /* sem_acquire(sem, timeout) -> True/False. Tries without blocking first, keeping the GIL. */
 static PyObject *mproc_py_sem_acquire(PyObject *self, PyObject *args) {
