@@ -72,7 +72,8 @@ end
 -- Lua, and a C call in one piece would keep it out until the wait ends. So every blocking call
 -- waits in slices of SLICE seconds (each a C call), and the hook fires between two of them.
 local SLICE = 0.1
-local AGAIN = { MPROC_ETIMEDOUT = true, MPROC_EEMPTY = true, MPROC_EFULL = true, MPROC_EINTR = true }
+local AGAIN = { MPROC_ETIMEDOUT = true, MPROC_EEMPTY = true, MPROC_EFULL = true, MPROC_EINTR = true,
+                MPROC_EAGAIN = true }
 
 -- fn(h, ..., slice) for timeout seconds (nil or < 0: forever), as many slices as it takes; returns
 -- fn's results, or nil, err once the time is up (err: the last slice's "MPROC_ETIMEDOUT: ..." or
@@ -85,7 +86,7 @@ local function wait(fn, timeout, ...)
     args[n + 1] = s
     local r = table.pack(pcall(fn, table.unpack(args, 1, n + 1)))
     if r[1] then return table.unpack(r, 2, r.n) end
-    if not AGAIN[tostring(r[2]):match("^(MPROC_E%u+)")] then error(r[2], 3) end
+    if not AGAIN[tostring(r[2]):match("^(MPROC_E%u+)")] then error(r[2], 0) end
     if left >= 0 then
       left = left - s
       if left <= 0 then return nil, r[2] end
@@ -179,10 +180,20 @@ end
 
 function Pool:workers() return C.mproc_pool_workers(self._h) end
 
+-- Submit (C.pool_submit) and wait in slices: results, errors (see async_items in lua_helpers.i).
+-- The result handle is freed also when the wait raises (Ctrl-C); the work goes on.
+local function run(pool, msgs, chunksize)
+  local r = C.pool_submit(pool._h, msgs, chunksize or 0)
+  local _ <close> = setmetatable({}, { __close = function() C.mproc_async_free(r) end })
+  wait(C.mproc_async_wait, nil, r)
+  return C.async_items(r)
+end
+
 -- Run f(...) in a worker and return its results; a failure raises its error.
 function Pool:apply(f, ...)
-  local r = C.pool_apply(self._h, M.dumps(self:_name(f), table.pack(...)))
-  return M.loads(r)
+  local raw, errs = run(self, M.dumps(self:_name(f), table.pack(...)))
+  if errs[1] then error(errs[1], 0) end
+  return M.loads(raw[1])
 end
 
 -- Run f over the items (each passed as one argument); returns results, errors: errors[i] is the
@@ -190,7 +201,7 @@ end
 function Pool:map_status(f, items, chunksize)
   local name, msgs = self:_name(f), {}
   for i = 1, #items do msgs[i] = M.dumps(name, { items[i], n = 1 }) end
-  local raw, errs = C.pool_map(self._h, msgs, chunksize or 0)
+  local raw, errs = run(self, msgs, chunksize)
   local out = {}
   for i = 1, #items do
     if raw[i] then out[i] = (M.loads(raw[i])) end
@@ -213,7 +224,7 @@ function Pool:close() C.mproc_pool_close(self._h) end
 function Pool:terminate() C.mproc_pool_terminate(self._h) end
 function Pool:join(timeout)
   local _, err = wait(C.mproc_pool_join, timeout, self._h)
-  if err then error(err, 2) end
+  if err then error(err, 0) end
 end
 -- Stop the workers and release everything (also what `local p <close> = mproc.Pool{}` does).
 function Pool:free()
@@ -241,11 +252,11 @@ Queue.__gc = finalizer(C.mproc_queue_free)
 -- A streamed put (over half the ring) that a slice ends half-way is withdrawn and put again.
 function Queue:put_bytes(s, timeout)
   local _, err = wait(C.mproc_queue_put, timeout, self._h, s)
-  if err then error(err, 2) end
+  if err then error(err, 0) end
 end
 function Queue:get_bytes(timeout)
   local r, err = wait(C.mproc_queue_get_alloc, timeout, self._h)
-  if err then error(err, 2) end
+  if err then error(err, 0) end
   return r
 end
 function Queue:put(...) self:put_bytes(M.dumps(...)) end

@@ -12,6 +12,14 @@ local CASES = {
     mp.Process{ target = function() l:acquire(); held:put(true); mp.Queue():get() end,
                 daemon = true }:start()
     held:get(); ready(); l:acquire()]],
+  pool_apply = [[
+    function forever() mp.Queue():get() end
+    local pool <close> = mp.Pool{ workers = 1 }
+    ready(); pool:apply(forever)]],
+  pool_map = [[
+    function forever() mp.Queue():get() end
+    local pool <close> = mp.Pool{ workers = 2 }
+    ready(); pool:map(forever, { 1, 2 })]],
   process_join = [[
     local p = mp.Process{ target = function() mp.Queue():get() end, daemon = true }:start()
     ready(); p:join()]],
