@@ -236,9 +236,6 @@ typedef struct {
 
 static void *mproc_py_barrier_thread(void *arg) {
   mproc_py_barrier_call *c = (mproc_py_barrier_call *)arg;
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, NULL);  /* signals are for the caller (the main thread) */
   mproc_py_barrier_helper = 1;
   int rc = mproc_barrier_wait(c->b, c->timeout);
   pthread_mutex_lock(&c->mu);
@@ -289,7 +286,11 @@ static PyObject *mproc_py_barrier_wait(PyObject *self, PyObject *args) {
     pthread_cond_init(&c.cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_t t;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);  /* the helper blocks all: signals are the caller's */
     int e = pthread_create(&t, NULL, mproc_py_barrier_thread, &c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e == 0) {
       rc = mproc_py_wait(mproc_py_barrier_slice, &c, -1, MPROC_ETIMEDOUT, 0);
       /* Raised before the barrier let us through: break it (the helper returns now). A wait
