@@ -67,6 +67,33 @@ local function finalizer(free)
   end
 end
 
+-- ---- waiting: in slices, so that Ctrl-C gets through ------------------------------------------
+-- lua5.4's SIGINT handler only sets a hook that raises "interrupted!" once control is back in
+-- Lua, and a C call in one piece would keep it out until the wait ends. So every blocking call
+-- waits in slices of SLICE seconds (each a C call), and the hook fires between two of them.
+local SLICE = 0.1
+local AGAIN = { MPROC_ETIMEDOUT = true, MPROC_EEMPTY = true, MPROC_EFULL = true, MPROC_EINTR = true,
+                MPROC_EAGAIN = true }
+
+-- fn(h, ..., slice) for timeout seconds (nil or < 0: forever), as many slices as it takes; returns
+-- fn's results, or nil, err once the time is up (err: the last slice's "MPROC_ETIMEDOUT: ..." or
+-- "MPROC_EEMPTY: ..."). Other errors are raised.
+local function wait(fn, timeout, ...)
+  local n, args = select("#", ...), table.pack(...)
+  local left = (timeout and timeout >= 0) and timeout or -1
+  while true do
+    local s = (left >= 0 and left < SLICE) and left or SLICE
+    args[n + 1] = s
+    local r = table.pack(pcall(fn, table.unpack(args, 1, n + 1)))
+    if r[1] then return table.unpack(r, 2, r.n) end
+    if not AGAIN[tostring(r[2]):match("^(MPROC_E%u+)")] then error(r[2], 0) end
+    if left >= 0 then
+      left = left - s
+      if left <= 0 then return nil, r[2] end
+    end
+  end
+end
+
 -- ---- Process ----------------------------------------------------------------------------------
 local Process = {}
 Process.__index = Process
@@ -96,10 +123,8 @@ function Process:start()
 end
 -- Wait (timeout in seconds; nil waits forever). Returns true once ended, false on timeout.
 function Process:join(timeout)
-  local ok, err = pcall(C.mproc_process_join, self._h, timeout or -1)
-  if ok then return true end
-  if tostring(err):find("MPROC_ETIMEDOUT", 1, true) then return false end
-  error(err, 2)
+  local _, err = wait(C.mproc_process_join, timeout, self._h)
+  return err == nil
 end
 function Process:is_alive() return C.mproc_process_is_alive(self._h) == 1 end
 function Process:pid() return C.mproc_process_pid(self._h) end
@@ -109,6 +134,7 @@ function Process:exitcode()
   if tostring(code):find("MPROC_ERUNNING", 1, true) then return nil end
   error(code, 2)
 end
+Process.__gc = finalizer(C.mproc_process_free)  -- a child still running keeps its handle
 function Process:terminate() C.mproc_process_terminate(self._h) end
 function Process:kill() C.mproc_process_kill(self._h) end
 function Process:close()
@@ -154,10 +180,20 @@ end
 
 function Pool:workers() return C.mproc_pool_workers(self._h) end
 
+-- Submit (C.pool_submit) and wait in slices: results, errors (see async_items in lua_helpers.i).
+-- The result handle is freed also when the wait raises (Ctrl-C); the work goes on.
+local function run(pool, msgs, chunksize)
+  local r = C.pool_submit(pool._h, msgs, chunksize or 0)
+  local _ <close> = setmetatable({}, { __close = function() C.mproc_async_free(r) end })
+  wait(C.mproc_async_wait, nil, r)
+  return C.async_items(r)
+end
+
 -- Run f(...) in a worker and return its results; a failure raises its error.
 function Pool:apply(f, ...)
-  local r = C.pool_apply(self._h, M.dumps(self:_name(f), table.pack(...)))
-  return M.loads(r)
+  local raw, errs = run(self, M.dumps(self:_name(f), table.pack(...)))
+  if errs[1] then error(errs[1], 0) end
+  return M.loads(raw[1])
 end
 
 -- Run f over the items (each passed as one argument); returns results, errors: errors[i] is the
@@ -165,7 +201,7 @@ end
 function Pool:map_status(f, items, chunksize)
   local name, msgs = self:_name(f), {}
   for i = 1, #items do msgs[i] = M.dumps(name, { items[i], n = 1 }) end
-  local raw, errs = C.pool_map(self._h, msgs, chunksize or 0)
+  local raw, errs = run(self, msgs, chunksize)
   local out = {}
   for i = 1, #items do
     if raw[i] then out[i] = (M.loads(raw[i])) end
@@ -186,7 +222,10 @@ end
 
 function Pool:close() C.mproc_pool_close(self._h) end
 function Pool:terminate() C.mproc_pool_terminate(self._h) end
-function Pool:join(timeout) C.mproc_pool_join(self._h, timeout or -1) end
+function Pool:join(timeout)
+  local _, err = wait(C.mproc_pool_join, timeout, self._h)
+  if err then error(err, 0) end
+end
 -- Stop the workers and release everything (also what `local p <close> = mproc.Pool{}` does).
 function Pool:free()
   if self._h then
@@ -196,6 +235,7 @@ function Pool:free()
   end
 end
 Pool.__close = function(self) if self._pid == C.getpid() then self:free() end end
+Pool.__gc = Pool.__close
 
 -- ---- Queue ------------------------------------------------------------------------------------
 local Queue = {}
@@ -209,8 +249,16 @@ end
 setmetatable(Queue, { __call = function(_, ...) return Queue.new(...) end })
 Queue.__gc = finalizer(C.mproc_queue_free)
 
-function Queue:put_bytes(s, timeout) C.mproc_queue_put(self._h, s, timeout or -1) end
-function Queue:get_bytes(timeout) return C.mproc_queue_get_alloc(self._h, timeout or -1) end
+-- A streamed put (over half the ring) that a slice ends half-way is withdrawn and put again.
+function Queue:put_bytes(s, timeout)
+  local _, err = wait(C.mproc_queue_put, timeout, self._h, s)
+  if err then error(err, 0) end
+end
+function Queue:get_bytes(timeout)
+  local r, err = wait(C.mproc_queue_get_alloc, timeout, self._h)
+  if err then error(err, 0) end
+  return r
+end
 function Queue:put(...) self:put_bytes(M.dumps(...)) end
 function Queue:get(timeout) return M.loads(self:get_bytes(timeout)) end
 function Queue:qsize() return C.mproc_queue_qsize(self._h) end
@@ -233,10 +281,8 @@ end
 -- acquire(timeout): true, or false on timeout. A holder that died raises MPROC_EOWNERDEAD (the
 -- lock is then held by the caller).
 function Lock:acquire(timeout)
-  local ok, err = pcall(C.mproc_lock_acquire, self._h, timeout or -1)
-  if ok then return true end
-  if tostring(err):find("MPROC_ETIMEDOUT", 1, true) then return false end
-  error(err, 2)
+  local _, err = wait(C.mproc_lock_acquire, timeout, self._h)
+  return err == nil
 end
 function Lock:release() C.mproc_lock_release(self._h) end
 -- with(f, ...): run f(...) holding the lock; released on errors too.

@@ -139,55 +139,54 @@ static int mproc_lua_pool_new(lua_State *L) {
   return 1;
 }
 
-/* pool_apply(pool, arg_bytes) -> result bytes (nil when the task gave none). Blocks. */
-static int mproc_lua_pool_apply(lua_State *L) {
+/* pool_submit(pool, arg_bytes | {arg_bytes...}, chunksize) -> async handle of an apply (a
+ * string) or a map (a table); free it with mproc_async_free. The caller waits for it in slices
+ * (mproc_async_wait), so that Ctrl-C reaches Lua meanwhile. */
+static int mproc_lua_pool_submit(lua_State *L) {
   mproc_pool_t *pool = (mproc_pool_t *)mproc_lua_check(L, 1, SWIGTYPE_p_mproc_pool);
-  size_t len;
-  const char *arg = luaL_checklstring(L, 2, &len);
-  void *out = NULL;
-  size_t n = 0;
-  int rc = mproc_pool_apply(pool, mproc_lua_task, arg, len, &out, &n);
-  if (rc < 0) return mproc_lua_raise(L, rc);
-  if (out) {
-    lua_pushlstring(L, (const char *)out, n);
-    free(out);
+  mproc_async_opts_t o = MPROC_ASYNC_OPTS_INIT;
+  o.chunksize = (size_t)luaL_optinteger(L, 3, 0);
+  mproc_async_t *r = NULL;
+  int rc;
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    size_t len;
+    const char *arg = lua_tolstring(L, 2, &len);
+    rc = mproc_pool_apply_async(pool, mproc_lua_task, arg, len, &o, &r);
   } else {
-    lua_pushnil(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    size_t n = (size_t)lua_rawlen(L, 2);
+    const void **args = (const void **)calloc(n ? n : 1, sizeof *args);
+    size_t *lens = (size_t *)calloc(n ? n : 1, sizeof *lens);
+    if (!args || !lens) {
+      free(args);
+      free(lens);
+      return luaL_error(L, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+      lua_rawgeti(L, 2, (lua_Integer)i + 1);
+      if (lua_type(L, -1) != LUA_TSTRING) {
+        free(args);
+        free(lens);
+        return luaL_error(L, "pool_submit: item %d is a %s, not a string", (int)i + 1,
+                          luaL_typename(L, -1));
+      }
+      args[i] = lua_tolstring(L, -1, &lens[i]); /* anchored by the table */
+      lua_pop(L, 1);
+    }
+    rc = mproc_pool_map_async(pool, mproc_lua_task, args, lens, n, &o, &r);
+    free(args);
+    free(lens);
   }
+  if (rc < 0) return mproc_lua_raise(L, rc);
+  SWIG_NewPointerObj(L, r, SWIGTYPE_p_mproc_async, 0);
   return 1;
 }
 
-/* pool_map(pool, {arg_bytes...}, chunksize) -> results, errors: results[i] the bytes of item i
- * (absent when it failed or gave none), errors[i] "MPROC_E<NAME>: message" for a failed item.
- * Every item runs; blocks until all are done. */
-static int mproc_lua_pool_map(lua_State *L) {
-  mproc_pool_t *pool = (mproc_pool_t *)mproc_lua_check(L, 1, SWIGTYPE_p_mproc_pool);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  size_t chunk = (size_t)luaL_optinteger(L, 3, 0);
-  size_t n = (size_t)lua_rawlen(L, 2);
-  const void **args = (const void **)calloc(n ? n : 1, sizeof *args);
-  size_t *lens = (size_t *)calloc(n ? n : 1, sizeof *lens);
-  if (!args || !lens) {
-    free(args);
-    free(lens);
-    return luaL_error(L, "out of memory");
-  }
-  for (size_t i = 0; i < n; i++) {
-    lua_rawgeti(L, 2, (lua_Integer)i + 1);
-    if (lua_type(L, -1) != LUA_TSTRING) {
-      free(args);
-      free(lens);
-      return luaL_error(L, "pool_map: item %d is a %s, not a string", (int)i + 1,
-                        luaL_typename(L, -1));
-    }
-    args[i] = lua_tolstring(L, -1, &lens[i]); /* anchored by the table */
-    lua_pop(L, 1);
-  }
-  mproc_async_t *r = NULL;
-  int rc = mproc_pool_map(pool, mproc_lua_task, args, lens, n, chunk, &r);
-  free(args);
-  free(lens);
-  if (!r) return mproc_lua_raise(L, rc < 0 ? rc : MPROC_EUNKNOWN);
+/* async_items(r) -> results, errors of a ready result: results[i] the bytes of item i (absent
+ * when it failed or gave none), errors[i] "MPROC_E<NAME>: message" for a failed item. */
+static int mproc_lua_async_items(lua_State *L) {
+  mproc_async_t *r = (mproc_async_t *)mproc_lua_check(L, 1, SWIGTYPE_p_mproc_async);
+  size_t n = mproc_async_count(r);
   lua_createtable(L, (int)n, 0);
   lua_newtable(L);
   int res = lua_gettop(L) - 1, errs = lua_gettop(L);
@@ -208,7 +207,6 @@ static int mproc_lua_pool_map(lua_State *L) {
       lua_rawseti(L, errs, (lua_Integer)i + 1);
     }
   }
-  mproc_async_free(r);
   return 2;
 }
 
@@ -249,8 +247,8 @@ static int mproc_lua_array_new(lua_State *L) {
 %native(getpid) int mproc_lua_getpid(lua_State *L);
 %native(process_spawn) int mproc_lua_process_spawn(lua_State *L);
 %native(pool_new) int mproc_lua_pool_new(lua_State *L);
-%native(pool_apply) int mproc_lua_pool_apply(lua_State *L);
-%native(pool_map) int mproc_lua_pool_map(lua_State *L);
+%native(pool_submit) int mproc_lua_pool_submit(lua_State *L);
+%native(async_items) int mproc_lua_async_items(lua_State *L);
 #ifdef MPROC_WRAP_IPC
 %native(value_new) int mproc_lua_value_new(lua_State *L);
 %native(array_new) int mproc_lua_array_new(lua_State *L);

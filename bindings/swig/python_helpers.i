@@ -344,11 +344,13 @@ static int mproc_py_async_opts(mproc_async_opts_t *o, double timeout, size_t chu
   return 0;
 }
 
-/* ---- waiting: in slices, so that Ctrl-C reaches Python -------------------------------------
- * A wait runs without the GIL, and Python's SIGINT handler only sets a flag that Python code
- * acts on: a wait in one piece would raise KeyboardInterrupt only when the work is over. So
- * every wait of the caller is cut in slices of MPROC_PY_SLICE seconds, with
- * PyErr_CheckSignals() (GIL held) between them. MPROC_PY_RAISED: a Python exception is set. */
+/* ---- waiting: in slices, so that signal handlers run (PEP 475) ------------------------------
+ * A wait runs without the GIL, and Python's C signal handler only sets a flag that the main
+ * thread acts on: a wait in one piece would run the handlers (Ctrl-C's KeyboardInterrupt, an
+ * alarm's exception) only when it is over. So every blocking call of the binding waits through
+ * mproc_py_wait: slices of MPROC_PY_SLICE seconds, PyErr_CheckSignals() (GIL held) between them;
+ * a handler that raises ends the wait with its exception, else the wait goes on with the time
+ * left. MPROC_PY_RAISED: a Python exception is set. */
 #define MPROC_PY_SLICE 0.1
 #define MPROC_PY_RAISED INT_MIN
 
@@ -357,28 +359,46 @@ static double mproc_py_now(void) {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
-/* Length of the next slice of a wait of `timeout` (< 0 forever) that ends at `until`, or -1
- * when the time is up. */
-static double mproc_py_slice(double timeout, double until) {
-  if (timeout < 0) return MPROC_PY_SLICE;
-  double left = until - mproc_py_now();
-  if (left <= 0) return -1;
-  return left < MPROC_PY_SLICE ? left : MPROC_PY_SLICE;
-}
-/* Wait for r: 0 when ready, MPROC_EAGAIN when the timeout passed, MPROC_PY_RAISED. */
-static int mproc_py_wait_async(mproc_async_t *r, double timeout) {
-  double until = mproc_py_now() + timeout;
+
+/* One slice of a wait: the blocking call with `slice` seconds as its timeout (0: poll), run
+ * without the GIL. It returns `again` (the mproc_py_wait argument) when the slice passed. */
+typedef int (*mproc_py_slice_fn)(void *ctx, double slice);
+
+/* Wait with fn (timeout < 0: forever) until it returns anything but `again` or MPROC_EINTR.
+ * Returns fn's result, `again` once the timeout passed (after one last poll), or
+ * MPROC_PY_RAISED. grow: each slice twice as long as the one before (a streamed queue put that
+ * a slice ends half-way is withdrawn, so a long transfer needs a slice as long as itself). */
+static int mproc_py_wait(mproc_py_slice_fn fn, void *ctx, double timeout, int again, int grow) {
+  double until = mproc_py_now() + timeout, len = MPROC_PY_SLICE;
   for (;;) {
-    double s = mproc_py_slice(timeout, until);
-    if (s < 0) s = 0;  /* one last look */
+    double s = len;
+    if (timeout >= 0) {
+      double left = until - mproc_py_now();
+      if (left < s) s = left > 0 ? left : 0;
+    }
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = mproc_async_wait(r, s);
+    rc = fn(ctx, s);
     Py_END_ALLOW_THREADS
-    if (rc != MPROC_EAGAIN && rc != MPROC_EINTR) return rc;
+    if (rc != again && rc != MPROC_EINTR) return rc;
     if (PyErr_CheckSignals() < 0) return MPROC_PY_RAISED;
-    if (timeout >= 0 && mproc_py_now() >= until) return MPROC_EAGAIN;
+    if (timeout >= 0 && mproc_py_now() >= until) return again;
+    if (grow) len *= 2;
   }
+}
+
+/* True, False (timed out) or NULL (raised) from a wait whose slices end with MPROC_ETIMEDOUT. */
+static PyObject *mproc_py_waited(int rc) {
+  if (rc == MPROC_PY_RAISED) return NULL;
+  if (rc == 0) Py_RETURN_TRUE;
+  if (rc == MPROC_ETIMEDOUT) Py_RETURN_FALSE;
+  return mproc_py_raise(rc);
+}
+
+static int mproc_py_async_slice(void *r, double s) { return mproc_async_wait((mproc_async_t *)r, s); }
+/* Wait for r: 0 when ready, MPROC_EAGAIN when the timeout passed, MPROC_PY_RAISED. */
+static int mproc_py_wait_async(mproc_async_t *r, double timeout) {
+  return mproc_py_wait(mproc_py_async_slice, r, timeout, MPROC_EAGAIN, 0);
 }
 
 /* The bytes of a result: a success's, or those of a Python task's failure (tag 1, made by
@@ -788,6 +808,17 @@ static PyObject *mproc_py_async_items(PyObject *self, PyObject *args) {
   return list;
 }
 
+typedef struct {
+  mproc_async_t *r;
+  size_t index;
+  const void *data;
+  size_t len;
+} mproc_py_next_ctx;
+static int mproc_py_next_slice(void *ctx, double s) {
+  mproc_py_next_ctx *c = (mproc_py_next_ctx *)ctx;
+  return mproc_async_next(c->r, s, &c->index, &c->data, &c->len);
+}
+
 /* async_next(r, timeout) -> (index, bytes); raises for a failed item (other than a Python
  * exception: its bytes come), EITEREND at the end, EAGAIN on timeout; Ctrl-C raises. */
 static PyObject *mproc_py_async_next(PyObject *self, PyObject *args) {
@@ -797,29 +828,20 @@ static PyObject *mproc_py_async_next(PyObject *self, PyObject *args) {
   void *r;
   if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
   if (mproc_py_ptr(h, &r, SWIGTYPE_p_mproc_async) < 0) return NULL;
-  const void *data = NULL;
-  size_t len = 0, index = 0;
-  int rc;
-  double until = mproc_py_now() + timeout;
-  for (;;) {
-    double s = mproc_py_slice(timeout, until);
-    if (s < 0) s = 0;
-    Py_BEGIN_ALLOW_THREADS
-    rc = mproc_async_next((mproc_async_t *)r, s, &index, &data, &len);
-    Py_END_ALLOW_THREADS
-    if (rc != MPROC_EAGAIN && rc != MPROC_EINTR) break;
-    if (PyErr_CheckSignals() < 0) return NULL;
-    if (timeout >= 0 && mproc_py_now() >= until) {
-      rc = MPROC_EAGAIN;
-      break;
-    }
-  }
+  mproc_py_next_ctx c = {(mproc_async_t *)r, 0, NULL, 0};
+  int rc = mproc_py_wait(mproc_py_next_slice, &c, timeout, MPROC_EAGAIN, 0);
+  if (rc == MPROC_PY_RAISED) return NULL;
+  const void *data = c.data;
+  size_t len = c.len, index = c.index;
   PyObject *b = mproc_py_result(rc, data, len);
   if (!b) return NULL;
   return Py_BuildValue("(nN)", (Py_ssize_t)index, b);
 }
 
 /* pool_join(pool, timeout) -> bool joined (timeout < 0: forever); Ctrl-C raises. */
+static int mproc_py_join_slice(void *pool, double s) {
+  return mproc_pool_join((mproc_pool_t *)pool, s);
+}
 static PyObject *mproc_py_pool_join(PyObject *self, PyObject *args) {
   (void)self;
   PyObject *h;
@@ -827,19 +849,21 @@ static PyObject *mproc_py_pool_join(PyObject *self, PyObject *args) {
   void *pool;
   if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
   if (mproc_py_ptr(h, &pool, SWIGTYPE_p_mproc_pool) < 0) return NULL;
-  double until = mproc_py_now() + timeout;
-  for (;;) {
-    double s = mproc_py_slice(timeout, until);
-    if (s < 0) s = 0;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = mproc_pool_join((mproc_pool_t *)pool, s);
-    Py_END_ALLOW_THREADS
-    if (rc == 0) Py_RETURN_TRUE;
-    if (rc != MPROC_ETIMEDOUT && rc != MPROC_EINTR) return mproc_py_raise(rc);
-    if (PyErr_CheckSignals() < 0) return NULL;
-    if (timeout >= 0 && mproc_py_now() >= until) Py_RETURN_FALSE;
-  }
+  return mproc_py_waited(mproc_py_wait(mproc_py_join_slice, pool, timeout, MPROC_ETIMEDOUT, 0));
+}
+
+/* process_join(process, timeout) -> True (ended) / False (timed out). */
+static int mproc_py_process_slice(void *p, double s) {
+  return mproc_process_join((mproc_process_t *)p, s);
+}
+static PyObject *mproc_py_process_join(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h;
+  double timeout;
+  void *p;
+  if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
+  if (mproc_py_ptr(h, &p, SWIGTYPE_p_mproc_process) < 0) return NULL;
+  return mproc_py_waited(mproc_py_wait(mproc_py_process_slice, p, timeout, MPROC_ETIMEDOUT, 0));
 }
 
 /* pool_stats(pool) -> [(pid, tasks, busy_seconds, restarts, last_exit)] */
@@ -916,6 +940,7 @@ static PyObject *mproc_py_error_codes(PyObject *self, PyObject *args) {
 %native(pool_stats) PyObject *mproc_py_pool_stats(PyObject *self, PyObject *args);
 %native(pool_imap_lazy) PyObject *mproc_py_pool_imap_lazy(PyObject *self, PyObject *args);
 %native(pool_join) PyObject *mproc_py_pool_join(PyObject *self, PyObject *args);
+%native(process_join) PyObject *mproc_py_process_join(PyObject *self, PyObject *args);
 %native(feed_state) PyObject *mproc_py_feed_state(PyObject *self, PyObject *args);
 %native(async_wait) PyObject *mproc_py_async_wait(PyObject *self, PyObject *args);
 %native(async_get) PyObject *mproc_py_async_get(PyObject *self, PyObject *args);

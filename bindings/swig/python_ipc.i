@@ -69,40 +69,9 @@ static PyObject *mproc_py_array_new(PyObject *self, PyObject *args) {
   return MPROC_PY_NEWPTR(a, SWIGTYPE_p_mproc_array);
 }
 
-/* lock_acquire(lock, timeout) -> True/False (timed out); raises OwnerDead (lock held) etc.
- * Tries without blocking first, so the uncontended case keeps the GIL (no thread switch). */
-static PyObject *mproc_py_lock_acquire(PyObject *self, PyObject *args) {
-  (void)self;
-  PyObject *h;
-  double timeout;
-  void *lk;
-  if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
-  if (mproc_py_ptr(h, &lk, SWIGTYPE_p_mproc_lock) < 0) return NULL;
-  int rc = mproc_lock_acquire((mproc_lock_t *)lk, 0);
-  if (rc == MPROC_ETIMEDOUT && timeout != 0) {
-    Py_BEGIN_ALLOW_THREADS
-    rc = mproc_lock_acquire((mproc_lock_t *)lk, timeout);
-    Py_END_ALLOW_THREADS
-  }
-  if (rc == 0) Py_RETURN_TRUE;
-  /* A Lock already held by this thread: with a timeout Python's answer is False (it would wait
-   * it out); blocking forever raises instead of deadlocking. */
-  if (rc == MPROC_ETIMEDOUT || (rc == MPROC_EDEADLK && timeout >= 0)) Py_RETURN_FALSE;
-  return mproc_py_raise(rc);
-}
-
-static PyObject *mproc_py_lock_release(PyObject *self, PyObject *args) {
-  (void)self;
-  PyObject *h;
-  void *lk;
-  if (!PyArg_ParseTuple(args, "O", &h)) return NULL;
-  if (mproc_py_ptr(h, &lk, SWIGTYPE_p_mproc_lock) < 0) return NULL;
-  int rc = mproc_lock_release((mproc_lock_t *)lk);
-  if (rc < 0) return mproc_py_raise(rc);
-  Py_RETURN_NONE;
-}
-
-/* sem_acquire(sem, timeout) -> True/False, same fast path. */
+/* ---- blocking calls: each waits through mproc_py_wait (python_helpers.i) ---------------- */
+static int mproc_py_sem_slice(void *s, double t) { return mproc_sem_acquire((mproc_sem_t *)s, t); }
+/* sem_acquire(sem, timeout) -> True/False. Tries without blocking first, keeping the GIL. */
 static PyObject *mproc_py_sem_acquire(PyObject *self, PyObject *args) {
   (void)self;
   PyObject *h;
@@ -111,14 +80,238 @@ static PyObject *mproc_py_sem_acquire(PyObject *self, PyObject *args) {
   if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
   if (mproc_py_ptr(h, &s, SWIGTYPE_p_mproc_sem) < 0) return NULL;
   int rc = mproc_sem_acquire((mproc_sem_t *)s, 0);
-  if (rc == MPROC_ETIMEDOUT && timeout != 0) {
-    Py_BEGIN_ALLOW_THREADS
-    rc = mproc_sem_acquire((mproc_sem_t *)s, timeout);
-    Py_END_ALLOW_THREADS
+  if (rc == MPROC_ETIMEDOUT && timeout != 0)
+    rc = mproc_py_wait(mproc_py_sem_slice, s, timeout, MPROC_ETIMEDOUT, 0);
+  return mproc_py_waited(rc);
+}
+
+/* cond_wait(cond, timeout) -> True/False. Between slices the caller holds the lock again, so a
+ * notify (which needs the lock) cannot fall between two slices. */
+static int mproc_py_cond_slice(void *c, double t) { return mproc_cond_wait((mproc_cond_t *)c, t); }
+static PyObject *mproc_py_cond_wait(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h;
+  double timeout;
+  void *c;
+  if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
+  if (mproc_py_ptr(h, &c, SWIGTYPE_p_mproc_cond) < 0) return NULL;
+  return mproc_py_waited(mproc_py_wait(mproc_py_cond_slice, c, timeout, MPROC_ETIMEDOUT, 0));
+}
+
+static int mproc_py_event_slice(void *e, double t) { return mproc_event_wait((mproc_event_t *)e, t); }
+/* event_wait(event, timeout) -> True/False */
+static PyObject *mproc_py_event_wait(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h;
+  double timeout;
+  void *e;
+  if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
+  if (mproc_py_ptr(h, &e, SWIGTYPE_p_mproc_event) < 0) return NULL;
+  if (mproc_event_is_set((mproc_event_t *)e) == 1) Py_RETURN_TRUE;
+  return mproc_py_waited(mproc_py_wait(mproc_py_event_slice, e, timeout, MPROC_ETIMEDOUT, 0));
+}
+
+/* Queue and pipe calls: a poll's "empty"/"full" counts as a slice that passed. */
+typedef struct {
+  void *h;
+  const void *data;
+  size_t len;
+  void *out;
+} mproc_py_msg_ctx;
+static int mproc_py_put_slice(void *ctx, double t) {
+  mproc_py_msg_ctx *c = (mproc_py_msg_ctx *)ctx;
+  int rc = mproc_queue_put((mproc_queue_t *)c->h, c->data, c->len, t);
+  return rc == MPROC_EFULL ? MPROC_ETIMEDOUT : rc;
+}
+static int mproc_py_get_slice(void *ctx, double t) {
+  mproc_py_msg_ctx *c = (mproc_py_msg_ctx *)ctx;
+  int rc = mproc_queue_get_alloc((mproc_queue_t *)c->h, &c->out, &c->len, t);
+  return rc == MPROC_EEMPTY ? MPROC_ETIMEDOUT : rc;
+}
+static int mproc_py_recv_slice(void *ctx, double t) {
+  mproc_py_msg_ctx *c = (mproc_py_msg_ctx *)ctx;
+  return mproc_conn_recv_bytes_alloc((mproc_conn_t *)c->h, &c->out, &c->len, t);
+}
+/* The message a get/recv took (a new bytes object), or NULL with the exception for rc. */
+static PyObject *mproc_py_taken(int rc, mproc_py_msg_ctx *c) {
+  if (rc == MPROC_PY_RAISED) return NULL;
+  if (rc < 0) return mproc_py_raise(rc);
+  PyObject *b = PyBytes_FromStringAndSize((const char *)c->out, (Py_ssize_t)c->len);
+  free(c->out);
+  return b;
+}
+
+/* Streamed puts (over a quarter of the default 2 MiB ring) wait in growing slices. */
+#define MPROC_PY_STREAMED ((size_t)1 << 19)
+
+/* queue_put(queue, bytes, timeout) -> None; raises TimeoutError when full for timeout. */
+static PyObject *mproc_py_queue_put(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h;
+  Py_buffer b;
+  double timeout;
+  mproc_py_msg_ctx c = {NULL, NULL, 0, NULL};
+  if (!PyArg_ParseTuple(args, "Oy*d", &h, &b, &timeout)) return NULL;
+  if (mproc_py_ptr(h, &c.h, SWIGTYPE_p_mproc_queue) < 0) {
+    PyBuffer_Release(&b);
+    return NULL;
   }
-  if (rc == 0) Py_RETURN_TRUE;
-  if (rc == MPROC_ETIMEDOUT) Py_RETURN_FALSE;
-  return mproc_py_raise(rc);
+  c.data = b.buf;
+  c.len = (size_t)b.len;
+  int rc = mproc_py_wait(mproc_py_put_slice, &c, timeout, MPROC_ETIMEDOUT,
+                         c.len > MPROC_PY_STREAMED);
+  PyBuffer_Release(&b);
+  if (rc == MPROC_PY_RAISED) return NULL;
+  if (rc < 0) return mproc_py_raise(rc);
+  Py_RETURN_NONE;
+}
+
+/* queue_get(queue, timeout) -> bytes; raises TimeoutError when empty for timeout. A get that
+ * has begun a streamed message finishes it whatever its slice (ring.cpp), so none is torn. */
+static PyObject *mproc_py_queue_get(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h;
+  double timeout;
+  mproc_py_msg_ctx c = {NULL, NULL, 0, NULL};
+  if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
+  if (mproc_py_ptr(h, &c.h, SWIGTYPE_p_mproc_queue) < 0) return NULL;
+  return mproc_py_taken(mproc_py_wait(mproc_py_get_slice, &c, timeout, MPROC_ETIMEDOUT, 0), &c);
+}
+
+static int mproc_py_join_queue_slice(void *q, double t) {
+  return mproc_queue_join((mproc_queue_t *)q, t);
+}
+/* queue_join(queue, timeout) -> True/False */
+static PyObject *mproc_py_queue_join(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h;
+  double timeout;
+  void *q;
+  if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
+  if (mproc_py_ptr(h, &q, SWIGTYPE_p_mproc_queue) < 0) return NULL;
+  return mproc_py_waited(mproc_py_wait(mproc_py_join_queue_slice, q, timeout, MPROC_ETIMEDOUT, 0));
+}
+
+/* conn_recv(conn, timeout) -> bytes. Only the first part of a message is waited for in slices;
+ * the rest follows whatever the slice (pipe.cpp), so none is torn. */
+static PyObject *mproc_py_conn_recv(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h;
+  double timeout;
+  mproc_py_msg_ctx c = {NULL, NULL, 0, NULL};
+  if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
+  if (mproc_py_ptr(h, &c.h, SWIGTYPE_p_mproc_conn) < 0) return NULL;
+  return mproc_py_taken(mproc_py_wait(mproc_py_recv_slice, &c, timeout, MPROC_ETIMEDOUT, 0), &c);
+}
+
+static int mproc_py_poll_slice(void *c, double t) {
+  int rc = mproc_conn_poll((mproc_conn_t *)c, t);
+  return rc == 0 ? MPROC_ETIMEDOUT : rc > 0 ? 0 : rc;
+}
+/* conn_poll(conn, timeout) -> True/False */
+static PyObject *mproc_py_conn_poll(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h;
+  double timeout;
+  void *c;
+  if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
+  if (mproc_py_ptr(h, &c, SWIGTYPE_p_mproc_conn) < 0) return NULL;
+  return mproc_py_waited(mproc_py_wait(mproc_py_poll_slice, c, timeout, MPROC_ETIMEDOUT, 0));
+}
+
+/* ---- Barrier.wait ----------------------------------------------------------------------------
+ * A barrier wait cannot be cut in slices: a timeout breaks the barrier (as in Python). So the
+ * wait runs whole on a helper thread while the caller waits for that thread in slices. When a
+ * signal handler raises, the caller aborts the barrier (Python's Barrier breaks itself when its
+ * wait raises) and joins the helper, which then returns MPROC_EBROKEN. The helper's own waits
+ * (an action calling wait) run in place, so the core still reports MPROC_EDEADLK for them. */
+static __thread int mproc_py_barrier_helper = 0;
+typedef struct {
+  mproc_barrier_t *b;
+  double timeout;
+  int rc, done;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+} mproc_py_barrier_call;
+
+static void *mproc_py_barrier_thread(void *arg) {
+  mproc_py_barrier_call *c = (mproc_py_barrier_call *)arg;
+  mproc_py_barrier_helper = 1;
+  int rc = mproc_barrier_wait(c->b, c->timeout);
+  pthread_mutex_lock(&c->mu);
+  c->rc = rc;
+  c->done = 1;
+  pthread_cond_signal(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+  return NULL;
+}
+static int mproc_py_barrier_slice(void *arg, double t) {
+  mproc_py_barrier_call *c = (mproc_py_barrier_call *)arg;
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  long long ns = until.tv_nsec + (long long)(t * 1e9);
+  until.tv_sec += (time_t)(ns / 1000000000LL);
+  until.tv_nsec = (long)(ns % 1000000000LL);
+  pthread_mutex_lock(&c->mu);
+  while (!c->done && pthread_cond_timedwait(&c->cv, &c->mu, &until) != ETIMEDOUT) {
+  }
+  int rc = c->done ? 0 : MPROC_ETIMEDOUT;
+  pthread_mutex_unlock(&c->mu);
+  return rc;
+}
+
+/* barrier_wait(barrier, timeout) -> arrival index; BrokenBarrierError when broken/timed out. */
+static PyObject *mproc_py_barrier_wait(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h;
+  double timeout;
+  void *b;
+  if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
+  if (mproc_py_ptr(h, &b, SWIGTYPE_p_mproc_barrier) < 0) return NULL;
+  int rc;
+  /* The last party to arrive does not wait: no helper needed (unless a party arrives at the
+   * same moment, which then waits whole). */
+  mproc_barrier_t *bar = (mproc_barrier_t *)b;
+  int last = mproc_barrier_n_waiting(bar) + 1 >= mproc_barrier_parties(bar);
+  if (mproc_py_barrier_helper || last) {
+    Py_BEGIN_ALLOW_THREADS
+    rc = mproc_barrier_wait((mproc_barrier_t *)b, timeout);
+    Py_END_ALLOW_THREADS
+  } else {
+    mproc_py_barrier_call c = {(mproc_barrier_t *)b, timeout, 0, 0};
+    pthread_mutex_init(&c.mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_t t;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);  /* the helper blocks all: signals are the caller's */
+    int e = pthread_create(&t, NULL, mproc_py_barrier_thread, &c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e == 0) {
+      rc = mproc_py_wait(mproc_py_barrier_slice, &c, -1, MPROC_ETIMEDOUT, 0);
+      /* Raised before the barrier let us through: break it (the helper returns now). A wait
+       * that ended just now is not broken after the fact. */
+      if (rc == MPROC_PY_RAISED && mproc_py_barrier_slice(&c, 0) != 0)
+        mproc_barrier_abort((mproc_barrier_t *)b);
+      Py_BEGIN_ALLOW_THREADS
+      pthread_join(t, NULL);
+      Py_END_ALLOW_THREADS
+      if (rc != MPROC_PY_RAISED) rc = c.rc;
+    }
+    pthread_cond_destroy(&c.cv);
+    pthread_mutex_destroy(&c.mu);
+    if (e != 0) {
+      errno = e;
+      return PyErr_SetFromErrno(PyExc_OSError);
+    }
+  }
+  if (rc == MPROC_PY_RAISED) return NULL;
+  if (rc < 0) return mproc_py_raise(rc);
+  return PyLong_FromLong(rc);
 }
 
 /* Barrier action: a Python callable of this process, run by the last party to arrive (on its
@@ -205,9 +398,15 @@ static PyObject *mproc_py_shm_create_ex(PyObject *self, PyObject *args) {
 %native(ptr_of) PyObject *mproc_py_ptr_of(PyObject *self, PyObject *args);
 %native(value_new) PyObject *mproc_py_value_new(PyObject *self, PyObject *args);
 %native(array_new) PyObject *mproc_py_array_new(PyObject *self, PyObject *args);
-%native(lock_acquire) PyObject *mproc_py_lock_acquire(PyObject *self, PyObject *args);
-%native(lock_release) PyObject *mproc_py_lock_release(PyObject *self, PyObject *args);
 %native(sem_acquire) PyObject *mproc_py_sem_acquire(PyObject *self, PyObject *args);
+%native(cond_wait) PyObject *mproc_py_cond_wait(PyObject *self, PyObject *args);
+%native(event_wait) PyObject *mproc_py_event_wait(PyObject *self, PyObject *args);
+%native(barrier_wait) PyObject *mproc_py_barrier_wait(PyObject *self, PyObject *args);
+%native(queue_put) PyObject *mproc_py_queue_put(PyObject *self, PyObject *args);
+%native(queue_get) PyObject *mproc_py_queue_get(PyObject *self, PyObject *args);
+%native(queue_join) PyObject *mproc_py_queue_join(PyObject *self, PyObject *args);
+%native(conn_recv) PyObject *mproc_py_conn_recv(PyObject *self, PyObject *args);
+%native(conn_poll) PyObject *mproc_py_conn_poll(PyObject *self, PyObject *args);
 %native(barrier_new) PyObject *mproc_py_barrier_new(PyObject *self, PyObject *args);
 %native(barrier_attach) PyObject *mproc_py_barrier_attach(PyObject *self, PyObject *args);
 %native(queue_new) PyObject *mproc_py_queue_new(PyObject *self, PyObject *args);

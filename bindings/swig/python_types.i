@@ -28,22 +28,14 @@ static int mproc_py_lock_ok(mproc_py_lock *self) {
   return 0;
 }
 
+static int mproc_py_lock_slice(void *lk, double s) { return mproc_lock_acquire((mproc_lock_t *)lk, s); }
 /* Finish an acquire with `timeout` (< 0 forever, 0 try) whose first try without blocking gave
  * rc: 1 acquired, 0 not (timeout), -1 raised. A dead owner raises OwnerDeadError with the
  * lock held. */
 static int mproc_py_lock_wait(mproc_py_lock *self, int rc, double timeout) {
   if (rc == MPROC_ETIMEDOUT && timeout != 0) {
-    double until = mproc_py_now() + timeout;
-    for (;;) {
-      double s = mproc_py_slice(timeout, until);
-      if (s < 0) break;  /* rc stays MPROC_ETIMEDOUT */
-      Py_BEGIN_ALLOW_THREADS
-      rc = mproc_lock_acquire(self->lk, s);
-      Py_END_ALLOW_THREADS
-      if (rc != MPROC_ETIMEDOUT && rc != MPROC_EINTR) break;
-      rc = MPROC_ETIMEDOUT;
-      if (PyErr_CheckSignals() < 0) return -1;
-    }
+    rc = mproc_py_wait(mproc_py_lock_slice, self->lk, timeout, MPROC_ETIMEDOUT, 0);
+    if (rc == MPROC_PY_RAISED) return -1;
   }
   if (rc == 0) return 1;
   /* A Lock already held by this thread: with a timeout Python's answer is False (it would wait

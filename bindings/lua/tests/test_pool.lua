@@ -1,6 +1,9 @@
 -- A pool runs Lua functions in worker processes: results in order, Lua errors per item, a killed
 -- worker fails only its task and the pool goes on.
 local mp = require("mproc")
+local leak = require("leakcheck")
+local before = leak.snapshot()
+do -- the test; its objects are garbage after it
 
 function square(x) return x * x end
 function fails_on_3(x)
@@ -66,4 +69,6 @@ p2:close(); p2:join()
 pool:close(); pool:join()
 ok, err = pcall(pool.apply, pool, square, 2)
 assert(not ok and err:find("MPROC_ECLOSED", 1, true), err)
+end
+leak.check(before)
 print("ok pool")

@@ -1,5 +1,8 @@
 -- A process runs a Lua function; its exit code, a Lua error and a kill come back to the parent.
 local mp = require("mproc")
+local leak = require("leakcheck")
+local before = leak.snapshot()
+do -- the test; its objects are garbage after it
 
 -- the function's integer result is the exit code; it sees the arguments and the parent's state
 local seen = "parent state"
@@ -39,4 +42,6 @@ local ok, err = pcall(mp.C.mproc_process_join, nil, 1)
 assert(not ok and err:find("MPROC_EINVAL: mproc_process_join", 1, true), err)
 ok, err = pcall(mp.C.process_spawn, mp.C.ref(print), "", nil, false, 2)
 assert(not ok and err:find("fork start method", 1, true), err)
+end
+leak.check(before)
 print("ok process")

@@ -1,5 +1,8 @@
 -- A Queue between processes: a producer child, a consumer child and the parent.
 local mp = require("mproc")
+local leak = require("leakcheck")
+local before = leak.snapshot()
+do -- the test; its objects are garbage after it
 
 local jobs, results = mp.Queue(), mp.Queue()
 local N = 200
@@ -34,4 +37,6 @@ q:put_bytes("\0\1\2 bytes")
 assert(q:get_bytes() == "\0\1\2 bytes")
 local ok, err = pcall(q.get, q, 0.01)
 assert(not ok and err:find("MPROC_EEMPTY", 1, true) or err:find("MPROC_ETIMEDOUT", 1, true), err)
+end
+leak.check(before)
 print("ok queue")

@@ -1,5 +1,8 @@
 -- Value and Array in shared memory, changed by a child, seen by the parent.
 local mp = require("mproc")
+local leak = require("leakcheck")
+local before = leak.snapshot()
+do -- the test; its objects are garbage after it
 
 local v = mp.Value("i", 5)
 local d = mp.Value("d", 0.5)
@@ -39,4 +42,6 @@ ok, err = pcall(function() a[5] = 1 end)
 assert(not ok and err:find("out of range", 1, true), err)
 ok, err = pcall(mp.Value, "?")
 assert(not ok and err:find("MPROC_EINVAL", 1, true), err)
+end
+leak.check(before)
 print("ok shm")

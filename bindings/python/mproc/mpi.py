@@ -216,6 +216,7 @@ class _Hub:
         return any(self.inflight.values())
 
     def _loop(self):
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())  # for the main thread
         MPI = self.MPI
         comm = self.comm
         status = MPI.Status()
@@ -760,6 +761,7 @@ class Pool:
 
     def _feed(self, it, source, chunksize, fnblob, fname):
         """Read the input of an imap chunk by chunk, never more than max_inflight ahead."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())  # for the main thread
         i = start = 0
         error = closed = None
         try:

@@ -8,12 +8,17 @@ import os
 import sys
 import threading
 import weakref
+import _signal
 from _signal import SIGINT as _SIGINT, default_int_handler as _default_int_handler, \
     getsignal as _getsignal  # the C function: signal.getsignal converts to enums (slow)
 from threading import get_ident as _get_ident, main_thread as _main_thread
 
 from . import _core
 from . import _mproc
+
+_OTHER_SIGNALS = tuple(s for s in _signal.valid_signals()
+                       if s not in (_SIGINT, _signal.SIGKILL, _signal.SIGSTOP))
+_NO_HANDLER = frozenset((_signal.SIG_DFL, _signal.SIG_IGN, None))
 
 __all__ = ["Pool", "ApplyResult", "AsyncResult", "MapResult", "IMapIterator", "ThreadPool"]
 
@@ -340,11 +345,13 @@ class Pool:
         data = b"A" + _core.dumps((func, tuple(args), dict(kwds)))
         try:
             if (not task_timeout and _getsignal(_SIGINT) is _default_int_handler
-                    and _get_ident() == _main_thread().ident):
+                    and _get_ident() == _main_thread().ident
+                    and _NO_HANDLER.issuperset(map(_getsignal, _OTHER_SIGNALS))):
                 # The fast path: this thread does the dispatcher's work while it waits; Ctrl-C
-                # raises KeyboardInterrupt (see pool_apply_block in python_helpers.i).
+                # raises KeyboardInterrupt (see pool_apply_block in python_helpers.i). Only
+                # SIGINT can cut that wait short, so no other signal may have a Python handler.
                 out = _mproc.pool_apply_block(self._h, data)
-            else:  # waits in slices: any SIGINT handler runs and the wait goes on
+            else:  # waits in slices: any signal handler runs and the wait goes on
                 out = _mproc.pool_apply(self._h, data, float(task_timeout or 0.0))
         except Exception as e:
             raise _pool_error(e) from None
@@ -485,6 +492,7 @@ class Pool:
             raise ValueError("In unknown state")
         _mproc.pool_join(self._h, -1.0)
         self._drain_callbacks()
+        self._stop_callbacks()  # no result can come any more: as Python's join, end the thread
 
     def _drain_callbacks(self):
         """Wait until every callback of a finished result has run (as Python's join does)."""
@@ -507,10 +515,14 @@ class Pool:
         self._state = TERMINATE
         _mproc.mproc_pool_free(h)  # terminates, joins; pending results fail (callbacks fire)
         self._feeds = []           # the dispatcher is gone: nothing calls them any more
-        if self._cb_thread is not None:
+        self._stop_callbacks()
+
+    def _stop_callbacks(self):
+        t, self._cb_thread = self._cb_thread, None
+        if t is not None:
             _mproc.cbq_push(self._cbq, _STOP)
-            if threading.current_thread() is not self._cb_thread:
-                self._cb_thread.join()
+            if threading.current_thread() is not t:
+                t.join()
 
     def __enter__(self):
         self._check_running()
@@ -606,6 +618,7 @@ class _Progress:
 def _callback_loop(q, pending, cond):
     """The pool's callback thread: runs callback/error_callback of finished results in order
     of completion (the dispatcher thread only queued their cookies)."""
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, _signal.valid_signals())  # for the main thread
     while True:
         cookie = _mproc.cbq_pop(q, -1.0)
         if cookie is None:
@@ -616,6 +629,7 @@ def _callback_loop(q, pending, cond):
             res = pending.get(cookie)
         if res is not None:
             res._run_callbacks()
+        res = None  # not kept while the thread waits: it holds the pool alive
         with cond:
             pending.pop(cookie, None)
             cond.notify_all()

@@ -1,7 +1,6 @@
 """Processes: multiprocessing.Process and friends on mproc_process_*."""
 import itertools
 import os
-import time
 import signal
 import sys
 import threading
@@ -86,18 +85,8 @@ class BaseProcess:
         self._check_closed()
         assert self._parent_pid == os.getpid(), "can only join a child process"
         assert self._handle is not None, "can only join a started process"
-        # Waits in slices, so that a signal handler (Ctrl-C: KeyboardInterrupt) runs while the
-        # GIL-free C wait goes on, as CPython's join is interrupted by it.
-        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
-        while True:
-            s = _JOIN_SLICE if deadline is None else \
-                min(_JOIN_SLICE, max(0.0, deadline - time.monotonic()))
-            try:
-                _mproc.mproc_process_join(self._handle, s)
-                break
-            except _core.TimeoutError:
-                if deadline is not None and time.monotonic() >= deadline:
-                    return
+        if not _mproc.process_join(self._handle, -1.0 if timeout is None else max(0.0, timeout)):
+            return
         _children.discard(self)
 
     def is_alive(self):
@@ -272,7 +261,6 @@ class BaseProcess:
         return exitcode
 
 
-_JOIN_SLICE = 0.1  # seconds
 
 
 class Process(BaseProcess):

@@ -37,7 +37,7 @@ class Queue:
         self._check_closed()
         t = -1.0 if block and timeout is None else (0.0 if not block else max(0.0, timeout))
         try:
-            _mproc.mproc_queue_put(self._h, _dumps(obj), t)
+            _mproc.queue_put(self._h, _dumps(obj), t)
         except _core.TimeoutError:
             raise _queue.Full from None
         except _core.MprocError as e:
@@ -49,7 +49,7 @@ class Queue:
         self._check_closed()
         t = -1.0 if block and timeout is None else (0.0 if not block else max(0.0, timeout))
         try:
-            data = _mproc.mproc_queue_get_alloc(self._h, t)
+            data = _mproc.queue_get(self._h, t)
         except _core.TimeoutError:
             raise _queue.Empty from None
         except _core.MprocError as e:
@@ -115,4 +115,4 @@ class JoinableQueue(Queue):
             raise ValueError("task_done() called too many times") from None
 
     def join(self):
-        _mproc.mproc_queue_join(self._h, -1.0)
+        _mproc.queue_join(self._h, -1.0)

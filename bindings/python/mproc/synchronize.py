@@ -150,14 +150,11 @@ class Condition(_Handle):
 
     def wait(self, timeout=None):
         try:
-            _mproc.mproc_cond_wait(self._h, -1.0 if timeout is None else max(0.0, timeout))
-        except _core.TimeoutError:
-            return False
+            return _mproc.cond_wait(self._h, -1.0 if timeout is None else max(0.0, timeout))
         except _core.MprocError as e:
             if _core.code_of(e) == _core.E.ENOTOWNER:
                 raise RuntimeError("cannot wait on un-acquired lock") from None
             raise
-        return True
 
     def wait_for(self, predicate, timeout=None):
         import time
@@ -209,11 +206,7 @@ class Event(_Handle):
         _mproc.mproc_event_clear(self._h)
 
     def wait(self, timeout=None):
-        try:
-            _mproc.mproc_event_wait(self._h, -1.0 if timeout is None else max(0.0, timeout))
-        except _core.TimeoutError:
-            return False
-        return True
+        return _mproc.event_wait(self._h, -1.0 if timeout is None else max(0.0, timeout))
 
 
 class Barrier(_Handle):
@@ -240,7 +233,7 @@ class Barrier(_Handle):
         if timeout is None:
             timeout = self._default_timeout
         try:
-            return _mproc.mproc_barrier_wait(self._h, -1.0 if timeout is None else timeout) or 0
+            return _mproc.barrier_wait(self._h, -1.0 if timeout is None else timeout)
         except _core.TimeoutError:
             raise threading.BrokenBarrierError from None
 

@@ -1,7 +1,9 @@
 """Pool: the multiprocessing API plus worker death, task timeouts and stats."""
+import gc
 import os
 import signal
 import threading
+import weakref
 
 import pytest
 
@@ -70,6 +72,28 @@ def test_unpicklable_exception_becomes_runtime_error_with_traceback(pool):
     with pytest.raises(RuntimeError, match="Unpicklable") as ei:
         pool.apply(helpers.raise_unpicklable, (1,))
     assert "raise_unpicklable" in str(ei.value.__cause__)
+
+
+def test_pool_that_used_a_callback_is_freed_after_close_and_join(ctx):
+    pool = ctx.Pool(2)
+    assert pool.apply_async(helpers.square, (2,), callback=lambda v: None).get() == 4
+    pool.close()
+    pool.join()
+    assert "mproc-pool-callbacks" not in [t.name for t in threading.enumerate()]
+    ref = weakref.ref(pool)
+    del pool
+    gc.collect()
+    assert ref() is None
+
+
+def test_executor_is_freed_after_shutdown():
+    ex = mproc.ProcessPoolExecutor(2)
+    assert ex.submit(helpers.square, 3).result() == 9
+    ex.shutdown()
+    ref = weakref.ref(ex._pool)
+    del ex
+    gc.collect()
+    assert ref() is None
 
 
 def test_callbacks_run_before_get_returns(pool):

@@ -1,5 +1,7 @@
 """Queue, SimpleQueue, JoinableQueue, Pipe/Connection and connection.wait."""
+import os
 import queue
+import time
 
 import pytest
 
@@ -38,6 +40,20 @@ def test_queue_between_processes(ctx):
         got.append(x)
     p.join()
     assert got == list(range(100))
+
+
+def test_streamed_puts_that_slices_cut_lose_and_repeat_nothing():
+    """Messages larger than the ring are streamed; a put waits in slices (signals), and a slice
+    that ends half-way withdraws the message and puts it again. While the reader is away, every
+    slice of the writer ends so: still each message arrives once, whole, in order."""
+    q = mproc.Queue()
+    blobs = [os.urandom(6 << 20) for _ in range(3)]
+    p = mproc.Process(target=helpers.put_items, args=(q, blobs + ["end"]))
+    p.start()
+    time.sleep(0.5)  # the reader is away: the writer's first slices end half-way
+    assert [q.get(timeout=60) for _ in range(4)] == blobs + ["end"]
+    p.join()
+    assert q.empty()
 
 
 def test_big_message():
