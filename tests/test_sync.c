@@ -668,10 +668,14 @@ static void test_sync_barrier_arrive_await_in_slices(void **state) {
   assert_int_equal(mproc_barrier_arrive(s.barrier, &t2), 1);
   assert_int_equal(mproc_barrier_await(s.barrier, t2, 0), 1);
   assert_int_equal(mproc_barrier_await(s.barrier, ticket, 0), 0);
-  /* Giving up: abort breaks it for everyone, as a timed-out mproc_barrier_wait does. */
+  /* Giving up a ticket that passed meanwhile reports its index; one still waiting breaks it for
+   * everyone, as a timed-out mproc_barrier_wait does. */
+  assert_int_equal(mproc_barrier_cancel(s.barrier, t2), 1);
   assert_int_equal(mproc_barrier_arrive(s.barrier, &ticket), 0);
-  assert_int_equal(mproc_barrier_abort(s.barrier), 0);
+  assert_int_equal(mproc_barrier_cancel(s.barrier, ticket), MPROC_ECANCELED);
+  assert_int_equal(mproc_barrier_broken(s.barrier), 1);
   assert_int_equal(mproc_barrier_await(s.barrier, ticket, 1), MPROC_EBROKEN);
+  assert_int_equal(mproc_barrier_cancel(s.barrier, ticket), MPROC_EBROKEN);
   assert_int_equal(mproc_barrier_arrive(s.barrier, &ticket), MPROC_EBROKEN);
   assert_int_equal(mproc_barrier_await(s.barrier, (uint64_t)7, 0), MPROC_EINVAL);
   assert_non_null(strstr(mproc_last_error(), "not a ticket of this barrier"));

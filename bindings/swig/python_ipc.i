@@ -220,44 +220,20 @@ static PyObject *mproc_py_conn_poll(PyObject *self, PyObject *args) {
 }
 
 /* ---- Barrier.wait ----------------------------------------------------------------------------
- * A barrier wait cannot be cut in slices: a timeout breaks the barrier (as in Python). So the
- * wait runs whole on a helper thread while the caller waits for that thread in slices. When a
- * signal handler raises, the caller aborts the barrier (Python's Barrier breaks itself when its
- * wait raises) and joins the helper, which then returns MPROC_EBROKEN. The helper's own waits
- * (an action calling wait) run in place, so the core still reports MPROC_EDEADLK for them. */
-static __thread int mproc_py_barrier_helper = 0;
+ * A barrier wait cannot be cut in plain slices: a timeout breaks the barrier (as in Python). So
+ * the caller arrives (mproc_barrier_arrive: the last party runs the action and releases the
+ * others), then awaits its ticket in slices, whose timeouts leave the barrier whole. At the
+ * caller's own timeout, or when a signal handler raises, it gives the ticket up
+ * (mproc_barrier_cancel): the barrier breaks, as Python's does when its wait raises, unless the
+ * generation passed meanwhile. */
 typedef struct {
   mproc_barrier_t *b;
-  double timeout;
-  int rc, done;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-} mproc_py_barrier_call;
+  uint64_t ticket;
+} mproc_py_barrier_ticket;
 
-static void *mproc_py_barrier_thread(void *arg) {
-  mproc_py_barrier_call *c = (mproc_py_barrier_call *)arg;
-  mproc_py_barrier_helper = 1;
-  int rc = mproc_barrier_wait(c->b, c->timeout);
-  pthread_mutex_lock(&c->mu);
-  c->rc = rc;
-  c->done = 1;
-  pthread_cond_signal(&c->cv);
-  pthread_mutex_unlock(&c->mu);
-  return NULL;
-}
 static int mproc_py_barrier_slice(void *arg, double t) {
-  mproc_py_barrier_call *c = (mproc_py_barrier_call *)arg;
-  struct timespec until;
-  clock_gettime(CLOCK_MONOTONIC, &until);
-  long long ns = until.tv_nsec + (long long)(t * 1e9);
-  until.tv_sec += (time_t)(ns / 1000000000LL);
-  until.tv_nsec = (long)(ns % 1000000000LL);
-  pthread_mutex_lock(&c->mu);
-  while (!c->done && pthread_cond_timedwait(&c->cv, &c->mu, &until) != ETIMEDOUT) {
-  }
-  int rc = c->done ? 0 : MPROC_ETIMEDOUT;
-  pthread_mutex_unlock(&c->mu);
-  return rc;
+  mproc_py_barrier_ticket *k = (mproc_py_barrier_ticket *)arg;
+  return mproc_barrier_await(k->b, k->ticket, t);
 }
 
 /* barrier_wait(barrier, timeout) -> arrival index; BrokenBarrierError when broken/timed out. */
@@ -268,45 +244,16 @@ static PyObject *mproc_py_barrier_wait(PyObject *self, PyObject *args) {
   void *b;
   if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
   if (mproc_py_ptr(h, &b, SWIGTYPE_p_mproc_barrier) < 0) return NULL;
+  mproc_py_barrier_ticket k = {(mproc_barrier_t *)b, 0};
   int rc;
-  /* The last party to arrive does not wait: no helper needed (unless a party arrives at the
-   * same moment, which then waits whole). */
-  mproc_barrier_t *bar = (mproc_barrier_t *)b;
-  int last = mproc_barrier_n_waiting(bar) + 1 >= mproc_barrier_parties(bar);
-  if (mproc_py_barrier_helper || last) {
-    Py_BEGIN_ALLOW_THREADS
-    rc = mproc_barrier_wait((mproc_barrier_t *)b, timeout);
-    Py_END_ALLOW_THREADS
-  } else {
-    mproc_py_barrier_call c = {(mproc_barrier_t *)b, timeout, 0, 0};
-    pthread_mutex_init(&c.mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c.cv, &ca);
-    pthread_condattr_destroy(&ca);
-    pthread_t t;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);  /* the helper blocks all: signals are the caller's */
-    int e = pthread_create(&t, NULL, mproc_py_barrier_thread, &c);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (e == 0) {
-      rc = mproc_py_wait(mproc_py_barrier_slice, &c, -1, MPROC_ETIMEDOUT, 0);
-      /* Raised before the barrier let us through: break it (the helper returns now). A wait
-       * that ended just now is not broken after the fact. */
-      if (rc == MPROC_PY_RAISED && mproc_py_barrier_slice(&c, 0) != 0)
-        mproc_barrier_abort((mproc_barrier_t *)b);
-      Py_BEGIN_ALLOW_THREADS
-      pthread_join(t, NULL);
-      Py_END_ALLOW_THREADS
-      if (rc != MPROC_PY_RAISED) rc = c.rc;
-    }
-    pthread_cond_destroy(&c.cv);
-    pthread_mutex_destroy(&c.mu);
-    if (e != 0) {
-      errno = e;
-      return PyErr_SetFromErrno(PyExc_OSError);
+  Py_BEGIN_ALLOW_THREADS
+  rc = mproc_barrier_arrive(k.b, &k.ticket);
+  Py_END_ALLOW_THREADS
+  if (rc >= 0) {
+    rc = mproc_py_wait(mproc_py_barrier_slice, &k, timeout, MPROC_ETIMEDOUT, 0);
+    if (rc == MPROC_PY_RAISED || rc == MPROC_ETIMEDOUT) {
+      const int c = mproc_barrier_cancel(k.b, k.ticket);
+      if (rc == MPROC_ETIMEDOUT && c >= 0) rc = c;  /* it passed just before the give-up */
     }
   }
   if (rc == MPROC_PY_RAISED) return NULL;

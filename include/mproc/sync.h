@@ -164,9 +164,13 @@ MPROC_API int mproc_barrier_wait(mproc_barrier_t *b, double timeout);
 MPROC_API int mproc_barrier_arrive(mproc_barrier_t *b, uint64_t *ticket);
 /* Wait for the ticket's generation to end: the arrival index, MPROC_EBROKEN, MPROC_EINTR (which
  * breaks the barrier), or MPROC_ETIMEDOUT, which leaves the barrier as it is: await again, or
- * give up with mproc_barrier_abort (as mproc_barrier_wait's timeout does). Errors: MPROC_EINVAL
+ * give up with mproc_barrier_cancel (as mproc_barrier_wait's timeout does). Errors: MPROC_EINVAL
  * (NaN timeout, a ticket of another barrier). */
 MPROC_API int mproc_barrier_await(mproc_barrier_t *b, uint64_t ticket, double timeout);
+/* Give up a ticket's wait (a timeout of the caller's own, an exception): break the barrier if the
+ * ticket's generation is still waiting (MPROC_ECANCELED), else return how it ended: the arrival
+ * index, or MPROC_EBROKEN. Errors: MPROC_EINVAL (a ticket of another barrier). */
+MPROC_API int mproc_barrier_cancel(mproc_barrier_t *b, uint64_t ticket);
 /* Back to the empty state: current waiters get MPROC_EBROKEN; a broken barrier is usable again. */
 MPROC_API int mproc_barrier_reset(mproc_barrier_t *b);
 /* Break the barrier: current and later waits fail with MPROC_EBROKEN until a reset. */

@@ -44,6 +44,12 @@ int check_token(const char *token) {
   return 0;
 }
 
+int check_ticket(const mproc_barrier_t *b, uint64_t ticket) {
+  if ((ticket & 0xffffffffu) < b->st->parties) return 0;
+  return fail(MPROC_EINVAL, "not a ticket of this barrier (index %u of %u parties)",
+              static_cast<unsigned>(ticket & 0xffffffffu), b->st->parties);
+}
+
 #define CHECK_LOCK(l) check(l, HandleKind::kLock, mproc::kLockMagic, "lock")
 #define CHECK_SEM(s) check(s, HandleKind::kSemaphore, mproc::kSemMagic, "semaphore")
 #define CHECK_COND(c) check(c, HandleKind::kCondition, mproc::kCondMagic, "condition")
@@ -415,10 +421,16 @@ MPROC_API int mproc_barrier_await(mproc_barrier_t *b, uint64_t ticket, double ti
   return MPROC_GUARD({
     if (int rc = mproc::check_timeout(timeout)) return rc;
     if (int rc = CHECK_BARRIER(b)) return rc;
-    if ((ticket & 0xffffffffu) >= b->st->parties)
-      return fail(MPROC_EINVAL, "not a ticket of this barrier (index %u of %u parties)",
-                  static_cast<unsigned>(ticket & 0xffffffffu), b->st->parties);
+    if (int rc = check_ticket(b, ticket)) return rc;
     return mproc::barrier_await(b->st, ticket, timeout, false);
+  });
+}
+
+MPROC_API int mproc_barrier_cancel(mproc_barrier_t *b, uint64_t ticket) {
+  return MPROC_GUARD({
+    if (int rc = CHECK_BARRIER(b)) return rc;
+    if (int rc = check_ticket(b, ticket)) return rc;
+    return mproc::barrier_cancel(b->st, ticket);
   });
 }
 

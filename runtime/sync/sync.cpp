@@ -404,6 +404,13 @@ int barrier_await(BarrierState *s, uint64_t ticket, double timeout, bool break_o
   }
 }
 
+int barrier_cancel(BarrierState *s, uint64_t ticket) {
+  const uint32_t g = static_cast<uint32_t>(ticket >> 32), idx = static_cast<uint32_t>(ticket);
+  if (barrier_break_gen(s, g))
+    return fail(MPROC_ECANCELED, "the wait was given up; the barrier is now broken");
+  return barrier_outcome(s, g, idx);
+}
+
 int barrier_wait(BarrierState *s, BarrierAction action, void *payload, double timeout) {
   const Deadline d = Deadline::after(timeout);
   uint64_t ticket = 0;

@@ -138,6 +138,9 @@ int barrier_wait(BarrierState *s, BarrierAction action, void *payload, double ti
 int barrier_arrive(BarrierState *s, BarrierAction action, void *payload, double timeout,
                    uint64_t *ticket);
 int barrier_await(BarrierState *s, uint64_t ticket, double timeout, bool break_on_timeout);
+// Give up the ticket's wait: break its generation if it is still current (MPROC_ECANCELED), else
+// report how it ended (the arrival index, or MPROC_EBROKEN).
+int barrier_cancel(BarrierState *s, uint64_t ticket);
 int barrier_reset(BarrierState *s);
 int barrier_abort(BarrierState *s);
 
