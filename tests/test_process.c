@@ -1,4 +1,5 @@
 /* Processes: start, join, exit status, signals, start methods, daemons, bad input. */
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -492,6 +493,53 @@ static void test_process_forkserver_autorestart(void **state) {
   assert_int_equal(mproc_set_forkserver_autorestart(1), 0);
 }
 
+/* The runtime's own threads (supervisor, pool dispatcher) block every signal, so a signal sent
+ * to the process reaches the program's threads (Python runs handlers on the main thread only). */
+static int task_nothing(mproc_task_ctx_t *ctx, const void *arg, size_t len, void *payload) {
+  (void)arg, (void)len, (void)payload;
+  return mproc_task_return(ctx, NULL, 0);
+}
+
+static void test_process_runtime_threads_block_signals(void **state) {
+  (void)state;
+  mproc_process_t *p = tu_start(body_return, &(int){0}, sizeof(int), MPROC_START_FORK, 0, NULL);
+  mproc_pool_t *pool = NULL;
+  mproc_pool_opts_t o = MPROC_POOL_OPTS_INIT;
+  o.workers = 1;
+  assert_int_equal(mproc_pool_new(&pool, &o), 0);
+  void *out = NULL;
+  size_t len = 0;
+  assert_int_equal(mproc_pool_apply(pool, task_nothing, NULL, 0, &out, &len), 0);
+  free(out);
+  DIR *d = opendir("/proc/self/task");
+  assert_non_null(d);
+  int others = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.' || atoi(e->d_name) == gettid()) continue;
+    char path[300], line[256];
+    snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f) continue; /* ended meanwhile */
+    while (fgets(line, sizeof line, f))
+      if (strncmp(line, "SigBlk:", 7) == 0) {
+        unsigned long long blk = strtoull(line + 7, NULL, 16);
+        /* signals 1..31 but SIGKILL and SIGSTOP, which no thread can block */
+        const unsigned long long want = 0x7fffffffULL & ~(1ULL << (SIGKILL - 1)) & ~(1ULL << (SIGSTOP - 1));
+        if ((blk & want) != want)
+          fail_msg("thread %s does not block every signal (SigBlk %llx)", e->d_name, blk);
+        others++;
+      }
+    fclose(f);
+  }
+  closedir(d);
+  assert_true(others >= 2); /* the supervisor and the dispatcher at least */
+  assert_int_equal(mproc_pool_close(pool), 0);
+  assert_int_equal(mproc_pool_join(pool, -1), 0);
+  assert_int_equal(mproc_pool_free(pool), 0);
+  assert_int_equal(tu_join_code(p), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       TEST(process, fork_exit_codes),
@@ -513,6 +561,7 @@ int main(void) {
       TEST(process, child_exit_joins_its_children),
       TEST(process, start_method_default),
       TEST(process, forkserver_autorestart),
+      TEST(process, runtime_threads_block_signals),
   };
   return tu_run("process", tests);
 }

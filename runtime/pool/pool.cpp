@@ -35,6 +35,7 @@
 #include "base/interrupt.hpp"
 #include "base/names.hpp"
 #include "base/pidfd.hpp"
+#include "base/thread.hpp"
 #include "proc/runtime.hpp"
 
 namespace mproc {
@@ -600,19 +601,13 @@ int Pool::start(const mproc_pool_opts_t &o) {
     if (zygote_) zygote_->stop();
     return fail(saved, "%s", msg.c_str());
   }
-  // The dispatcher takes no signals: a Ctrl-C must reach the program's own threads.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
   try {
-    thread_ = std::thread([this] { run(); });
+    thread_ = thread_without_signals([this] { run(); });
   } catch (...) {
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
     stop_workers(true);
     if (zygote_) zygote_->stop();
     return fail(MPROC_EAGAIN, "cannot start the dispatcher thread");
   }
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return 0;
 }
 

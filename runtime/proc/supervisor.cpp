@@ -7,6 +7,7 @@
 #include <condition_variable>
 
 #include "base/error.hpp"
+#include "base/thread.hpp"
 
 namespace mproc {
 namespace {
@@ -51,7 +52,7 @@ int Supervisor::start() {
   uv_poll_start(&child_poll_, UV_READABLE, &Supervisor::on_children);
   stopping_ = false;
   try {
-    thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
+    thread_ = thread_without_signals([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
   } catch (const std::system_error &e) {
     uv_close(reinterpret_cast<uv_handle_t *>(&async_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t *>(&child_poll_), nullptr);
