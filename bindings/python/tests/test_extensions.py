@@ -1,4 +1,4 @@
-"""Beyond multiprocessing (issue 8): lazy bounded imap, progress, stats, cancel, Ctrl-C, nested
+"""What mproc adds to multiprocessing: lazy bounded imap, progress, stats, cancel, Ctrl-C, nested
 pools, lambdas, ProcessPoolExecutor, Manager, leased shared memory; and task failures that the
 C pool sees as failures."""
 import concurrent.futures as cf
