@@ -6,9 +6,9 @@
  * thread sleeps in mproc_async_get. CPU time is read per thread from /proc/self/task/<tid>/schedstat
  * (nanoseconds on the CPU), so it does not depend on how busy the machine is.
  *
- * Fit: cost of a chunk of c items = a + b * c. A dispatcher feeding N workers whose chunks each
- * take T seconds must do N / T chunks a second: it saturates when N * (a + b * c) >= T. So with N
- * workers a chunk must last at least N * (a + b * c) for the dispatcher to keep up.
+ * A dispatcher feeding N workers whose chunks each take T seconds must hand out N / T chunks a
+ * second: with a CPU cost of C per chunk it saturates when N * C >= T. So with N workers a chunk
+ * must last at least N * C for one dispatcher to keep them all busy.
  * Usage: bench_dispatch [scale]   (scale 1.0 = the full sizes) */
 #include <dirent.h>
 #include <stdio.h>
@@ -108,27 +108,25 @@ int main(int argc, char **argv) {
     printf("  %8zu %14.0f %16.1f %14.0f %14.0f\n", chunks[k], pts[k].ns_per_chunk,
            pts[k].ns_per_chunk / (double)chunks[k], pts[k].main_per_chunk, pts[k].items_per_s);
   }
-  /* Least squares of ns_per_chunk = a + b * chunk. */
-  double sx = 0, sy = 0, sxx = 0, sxy = 0;
-  for (int k = 0; k < K; k++) {
-    double x = (double)pts[k].chunk, y = pts[k].ns_per_chunk;
-    sx += x, sy += y, sxx += x * x, sxy += x * y;
-  }
-  double b = (K * sxy - sx * sy) / (K * sxx - sx * sx), a = (sy - b * sx) / K;
-  printf("  fit: a chunk costs the dispatcher %.0f ns + %.1f ns per item\n", a, b);
-  printf("  one dispatcher saturates when workers x (chunk cost) >= chunk duration:\n");
-  printf("  %8s %22s %22s %22s\n", "workers", "min chunk time, c=1", "c=16", "c=256");
+  /* The projection uses the small chunks, where the dispatcher is the bottleneck (the workers
+   * wait for it): with big chunks its CPU time also counts its spinning for the workers' results,
+   * an upper bound rather than a cost. */
+  printf("  one dispatcher saturates when workers x (its CPU per chunk) >= a chunk's duration;\n"
+         "  the chunk duration it needs to keep N workers busy:\n");
+  printf("  %8s", "workers");
+  for (int k = 0; k < K && chunks[k] <= 64; k++) printf("   chunk %-4zu", chunks[k]);
+  printf("\n");
   const int ws[] = {16, 64, 256};
   for (int i = 0; i < 3; i++) {
     printf("  %8d", ws[i]);
-    for (int c = 1; c <= 256; c *= 16) {
-      double ns = ws[i] * (a + b * c);
-      printf(" %17.1f us%3s", ns / 1000.0, "");
-    }
+    for (int k = 0; k < K && chunks[k] <= 64; k++)
+      printf(" %9.1f us", ws[i] * pts[k].ns_per_chunk / 1000.0);
     printf("\n");
   }
-  printf("  (a task of the minimum time or longer keeps all workers busy; shorter tasks need\n"
-         "   bigger chunks, which the default chunksize = n / (4 x workers) gives for big maps)\n");
+  printf("  and the most items a second it can hand out, whatever the worker count:");
+  for (int k = 0; k < K && chunks[k] <= 64; k++)
+    printf(" %.2gM (chunk %zu)", 1e3 * (double)chunks[k] / pts[k].ns_per_chunk, chunks[k]);
+  printf("\n");
   mproc_pool_close(pool);
   mproc_pool_join(pool, -1);
   mproc_pool_free(pool);
