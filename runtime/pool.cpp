@@ -1201,11 +1201,17 @@ bool Pool::refill() {
       j.finish_if_done(g);
     }
   }
+  // Jobs whose source ended leave lazy_. Their locks are not taken under mu_: a job's lock is
+  // taken before mu_ above (lock order).
+  std::vector<const Job *> done;
+  for (auto &jp : jobs) {
+    std::lock_guard<std::mutex> jg(jp->mu);
+    if (jp->source_done) done.push_back(jp.get());
+  }
   std::lock_guard<std::mutex> g(mu_);
   lazy_.erase(std::remove_if(lazy_.begin(), lazy_.end(),
-                             [](const std::shared_ptr<Job> &j) {
-                               std::lock_guard<std::mutex> jg(j->mu);
-                               return j->source_done;
+                             [&](const std::shared_ptr<Job> &j) {
+                               return std::find(done.begin(), done.end(), j.get()) != done.end();
                              }),
               lazy_.end());
   return any;
