@@ -9,7 +9,7 @@
  * Every call must return 0 or a negative code with a message, and leave nothing behind.
  * Names and tokens may name any process's descriptors (/proc/<pid>/fd/<n>): the target points
  * them at its own pid, so that fuzzing never touches another program's objects. */
-#include <mproc.h>
+#include "fuzz_check.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -17,14 +17,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CHECK(rc)                                                                       \
-  do {                                                                                  \
-    int r_ = (rc);                                                                      \
-    if (r_ > 0 || (r_ < 0 && (!mproc_last_error() || !*mproc_last_error()))) {          \
-      fprintf(stderr, "%s:%d: %d without a message\n", __FILE__, __LINE__, r_);          \
-      abort();                                                                          \
-    }                                                                                   \
-  } while (0)
 
 /* The pid field of "mproc:<k>:<pid>:..." or "mproc-queue:<pid>:..." becomes ours. */
 static void own_pid(char *s, size_t cap) {

@@ -4,7 +4,7 @@
 // receiver waiting for the rest of a message, as a slow one would). The receiver then takes what
 // it finds: each call must give a message or an error, never a crash, an out-of-bounds access or
 // a hang.
-#include <mproc.h>
+#include "fuzz_check.h"
 
 #include <cstdint>
 #include <cstdio>
@@ -14,14 +14,6 @@
 #include "pipe.hpp"
 
 namespace {
-
-void check(int rc, int line) {
-  if (rc > 0 || (rc < 0 && !*mproc_last_error())) {
-    fprintf(stderr, "fuzz_pipe.cpp:%d: %d without a message\n", line, rc);
-    abort();
-  }
-}
-#define CHECK(rc) check((rc), __LINE__)
 
 constexpr size_t kDir = 256 + (256 << 10);  // a direction's header slot and ring (pipe.cpp)
 unsigned char g_buf[1 << 20];

@@ -4,7 +4,7 @@
 // peer would; then this process uses the queue through the public calls, never waiting (timeout
 // 0). Each call must give a message or an error; nothing may read or write outside the mapping,
 // crash or hang (libFuzzer's -timeout makes a hang a finding).
-#include <mproc.h>
+#include "fuzz_check.h"
 #include <sys/mman.h>
 
 #include <cstdint>
@@ -15,14 +15,6 @@
 #include "queue.hpp"
 
 namespace {
-
-void check(int rc, int line) {
-  if (rc > 0 || (rc < 0 && !*mproc_last_error())) {
-    fprintf(stderr, "fuzz_queue.cpp:%d: %d without a message\n", line, rc);
-    abort();
-  }
-}
-#define CHECK(rc) check((rc), __LINE__)
 
 constexpr size_t kCap = 1 << 16, kMap = 4096 + 2 * kCap;  // the ring's mapping (ring.cpp)
 unsigned char g_buf[1 << 18];  // larger than the ring: a record's own length bounds the copy

@@ -9,7 +9,7 @@
  * Calls must return 0 or an error with a message; nothing may touch memory outside the mapping,
  * crash or hang. Lock words are cleared: a live holder may legitimately keep the others waiting,
  * and taking a lock over from a dead one costs a 50 ms sleep (tests/test_shm.c covers it). */
-#include <mproc.h>
+#include "fuzz_check.h"
 
 #include <fcntl.h>
 #include <stdint.h>
@@ -20,14 +20,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CHECK(rc)                                                                       \
-  do {                                                                                  \
-    int r_ = (rc);                                                                      \
-    if (r_ > 0 || (r_ < 0 && (!mproc_last_error() || !*mproc_last_error()))) {          \
-      fprintf(stderr, "%s:%d: %d without a message\n", __FILE__, __LINE__, r_);          \
-      abort();                                                                          \
-    }                                                                                   \
-  } while (0)
 
 static void unlocked(unsigned char *p) { memset(p, 0, 4); }
 
