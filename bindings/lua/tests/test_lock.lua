@@ -20,14 +20,15 @@ for i = 1, 3 do ps[i]:join() end
 for i = 1, 3 do assert(ps[i]:exitcode() == 0, "worker " .. i .. " exit " .. tostring(ps[i]:exitcode())) end
 assert(counter:get() == 3 * ROUNDS, "counter " .. counter:get())
 
--- try-acquire with a timeout while a child holds it
-local held = mp.Queue()
+-- try-acquire with a timeout while a child holds it (one queue per direction: on one queue the
+-- child could take back its own message)
+local held, done = mp.Queue(), mp.Queue()
 local holder = mp.Process(function()
-  lock:acquire(); held:put(true); held:get(60); lock:release()
+  lock:acquire(); held:put(true); done:get(60); lock:release()
 end):start()
 held:get(60)
 assert(lock:acquire(0.05) == false, "acquire must time out while held")
-held:put(true)
+done:put(true)
 holder:join()
 assert(lock:acquire(10) == true); lock:release()
 
