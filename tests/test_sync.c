@@ -902,12 +902,12 @@ static void on_signal(int sig) { (void)sig; }
 
 struct pinger {
   pthread_t target;
-  volatile int stop;
+  int stop; /* atomic: set by the test's thread, read by the pinger */
 };
 
 static void *ping(void *arg) {
   struct pinger *p = arg;
-  while (!p->stop) {
+  while (!__atomic_load_n(&p->stop, __ATOMIC_RELAXED)) {
     pthread_kill(p->target, SIGUSR1);
     usleep(10000);
   }
@@ -940,7 +940,7 @@ static void test_sync_timeouts_survive_signals(void **state) {
   t0 = tu_now();
   assert_int_equal(mproc_lock_acquire(s.lock, 0.2), MPROC_ETIMEDOUT);
   assert_true(tu_now() - t0 >= 0.19);
-  pg.stop = 1;
+  __atomic_store_n(&pg.stop, 1, __ATOMIC_RELAXED);
   pthread_join(t, NULL);
   assert_int_equal(mproc_process_kill(p), 0);
   assert_int_equal(join_code(p), -SIGKILL);

@@ -116,6 +116,13 @@ void copy_out(PipeDir *d, uint64_t pos, void *dst, size_t n) {
   if (n > first) memcpy(static_cast<char *>(dst) + first, ring_of(d), n - first);
 }
 
+// The frame at t lies within the bytes the sender published; else the sender is corrupt or
+// hostile (a frame count bounded by the ring, not by a head that moved 2^64 bytes ahead).
+bool frame_published(const PipeDir *d, uint64_t t, const Frame &f) {
+  const uint64_t avail = d->head.load(std::memory_order_acquire) - t;
+  return avail <= kCap && f.len <= kFragMax && kFrameHdr + pad8(f.len) <= avail;
+}
+
 inline bool readable(const PipeDir *d) {
   return d->head.load(std::memory_order_acquire) != d->tail.load(std::memory_order_relaxed);
 }
@@ -377,7 +384,7 @@ int conn_recv(mproc_conn &c, void *buf, size_t cap, size_t *out_len, void **out_
   uint64_t t = d->tail.load(std::memory_order_relaxed);
   Frame f;
   copy_out(d, t, &f, sizeof f);
-  if (!f.first || f.len > kFragMax || f.len > f.total || f.total > MPROC_QUEUE_MSG_MAX)
+  if (!f.first || !frame_published(d, t, f) || f.len > f.total || f.total > MPROC_QUEUE_MSG_MAX)
     return fail(MPROC_EIO, "corrupt pipe frame at %llu", static_cast<unsigned long long>(t));
   const size_t len = static_cast<size_t>(f.total);
   char *dst;
@@ -407,7 +414,7 @@ int conn_recv(mproc_conn &c, void *buf, size_t cap, size_t *out_len, void **out_
     }
     t = d->tail.load(std::memory_order_relaxed);
     copy_out(d, t, &f, sizeof f);
-    if (f.first || f.len > len - got) {
+    if (f.first || f.len > len - got || !frame_published(d, t, f)) {
       if (out_buf) free(dst);
       return fail(MPROC_EIO, "corrupt pipe frame at %llu", static_cast<unsigned long long>(t));
     }

@@ -106,6 +106,15 @@ struct RecHdr {
 
 inline size_t rec_size(size_t len) { return kRec + ((len + 7) & ~static_cast<size_t>(7)); }
 
+// The record at hd lies within the bytes published before tail. Else the ring was written by a
+// corrupt or hostile peer: MPROC_EIO, never a read past the ring or head moved past tail.
+int check_record(const RecHdr &r, uint64_t hd, uint64_t tail, size_t cap) {
+  if (tail - hd <= cap && rec_size(r.len) <= tail - hd) return 0;
+  return fail(MPROC_EIO, "corrupt queue ring (record of kind %u and %u bytes at %llu, tail %llu)",
+              r.kind, r.len, static_cast<unsigned long long>(hd),
+              static_cast<unsigned long long>(tail));
+}
+
 // Add one to a counter that only the holder of one lock (plock or clock) changes: a plain store,
 // no locked instruction (others only read it).
 inline void bump(std::atomic<uint64_t> &c) {
@@ -488,20 +497,27 @@ void Ring::recover_consumer() {
   }
 }
 
-// A consumer waiting for the rest of a message checks that its writer still lives.
-void Ring::check_writer_alive() {
+// A consumer waiting for the rest of a message checks that its writer still lives. False when
+// nobody can be writing it: plock is free, no live granted thread is in a put, and tail has not
+// moved (a message begun by a corrupt or hostile peer).
+bool Ring::check_writer_alive() {
   int r = mutex_lock(&h_->plock, 0);  // checks the owner's liveness when it is held
   if (r == MPROC_EOWNERDEAD) {
     recover_producer();
     r = 0;
   }
-  if (r != 0) return;
+  if (r != 0) return true;
   // The writer may be a granted thread, which holds no plock: revoke only if it is gone.
   const uint32_t o = h_->pb_owner.load(std::memory_order_relaxed);
   if (o != 0 && h_->pb_slot[o % kSlots].busy.load(std::memory_order_relaxed) != 0 &&
       !tid_alive(o))
     take_producer_side(o, false, Deadline::after(1), false);
+  bool writing = false;
+  for (RingSlot &s : h_->pb_slot)  // busy, then tail: acquire loads (a put raises busy first)
+    writing = writing || (s.busy.load(std::memory_order_acquire) && tid_alive(s.tid.load()));
+  writing = writing || h_->tail.load() != h_->head.load(std::memory_order_relaxed);
   unlock_producer();
+  return writing;
 }
 
 // ---- waiting ----------------------------------------------------------------------------------
@@ -660,17 +676,19 @@ int Ring::wait_data(const Deadline &d, bool poll) {
 }
 
 // Consumer in the middle of a streamed message: wait for its next part, however long the writer
-// takes, but not for a dead writer (which recovery turns into an ABORT record).
-void Ring::wait_more() {
+// takes, but not for a dead writer (which recovery turns into an ABORT record). False when no
+// writer is left to finish it (a corrupt ring).
+bool Ring::wait_more() {
   const uint64_t hd = h_->head.load(std::memory_order_relaxed);
-  if (tail_cache_ > hd) return;
+  if (tail_cache_ > hd) return true;
   auto ready = [&] {
     tail_cache_ = h_->tail.load(std::memory_order_acquire);
     return tail_cache_ != hd;
   };
   while (sleep_until(spin_, h_->data_seq, h_->c_sleeping, &h_->p_cpu, ready,
                      Deadline::after(0.02), this, false) != 0)
-    check_writer_alive();
+    if (!check_writer_alive()) return false;
+  return true;
 }
 
 // ---- publishing -------------------------------------------------------------------------------
@@ -875,6 +893,7 @@ int Ring::get_locked(void *buf, size_t cap, size_t *out_len, void **out_buf, con
     uint64_t hd = h_->head.load(std::memory_order_relaxed);
     RecHdr r;
     memcpy(&r, at(hd), kRec);
+    if (int rc = check_record(r, hd, tail_cache_, cap_)) return rc;
     if (r.kind == kMiddle || r.kind == kLast || r.kind == kAbort) {  // orphan: skip
       advance(hd + rec_size(r.len));
       continue;
@@ -893,6 +912,9 @@ int Ring::get_locked(void *buf, size_t cap, size_t *out_len, void **out_buf, con
       total = static_cast<size_t>(t);
       payload += kTotal;
       first = r.len - kTotal;
+      if (first > total || total > kRingMessageMax)
+        return fail(MPROC_EIO, "corrupt queue record (FIRST of %zu bytes of %zu at %llu)", first,
+                    total, static_cast<unsigned long long>(hd));
     }
     unsigned char *dst;
     if (out_buf) {
@@ -917,10 +939,17 @@ int Ring::get_locked(void *buf, size_t cap, size_t *out_len, void **out_buf, con
       h_->r_state = 1;
       advance(hd + rec_size(r.len));
       while (off < total) {
-        wait_more();
+        if (!wait_more()) {  // nobody is writing the rest (a corrupt ring)
+          ok = false;
+          break;
+        }
         hd = h_->head.load(std::memory_order_relaxed);
         RecHdr m;
         memcpy(&m, at(hd), kRec);
+        if (check_record(m, hd, tail_cache_, cap_)) {  // reported again by the next look
+          ok = false;
+          break;
+        }
         if ((m.kind == kMiddle || m.kind == kLast) && off + m.len <= total) {
           memcpy(dst + off, at(hd) + kRec, m.len);
           off += m.len;
@@ -1035,6 +1064,7 @@ int Ring::peek(const void **out, size_t *out_len, double timeout) {
       uint64_t hd = h_->head.load(std::memory_order_relaxed);
       RecHdr r;
       memcpy(&r, at(hd), kRec);
+      if ((rc = check_record(r, hd, tail_cache_, cap_))) break;
       if (r.kind == kMiddle || r.kind == kLast || r.kind == kAbort) {
         advance(hd + rec_size(r.len));
         continue;
@@ -1121,6 +1151,22 @@ int Ring::join(double timeout) {
     return fail(MPROC_ETIMEDOUT, "timeout after %g s with %llu tasks unfinished", timeout,
                 static_cast<unsigned long long>(h_->unfinished.load()));
   return 0;
+}
+
+// A live thread holding a lock or grant may make a reader wait, as a slow writer would: ids in
+// lock and owner words are made ones no thread can have (over pid_max), so the owner is dead.
+unsigned char *Ring::overwrite_shared(const unsigned char *p, size_t n) {
+  const size_t hn = std::min(n, sizeof(RingHeader));
+  memcpy(static_cast<void *>(h_), p, hn);
+  auto dead = [](std::atomic<uint32_t> &w) {
+    if (w.load() & kMutexTidMask) w.store(w.load() | 0x20000000u);
+  };
+  dead(h_->plock.word);
+  dead(h_->clock.word);
+  dead(h_->pb_owner);
+  for (RingSlot &s : h_->pb_slot) dead(s.tid);
+  memcpy(at(h_->head.load()), p + hn, std::min(n - hn, cap_));
+  return data_ + 2 * cap_;
 }
 
 RingStats Ring::stats() const {

@@ -77,6 +77,9 @@ class Ring {
   int memfd() const { return memfd_.get(); }
   int fifo_fd() const { return fifo_.get(); }
   uint64_t token() const;
+  // tests/fuzz only: overwrite the shared header, then the ring at head, as a corrupt peer would.
+  // Returns the end of the mapping (where the fuzzer puts a guard page).
+  unsigned char *overwrite_shared(const unsigned char *p, size_t n);
 
  private:
   Ring() = default;
@@ -102,8 +105,8 @@ class Ring {
   void recover_consumer();
   int wait_space(size_t need, bool slot, const Deadline &d, bool poll);
   int wait_data(const Deadline &d, bool poll);
-  void wait_more();
-  void check_writer_alive();
+  bool wait_more();
+  bool check_writer_alive();
   size_t free_space(size_t need);
   size_t write_record(uint32_t kind, const void *data, size_t len, uint64_t total);
   void publish(uint64_t new_tail);

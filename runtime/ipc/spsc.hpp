@@ -37,6 +37,7 @@ class SpscRing {
   SpscRing(SpscHeader *h, char *data)
       : h_(h),
         data_(data),
+        cap_(h->capacity),
         staged_(h->head.load(std::memory_order_relaxed)),
         tail_seen_(h->tail.load(std::memory_order_relaxed)),
         head_seen_(h->head.load(std::memory_order_relaxed)) {}
@@ -54,7 +55,7 @@ class SpscRing {
   SpscHeader *header() const { return h_; }
 
   // Largest fragment payload: a quarter of the ring, so several fragments can be in flight.
-  uint64_t max_fragment() const { return h_->capacity / 4 - 8; }
+  uint64_t max_fragment() const { return cap_ / 4 - 8; }
 
   // Write one message made of `parts` (gathered), blocking while the ring is full. Returns 0,
   // or -ETIMEDOUT when the deadline passes with the ring full, or -EPIPE when `abandon()` says
@@ -113,9 +114,9 @@ class SpscRing {
     for (int i = 0; i < nparts; i++) total += parts[i].iov_len;
     if (total > max_fragment()) return false;
     uint64_t need = 8 + pad8(total);
-    if (h_->capacity - (staged_ - tail_seen_) < need) {
+    if (cap_ - (staged_ - tail_seen_) < need) {
       tail_seen_ = h_->tail.load(std::memory_order_acquire);
-      if (h_->capacity - (staged_ - tail_seen_) < need) return false;
+      if (cap_ - (staged_ - tail_seen_) < need) return false;
     }
     put(staged_, &total, 8);
     uint64_t at = staged_ + 8;
@@ -140,7 +141,8 @@ class SpscRing {
 
   // Read one whole message into out (replacing its content). Returns 0, or -EAGAIN when no
   // complete message is there yet (non-blocking; fragments read so far are kept here, so a
-  // message larger than the ring is assembled across calls).
+  // message larger than the ring is assembled across calls), or -EIO when the other side wrote
+  // a fragment that does not lie within what it published (corrupt or hostile).
   int read(std::vector<char> &out) {
     for (;;) {
       uint64_t tail = h_->tail.load(std::memory_order_relaxed);
@@ -153,9 +155,11 @@ class SpscRing {
       uint64_t word;
       get(tail, &word, 8);
       uint64_t len = word & ~kMore;
+      const uint64_t avail = head_seen_ - tail;
+      if (avail > cap_ || avail < 8 || pad8(len) > avail - 8) return -EIO;
       size_t old = partial_.size();
       partial_.resize(old + len);
-      get(tail + 8, partial_.data() + old, len);
+      if (len) get(tail + 8, partial_.data() + old, len);  // data() may be null when empty
       h_->tail.store(tail + 8 + pad8(len), std::memory_order_release);
       h_->space_seq.fetch_add(1, std::memory_order_release);
       if (h_->writer_sleeps.load(std::memory_order_seq_cst)) futex_wake(&h_->space_seq, 1);
@@ -198,11 +202,11 @@ class SpscRing {
   template <class Abandon>
   int wait_space(uint64_t need, const Deadline &d, Abandon &&abandon) {
     // Room by the reader's tail as last seen needs no look at its cache line.
-    if (h_->capacity - (h_->head.load(std::memory_order_relaxed) - tail_seen_) >= need) return 0;
+    if (cap_ - (h_->head.load(std::memory_order_relaxed) - tail_seen_) >= need) return 0;
     for (int spin = 0;; spin++) {
       tail_seen_ = h_->tail.load(std::memory_order_acquire);
       uint64_t used = h_->head.load(std::memory_order_relaxed) - tail_seen_;
-      if (h_->capacity - used >= need) return 0;
+      if (cap_ - used >= need) return 0;
       if (spin < 200) {
         cpu_relax();
         continue;
@@ -212,7 +216,7 @@ class SpscRing {
       uint32_t seq = h_->space_seq.load(std::memory_order_acquire);
       h_->writer_sleeps.store(1, std::memory_order_seq_cst);
       used = h_->head.load(std::memory_order_relaxed) - h_->tail.load(std::memory_order_acquire);
-      if (h_->capacity - used < need) {
+      if (cap_ - used < need) {
         // Bounded sleeps, so that `abandon` is checked even if nobody wakes us.
         futex_wait(&h_->space_seq, seq, Deadline::earlier(d, Deadline::after(0.05)));
       }
@@ -221,13 +225,13 @@ class SpscRing {
   }
 
   void put(uint64_t pos, const void *src, size_t n) {
-    uint64_t cap = h_->capacity, off = pos & (cap - 1);
+    uint64_t cap = cap_, off = pos & (cap - 1);
     size_t first = n < cap - off ? n : static_cast<size_t>(cap - off);
     memcpy(data_ + off, src, first);
     if (n > first) memcpy(data_, static_cast<const char *>(src) + first, n - first);
   }
   void get(uint64_t pos, void *dst, size_t n) const {
-    uint64_t cap = h_->capacity, off = pos & (cap - 1);
+    uint64_t cap = cap_, off = pos & (cap - 1);
     size_t first = n < cap - off ? n : static_cast<size_t>(cap - off);
     memcpy(dst, data_ + off, first);
     if (n > first) memcpy(static_cast<char *>(dst) + first, data_, n - first);
@@ -235,6 +239,7 @@ class SpscRing {
 
   SpscHeader *h_ = nullptr;
   char *data_ = nullptr;
+  uint64_t cap_ = 0;        // capacity when made: the shared field may be overwritten meanwhile
   uint64_t staged_ = 0;     // writer: head plus the bytes staged but not yet published
   uint64_t tail_seen_ = 0;  // writer: the reader's tail when last looked at (only grows)
   uint64_t head_seen_ = 0;  // reader: the writer's head when last looked at (only grows)

@@ -300,11 +300,13 @@ int worker_main(void *arg, size_t len, void *payload) {
   BulkMap bulk;
   bulk.parent_pid = b.parent_pid;
   for (;;) {
-    if (tasks.read(task) == -EAGAIN) {
+    const int r = tasks.read(task);
+    if (r == -EAGAIN) {
       tasks.wait_message(Deadline::after(1.0), kWorkerSpinNs);
       if (!tasks.readable() && parent_gone()) return 0;
       continue;
     }
+    if (r < 0 || task.size() < sizeof(TaskHdr)) return 125;  // a corrupt task ring
     TaskHdr th;
     memcpy(&th, task.data(), sizeof th);
     if (th.kind == kMsgStop) return 0;
@@ -835,13 +837,16 @@ bool Pool::collect(size_t i) {
   Worker &w = workers_[i];
   if (!w.results.valid()) return false;
   bool any = false;
-  while (w.results.read(scratch_) == 0) {
+  int r;
+  while ((r = w.results.read(scratch_)) == 0) {
     std::vector<char> msg;
     msg.swap(scratch_);
     on_result(i, msg.data(), msg.size());
     scratch_.swap(msg);
     any = true;
   }
+  // A corrupt result ring (the worker wrote outside its frames): handled as the worker's death.
+  if (r == -EIO && w.proc) process_signal(*w.proc, SIGKILL);
   return any;
 }
 
@@ -1183,11 +1188,17 @@ bool Pool::refill() {
       j.finish_if_done(g);
     }
   }
+  // Jobs whose source ended leave lazy_. Their locks are not taken under mu_: a job's lock is
+  // taken before mu_ above (lock order).
+  std::vector<const Job *> done;
+  for (auto &jp : jobs) {
+    std::lock_guard<std::mutex> jg(jp->mu);
+    if (jp->source_done) done.push_back(jp.get());
+  }
   std::lock_guard<std::mutex> g(mu_);
   lazy_.erase(std::remove_if(lazy_.begin(), lazy_.end(),
-                             [](const std::shared_ptr<Job> &j) {
-                               std::lock_guard<std::mutex> jg(j->mu);
-                               return j->source_done;
+                             [&](const std::shared_ptr<Job> &j) {
+                               return std::find(done.begin(), done.end(), j.get()) != done.end();
                              }),
               lazy_.end());
   return any;

@@ -214,6 +214,7 @@ int ForkServer::start_locked() {
     req_.reset();
     while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
     }
+    wait_unwatched();  // else the new helper's socket could get the fd number still watched
     evt_.reset();
     pid_ = -1;
   }
@@ -260,16 +261,20 @@ int ForkServer::start_locked() {
     pid_ = -1;
     return saved;
   }
-  return rt.supervisor().watch_fd(evt_.get(), [this] {
-    on_events();
-    return !helper_gone_;
+  watched_ = true;
+  rc = rt.supervisor().watch_fd(evt_.get(), [this, fd = evt_.get()] {
+    on_events(fd);
+    watched_ = !helper_gone_;
+    return watched_.load();
   });
+  if (rc < 0) watched_ = false;
+  return rc;
 }
 
-void ForkServer::on_events() {
+void ForkServer::on_events(int fd) {
   for (;;) {
     Event e;
-    ssize_t n = recv(evt_.get(), &e, sizeof e, 0);
+    ssize_t n = recv(fd, &e, sizeof e, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return;  // EAGAIN: all read
     if (n == 0) {
@@ -363,6 +368,16 @@ int ForkServer::start_child(const std::shared_ptr<ProcessCore> &c) {
   });
 }
 
+// Let the supervisor see the helper's EOF and drop its watch before evt_ is closed (the helper
+// has been reaped: the EOF is there).
+void ForkServer::wait_unwatched() {
+  Supervisor &sup = Runtime::get().supervisor();
+  if (sup.running() && !sup.on_loop_thread()) {
+    for (int i = 0; i < 2000 && watched_; i++) usleep(1000);
+    sup.sync();
+  }
+}
+
 void ForkServer::stop() {
   std::lock_guard<std::mutex> g(mu_);
   if (pid_ <= 0) return;
@@ -372,12 +387,7 @@ void ForkServer::stop() {
   int st;
   while (waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
   }
-  // Let the supervisor see the EOF and drop its watch before the fd is closed.
-  Supervisor &sup = Runtime::get().supervisor();
-  if (sup.running() && !sup.on_loop_thread()) {
-    for (int i = 0; i < 2000 && !helper_gone_; i++) usleep(1000);
-    sup.sync();
-  }
+  wait_unwatched();
   evt_.reset();
   pid_ = -1;
   waiting_.clear();

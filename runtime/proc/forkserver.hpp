@@ -35,7 +35,8 @@ class ForkServer {
  private:
   int start_locked();
   int gone();  // the helper died: remember it, record MPROC_EPIPE
-  void on_events();  // supervisor thread
+  void on_events(int fd);  // supervisor thread
+  void wait_unwatched();   // until the supervisor has dropped its watch of evt_
 
   std::mutex mu_;  // one request at a time
   pid_t pid_ = -1;
@@ -43,6 +44,7 @@ class ForkServer {
   UniqueFd evt_;   // seqpacket: exit statuses in, read by the supervisor
   std::atomic<bool> helper_gone_{false};
   std::atomic<bool> auto_restart_{true};  // set by the supervisor on EOF of evt_
+  std::atomic<bool> watched_{false};  // the supervisor watches evt_: it must not be closed
   // Supervisor thread only: children waiting for their status, statuses waiting for a child.
   std::unordered_map<int, std::shared_ptr<ProcessCore>> waiting_;
   std::unordered_map<int, int> unclaimed_;

@@ -92,9 +92,14 @@ int Runtime::shutdown() {
     if (c->daemon && c->wait_exit(1.0) != 0) process_signal(*c, SIGKILL);
     c->wait_exit(-1);
   }
-  std::lock_guard<std::mutex> g(mu_);
-  sup_.stop();
-  if (fs_) fs_->stop();
+  ForkServer *fs;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    sup_.stop();
+    fs = fs_.get();  // made once, never freed
+  }
+  // Not under mu_: a forkserver starting takes its own lock, then mu_ (ensure_supervisor).
+  if (fs) fs->stop();
   return 0;
 }
 

@@ -144,13 +144,26 @@ int new_arena(size_t need, Arena **out) {
   return 0;
 }
 
-// Carve `need` payload bytes out of `a`; the block offset or 0 when it does not fit.
+// A block at off, of b->size payload bytes, lies inside the mapping (the shared header and free
+// list may have been overwritten by any process that maps the arena).
+bool block_fits(const Arena *a, uint64_t off) {
+  const uint64_t size = a->seg.size();
+  return off >= kFirstBlock && off % kAlign == 0 && off <= size - kAlign &&
+         a->block(off)->size <= size - off - kAlign;
+}
+
+// Carve `need` payload bytes out of `a`; the block offset or 0 when it does not fit (or the
+// arena's allocator state is corrupt: no block is taken from it then).
 uint64_t carve(Arena *a, uint64_t need, uint64_t *serial) {
   ArenaHeader *h = a->hdr();
   mutex_lock(&h->mu, -1);  // a dead previous holder left at worst a leaked block
   uint64_t *prev = &h->free_head;
   uint64_t off = *prev;
-  while (off) {
+  for (uint64_t steps = a->seg.size() / kAlign; off; steps--) {
+    if (!steps || !block_fits(a, off)) {
+      mutex_unlock(&h->mu);
+      return 0;
+    }
     BlockHeader *b = a->block(off);
     if (b->size >= need) {
       if (b->size - need >= 2 * kAlign) {  // split, the rest stays free
@@ -169,7 +182,8 @@ uint64_t carve(Arena *a, uint64_t need, uint64_t *serial) {
     prev = &b->next_free;
     off = *prev;
   }
-  if (!off && h->bump + kAlign + need <= h->size) {
+  if (!off && h->bump >= kFirstBlock && h->bump % kAlign == 0 && h->bump <= a->seg.size() &&
+      h->bump + kAlign + need <= a->seg.size()) {
     off = h->bump;
     a->block(off)->size = need;
     h->bump = off + kAlign + need;
@@ -320,7 +334,7 @@ int arena_attach(const char *token, ObjKind kind, uint32_t block_kinds, ObjRef *
   BlockHeader *b = off >= kFirstBlock && off % kAlign == 0 && off + kAlign <= size ? a->block(off)
                                                                                    : nullptr;
   bool ok = b && b->magic == kBlockLive && b->kind < 32 && (block_kinds & (1u << b->kind)) &&
-            b->serial == serial && off + kAlign + b->size <= size && in < b->size;
+            b->serial == serial && block_fits(a, off) && in < b->size;
   if (ok) {
     uint32_t r = b->refs.load();
     do {

@@ -151,10 +151,12 @@ class LeaseLock {
 };
 
 // Under the lock: free the slots of ended processes; returns how many live users remain.
-unsigned lease_purge(LeaseHeader *h) {
+// `slots` is the table's size as this process mapped it, never h->slots, which any user of the
+// block may overwrite (the loops would then run past the mapping).
+unsigned lease_purge(LeaseHeader *h, uint32_t slots) {
   unsigned live = 0;
   LeaseSlot *s = lease_slots(h);
-  for (uint32_t i = 0; i < h->slots; i++) {
+  for (uint32_t i = 0; i < slots; i++) {
     uint32_t pid = s[i].pid.load(std::memory_order_acquire);
     if (pid == 0) continue;
     uint64_t st = process_start_time(static_cast<int>(pid));
@@ -165,10 +167,10 @@ unsigned lease_purge(LeaseHeader *h) {
 }
 
 // Under the lock: count one more handle of this process. False when the table is full.
-bool lease_join(LeaseHeader *h, uint32_t pid, uint64_t start) {
+bool lease_join(LeaseHeader *h, uint32_t slots, uint32_t pid, uint64_t start) {
   LeaseSlot *s = lease_slots(h);
   LeaseSlot *free_slot = nullptr;
-  for (uint32_t i = 0; i < h->slots; i++) {
+  for (uint32_t i = 0; i < slots; i++) {
     uint32_t p = s[i].pid.load(std::memory_order_acquire);
     if (p == pid && s[i].start == start) {
       s[i].handles++;
@@ -184,9 +186,9 @@ bool lease_join(LeaseHeader *h, uint32_t pid, uint64_t start) {
 }
 
 // Under the lock: drop one handle of this process (all of them when `all`).
-void lease_leave(LeaseHeader *h, uint32_t pid, uint64_t start, bool all) {
+void lease_leave(LeaseHeader *h, uint32_t slots, uint32_t pid, uint64_t start, bool all) {
   LeaseSlot *s = lease_slots(h);
-  for (uint32_t i = 0; i < h->slots; i++)
+  for (uint32_t i = 0; i < slots; i++)
     if (s[i].pid.load(std::memory_order_acquire) == pid && s[i].start == start) {
       if (all || s[i].handles <= 1) s[i].pid.store(0, std::memory_order_release);
       else s[i].handles--;
@@ -204,9 +206,9 @@ bool name_is(const std::string &name, uint64_t dev, uint64_t ino) {
 
 // Under the lock: unlink the name when no live user remains and it is still this file.
 // True when it unlinked it.
-bool lease_release_if_unused(LeaseHeader *h, const std::string &name, uint64_t dev,
-                             uint64_t ino) {
-  if (lease_purge(h) != 0 || !name_is(name, dev, ino)) return false;
+bool lease_release_if_unused(LeaseHeader *h, uint32_t slots, const std::string &name,
+                             uint64_t dev, uint64_t ino) {
+  if (lease_purge(h, slots) != 0 || !name_is(name, dev, ino)) return false;
   return ::shm_unlink(path_of(name).c_str()) == 0;
 }
 
@@ -235,8 +237,8 @@ void unlink_owned_at_exit() {
     uint64_t start = process_start_time(getpid());
     for (mproc_shm *h : *g_leased) {
       LeaseLock g(h->lease);
-      lease_leave(h->lease, pid, start, true);
-      lease_release_if_unused(h->lease, h->name, h->dev, h->ino);
+      lease_leave(h->lease, h->lease_slots, pid, start, true);
+      lease_release_if_unused(h->lease, h->lease_slots, h->name, h->dev, h->ino);
     }
   }
   pthread_mutex_unlock(&g_owned_mu);
@@ -354,7 +356,8 @@ int shm_create(const char *name, size_t size, unsigned lease_users, mproc_shm **
     // Our slot is in place before the magic makes the block visible to attach and cleanup.
     h->lease = reinterpret_cast<LeaseHeader *>(static_cast<char *>(h->addr) + round64(size));
     h->lease->slots = lease_users;
-    lease_join(h->lease, static_cast<uint32_t>(getpid()), t.creator_start);
+    h->lease_slots = lease_users;
+    lease_join(h->lease, lease_users, static_cast<uint32_t>(getpid()), t.creator_start);
   }
   memcpy(static_cast<char *>(h->addr) + h->map_size - sizeof t, &t, sizeof t);
   std::atomic_thread_fence(std::memory_order_release);
@@ -397,15 +400,17 @@ int shm_attach(const char *name, mproc_shm **out) {
     h->lease = reinterpret_cast<LeaseHeader *>(static_cast<char *>(h->addr) + round64(t.size));
     if (h->lease->slots != t.lease_slots)
       return fail(MPROC_ENOENT, "'%s' is not an mproc block (bad lease table)", h->name.c_str());
+    h->lease_slots = static_cast<uint32_t>(t.lease_slots);  // checked against the file's size
     LeaseLock g(h->lease);
     if (!name_is(h->name, h->dev, h->ino))
       return fail(MPROC_ENOENT, "leased block '%s' was released by its last user",
                   h->name.c_str());
-    if (lease_release_if_unused(h->lease, h->name, h->dev, h->ino))
+    if (lease_release_if_unused(h->lease, h->lease_slots, h->name, h->dev, h->ino))
       return fail(MPROC_ENOENT, "every user of leased block '%s' has ended", h->name.c_str());
-    if (!lease_join(h->lease, static_cast<uint32_t>(getpid()), process_start_time(getpid())))
+    if (!lease_join(h->lease, h->lease_slots, static_cast<uint32_t>(getpid()),
+                    process_start_time(getpid())))
       return fail(MPROC_EFULL, "leased block '%s' has all %u user slots taken by live processes",
-                  h->name.c_str(), h->lease->slots);
+                  h->name.c_str(), h->lease_slots);
     remember_leased(h.get());
   }
   handle_register(h.get(), HandleKind::kShm);
@@ -434,8 +439,9 @@ void shm_close(mproc_shm *s) {
   if (s->lease) {
     forget_leased(s);
     LeaseLock g(s->lease);
-    lease_leave(s->lease, static_cast<uint32_t>(getpid()), process_start_time(getpid()), false);
-    lease_release_if_unused(s->lease, s->name, s->dev, s->ino);
+    lease_leave(s->lease, s->lease_slots, static_cast<uint32_t>(getpid()),
+                process_start_time(getpid()), false);
+    lease_release_if_unused(s->lease, s->lease_slots, s->name, s->dev, s->ino);
   }
   handle_unregister(s);
   s->magic = 0;
@@ -456,7 +462,8 @@ static bool sweep_leased(int fd, const struct stat &st, const Trailer &t, size_t
   bool removed = false;
   if (h->slots == t.lease_slots) {
     LeaseLock g(h);
-    removed = lease_release_if_unused(h, name, static_cast<uint64_t>(st.st_dev),
+    removed = lease_release_if_unused(h, static_cast<uint32_t>(t.lease_slots), name,
+                                      static_cast<uint64_t>(st.st_dev),
                                       static_cast<uint64_t>(st.st_ino));
   }
   munmap(p, len);

@@ -28,6 +28,7 @@ struct mproc_shm {
   size_t map_size = 0;  // with the trailer
   bool creator = false;
   mproc::LeaseHeader *lease = nullptr;  // leased blocks: the users' table, inside the mapping
+  uint32_t lease_slots = 0;             // its size as mapped (the shared copy is not trusted)
   uint64_t dev = 0, ino = 0;            // leased blocks: the file, to tell it from a namesake
   ~mproc_shm() { mproc::shm_unmap(addr, map_size); }
 };
