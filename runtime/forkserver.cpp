@@ -29,6 +29,7 @@
 #include "error.hpp"
 #include "process.hpp"
 #include "runtime.hpp"
+#include "spawn.hpp"
 
 namespace mproc {
 namespace {
@@ -218,6 +219,7 @@ int ForkServer::start_locked() {
     pid_ = -1;
   }
   if (pid_ > 0) return 0;
+  spawn_refuse_unguarded("a forkserver or pool start");
   helper_gone_ = false;
   Runtime &rt = Runtime::get();
   // Fork before starting the supervisor thread when it is not running yet: a helper forked

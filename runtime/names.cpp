@@ -29,7 +29,8 @@ Table &table() {
 }
 
 const char *kind_name(FnKind k) {
-  return k == FnKind::kTask ? "task" : k == FnKind::kElem ? "element" : "init";
+  return k == FnKind::kTask ? "task" : k == FnKind::kElem ? "element"
+                             : k == FnKind::kInit ? "init" : "process";
 }
 
 }  // namespace

@@ -6,7 +6,7 @@
 
 namespace mproc {
 
-enum class FnKind { kTask = 1, kElem = 2, kInit = 3 };
+enum class FnKind { kTask = 1, kElem = 2, kInit = 3, kProcess = 4 };
 
 // Register fn under name. 0, or MPROC_EINVAL / ENAMETOOLONG / EEXIST (recorded with fail()).
 int register_fn(const char *name, FnKind kind, uintptr_t fn);
