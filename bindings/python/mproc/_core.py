@@ -106,6 +106,5 @@ def dumps(obj):
             raise pickle.PicklingError(f"cannot send {obj!r} to another process: {e2}") from e2
 
 
-# Start methods: names as Python's; 'spawn' runs on the forkserver (mproc has no exec start
-# method: its children are made by fork of a clean single-threaded helper instead).
-METHODS = {"fork": 1, "forkserver": 2, "spawn": 2}
+# Start methods: names as Python's, values the C core's mproc_start_method_t.
+METHODS = {"fork": 1, "forkserver": 2, "spawn": 3}

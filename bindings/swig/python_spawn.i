@@ -1,0 +1,100 @@
+/* Python-only helpers of mproc.i for the spawn start method: the body of a spawned interpreter
+ * (registered by name, as every spawn body is), the call that makes such a process and the guard
+ * that a new interpreter calls to receive its process (mproc.spawn.spawn_main). */
+
+%{
+/* Runs inside mproc_spawn_guard(), called from Python with the GIL held: the interpreter is a
+ * fresh one (no PyOS_AfterFork_Child). The result is the exit code. */
+static int mproc_py_spawn_main(void *arg, size_t len, void *payload) {
+  (void)payload;
+  int code = 1;
+  PyObject *mod = PyImport_ImportModule("mproc.spawn");
+  PyObject *r = NULL;
+  if (mod) {
+    PyObject *b = PyBytes_FromStringAndSize((const char *)arg, (Py_ssize_t)len);
+    if (b) r = PyObject_CallMethod(mod, "_child_main", "O", b);
+    Py_XDECREF(b);
+    Py_DECREF(mod);
+  }
+  if (r) {
+    code = (int)PyLong_AsLong(r);
+    if (PyErr_Occurred()) code = 1;
+    Py_DECREF(r);
+  }
+  if (PyErr_Occurred()) PyErr_Print();
+  return code;
+}
+
+static int mproc_py_spawn_register(void) {
+  int rc = mproc_process_register("mproc.python.spawn", mproc_py_spawn_main);
+  if (rc < 0) mproc_py_raise(rc);
+  return rc;
+}
+
+/* spawn_process_new(arg, name, daemon, argv) -> process handle, not started: `argv` (a list of
+ * str) runs mproc.spawn.spawn_main, which receives `arg`. */
+static PyObject *mproc_py_spawn_process_new(PyObject *self, PyObject *args) {
+  (void)self;
+  Py_buffer arg;
+  const char *name = NULL;
+  int daemon = 0;
+  PyObject *list;
+  if (!PyArg_ParseTuple(args, "y*ziO!", &arg, &name, &daemon, &PyList_Type, &list)) return NULL;
+  PyObject *res = NULL;
+  Py_ssize_t n = PyList_GET_SIZE(list);
+  const char **argv = (const char **)calloc((size_t)n + 1, sizeof *argv);
+  if (!argv) {
+    PyBuffer_Release(&arg);
+    return PyErr_NoMemory();
+  }
+  for (Py_ssize_t i = 0; i < n; i++) {
+    argv[i] = PyUnicode_AsUTF8(PyList_GET_ITEM(list, i));
+    if (!argv[i]) goto done;
+  }
+  if (mproc_py_spawn_register() < 0) goto done;
+  mproc_process_opts_t o = MPROC_PROCESS_OPTS_INIT;
+  o.name = name;
+  o.daemon = daemon;
+  o.start_method = MPROC_START_SPAWN;
+  o.argv = argv;
+  mproc_process_t *p = NULL;
+  int rc = mproc_process_new(&p, mproc_py_spawn_main, arg.buf, (size_t)arg.len, &o);
+  if (rc < 0) mproc_py_raise(rc);
+  else res = MPROC_PY_NEWPTR(p, SWIGTYPE_p_mproc_process);
+done:
+  free(argv);
+  PyBuffer_Release(&arg);
+  return res;
+}
+
+/* spawn_process_start(h): exec and wait for the child's acknowledgement without the GIL (nothing
+ * is forked: no fork hooks). */
+static PyObject *mproc_py_spawn_process_start(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h;
+  void *p;
+  if (!PyArg_ParseTuple(args, "O", &h)) return NULL;
+  if (mproc_py_ptr(h, &p, SWIGTYPE_p_mproc_process) < 0) return NULL;
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = mproc_process_start((mproc_process_t *)p);
+  Py_END_ALLOW_THREADS
+  if (rc < 0) return mproc_py_raise(rc);
+  Py_RETURN_NONE;
+}
+
+/* spawn_guard(): None in an interpreter not started by spawn; in a spawned one, runs the process
+ * and exits (never returns). */
+static PyObject *mproc_py_spawn_guard(PyObject *self, PyObject *args) {
+  (void)self;
+  (void)args;
+  if (mproc_py_spawn_register() < 0) return NULL;
+  int rc = mproc_spawn_guard();
+  if (rc < 0) return mproc_py_raise(rc);
+  Py_RETURN_NONE;
+}
+%}
+
+%native(spawn_process_new) PyObject *mproc_py_spawn_process_new(PyObject *self, PyObject *args);
+%native(spawn_process_start) PyObject *mproc_py_spawn_process_start(PyObject *self, PyObject *args);
+%native(spawn_guard) PyObject *mproc_py_spawn_guard(PyObject *self, PyObject *args);
