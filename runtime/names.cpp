@@ -71,4 +71,12 @@ uintptr_t fn_lookup(const char *name, size_t len, FnKind kind) {
   return it->second.fn;
 }
 
+std::vector<FnEntry> fn_entries() {
+  Table &t = table();
+  std::lock_guard<std::mutex> g(t.mu);
+  std::vector<FnEntry> out;
+  for (auto &kv : t.by_name) out.push_back({kv.first, kv.second.kind, kv.second.fn});
+  return out;
+}
+
 }  // namespace mproc

@@ -60,6 +60,65 @@ static int body_check_fresh(void *arg, size_t len, void *payload) {
   return n == 4 ? 0 : 15; /* 0, 1, 2 and opendir's own */
 }
 
+/* ---- pool functions (registered by name) ---- */
+static int g_init_value; /* set by the initializer in each spawned worker */
+
+static int task_square(mproc_task_ctx_t *ctx, const void *arg, size_t len, void *payload) {
+  (void)payload;
+  int x = 0;
+  if (len == sizeof x) memcpy(&x, arg, sizeof x);
+  if (x < 0) raise(SIGKILL); /* a worker that dies mid-task */
+  int y = x * x + g_init_value + g_marker; /* g_marker: 0 in a fresh image */
+  return mproc_task_return(ctx, &y, sizeof y);
+}
+
+static int elem_double(const void *in, void *out, void *payload) {
+  (void)payload;
+  *(double *)out = 2 * *(const double *)in;
+  return 0;
+}
+
+static int init_set(mproc_task_ctx_t *ctx, const void *arg, size_t len, void *payload) {
+  (void)ctx, (void)payload;
+  if (len == sizeof g_init_value) memcpy(&g_init_value, arg, len);
+  return 0;
+}
+
+static int task_unregistered(mproc_task_ctx_t *ctx, const void *arg, size_t len, void *payload) {
+  (void)arg, (void)len, (void)payload;
+  return mproc_task_return(ctx, NULL, 0);
+}
+
+static mproc_pool_t *spawn_pool(int workers) {
+  mproc_pool_opts_t o = MPROC_POOL_OPTS_INIT;
+  o.workers = workers;
+  o.start_method = MPROC_START_SPAWN;
+  o.initializer = init_set;
+  int add = 1000;
+  o.init_arg = &add;
+  o.init_arg_len = sizeof add;
+  mproc_pool_t *pool = NULL;
+  assert_int_equal(mproc_pool_new(&pool, &o), 0);
+  return pool;
+}
+
+/* map over a spawned pool: every result is x*x + 1000 (the initializer ran, the image is fresh) */
+static void check_pool_map(mproc_pool_t *pool, int n) {
+  int xs[64];
+  const void *args[64];
+  size_t lens[64];
+  for (int i = 0; i < n; i++) xs[i] = i, args[i] = &xs[i], lens[i] = sizeof xs[i];
+  mproc_async_t *r = NULL;
+  assert_int_equal(mproc_pool_map(pool, task_square, args, lens, (size_t)n, 0, &r), 0);
+  for (int i = 0; i < n; i++) {
+    const void *d;
+    size_t len;
+    assert_int_equal(mproc_async_item(r, (size_t)i, &d, &len), 0);
+    assert_int_equal(*(const int *)d, i * i + 1000);
+  }
+  assert_int_equal(mproc_async_free(r), 0);
+}
+
 /* ---- the threaded parent ---- */
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int g_stop;
@@ -268,11 +327,20 @@ static void test_spawn_threaded_parent_never_hangs(void **state) {
   pthread_create(&t[0], NULL, hold_lock_loop, NULL);
   pthread_create(&t[1], NULL, malloc_loop, NULL);
   for (int i = 2; i < 8; i++) pthread_create(&t[i], NULL, spin_loop, NULL);
+  g_marker = 7;
   for (int round = 0; round < 10; round++) {
     mproc_process_t *p[4];
     for (int i = 0; i < 4; i++) p[i] = spawn_start(body_lock_and_malloc, NULL, 0, 0);
     for (int i = 0; i < 4; i++) assert_int_equal(tu_join_code(p[i]), 9);
+    if (round % 3 == 0) {
+      mproc_pool_t *pool = spawn_pool(2);
+      check_pool_map(pool, 16);
+      assert_int_equal(mproc_pool_close(pool), 0);
+      assert_int_equal(mproc_pool_join(pool, -1), 0);
+      assert_int_equal(mproc_pool_free(pool), 0);
+    }
   }
+  g_marker = 0;
   atomic_store(&g_stop, 1);
   for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);
 }
@@ -331,6 +399,35 @@ static void test_spawn_shared_objects_in_child(void **state) {
   mproc_barrier_free(b), mproc_value_free(v), mproc_array_free(a), mproc_queue_free(q);
   mproc_shm_unlink(m);
   mproc_shm_close(m);
+}
+
+static void test_spawn_pool_map_fixed_and_worker_death(void **state) {
+  (void)state;
+  mproc_pool_t *pool = spawn_pool(2);
+  check_pool_map(pool, 40);
+  double in[1000], out[1000];
+  for (int i = 0; i < 1000; i++) in[i] = i;
+  assert_int_equal(mproc_pool_map_fixed(pool, elem_double, in, sizeof(double), out, sizeof(double),
+                                        1000, 0, NULL), 0);
+  for (int i = 0; i < 1000; i++) assert_true(out[i] == 2.0 * i);
+  /* A worker killed mid-task fails that task only and is replaced by a new spawned worker. */
+  int bad = -1;
+  assert_int_equal(mproc_pool_apply(pool, task_square, &bad, sizeof bad, NULL, NULL),
+                   MPROC_EWORKERDIED);
+  check_pool_map(pool, 8);
+  /* Functions must be registered: refused at submission. */
+  assert_int_equal(mproc_pool_apply(pool, task_unregistered, NULL, 0, NULL, NULL), MPROC_EINVAL);
+  assert_non_null(strstr(mproc_last_error(), "registered"));
+  assert_int_equal(mproc_pool_terminate(pool), 0);
+  assert_int_equal(mproc_pool_free(pool), 0);
+  /* An unregistered initializer or a payload is refused at creation. */
+  mproc_pool_opts_t o = MPROC_POOL_OPTS_INIT;
+  o.start_method = MPROC_START_SPAWN;
+  o.initializer = (mproc_init_fn)task_unregistered;
+  assert_int_equal(mproc_pool_new(&pool, &o), MPROC_EINVAL);
+  o.initializer = NULL;
+  o.payload = &o;
+  assert_int_equal(mproc_pool_new(&pool, &o), MPROC_EINVAL);
 }
 
 static void test_spawn_unregistered_and_payload_refused(void **state) {
@@ -409,6 +506,9 @@ int main(int argc, char **argv) {
   mproc_process_register("spawn.test.lock_and_malloc", body_lock_and_malloc);
   mproc_process_register("spawn.test.use_objects", body_use_objects);
   mproc_process_register("spawn.test.daemon_then_die", body_daemon_then_die);
+  mproc_task_register("spawn.test.square", task_square);
+  mproc_elem_register("spawn.test.double", elem_double);
+  mproc_init_register("spawn.test.init", init_set);
   mproc_spawn_guard(); /* a spawned child runs its body and exits here */
   const struct CMUnitTest tests[] = {
       TEST(spawn, exit_codes),
@@ -417,6 +517,7 @@ int main(int argc, char **argv) {
       TEST(spawn, daemon_dies_with_crashed_parent),
       TEST(spawn, threaded_parent_never_hangs),
       TEST(spawn, shared_objects_in_child),
+      TEST(spawn, pool_map_fixed_and_worker_death),
       TEST(spawn, unregistered_and_payload_refused),
       TEST(spawn, program_without_guard_fails_cleanly),
       TEST(spawn, default_method),
