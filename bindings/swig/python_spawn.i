@@ -25,10 +25,32 @@ static int mproc_py_spawn_main(void *arg, size_t len, void *payload) {
   return code;
 }
 
+/* The Python bodies, tasks and initializer, by the names both sides register. */
 static int mproc_py_spawn_register(void) {
   int rc = mproc_process_register("mproc.python.spawn", mproc_py_spawn_main);
+  if (rc == 0) rc = mproc_init_register("mproc.python.pool_init", mproc_py_pool_init);
+  if (rc == 0) rc = mproc_task_register("mproc.python.task", mproc_py_task);
+  if (rc == 0) rc = mproc_task_register("mproc.python.task_apply", mproc_py_task_apply);
   if (rc < 0) mproc_py_raise(rc);
   return rc;
+}
+
+/* Parse a list of str into a NULL-terminated array (freed by the caller); NULL on error. */
+static const char **mproc_py_argv(PyObject *list) {
+  Py_ssize_t n = PyList_GET_SIZE(list);
+  const char **argv = (const char **)calloc((size_t)n + 1, sizeof *argv);
+  if (!argv) {
+    PyErr_NoMemory();
+    return NULL;
+  }
+  for (Py_ssize_t i = 0; i < n; i++) {
+    argv[i] = PyUnicode_AsUTF8(PyList_GET_ITEM(list, i));
+    if (!argv[i]) {
+      free(argv);
+      return NULL;
+    }
+  }
+  return argv;
 }
 
 /* spawn_process_new(arg, name, daemon, argv) -> process handle, not started: `argv` (a list of
@@ -41,16 +63,8 @@ static PyObject *mproc_py_spawn_process_new(PyObject *self, PyObject *args) {
   PyObject *list;
   if (!PyArg_ParseTuple(args, "y*ziO!", &arg, &name, &daemon, &PyList_Type, &list)) return NULL;
   PyObject *res = NULL;
-  Py_ssize_t n = PyList_GET_SIZE(list);
-  const char **argv = (const char **)calloc((size_t)n + 1, sizeof *argv);
-  if (!argv) {
-    PyBuffer_Release(&arg);
-    return PyErr_NoMemory();
-  }
-  for (Py_ssize_t i = 0; i < n; i++) {
-    argv[i] = PyUnicode_AsUTF8(PyList_GET_ITEM(list, i));
-    if (!argv[i]) goto done;
-  }
+  const char **argv = mproc_py_argv(list);
+  if (!argv) goto done;
   if (mproc_py_spawn_register() < 0) goto done;
   mproc_process_opts_t o = MPROC_PROCESS_OPTS_INIT;
   o.name = name;
@@ -83,13 +97,52 @@ static PyObject *mproc_py_spawn_process_start(PyObject *self, PyObject *args) {
   Py_RETURN_NONE;
 }
 
+/* spawn_pool_new(workers, max_tasks_per_child, task_timeout, init_bytes, argv) -> pool of
+ * spawned interpreters; made without the GIL (each worker is waited for). */
+static PyObject *mproc_py_spawn_pool_new(PyObject *self, PyObject *args) {
+  (void)self;
+  int workers, max_tasks;
+  double timeout;
+  Py_buffer init;
+  PyObject *list;
+  if (!PyArg_ParseTuple(args, "iidy*O!", &workers, &max_tasks, &timeout, &init, &PyList_Type,
+                        &list))
+    return NULL;
+  PyObject *res = NULL;
+  const char **argv = mproc_py_argv(list);
+  if (!argv || mproc_py_spawn_register() < 0) goto done;
+  mproc_pool_opts_t o = MPROC_POOL_OPTS_INIT;
+  o.workers = workers;
+  o.start_method = MPROC_START_SPAWN;
+  o.max_tasks_per_child = max_tasks;
+  o.task_timeout = timeout;
+  o.initializer = mproc_py_pool_init;
+  o.init_arg = init.len ? init.buf : NULL;
+  o.init_arg_len = (size_t)init.len;
+  o.backend = "local";
+  o.argv = argv;
+  mproc_pool_t *pool = NULL;
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = mproc_pool_new(&pool, &o);
+  Py_END_ALLOW_THREADS
+  if (rc < 0) mproc_py_raise(rc);
+  else res = MPROC_PY_NEWPTR(pool, SWIGTYPE_p_mproc_pool);
+done:
+  free(argv);
+  PyBuffer_Release(&init);
+  return res;
+}
+
 /* spawn_guard(): None in an interpreter not started by spawn; in a spawned one, runs the process
  * and exits (never returns). */
 static PyObject *mproc_py_spawn_guard(PyObject *self, PyObject *args) {
   (void)self;
   (void)args;
   if (mproc_py_spawn_register() < 0) return NULL;
+  mproc_py_spawned = getpid();
   int rc = mproc_spawn_guard();
+  mproc_py_spawned = 0; /* returned: not a spawned child */
   if (rc < 0) return mproc_py_raise(rc);
   Py_RETURN_NONE;
 }
@@ -97,4 +150,5 @@ static PyObject *mproc_py_spawn_guard(PyObject *self, PyObject *args) {
 
 %native(spawn_process_new) PyObject *mproc_py_spawn_process_new(PyObject *self, PyObject *args);
 %native(spawn_process_start) PyObject *mproc_py_spawn_process_start(PyObject *self, PyObject *args);
+%native(spawn_pool_new) PyObject *mproc_py_spawn_pool_new(PyObject *self, PyObject *args);
 %native(spawn_guard) PyObject *mproc_py_spawn_guard(PyObject *self, PyObject *args);

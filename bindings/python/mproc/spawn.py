@@ -60,20 +60,53 @@ class _Spawning:
                         "an mproc spawn child: use mproc's own objects")
 
 
-def new_process(proc):
-    """A C process handle (not started) that will run `proc` in a fresh interpreter."""
+def _preparation(name, *objs):
+    """The standard library's preparation data, then each object pickled, as one byte string."""
     from multiprocessing import context as std_context
     from multiprocessing import spawn as std_spawn
     buf = io.BytesIO()
     # While it is set, the standard library's objects (its authkey) agree to be pickled.
     std_context.set_spawning_popen(_Spawning())
     try:
-        pickle.dump(std_spawn.get_preparation_data(proc._name), buf, _core.PROTOCOL)
-        buf.write(_core.dumps(proc))
+        pickle.dump(std_spawn.get_preparation_data(name), buf, _core.PROTOCOL)
+        for obj in objs:
+            buf.write(_core.dumps(obj))
     finally:
         std_context.set_spawning_popen(None)
-    return _mproc.spawn_process_new(buf.getvalue(), proc._name[:255], int(proc._daemonic),
-                                    _command_line())
+    return buf.getvalue()
+
+
+def _prepare_child(f):
+    """In the child: read the preparation data from file f and apply it (sys.path, cwd, argv,
+    the main module as __mp_main__)."""
+    from multiprocessing import process as std_process
+    from multiprocessing import spawn as std_spawn
+    from . import process
+    os.environ.pop("MPROC_SPAWN_FD", None)  # unset in C already; os.environ has its own copy
+    std_current = std_process.current_process()
+    std_current._inheriting = True  # a main module that starts processes unguarded fails
+    try:
+        std_spawn.prepare(pickle.load(f))
+    finally:
+        del std_current._inheriting
+    process._fix_std_streams()
+
+
+def new_process(proc):
+    """A C process handle (not started) that will run `proc` in a fresh interpreter."""
+    return _mproc.spawn_process_new(_preparation(proc._name, proc), proc._name[:255],
+                                    int(proc._daemonic), _command_line())
+
+
+def pool_init_bytes(initializer, initargs):
+    """The pool's initializer bytes for spawned workers (read by _worker.init_worker)."""
+    objs = () if initializer is None else ((initializer, tuple(initargs)),)
+    return b"S" + _preparation("PoolWorker", *objs)
+
+
+def new_pool(processes, code, maxtasksperchild, task_timeout, init):
+    """_mproc.pool_new for spawned workers (same arguments)."""
+    return _mproc.spawn_pool_new(processes, maxtasksperchild, task_timeout, init, _command_line())
 
 
 def start(handle):
@@ -88,20 +121,11 @@ def spawn_main():
 
 def _child_main(arg):
     """Called by the C guard with the parent's bytes; returns the exit code."""
-    from multiprocessing import process as std_process
-    from multiprocessing import spawn as std_spawn
     from . import process
-    os.environ.pop("MPROC_SPAWN_FD", None)  # unset in C already; os.environ has its own copy
     try:
         f = io.BytesIO(arg)
-        std_current = std_process.current_process()
-        std_current._inheriting = True  # a main module that starts processes unguarded fails
-        try:
-            std_spawn.prepare(pickle.load(f))
-            proc = pickle.load(f)
-        finally:
-            del std_current._inheriting
-        process._fix_std_streams()
+        _prepare_child(f)
+        proc = pickle.load(f)
     except BaseException:
         import traceback
         traceback.print_exc()
