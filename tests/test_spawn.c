@@ -169,43 +169,52 @@ struct objs {
       array[MPROC_TOKEN_MAX], queue[MPROC_QUEUE_NAME_MAX], shm[MPROC_SHM_NAME_MAX + 2];
 };
 
+/* One of each object, made by the parent, attached by the child. */
+struct handles {
+  mproc_lock_t *l;
+  mproc_sem_t *s;
+  mproc_event_t *e;
+  mproc_cond_t *c;
+  mproc_barrier_t *b;
+  mproc_value_t *v;
+  mproc_array_t *a;
+  mproc_queue_t *q;
+  mproc_shm_t *m;
+};
+
+static void free_handles(struct handles *h) {
+  mproc_lock_free(h->l), mproc_sem_free(h->s), mproc_event_free(h->e), mproc_cond_free(h->c);
+  mproc_barrier_free(h->b), mproc_value_free(h->v), mproc_array_free(h->a);
+  mproc_queue_free(h->q), mproc_shm_close(h->m);
+}
+
 static int body_use_objects(void *arg, size_t len, void *payload) {
   (void)payload;
   if (len != sizeof(struct objs)) return 20;
   const struct objs *o = arg;
-  mproc_lock_t *l = NULL;
-  mproc_sem_t *s = NULL;
-  mproc_event_t *e = NULL;
-  mproc_cond_t *c = NULL;
-  mproc_barrier_t *b = NULL;
-  mproc_value_t *v = NULL;
-  mproc_array_t *a = NULL;
-  mproc_queue_t *q = NULL;
-  mproc_shm_t *m = NULL;
-  if (mproc_lock_attach(&l, o->lock) || mproc_sem_attach(&s, o->sem) ||
-      mproc_event_attach(&e, o->event) || mproc_cond_attach(&c, o->cond) ||
-      mproc_barrier_attach(&b, o->barrier, NULL, NULL) || mproc_value_attach(&v, o->value) ||
-      mproc_array_attach(&a, o->array) || mproc_queue_open(&q, o->queue) ||
-      mproc_shm_attach(&m, o->shm))
+  struct handles h = {0};
+  if (mproc_lock_attach(&h.l, o->lock) || mproc_sem_attach(&h.s, o->sem) ||
+      mproc_event_attach(&h.e, o->event) || mproc_cond_attach(&h.c, o->cond) ||
+      mproc_barrier_attach(&h.b, o->barrier, NULL, NULL) || mproc_value_attach(&h.v, o->value) ||
+      mproc_array_attach(&h.a, o->array) || mproc_queue_open(&h.q, o->queue) ||
+      mproc_shm_attach(&h.m, o->shm))
     return 21;
   int rc = 0;
-  strcpy(mproc_shm_ptr(m), "spawned wrote this");
-  if (mproc_lock_acquire(l, 10) || mproc_value_set_int64(v, 41 + 1) || mproc_lock_release(l)) rc = 22;
-  if (!rc && mproc_array_set_int64(a, 2, 7)) rc = 23;
-  if (!rc && mproc_queue_put(q, "from spawn", 11, 10)) rc = 24;
-  if (!rc && mproc_sem_release(s)) rc = 23; /* all of the above is visible now */
-  if (!rc && mproc_event_wait(e, 10) != 0) rc = 25; /* the parent sets it */
+  strcpy(mproc_shm_ptr(h.m), "spawned wrote this");
+  if (mproc_lock_acquire(h.l, 10) || mproc_value_set_int64(h.v, 41 + 1) || mproc_lock_release(h.l)) rc = 22;
+  if (!rc && mproc_array_set_int64(h.a, 2, 7)) rc = 23;
+  if (!rc && mproc_queue_put(h.q, "from spawn", 11, 10)) rc = 24;
+  if (!rc && mproc_sem_release(h.s)) rc = 23; /* all of the above is visible now */
+  if (!rc && mproc_event_wait(h.e, 10) != 0) rc = 25; /* the parent sets it */
   if (!rc) {
-    if (mproc_cond_acquire(c, 10)) rc = 26;
+    if (mproc_cond_acquire(h.c, 10)) rc = 26;
     else {
-      mproc_cond_notify_all(c);
-      mproc_cond_release(c);
+      mproc_cond_notify_all(h.c);
+      mproc_cond_release(h.c);
     }
   }
-  if (!rc && mproc_barrier_wait(b, 10) < 0) rc = 27;
-  mproc_lock_free(l), mproc_sem_free(s), mproc_event_free(e), mproc_cond_free(c);
-  mproc_barrier_free(b), mproc_value_free(v), mproc_array_free(a), mproc_queue_free(q);
-  mproc_shm_close(m);
+  if (!rc && mproc_barrier_wait(h.b, 10) < 0) rc = 27;
+  free_handles(&h);
   return rc;
 }
 
@@ -349,56 +358,46 @@ static void test_spawn_shared_objects_in_child(void **state) {
   (void)state;
   struct objs o;
   memset(&o, 0, sizeof o);
-  mproc_lock_t *l = NULL;
-  mproc_sem_t *s = NULL;
-  mproc_event_t *e = NULL;
-  mproc_cond_t *c = NULL;
-  mproc_barrier_t *b = NULL;
-  mproc_value_t *v = NULL;
-  mproc_array_t *a = NULL;
-  mproc_queue_t *q = NULL;
-  mproc_shm_t *m = NULL;
-  assert_int_equal(mproc_lock_new(&l), 0);
-  assert_int_equal(mproc_sem_new(&s, 0), 0);
-  assert_int_equal(mproc_event_new(&e), 0);
-  assert_int_equal(mproc_cond_new(&c, NULL), 0);
-  assert_int_equal(mproc_barrier_new(&b, 2, NULL, NULL), 0);
-  assert_int_equal(mproc_value_new(&v, 'q', NULL, NULL), 0);
-  assert_int_equal(mproc_array_new(&a, 'q', 4, NULL, NULL), 0);
-  assert_int_equal(mproc_queue_new(&q, NULL), 0);
-  assert_int_equal(mproc_shm_create(&m, NULL, 4096), 0);
-  assert_true(mproc_lock_export(l, o.lock, sizeof o.lock) > 0);
-  assert_true(mproc_sem_export(s, o.sem, sizeof o.sem) > 0);
-  assert_true(mproc_event_export(e, o.event, sizeof o.event) > 0);
-  assert_true(mproc_cond_export(c, o.cond, sizeof o.cond) > 0);
-  assert_true(mproc_barrier_export(b, o.barrier, sizeof o.barrier) > 0);
-  assert_true(mproc_value_export(v, o.value, sizeof o.value) > 0);
-  assert_true(mproc_array_export(a, o.array, sizeof o.array) > 0);
-  assert_int_equal(mproc_queue_name(q, o.queue, sizeof o.queue), 0);
-  snprintf(o.shm, sizeof o.shm, "%s", mproc_shm_name(m));
+  struct handles h = {0};
+  assert_int_equal(mproc_lock_new(&h.l), 0);
+  assert_int_equal(mproc_sem_new(&h.s, 0), 0);
+  assert_int_equal(mproc_event_new(&h.e), 0);
+  assert_int_equal(mproc_cond_new(&h.c, NULL), 0);
+  assert_int_equal(mproc_barrier_new(&h.b, 2, NULL, NULL), 0);
+  assert_int_equal(mproc_value_new(&h.v, 'q', NULL, NULL), 0);
+  assert_int_equal(mproc_array_new(&h.a, 'q', 4, NULL, NULL), 0);
+  assert_int_equal(mproc_queue_new(&h.q, NULL), 0);
+  assert_int_equal(mproc_shm_create(&h.m, NULL, 4096), 0);
+  assert_true(mproc_lock_export(h.l, o.lock, sizeof o.lock) > 0);
+  assert_true(mproc_sem_export(h.s, o.sem, sizeof o.sem) > 0);
+  assert_true(mproc_event_export(h.e, o.event, sizeof o.event) > 0);
+  assert_true(mproc_cond_export(h.c, o.cond, sizeof o.cond) > 0);
+  assert_true(mproc_barrier_export(h.b, o.barrier, sizeof o.barrier) > 0);
+  assert_true(mproc_value_export(h.v, o.value, sizeof o.value) > 0);
+  assert_true(mproc_array_export(h.a, o.array, sizeof o.array) > 0);
+  assert_int_equal(mproc_queue_name(h.q, o.queue, sizeof o.queue), 0);
+  snprintf(o.shm, sizeof o.shm, "%s", mproc_shm_name(h.m));
 
-  assert_int_equal(mproc_cond_acquire(c, -1), 0);
+  assert_int_equal(mproc_cond_acquire(h.c, -1), 0);
   mproc_process_t *p = spawn_start(body_use_objects, &o, sizeof o, 0);
-  assert_int_equal(mproc_sem_acquire(s, 30), 0);
+  assert_int_equal(mproc_sem_acquire(h.s, 30), 0);
   int64_t x = 0;
-  assert_int_equal(mproc_value_get_int64(v, &x), 0);
+  assert_int_equal(mproc_value_get_int64(h.v, &x), 0);
   assert_int_equal(x, 42);
-  assert_int_equal(mproc_array_get_int64(a, 2, &x), 0);
+  assert_int_equal(mproc_array_get_int64(h.a, 2, &x), 0);
   assert_int_equal(x, 7);
   char buf[32];
   size_t n = 0;
-  assert_int_equal(mproc_queue_get(q, buf, sizeof buf, &n, 30), 0);
+  assert_int_equal(mproc_queue_get(h.q, buf, sizeof buf, &n, 30), 0);
   assert_string_equal(buf, "from spawn");
-  assert_string_equal(mproc_shm_ptr(m), "spawned wrote this");
-  assert_int_equal(mproc_event_set(e), 0);
-  assert_int_equal(mproc_cond_wait(c, 30), 0); /* notified by the child */
-  assert_int_equal(mproc_cond_release(c), 0);
-  assert_true(mproc_barrier_wait(b, 30) >= 0);
+  assert_string_equal(mproc_shm_ptr(h.m), "spawned wrote this");
+  assert_int_equal(mproc_event_set(h.e), 0);
+  assert_int_equal(mproc_cond_wait(h.c, 30), 0); /* notified by the child */
+  assert_int_equal(mproc_cond_release(h.c), 0);
+  assert_true(mproc_barrier_wait(h.b, 30) >= 0);
   assert_int_equal(tu_join_code(p), 0);
-  mproc_lock_free(l), mproc_sem_free(s), mproc_event_free(e), mproc_cond_free(c);
-  mproc_barrier_free(b), mproc_value_free(v), mproc_array_free(a), mproc_queue_free(q);
-  mproc_shm_unlink(m);
-  mproc_shm_close(m);
+  mproc_shm_unlink(h.m);
+  free_handles(&h);
 }
 
 static void test_spawn_pool_map_fixed_and_worker_death(void **state) {
