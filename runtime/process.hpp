@@ -31,6 +31,7 @@ struct ProcessCore {
   void *payload = nullptr;
   std::vector<char> arg;
   std::vector<std::string> exec_argv;  // SPAWN: the program to exec (empty: this one)
+  std::vector<int> pass_fds;           // SPAWN: fds the child keeps at the same numbers
   int owner_pid = 0;  // the process that made the handle; only it may start/join/signal
   class ForkServer *server = nullptr;
   std::weak_ptr<ProcessCore> self_ref;  // for re-arming the supervisor's watch after a join  // FORKSERVER: this helper instead of the runtime's

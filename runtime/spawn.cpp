@@ -1,6 +1,7 @@
 // Spawn protocol. The parent posix_spawn()s /proc/self/exe with its own argv (or the argv of the
 // options) and a clean slate: empty signal mask, every signal at its default action, fds 0-2
-// plus one end of a socket pair at fd 3, named by MPROC_SPAWN_FD=3 in the environment.
+// plus the fds the options pass (at the same numbers) and one end of a socket pair above them
+// (fd 3 when none is passed), named by MPROC_SPAWN_FD in the environment.
 // posix_spawn is vfork-based in glibc: nothing of a threaded parent (locks, allocator state)
 // reaches the child, and it is fast. The parent then
 //   - writes a Boot header, the body's registered name, the process name and the argument;
@@ -12,6 +13,7 @@
 // reaches the guard is killed when the wait ends. Either way the start fails with a clear error.
 #include "spawn.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -22,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -88,6 +91,20 @@ double spawn_timeout() {
   const char *s = getenv("MPROC_SPAWN_TIMEOUT");
   double t = s ? strtod(s, nullptr) : 0;
   return t > 0 ? t : 30.0;
+}
+
+// This process's open fds from 3 up to (not including) limit.
+std::vector<int> open_fds_below(int limit) {
+  std::vector<int> fds;
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) return fds;
+  const int own = dirfd(d);
+  for (struct dirent *e; (e = readdir(d));) {
+    int fd = atoi(e->d_name);
+    if (e->d_name[0] != '.' && fd >= 3 && fd < limit && fd != own) fds.push_back(fd);
+  }
+  closedir(d);
+  return fds;
 }
 
 // Write everything (non-blocking socket) while watching for an early Ack or the child's end.
@@ -235,7 +252,10 @@ int start_spawn(const std::shared_ptr<ProcessCore> &c) {
   std::vector<char *> argv;
   for (auto &a : args) argv.push_back(const_cast<char *>(a.c_str()));
   argv.push_back(nullptr);
-  std::string env_fd = std::string(kEnv) + "=" + std::to_string(kBootFd);
+  // The bootstrap socket goes above every passed fd; nothing else of ours is inherited.
+  int boot_fd = kBootFd;
+  for (int fd : c->pass_fds) boot_fd = std::max(boot_fd, fd + 1);
+  std::string env_fd = std::string(kEnv) + "=" + std::to_string(boot_fd);
   std::vector<char *> envp;
   for (char **e = environ; e && *e; e++)
     if (strncmp(*e, kEnv, strlen(kEnv)) != 0 || (*e)[strlen(kEnv)] != '=') envp.push_back(*e);
@@ -250,9 +270,15 @@ int start_spawn(const std::shared_ptr<ProcessCore> &c) {
   posix_spawnattr_t at;
   posix_spawn_file_actions_init(&fa);
   posix_spawnattr_init(&at);
-  // dup2 onto itself clears FD_CLOEXEC (glibc >= 2.29); everything above the socket is closed.
-  posix_spawn_file_actions_adddup2(&fa, sv[1], kBootFd);
-  posix_spawn_file_actions_addclosefrom_np(&fa, kBootFd + 1);
+  // dup2 onto itself clears FD_CLOEXEC (glibc >= 2.29); the fds below the socket that are not
+  // passed are closed one by one, everything above it at once.
+  posix_spawn_file_actions_adddup2(&fa, sv[1], boot_fd);
+  for (int fd : c->pass_fds) posix_spawn_file_actions_adddup2(&fa, fd, fd);
+  if (!c->pass_fds.empty())
+    for (int fd : open_fds_below(boot_fd))
+      if (std::find(c->pass_fds.begin(), c->pass_fds.end(), fd) == c->pass_fds.end())
+        posix_spawn_file_actions_addclose(&fa, fd);
+  posix_spawn_file_actions_addclosefrom_np(&fa, boot_fd + 1);
   sigset_t none, all;
   sigemptyset(&none);
   sigfillset(&all);

@@ -479,7 +479,7 @@ static void test_process_forkserver_autorestart(void **state) {
   int rc = 0;
   mproc_process_t *q = NULL;
   for (int i = 0; i < 200; i++) {
-    assert_int_equal(mproc_process_new(&q, body_return, NULL, 0, &(mproc_process_opts_t){sizeof(mproc_process_opts_t), NULL, 0, MPROC_START_FORKSERVER, NULL, NULL}), 0);
+    assert_int_equal(mproc_process_new(&q, body_return, NULL, 0, &(mproc_process_opts_t){sizeof(mproc_process_opts_t), NULL, 0, MPROC_START_FORKSERVER, NULL, NULL, NULL, 0}), 0);
     rc = mproc_process_start(q);
     if (rc == MPROC_EPIPE) break;
     assert_int_equal(join_code(q), 0);

@@ -218,6 +218,20 @@ static int body_use_objects(void *arg, size_t len, void *payload) {
   return rc;
 }
 
+/* Echoes one message over the pipe end its token names (its fds passed at the same numbers). */
+static int body_pipe_echo(void *arg, size_t len, void *payload) {
+  (void)len, (void)payload;
+  mproc_conn_t *c = NULL;
+  if (mproc_conn_attach(&c, arg)) return 40;
+  char buf[64];
+  size_t n = 0;
+  int rc = 0;
+  if (mproc_conn_recv_bytes(c, buf, sizeof buf, &n, 30)) rc = 41;
+  if (!rc && mproc_conn_send_bytes(c, buf, n)) rc = 42;
+  mproc_conn_free(c);
+  return rc;
+}
+
 /* The middle process of the daemon test: starts a spawned daemon, publishes its pid in a shared
  * value, then dies by SIGKILL. */
 static int body_daemon_then_die(void *arg, size_t len, void *payload) {
@@ -400,6 +414,43 @@ static void test_spawn_shared_objects_in_child(void **state) {
   free_handles(&h);
 }
 
+static void test_spawn_pipe_end_passed_by_fds(void **state) {
+  (void)state;
+  mproc_conn_t *a = NULL, *b = NULL;
+  assert_int_equal(mproc_pipe(&a, &b, 1), 0);
+  char tok[MPROC_CONN_TOKEN_MAX];
+  assert_true(mproc_conn_export(b, tok, sizeof tok) > 0);
+  int fds[4];
+  int n = mproc_conn_fds(b, fds, 4);
+  assert_true(n >= 3 && n <= 4);
+  mproc_process_opts_t o = MPROC_PROCESS_OPTS_INIT;
+  o.start_method = MPROC_START_SPAWN;
+  o.fds = fds;
+  o.nfds = (size_t)n;
+  mproc_process_t *p = NULL;
+  assert_int_equal(mproc_process_new(&p, body_pipe_echo, tok, strlen(tok) + 1, &o), 0);
+  assert_int_equal(mproc_process_start(p), 0);
+  assert_int_equal(mproc_conn_free(b), 0); /* the child holds its end now */
+  assert_int_equal(mproc_conn_send_bytes(a, "ping", 5), 0);
+  char buf[16];
+  size_t len = 0;
+  assert_int_equal(mproc_conn_recv_bytes(a, buf, sizeof buf, &len, 30), 0);
+  assert_string_equal(buf, "ping");
+  assert_int_equal(tu_join_code(p), 0);
+  /* The child's end is closed with it: end of file here. */
+  assert_int_equal(mproc_conn_recv_bytes(a, buf, sizeof buf, &len, 30), MPROC_EPIPE);
+  assert_int_equal(mproc_conn_free(a), 0);
+  /* Without its fds, the token is refused in the child. */
+  assert_int_equal(mproc_pipe(&a, &b, 0), 0);
+  assert_true(mproc_conn_export(b, tok, sizeof tok) > 0);
+  assert_int_equal(tu_join_code(spawn_start(body_pipe_echo, tok, strlen(tok) + 1, 0)), 40);
+  mproc_conn_t *bad = NULL;
+  assert_int_equal(mproc_conn_attach(&bad, "mproc-conn:bad"), MPROC_EINVAL);
+  o.fds = fds, o.nfds = 1, fds[0] = 1;
+  assert_int_equal(mproc_process_new(&p, body_pipe_echo, NULL, 0, &o), MPROC_EBADF);
+  mproc_conn_free(a), mproc_conn_free(b);
+}
+
 static void test_spawn_pool_map_fixed_and_worker_death(void **state) {
   (void)state;
   mproc_pool_t *pool = spawn_pool(2);
@@ -505,6 +556,7 @@ int main(int argc, char **argv) {
   mproc_process_register("spawn.test.lock_and_malloc", body_lock_and_malloc);
   mproc_process_register("spawn.test.use_objects", body_use_objects);
   mproc_process_register("spawn.test.daemon_then_die", body_daemon_then_die);
+  mproc_process_register("spawn.test.pipe_echo", body_pipe_echo);
   mproc_task_register("spawn.test.square", task_square);
   mproc_elem_register("spawn.test.double", elem_double);
   mproc_init_register("spawn.test.init", init_set);
@@ -516,6 +568,7 @@ int main(int argc, char **argv) {
       TEST(spawn, daemon_dies_with_crashed_parent),
       TEST(spawn, threaded_parent_never_hangs),
       TEST(spawn, shared_objects_in_child),
+      TEST(spawn, pipe_end_passed_by_fds),
       TEST(spawn, pool_map_fixed_and_worker_death),
       TEST(spawn, unregistered_and_payload_refused),
       TEST(spawn, program_without_guard_fails_cleanly),

@@ -37,10 +37,14 @@ typedef struct mproc_process_opts {
   /* SPAWN only: the program to exec, argv[0] its path, NULL-terminated (NULL: this program with
    * its own arguments). It must call mproc_spawn_guard(). Copied by mproc_process_new(). */
   const char *const *argv;
+  /* SPAWN only: fds the child gets at the same numbers (e.g. mproc_conn_fds()); others are not
+   * inherited. Other start methods inherit every fd. */
+  const int *fds;
+  size_t nfds;
 } mproc_process_opts_t;
 
 #define MPROC_PROCESS_OPTS_INIT \
-  { sizeof(mproc_process_opts_t), NULL, 0, MPROC_START_DEFAULT, NULL, NULL }
+  { sizeof(mproc_process_opts_t), NULL, 0, MPROC_START_DEFAULT, NULL, NULL, NULL, 0 }
 /* Fill opts with defaults. Errors: MPROC_EINVAL (NULL). */
 MPROC_API int mproc_process_opts_init(mproc_process_opts_t *opts);
 

@@ -1,4 +1,5 @@
 // C ABI: processes and the runtime. Thin shims over runtime/process.cpp and runtime/runtime.cpp.
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -72,6 +73,12 @@ MPROC_API int mproc_process_new(mproc_process_t **out, mproc_process_fn fn, cons
     if (o.argv && method != MPROC_START_SPAWN)
       return fail(MPROC_EINVAL, "argv is for the spawn start method only");
     if (o.argv && !o.argv[0]) return fail(MPROC_EINVAL, "argv is empty");
+    if ((o.fds || o.nfds) && method != MPROC_START_SPAWN)
+      return fail(MPROC_EINVAL, "fds are for the spawn start method only (others inherit all)");
+    if (!o.fds && o.nfds) return fail(MPROC_EINVAL, "fds is NULL but nfds is %zu", o.nfds);
+    for (size_t i = 0; i < o.nfds; i++)
+      if (o.fds[i] < 3 || fcntl(o.fds[i], F_GETFD) < 0)
+        return fail(MPROC_EBADF, "fds[%zu] = %d is not an open fd above 2", i, o.fds[i]);
     if (o.name && strlen(o.name) > MPROC_PROCESS_NAME_MAX)
       return fail(MPROC_ENAMETOOLONG, "name is longer than %d bytes", MPROC_PROCESS_NAME_MAX);
 
@@ -83,6 +90,7 @@ MPROC_API int mproc_process_new(mproc_process_t **out, mproc_process_fn fn, cons
     c.daemon = o.daemon != 0;
     c.method = method;
     for (const char *const *a = o.argv; a && *a; a++) c.exec_argv.emplace_back(*a);
+    if (o.nfds) c.pass_fds.assign(o.fds, o.fds + o.nfds);
     c.fn = fn;
     c.payload = o.payload;
     if (len) c.arg.assign(static_cast<const char *>(arg), static_cast<const char *>(arg) + len);
