@@ -53,30 +53,45 @@ static const char **mproc_py_argv(PyObject *list) {
   return argv;
 }
 
-/* spawn_process_new(arg, name, daemon, argv) -> process handle, not started: `argv` (a list of
- * str) runs mproc.spawn.spawn_main, which receives `arg`. */
+/* spawn_process_new(arg, name, daemon, argv, fds) -> process handle, not started: `argv` (a list
+ * of str) runs mproc.spawn.spawn_main, which receives `arg`; `fds` (a list of int) are passed. */
 static PyObject *mproc_py_spawn_process_new(PyObject *self, PyObject *args) {
   (void)self;
   Py_buffer arg;
   const char *name = NULL;
   int daemon = 0;
-  PyObject *list;
-  if (!PyArg_ParseTuple(args, "y*ziO!", &arg, &name, &daemon, &PyList_Type, &list)) return NULL;
+  PyObject *list, *fdlist;
+  if (!PyArg_ParseTuple(args, "y*ziO!O!", &arg, &name, &daemon, &PyList_Type, &list,
+                        &PyList_Type, &fdlist))
+    return NULL;
   PyObject *res = NULL;
   const char **argv = mproc_py_argv(list);
+  Py_ssize_t nfds = PyList_GET_SIZE(fdlist);
+  int *fds = (int *)calloc((size_t)nfds + 1, sizeof *fds);
   if (!argv) goto done;
+  if (!fds) {
+    PyErr_NoMemory();
+    goto done;
+  }
+  for (Py_ssize_t i = 0; i < nfds; i++) {
+    fds[i] = (int)PyLong_AsLong(PyList_GET_ITEM(fdlist, i));
+    if (PyErr_Occurred()) goto done;
+  }
   if (mproc_py_spawn_register() < 0) goto done;
   mproc_process_opts_t o = MPROC_PROCESS_OPTS_INIT;
   o.name = name;
   o.daemon = daemon;
   o.start_method = MPROC_START_SPAWN;
   o.argv = argv;
+  o.fds = fds;
+  o.nfds = (size_t)nfds;
   mproc_process_t *p = NULL;
   int rc = mproc_process_new(&p, mproc_py_spawn_main, arg.buf, (size_t)arg.len, &o);
   if (rc < 0) mproc_py_raise(rc);
   else res = MPROC_PY_NEWPTR(p, SWIGTYPE_p_mproc_process);
 done:
   free(argv);
+  free(fds);
   PyBuffer_Release(&arg);
   return res;
 }

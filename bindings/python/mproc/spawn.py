@@ -53,20 +53,27 @@ def _command_line():
 
 
 class _Spawning:
-    """Stands for the standard library's Popen object while a process is pickled."""
+    """Stands for the standard library's Popen object while a process is pickled: collects the
+    fds the child gets at the same numbers (a Connection's), as popen_spawn_posix does."""
+
+    def __init__(self, fds):
+        self.fds = fds  # None: nothing can be passed (a pool's workers)
 
     def duplicate_for_child(self, fd):
-        raise TypeError("a file descriptor of the standard library's objects cannot be passed to "
-                        "an mproc spawn child: use mproc's own objects")
+        if self.fds is None:
+            raise TypeError("a Pipe connection cannot be passed to a pool's spawned workers")
+        self.fds.append(fd)
+        return fd
 
 
-def _preparation(name, *objs):
-    """The standard library's preparation data, then each object pickled, as one byte string."""
+def _preparation(name, *objs, fds=None):
+    """The standard library's preparation data, then each object pickled, as one byte string;
+    the fds to pass are appended to `fds`."""
     from multiprocessing import context as std_context
     from multiprocessing import spawn as std_spawn
     buf = io.BytesIO()
     # While it is set, the standard library's objects (its authkey) agree to be pickled.
-    std_context.set_spawning_popen(_Spawning())
+    std_context.set_spawning_popen(_Spawning(fds))
     try:
         pickle.dump(std_spawn.get_preparation_data(name), buf, _core.PROTOCOL)
         for obj in objs:
@@ -94,8 +101,10 @@ def _prepare_child(f):
 
 def new_process(proc):
     """A C process handle (not started) that will run `proc` in a fresh interpreter."""
-    return _mproc.spawn_process_new(_preparation(proc._name, proc), proc._name[:255],
-                                    int(proc._daemonic), _command_line())
+    fds = []
+    arg = _preparation(proc._name, proc, fds=fds)
+    return _mproc.spawn_process_new(arg, proc._name[:255], int(proc._daemonic), _command_line(),
+                                    sorted(set(fds)))
 
 
 def pool_init_bytes(initializer, initargs):

@@ -114,7 +114,7 @@ def test_supervision_exit_codes_signals_daemon():
 
 
 def use_everything(q, jq, sq, lock, rlock, sem, bsem, ev, cond, barrier, val, arr, shm_name,
-                   conn_unused):
+                   conn):
     with lock:
         val.value += 1
     with rlock:
@@ -126,6 +126,8 @@ def use_everything(q, jq, sq, lock, rlock, sem, bsem, ev, cond, barrier, val, ar
     block = shared_memory.SharedMemory(name=shm_name)
     block.buf[:5] = b"hello"
     block.close()
+    conn.send(conn.recv() + " back")
+    conn.close()
     q.put("queue")
     jq.put("joinable")
     sq.put("simple")
@@ -142,11 +144,18 @@ def test_every_shared_object_in_a_spawned_child():
     ev, cond, barrier = SPAWN.Event(), SPAWN.Condition(), SPAWN.Barrier(2)
     val, arr = SPAWN.Value("i", 41), SPAWN.Array("d", 3)
     block = shared_memory.SharedMemory(create=True, size=64)
+    mine, theirs = SPAWN.Pipe()
     try:
         with cond:
             p = SPAWN.Process(target=use_everything, args=(
-                q, jq, sq, lock, rlock, sem, bsem, ev, cond, barrier, val, arr, block.name, None))
+                q, jq, sq, lock, rlock, sem, bsem, ev, cond, barrier, val, arr, block.name,
+                theirs))
             p.start()
+            theirs.close()
+            mine.send("pipe")
+            assert mine.recv() == "pipe back"
+            with pytest.raises(EOFError):
+                mine.recv()  # the child closed its end, the parent's copy is closed
             assert sem.acquire(timeout=60)
             assert q.get(timeout=60) == "queue"
             assert jq.get(timeout=60) == "joinable"
@@ -160,6 +169,7 @@ def test_every_shared_object_in_a_spawned_child():
         p.join(60)
         assert p.exitcode == 0
     finally:
+        mine.close()
         block.unlink()  # (mproc's SharedMemory unlinks before it closes)
         block.close()
 
@@ -187,6 +197,11 @@ def test_pool_and_executor():
         with pytest.raises(mproc.WorkerDiedError):
             pool.apply(die, (1,))
         assert pool.map(square_plus_global, range(4), chunksize=1) == [100, 101, 104, 109]
+        a, b = SPAWN.Pipe()
+        with pytest.raises(Exception, match="Connection"):
+            pool.apply(exit_with, (b,))  # fds reach a process's child only
+        a.close()
+        b.close()
     with mproc.ProcessPoolExecutor(2, mp_context=SPAWN) as ex:
         assert list(ex.map(square_plus_global, range(5))) == [1, 2, 5, 10, 17]
 
