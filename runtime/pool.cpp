@@ -702,7 +702,9 @@ int Pool::spawn(size_t i) {
   b.names_len = spawn_names_.size();
   auto core = std::make_shared<ProcessCore>();
   core->name = "PoolWorker-" + std::to_string(i);
-  core->daemon = true;  // never outlives the program, also when it crashes
+  // Never outlives the program, also when it crashes. A spawned worker leaves when it sees the
+  // parent's pidfd end, not by PR_SET_PDEATHSIG (which Linux ties to the thread that made it).
+  core->daemon = !spawned();
   core->method = spawned() ? MPROC_START_SPAWN : MPROC_START_FORKSERVER;
   core->server = zygote_.get();  // null: the runtime's forkserver (or spawn)
   core->exec_argv = spawn_argv_;

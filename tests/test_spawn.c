@@ -480,6 +480,31 @@ static void test_spawn_pool_map_fixed_and_worker_death(void **state) {
   assert_int_equal(mproc_pool_new(&pool, &o), MPROC_EINVAL);
 }
 
+static void *make_pool_thread(void *arg) {
+  *(mproc_pool_t **)arg = spawn_pool(2);
+  return NULL;
+}
+
+/* Spawned workers outlive the thread that made their pool (no PR_SET_PDEATHSIG tied to it). */
+static void test_spawn_pool_outlives_its_creating_thread(void **state) {
+  (void)state;
+  mproc_pool_t *pool = NULL;
+  pthread_t t;
+  pthread_create(&t, NULL, make_pool_thread, &pool);
+  pthread_join(t, NULL);
+  usleep(100000); /* a worker killed with the thread would be gone by now */
+  mproc_worker_stats_t st[2];
+  assert_int_equal(mproc_pool_stats(pool, st, 2), 2);
+  check_pool_map(pool, 16);
+  mproc_worker_stats_t after[2];
+  assert_int_equal(mproc_pool_stats(pool, after, 2), 2);
+  assert_int_equal(after[0].pid, st[0].pid); /* the same workers: none was replaced */
+  assert_int_equal(after[1].pid, st[1].pid);
+  assert_int_equal(mproc_pool_close(pool), 0);
+  assert_int_equal(mproc_pool_join(pool, -1), 0);
+  assert_int_equal(mproc_pool_free(pool), 0);
+}
+
 static void test_spawn_unregistered_and_payload_refused(void **state) {
   (void)state;
   mproc_process_opts_t o = MPROC_PROCESS_OPTS_INIT;
@@ -570,6 +595,7 @@ int main(int argc, char **argv) {
       TEST(spawn, shared_objects_in_child),
       TEST(spawn, pipe_end_passed_by_fds),
       TEST(spawn, pool_map_fixed_and_worker_death),
+      TEST(spawn, pool_outlives_its_creating_thread),
       TEST(spawn, unregistered_and_payload_refused),
       TEST(spawn, program_without_guard_fails_cleanly),
       TEST(spawn, default_method),
