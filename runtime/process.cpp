@@ -132,7 +132,6 @@ int exitcode_from_wstatus(int wstatus) {
   _exit(code & 0xff);
 }
 
-namespace {
 // A fault in a child must end the child with that signal: a crash handler inherited from the
 // parent (a test framework's longjmp, a debugger hook) would resume the parent's code in the
 // child. Other dispositions are kept, as Python's fork keeps them.
@@ -144,7 +143,6 @@ void reset_fault_signals() {
     sigaction(sig, &sa, nullptr);
   }
 }
-}  // namespace
 
 [[noreturn]] void child_run(ProcessCore &core, int logical_parent, int real_parent) {
   // pthread_atfork has already abandoned the parent's runtime.

@@ -62,6 +62,8 @@ int process_signal(ProcessCore &core, int signo);
 int track_child(const std::shared_ptr<ProcessCore> &core, int pid, UniqueFd pidfd);
 // SIGKILL a direct child that cannot be tracked and reap it; its exit code.
 int kill_and_reap(int pid);
+// Fault signals (SEGV, BUS, ...) back to their default action, so a crash ends the child.
+void reset_fault_signals();
 // Body of a child made by fork (directly or by the forkserver). Never returns.
 [[noreturn]] void child_run(ProcessCore &core, int logical_parent, int real_parent);
 // Leave a child: join its own children, flush stdio, _exit. Never returns.

@@ -232,6 +232,7 @@ int spawn_guard() {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != b.parent_pid) _exit(255);
   }
+  reset_fault_signals();  // handlers the program installed before the guard (a sanitizer's)
   Runtime &rt = Runtime::get();
   rt.current_name = name;
   rt.parent_pid = b.parent_pid;
