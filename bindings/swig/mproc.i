@@ -28,6 +28,9 @@
 %ignore mproc_process_new;          /* function pointers: per-language wrappers below */
 %ignore mproc_process_start;        /* forks: each language brackets it with its fork hooks */
 %ignore mproc_forkserver_start;
+%ignore mproc_process_register;     /* function pointers; the spawn guard runs a body in-line */
+%ignore mproc_spawn_guard;
+%ignore mproc_conn_fds;             /* an int array out: the token of mproc_conn_export has them */
 %ignore mproc_pool_new;
 %ignore mproc_pool_apply;
 %ignore mproc_pool_apply_async;

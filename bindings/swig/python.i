@@ -109,6 +109,7 @@ static PyObject *mproc_py_raise(int code) {
 
 /* Python helpers with their own argument handling and GIL management. */
 %include "python_helpers.i"
+%include "python_spawn.i"
 #ifdef MPROC_WRAP_IPC
 %include "python_ipc.i"
 %include "python_types.i"

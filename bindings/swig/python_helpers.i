@@ -24,6 +24,7 @@ static int mproc_py_ptr(PyObject *o, void **p, swig_type_info *ty) {
  * forked by such a thread) re-initialises the interpreter with PyOS_AfterFork_Child before any
  * other Python call. */
 static PyObject *mproc_py_run_task = NULL;     /* mproc._worker.run_task, in a worker */
+static pid_t mproc_py_spawned = 0; /* pid of a spawned interpreter (not a fork) in its guard */
 static PyThreadState *mproc_py_worker_ts = NULL;
 
 /* Format the pending Python exception as text (traceback included); never fails. */
@@ -79,7 +80,7 @@ static int mproc_py_process_main(void *arg, size_t len, void *payload) {
  * then runs the user's initializer (if any) from the pickled bytes. */
 static int mproc_py_pool_init(mproc_task_ctx_t *ctx, const void *arg, size_t len, void *payload) {
   (void)payload;
-  PyOS_AfterFork_Child();
+  if (mproc_py_spawned != getpid()) PyOS_AfterFork_Child();
   PyObject *mod = PyImport_ImportModule("mproc._worker");
   PyObject *r = NULL;
   if (mod) {

@@ -82,8 +82,12 @@ typedef struct mproc_pool_opts {
   const char *backend;         /* where the workers run: "local" (processes of this machine) or
                                   a registered backend such as "mpi" (MPI ranks: mproc/mpi.h).
                                   NULL: the MPROC_POOL_BACKEND environment variable, else local */
+  const char *const *argv;     /* SPAWN workers: the program to exec, as mproc_process_opts_t's
+                                  argv (NULL: this program). Tasks, element functions and the
+                                  initializer must be registered by name before the pool starts */
 } mproc_pool_opts_t;
-#define MPROC_POOL_OPTS_INIT { sizeof(mproc_pool_opts_t), 0, 0, NULL, NULL, 0, 0, 0.0, NULL, 0, NULL }
+#define MPROC_POOL_OPTS_INIT \
+  { sizeof(mproc_pool_opts_t), 0, 0, NULL, NULL, 0, 0, 0.0, NULL, 0, NULL, NULL }
 /* Fill opts with defaults. Errors: MPROC_EINVAL. */
 MPROC_API int mproc_pool_opts_init(mproc_pool_opts_t *opts);
 

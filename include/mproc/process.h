@@ -20,7 +20,7 @@ typedef enum mproc_start_method {
   MPROC_START_DEFAULT = 0,
   MPROC_START_FORK = 1,       /* fork() of the calling process: sees all its memory */
   MPROC_START_FORKSERVER = 2, /* fork() of a single-threaded helper made early: thread safe */
-  MPROC_START_SPAWN = 3       /* reserved: exec of the same program (not available yet) */
+  MPROC_START_SPAWN = 3       /* exec of the program: no inherited memory, threads or locks */
 } mproc_start_method_t;
 
 /* Largest argument buffer a process accepts (bytes). */
@@ -33,10 +33,18 @@ typedef struct mproc_process_opts {
   const char *name; /* NULL: "Process-N" */
   int daemon;       /* non-zero: killed when the parent exits or dies; never joined at exit */
   int start_method; /* mproc_start_method_t */
-  void *payload;    /* passed to the body unchanged */
+  void *payload;    /* passed to the body unchanged (must be NULL for SPAWN) */
+  /* SPAWN only: the program to exec, argv[0] its path, NULL-terminated (NULL: this program with
+   * its own arguments). It must call mproc_spawn_guard(). Copied by mproc_process_new(). */
+  const char *const *argv;
+  /* SPAWN only: fds the child gets at the same numbers (e.g. mproc_conn_fds()); others are not
+   * inherited. Other start methods inherit every fd. */
+  const int *fds;
+  size_t nfds;
 } mproc_process_opts_t;
 
-#define MPROC_PROCESS_OPTS_INIT { sizeof(mproc_process_opts_t), NULL, 0, MPROC_START_DEFAULT, NULL }
+#define MPROC_PROCESS_OPTS_INIT \
+  { sizeof(mproc_process_opts_t), NULL, 0, MPROC_START_DEFAULT, NULL, NULL, NULL, 0 }
 /* Fill opts with defaults. Errors: MPROC_EINVAL (NULL). */
 MPROC_API int mproc_process_opts_init(mproc_process_opts_t *opts);
 
@@ -45,8 +53,11 @@ MPROC_API int mproc_process_opts_init(mproc_process_opts_t *opts);
  * MPROC_PROCESS_ARG_MAX), MPROC_ENAMETOOLONG, MPROC_ENOMEM. Free with mproc_process_free(). */
 MPROC_API int mproc_process_new(mproc_process_t **out, mproc_process_fn fn, const void *arg,
                                 size_t len, const mproc_process_opts_t *opts);
-/* Start the child. Errors: MPROC_ESTARTED (twice), MPROC_EAGAIN/ENOMEM (fork failed),
- * MPROC_ENOSYS (start method not available), MPROC_EWRONGPROC, MPROC_EBADF. */
+/* Start the child. SPAWN waits until the child has reached mproc_spawn_guard() (see
+ * docs/process.md). Errors: MPROC_ESTARTED (twice), MPROC_EAGAIN/ENOMEM (fork failed),
+ * MPROC_EINVAL (SPAWN: body not registered), MPROC_ENOENT (SPAWN: the child has no function of
+ * that name), MPROC_ECHILD (SPAWN: the program does not call mproc_spawn_guard()),
+ * MPROC_EWRONGPROC, MPROC_EBADF. */
 MPROC_API int mproc_process_start(mproc_process_t *p);
 /* Wait for the child to end; timeout in seconds, negative waits forever, 0 polls.
  * Errors: MPROC_ETIMEDOUT, MPROC_ENOTSTARTED, MPROC_EWRONGPROC (called in the child itself). */
@@ -73,6 +84,15 @@ MPROC_API int mproc_process_signal(mproc_process_t *p, int signo);
 /* Release the handle. A child still running is not touched and MPROC_ERUNNING is returned
  * (join or kill it first; the handle stays valid). NULL is a no-op. */
 MPROC_API int mproc_process_free(mproc_process_t *p);
+
+/* Register a process body under a name, for the SPAWN start method (the child finds it by name).
+ * Register the same names before mproc_spawn_guard(). Errors: MPROC_EINVAL, MPROC_ENAMETOOLONG,
+ * MPROC_EEXIST (name or function registered already otherwise). */
+MPROC_API int mproc_process_register(const char *name, mproc_process_fn fn);
+/* Call early in main(), after registering bodies: returns 0 in a program not started by SPAWN;
+ * in a spawned child it runs the body and exits (never returns). A spawned child that makes
+ * another mproc call that starts processes before it exits at once, its parent told why. */
+MPROC_API int mproc_spawn_guard(void);
 
 /* ---- the runtime ------------------------------------------------------------------------ */
 

@@ -168,6 +168,18 @@ MPROC_API int mproc_conn_fileno(const mproc_conn_t *c);
 /* The end's Unix socket (owned by the handle), for passing fds to the peer, e.g. with
  * mproc_queue_send_handle(). No message data travels on it. Errors: MPROC_ECLOSED. */
 MPROC_API int mproc_conn_socket(const mproc_conn_t *c);
+/* The fds of this end (at most 4) into out (may be NULL when cap is 0); returns how many. Pass
+ * them to a SPAWN child (mproc_process_opts_t.fds) with the token of mproc_conn_export().
+ * Errors: MPROC_ECLOSED, MPROC_EBADF, MPROC_EINVAL. */
+MPROC_API int mproc_conn_fds(const mproc_conn_t *c, int *out, size_t cap);
+/* Write a token naming this end's fds into buf (MPROC_CONN_TOKEN_MAX is enough); returns its
+ * length. Errors: MPROC_ERANGE, MPROC_ECLOSED, MPROC_EBADF. */
+MPROC_API int mproc_conn_export(const mproc_conn_t *c, char *buf, size_t cap);
+#define MPROC_CONN_TOKEN_MAX 128
+/* In a process holding the end's fds at the same numbers (a spawned child given them): make a
+ * handle that takes them over. Free with mproc_conn_free(). Errors: MPROC_EINVAL (not a token),
+ * MPROC_EBADF (the fds are not here). */
+MPROC_API int mproc_conn_attach(mproc_conn_t **out, const char *token);
 /* Close this end (the peer then sees end of file); the handle stays valid until freed. */
 MPROC_API int mproc_conn_close(mproc_conn_t *c);
 /* Close (if needed) and release the handle. NULL is a no-op. Errors: MPROC_EBADF. */

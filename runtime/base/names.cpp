@@ -29,7 +29,8 @@ Table &table() {
 }
 
 const char *kind_name(FnKind k) {
-  return k == FnKind::kTask ? "task" : k == FnKind::kElem ? "element" : "init";
+  return k == FnKind::kTask ? "task" : k == FnKind::kElem ? "element"
+                             : k == FnKind::kInit ? "init" : "process";
 }
 
 }  // namespace
@@ -68,6 +69,14 @@ uintptr_t fn_lookup(const char *name, size_t len, FnKind kind) {
   auto it = t.by_name.find(std::string(name, len));
   if (it == t.by_name.end() || it->second.kind != kind) return 0;
   return it->second.fn;
+}
+
+std::vector<FnEntry> fn_entries() {
+  Table &t = table();
+  std::lock_guard<std::mutex> g(t.mu);
+  std::vector<FnEntry> out;
+  for (auto &kv : t.by_name) out.push_back({kv.first, kv.second.kind, kv.second.fn});
+  return out;
 }
 
 }  // namespace mproc

@@ -39,6 +39,32 @@ MPROC_API int mproc_pipe(mproc_conn_t **out_a, mproc_conn_t **out_b, int duplex)
   });
 }
 
+MPROC_API int mproc_conn_fds(const mproc_conn_t *c, int *out, size_t cap) {
+  return MPROC_GUARD({
+    if (int rc = check(c)) return rc;
+    if (!out && cap) return fail(MPROC_EINVAL, "out is NULL but cap is %zu", cap);
+    return mproc::conn_fds(*c, out, cap);
+  });
+}
+
+MPROC_API int mproc_conn_export(const mproc_conn_t *c, char *buf, size_t cap) {
+  return MPROC_GUARD({
+    if (int rc = check(c)) return rc;
+    if (!buf) return fail(MPROC_EINVAL, "buf is NULL");
+    return mproc::conn_export(*c, buf, cap);
+  });
+}
+
+MPROC_API int mproc_conn_attach(mproc_conn_t **out, const char *token) {
+  return MPROC_GUARD({
+    if (!out || !token) return fail(MPROC_EINVAL, "out or token is NULL");
+    *out = nullptr;
+    if (int rc = mproc::conn_attach(token, out)) return rc;
+    mproc::handle_register(*out, HandleKind::kPipe);
+    return 0;
+  });
+}
+
 MPROC_API int mproc_conn_send_bytes(mproc_conn_t *c, const void *data, size_t len) {
   return MPROC_GUARD({
     if (int rc = check(c)) return rc;

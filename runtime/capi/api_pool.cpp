@@ -44,13 +44,15 @@ int read_async_opts(const mproc_async_opts_t *opts, mproc_async_opts_t *o) {
   return 0;
 }
 
-// A backend's pool runs functions by registered name and cannot kill a worker for a timeout.
+// A backend's or spawned pool runs functions by registered name; a backend cannot kill a worker
+// for a timeout.
 int check_remote(const mproc_pool_t *pool, const void *fn, const mproc_async_opts_t &o) {
-  if (!pool->pool->remote()) return 0;
+  if (!pool->pool->remote() && !pool->pool->spawned()) return 0;
   if (!mproc::fn_name(reinterpret_cast<uintptr_t>(fn)))
     return fail(MPROC_EINVAL, "the function is not registered (mproc_task_register or "
-                              "mproc_elem_register): the '%s' backend runs functions by name",
-                pool->pool->backend());
+                              "mproc_elem_register): the '%s' %s runs functions by name",
+                pool->pool->backend(), pool->pool->remote() ? "backend" : "pool's spawned worker");
+  if (!pool->pool->remote()) return 0;
   if (o.timeout > 0)
     return fail(MPROC_ENOSYS, "task timeouts need workers the pool can kill and replace: not on "
                               "the '%s' backend", pool->pool->backend());
@@ -281,9 +283,10 @@ MPROC_API int mproc_pool_new(mproc_pool_t **out, const mproc_pool_opts_t *opts) 
     if (!(o.task_timeout >= 0))
       return fail(MPROC_EINVAL, "task timeout %g is negative or NaN", o.task_timeout);
     if (!o.init_arg && o.init_arg_len) return fail(MPROC_EINVAL, "init_arg is NULL with a length");
-    if (o.start_method < 0 || o.start_method > MPROC_START_FORKSERVER)
-      return fail(o.start_method == MPROC_START_SPAWN ? MPROC_ENOSYS : MPROC_EINVAL,
-                  "start method %d is not available for pools", o.start_method);
+    if (o.start_method < 0 || o.start_method > MPROC_START_SPAWN)
+      return fail(MPROC_EINVAL, "unknown start method %d", o.start_method);
+    if (o.argv && o.start_method != MPROC_START_SPAWN)
+      return fail(MPROC_EINVAL, "argv is for the spawn start method only");
     if (o.ring_bytes > (size_t(1) << 30)) return fail(MPROC_EINVAL, "ring_bytes over 1 GiB");
     auto h = std::make_unique<mproc_pool>();
     h->owner_pid = getpid();

@@ -1,14 +1,17 @@
 // C ABI: processes and the runtime. Thin shims over proc/process.cpp and proc/runtime.cpp.
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
-#include "proc/forkserver.hpp"
 #include "base/interrupt.hpp"
+#include "base/names.hpp"
+#include "proc/forkserver.hpp"
 #include "proc/process.hpp"
 #include "proc/runtime.hpp"
+#include "proc/spawn.hpp"
 #include "capi/capi.hpp"
 
 using mproc::fail;
@@ -59,6 +62,19 @@ MPROC_API int mproc_process_new(mproc_process_t **out, mproc_process_fn fn, cons
       return rc;
     if (o.start_method != MPROC_START_DEFAULT && !valid_method(o.start_method))
       return fail(MPROC_EINVAL, "unknown start method %d", o.start_method);
+    const int method =
+        o.start_method == MPROC_START_DEFAULT ? Runtime::get().default_method.load() : o.start_method;
+    if (method == MPROC_START_SPAWN && o.payload)
+      return fail(MPROC_EINVAL, "a payload pointer cannot reach a spawned child (pass bytes)");
+    if (o.argv && method != MPROC_START_SPAWN)
+      return fail(MPROC_EINVAL, "argv is for the spawn start method only");
+    if (o.argv && !o.argv[0]) return fail(MPROC_EINVAL, "argv is empty");
+    if ((o.fds || o.nfds) && method != MPROC_START_SPAWN)
+      return fail(MPROC_EINVAL, "fds are for the spawn start method only (others inherit all)");
+    if (!o.fds && o.nfds) return fail(MPROC_EINVAL, "fds is NULL but nfds is %zu", o.nfds);
+    for (size_t i = 0; i < o.nfds; i++)
+      if (o.fds[i] < 3 || fcntl(o.fds[i], F_GETFD) < 0)
+        return fail(MPROC_EBADF, "fds[%zu] = %d is not an open fd above 2", i, o.fds[i]);
     if (o.name && strlen(o.name) > MPROC_PROCESS_NAME_MAX)
       return fail(MPROC_ENAMETOOLONG, "name is longer than %d bytes", MPROC_PROCESS_NAME_MAX);
 
@@ -68,7 +84,9 @@ MPROC_API int mproc_process_new(mproc_process_t **out, mproc_process_fn fn, cons
     Runtime &rt = Runtime::get();
     c.name = o.name ? o.name : "Process-" + std::to_string(++rt.counter);
     c.daemon = o.daemon != 0;
-    c.method = o.start_method == MPROC_START_DEFAULT ? rt.default_method.load() : o.start_method;
+    c.method = method;
+    for (const char *const *a = o.argv; a && *a; a++) c.exec_argv.emplace_back(*a);
+    if (o.nfds) c.pass_fds.assign(o.fds, o.fds + o.nfds);
     c.fn = fn;
     c.payload = o.payload;
     if (len) c.arg.assign(static_cast<const char *>(arg), static_cast<const char *>(arg) + len);
@@ -210,12 +228,18 @@ MPROC_API int mproc_process_free(mproc_process_t *p) {
 MPROC_API int mproc_set_start_method(int method) {
   return MPROC_GUARD({
     if (!valid_method(method)) return fail(MPROC_EINVAL, "unknown start method %d", method);
-    if (method == MPROC_START_SPAWN)
-      return fail(MPROC_ENOSYS, "the spawn start method is not available yet");
     Runtime::get().default_method = method;
     return 0;
   });
 }
+
+MPROC_API int mproc_process_register(const char *name, mproc_process_fn fn) {
+  return MPROC_GUARD({
+    return mproc::register_fn(name, mproc::FnKind::kProcess, reinterpret_cast<uintptr_t>(fn));
+  });
+}
+
+MPROC_API int mproc_spawn_guard(void) { return MPROC_GUARD({ return mproc::spawn_guard(); }); }
 
 MPROC_API int mproc_get_start_method(void) { return Runtime::get().default_method.load(); }
 

@@ -34,8 +34,10 @@
 // the socket between them; the reader wakes it only when writer_sleeps says it sleeps.
 #include "ipc/pipe.hpp"
 
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -282,6 +284,7 @@ void consume(PipeDir *d, uint64_t new_tail) {
 struct PipeMem {
   void *base = nullptr;
   size_t len = 0;
+  UniqueFd memfd;  // kept for conn_export (a spawned child maps it again)
   UniqueFd evfd[2];
   ~PipeMem() {
     if (base) munmap(base, len);
@@ -308,7 +311,8 @@ int conn_pair(bool duplex, mproc_conn **a, mproc_conn **b) {
     if (p == MAP_FAILED) return fail_errno(errno, "mmap");
     mem->base = p;
     mem->len = len;
-  }  // the mapping outlives the memfd
+    mem->memfd = std::move(m);
+  }
   for (int i = 0; i < ndir; i++) {
     new (mem->dir(i)) PipeDir();
     mem->evfd[i].reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -526,6 +530,71 @@ int wait_sources(const std::vector<WaitSource> &src, int *ready, double timeout)
   for (const WaitSource &s : src)
     if (s.conn) s.conn->in->pollers.fetch_sub(1);
   return n;
+}
+
+// ---- an end for a process that holds its fds at the same numbers (a spawned child) ----------
+
+namespace {
+constexpr const char *kConnToken = "mproc-conn";
+int dir_index(const mproc_conn &c, const PipeDir *d) {
+  return !d ? -1 : d == c.mem->dir(0) ? 0 : 1;
+}
+}  // namespace
+
+int conn_fds(const mproc_conn &c, int *out, size_t cap) {
+  int all[4] = {c.fd.get(), c.mem->memfd.get(), c.mem->evfd[0].get(), c.mem->evfd[1].get()};
+  int n = 0;
+  for (int fd : all)
+    if (fd >= 0) {
+      if (static_cast<size_t>(n) < cap) out[n] = fd;
+      n++;
+    }
+  return n;
+}
+
+int conn_export(const mproc_conn &c, char *buf, size_t cap) {
+  int n = snprintf(buf, cap, "%s:%d:%d:%zu:%d:%d:%d:%d", kConnToken, c.fd.get(),
+                   c.mem->memfd.get(), c.mem->len, c.mem->evfd[0].get(), c.mem->evfd[1].get(),
+                   dir_index(c, c.in), dir_index(c, c.out));
+  if (n < 0 || static_cast<size_t>(n) >= cap)
+    return fail(MPROC_ERANGE, "buffer of %zu bytes is too small for the token", cap);
+  return n;
+}
+
+int conn_attach(const char *token, mproc_conn **out) {
+  int sock, memfd, ev[2], in, outd, used = 0;
+  size_t len;
+  if (sscanf(token, "mproc-conn:%d:%d:%zu:%d:%d:%d:%d%n", &sock, &memfd, &len, &ev[0], &ev[1],
+             &in, &outd, &used) != 7 || token[used] || (in < 0 && outd < 0) || in > 1 ||
+      outd > 1 || len == 0 || len > 2 * (kDirHdr + kCap))
+    return fail(MPROC_EINVAL, "not a connection token: '%.80s'", token);
+  struct stat st;
+  if (fstat(sock, &st) < 0 || !S_ISSOCK(st.st_mode) || fstat(memfd, &st) < 0 ||
+      static_cast<size_t>(st.st_size) != len)
+    return fail(MPROC_EBADF, "this process does not hold the connection's fds (pass them to "
+                             "the child: mproc_process_opts_t.fds)");
+  for (int d : {in, outd})
+    if (d >= 0 && fcntl(ev[d], F_GETFD) < 0)
+      return fail(MPROC_EBADF, "this process does not hold the connection's wake-up fds");
+  void *p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+  if (p == MAP_FAILED) return fail_errno(errno, "mmap");
+  auto mem = std::make_shared<PipeMem>();
+  mem->base = p;
+  mem->len = len;
+  mem->memfd.reset(memfd);  // taken over: the fds of the token now belong to the handle
+  for (int i = 0; i < 2; i++)
+    if (ev[i] >= 0) mem->evfd[i].reset(ev[i]);
+  auto *c = new mproc_conn();
+  c->fd.reset(sock);
+  c->in = in >= 0 ? mem->dir(in) : nullptr;
+  c->out = outd >= 0 ? mem->dir(outd) : nullptr;
+  c->in_evfd = in >= 0 ? ev[in] : -1;
+  c->out_evfd = outd >= 0 ? ev[outd] : -1;
+  c->can_recv = c->in != nullptr;
+  c->can_send = c->out != nullptr;
+  c->mem = std::move(mem);
+  *out = c;
+  return 0;
 }
 
 }  // namespace mproc

@@ -54,6 +54,12 @@ void conn_close(mproc_conn &c);
 // The socket behind `fd` when it is the fileno() of a live connection of this process, else fd:
 // lets mproc_queue_send_handle() take a connection's fileno as it did when that was the socket.
 int conn_socket_of(int fd);
+// For a process that holds the end's fds at the same numbers (a spawned child): its fds
+// (returns how many, at most 4), a token naming them, and a handle made from the token (it
+// takes the fds over).
+int conn_fds(const mproc_conn &c, int *out, size_t cap);
+int conn_export(const mproc_conn &c, char *buf, size_t cap);
+int conn_attach(const char *token, mproc_conn **out);
 
 // One object of wait(): a pollable fd, and for queues the ring (whose fifo may wake spuriously)
 // and for conns the connection (whose ring is checked directly).

@@ -29,6 +29,7 @@
 #include <cstdio>
 #include <ctime>
 #include <map>
+#include <unordered_map>
 
 #include "base/align.hpp"
 #include "base/error.hpp"
@@ -111,6 +112,13 @@ struct Boot {
   uint32_t pad;
   uint64_t init_fn;
   uint64_t init_len;
+  uint64_t names_len;  // spawned workers: the parent's registered functions (NameRec) follow
+};
+// One registered function of the parent, for a spawned worker (its addresses differ).
+struct NameRec {
+  uint64_t fn;
+  uint32_t kind;
+  uint32_t name_len;  // the name follows
 };
 
 std::string describe_exit(int code) {
@@ -222,6 +230,21 @@ bool run_chunk(const TaskHdr &th, uint64_t fnp, const char *p, std::vector<char>
   return true;
 }
 
+// The parent's function addresses to this process's (a spawned worker), from the NameRecs.
+std::unordered_map<uint64_t, uint64_t> local_functions(const char *p, size_t len) {
+  std::unordered_map<uint64_t, uint64_t> map;
+  for (const char *end = p + len; p + sizeof(NameRec) <= end;) {
+    NameRec r;
+    memcpy(&r, p, sizeof r);
+    p += sizeof r;
+    if (r.name_len > static_cast<size_t>(end - p)) break;
+    uintptr_t mine = fn_lookup(p, r.name_len, static_cast<FnKind>(r.kind));
+    if (mine) map[r.fn] = mine;
+    p += r.name_len;
+  }
+  return map;
+}
+
 int worker_main(void *arg, size_t len, void *payload) {
   if (len < sizeof(Boot)) return 120;
   // Ctrl-C reaches the whole process group: the program decides what happens to its pool (its
@@ -230,6 +253,19 @@ int worker_main(void *arg, size_t len, void *payload) {
   Boot b;
   memcpy(&b, arg, sizeof b);
   const char *init_arg = static_cast<const char *>(arg) + sizeof b;
+  if (len < sizeof b + b.init_len + b.names_len) return 120;
+  // A spawned worker runs the functions of the same names; unknown ones are an error.
+  const bool by_name = b.names_len > 0;
+  auto fns = local_functions(init_arg + b.init_len, b.names_len);
+  auto resolve = [&](uint64_t fn) -> uint64_t {
+    if (!by_name || !fn) return fn;
+    auto it = fns.find(fn);
+    if (it != fns.end()) return it->second;
+    fprintf(stderr, "mproc: spawned pool worker %d: a function the pool was given is not "
+                    "registered in this program (register it before mproc_spawn_guard())\n",
+            static_cast<int>(getpid()));
+    _exit(125);
+  };
   char *base = reinterpret_cast<char *>(static_cast<uintptr_t>(b.base));
   if (!b.inherited) {
     // A forkserver child: map the parent's memfd through /proc (same user, parent alive).
@@ -278,7 +314,7 @@ int worker_main(void *arg, size_t len, void *payload) {
   std::vector<char> out;
   mproc_task_ctx ctx{&out, 0, std::string(), static_cast<int>(b.slot)};
   if (b.init_fn) {
-    auto init = reinterpret_cast<mproc_init_fn>(static_cast<uintptr_t>(b.init_fn));
+    auto init = reinterpret_cast<mproc_init_fn>(static_cast<uintptr_t>(resolve(b.init_fn)));
     int rc = init(&ctx, b.init_len ? init_arg : nullptr, b.init_len, payload);
     if (rc != 0) {
       std::string msg = ctx.msg.empty() ? format("initializer returned %d", rc) : ctx.msg;
@@ -312,13 +348,17 @@ int worker_main(void *arg, size_t len, void *payload) {
     if (th.kind == kMsgStop) return 0;
     slot->started_ns.store(now_ns(), std::memory_order_relaxed);
     slot->current.store(th.id, std::memory_order_release);
-    if (!run_chunk(th, th.fn, task.data() + sizeof th, out, ctx, payload, &bulk))
+    if (!run_chunk(th, resolve(th.fn), task.data() + sizeof th, out, ctx, payload, &bulk))
       return 124;  // fails the chunk as a dead worker: visible
     if (send(out) < 0) return 0;  // the parent is gone
     slot->current.store(0, std::memory_order_release);
     if (b.max_tasks > 0 && ++done >= b.max_tasks) return 0;
   }
 }
+
+// Spawned workers find their body by this name (registered at load, in the child too).
+const int g_worker_registered =
+    register_fn("mproc.pool.worker", FnKind::kProcess, reinterpret_cast<uintptr_t>(worker_main));
 
 // A backend's worker: the loop of worker_main over a transport, functions found by name.
 int serve_backend(const mproc_transport_t &t, int worker, void *payload) {
@@ -562,6 +602,19 @@ int Pool::start(const mproc_pool_opts_t &o) {
     next_id_ = ((pools.fetch_add(1) + 1) << 40) + 1;  // ids of one pool never meet another's
   }
   if (int rc = attach_backend(o)) return rc;
+  if (spawned()) {
+    if (o.payload) return fail(MPROC_EINVAL, "a payload pointer cannot reach spawned workers");
+    if (o.initializer && !fn_name(reinterpret_cast<uintptr_t>(o.initializer)))
+      return fail(MPROC_EINVAL, "the initializer is not registered (mproc_init_register): "
+                                "spawned workers find functions by name");
+    for (const char *const *a = o.argv; a && *a; a++) spawn_argv_.emplace_back(*a);
+    for (const FnEntry &e : fn_entries()) {
+      NameRec r = {e.fn, static_cast<uint32_t>(e.kind), static_cast<uint32_t>(e.name.size())};
+      spawn_names_.insert(spawn_names_.end(), reinterpret_cast<char *>(&r),
+                          reinterpret_cast<char *>(&r) + sizeof r);
+      spawn_names_.insert(spawn_names_.end(), e.name.begin(), e.name.end());
+    }
+  }
   size_t n = static_cast<size_t>(o.workers > 0 ? o.workers : remote_ ? transport_.nworkers
                                                                      : mproc_cpu_count());
   uint64_t cap = 4096;
@@ -635,16 +688,20 @@ int Pool::spawn(size_t i) {
   b.inherited = zygote_ != nullptr;
   b.init_fn = reinterpret_cast<uintptr_t>(opts_.initializer);
   b.init_len = init_arg_.size();
+  b.names_len = spawn_names_.size();
   auto core = std::make_shared<ProcessCore>();
   core->name = "PoolWorker-" + std::to_string(i);
-  core->daemon = true;  // never outlives the program, also when it crashes
-  core->method = MPROC_START_FORKSERVER;
-  core->server = zygote_.get();  // null: the runtime's forkserver
+  // Never outlives the program, also when it crashes. A spawned worker leaves when it sees the
+  // parent's pidfd end, not by PR_SET_PDEATHSIG (which Linux ties to the thread that made it).
+  core->daemon = !spawned();
+  core->method = spawned() ? MPROC_START_SPAWN : MPROC_START_FORKSERVER;
+  core->server = zygote_.get();  // null: the runtime's forkserver (or spawn)
+  core->exec_argv = spawn_argv_;
   core->fn = worker_main;
-  core->payload = opts_.payload;
-  core->arg.resize(sizeof b + init_arg_.size());
-  memcpy(core->arg.data(), &b, sizeof b);
-  if (!init_arg_.empty()) memcpy(core->arg.data() + sizeof b, init_arg_.data(), init_arg_.size());
+  core->payload = spawned() ? nullptr : opts_.payload;
+  core->arg.assign(reinterpret_cast<char *>(&b), reinterpret_cast<char *>(&b) + sizeof b);
+  core->arg.insert(core->arg.end(), init_arg_.begin(), init_arg_.end());
+  core->arg.insert(core->arg.end(), spawn_names_.begin(), spawn_names_.end());
   core->owner_pid = getpid();
   // Runs on the supervisor thread, maybe while the pool is being freed: it holds the mapping.
   core->on_exit = [seg = seg_] {

@@ -156,6 +156,8 @@ class Pool {
   int broken(std::string *msg);
   // Workers of a backend (mproc/backend.h) rather than local processes.
   bool remote() const { return remote_; }
+  // Local workers made by the spawn start method: functions travel by registered name.
+  bool spawned() const { return opts_.start_method == MPROC_START_SPAWN && !remote_; }
   const char *backend() const { return remote_ ? transport_.name : "local"; }
 
  private:
@@ -206,6 +208,8 @@ class Pool {
   // FORK pools: a single-threaded copy of the program made at pool creation forks every worker,
   // the first ones and their replacements alike (see docs/pool.md).
   std::unique_ptr<ForkServer> zygote_;
+  std::vector<std::string> spawn_argv_;  // spawned workers: the program (empty: this one)
+  std::vector<char> spawn_names_;        // spawned workers: NameRecs of the registered functions
   PoolShm *shm_ = nullptr;
   std::vector<Worker> workers_;  // dispatcher thread only, once started
 

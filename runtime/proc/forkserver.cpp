@@ -29,6 +29,7 @@
 #include "base/error.hpp"
 #include "proc/process.hpp"
 #include "proc/runtime.hpp"
+#include "proc/spawn.hpp"
 
 namespace mproc {
 namespace {
@@ -219,6 +220,7 @@ int ForkServer::start_locked() {
     pid_ = -1;
   }
   if (pid_ > 0) return 0;
+  spawn_refuse_unguarded("a forkserver or pool start");
   helper_gone_ = false;
   Runtime &rt = Runtime::get();
   // Fork before starting the supervisor thread when it is not running yet: a helper forked

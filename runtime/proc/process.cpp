@@ -4,6 +4,7 @@
 // cannot be reaped before we waitid on that pidfd) and hands it to the supervisor, whose uv_poll
 // fires when the child ends; waitid(P_PIDFD) then reaps exactly that child, never anyone else's.
 // forkserver: see forkserver.cpp; the helper reaps and reports the status over a socket.
+// spawn: see spawn.cpp; once started, its child is tracked exactly as a forked one.
 #include "proc/process.hpp"
 
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include "base/futex.hpp"
 #include "base/interrupt.hpp"
 #include "proc/runtime.hpp"
+#include "proc/spawn.hpp"
 
 namespace mproc {
 
@@ -57,7 +59,7 @@ bool ProcessCore::try_reap() {
 int ProcessCore::wait_exit(double timeout, bool interruptible) {
   Deadline d = Deadline::after(timeout);
   const uint32_t gen = interrupt_generation();
-  if (method == MPROC_START_FORK && !server) {
+  if (direct_child()) {
     // The joiner watches the pidfd itself; the supervisor lets go of it meanwhile, so that a
     // joined child's end wakes one thread, not two. It takes it back if the join gives up.
     Supervisor &sup = Runtime::get().supervisor();
@@ -106,7 +108,7 @@ bool ProcessCore::alive() {
     if (state != State::kRunning) return false;
   }
   // A child of ours: ask the kernel rather than wait for the supervisor's wake-up.
-  if (method == MPROC_START_FORK && !server && owner_pid == current_pid()) return !try_reap();
+  if (direct_child() && owner_pid == current_pid()) return !try_reap();
   return true;
 }
 
@@ -130,7 +132,6 @@ int exitcode_from_wstatus(int wstatus) {
   _exit(code & 0xff);
 }
 
-namespace {
 // A fault in a child must end the child with that signal: a crash handler inherited from the
 // parent (a test framework's longjmp, a debugger hook) would resume the parent's code in the
 // child. Other dispositions are kept, as Python's fork keeps them.
@@ -142,7 +143,6 @@ void reset_fault_signals() {
     sigaction(sig, &sa, nullptr);
   }
 }
-}  // namespace
 
 [[noreturn]] void child_run(ProcessCore &core, int logical_parent, int real_parent) {
   // pthread_atfork has already abandoned the parent's runtime.
@@ -161,7 +161,6 @@ void reset_fault_signals() {
 
 namespace {
 int start_fork(const std::shared_ptr<ProcessCore> &c) {
-  Runtime &rt = Runtime::get();
   // The supervisor thread is started after the fork when it is not running yet: a child forked
   // while a thread is starting could inherit a lock that thread holds (seen with ASan's
   // allocator). The child cannot end unnoticed meanwhile: its pidfd stays readable.
@@ -173,18 +172,23 @@ int start_fork(const std::shared_ptr<ProcessCore> &c) {
   if (pid < 0) return fail_errno(errno, "fork");
   if (pid == 0) child_run(*c, parent, parent);
 
-  int fd = pidfd_open(pid, 0);
-  if (fd < 0) {
+  UniqueFd fd(pidfd_open(pid, 0));
+  if (!fd.valid()) {
     int err = errno;
-    kill(pid, SIGKILL);
-    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
+    kill_and_reap(pid);
     return fail_errno(err, "pidfd_open");
   }
+  return track_child(c, pid, std::move(fd));
+}
+}  // namespace
+
+int track_child(const std::shared_ptr<ProcessCore> &c, int pid, UniqueFd pidfd) {
+  Runtime &rt = Runtime::get();
+  const int fd = pidfd.get();
   {
     std::lock_guard<std::mutex> g(c->mu);
     c->pid = pid;
-    c->pidfd.reset(fd);
+    c->pidfd = std::move(pidfd);
     c->state = ProcessCore::State::kRunning;
   }
   // The supervisor reaps the child when nobody joins it (is_alive, shutdown, pools).
@@ -193,21 +197,27 @@ int start_fork(const std::shared_ptr<ProcessCore> &c) {
   if (rc == 0) rc = rt.supervisor().watch_child(fd, [c] { return !c->try_reap(); });
   if (rc < 0) {
     // No supervisor: reap synchronously so that no zombie remains.
-    kill(pid, SIGKILL);
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    c->mark_exited(exitcode_from_wstatus(st));
+    c->mark_exited(kill_and_reap(pid));
     return rc;
   }
   return 0;
 }
-}  // namespace
+
+int kill_and_reap(int pid) {
+  kill(pid, SIGKILL);
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  return exitcode_from_wstatus(st);
+}
 
 int process_start(const std::shared_ptr<ProcessCore> &c) {
+  spawn_refuse_unguarded("mproc_process_start");
   switch (c->method) {
     case MPROC_START_FORK:
       return start_fork(c);
+    case MPROC_START_SPAWN:
+      return start_spawn(c);
     case MPROC_START_FORKSERVER:
       return (c->server ? *c->server : Runtime::get().forkserver()).start_child(c);
     default:

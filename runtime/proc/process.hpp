@@ -30,6 +30,8 @@ struct ProcessCore {
   mproc_process_fn fn = nullptr;
   void *payload = nullptr;
   std::vector<char> arg;
+  std::vector<std::string> exec_argv;  // SPAWN: the program to exec (empty: this one)
+  std::vector<int> pass_fds;           // SPAWN: fds the child keeps at the same numbers
   int owner_pid = 0;  // the process that made the handle; only it may start/join/signal
   class ForkServer *server = nullptr;
   std::weak_ptr<ProcessCore> self_ref;  // for re-arming the supervisor's watch after a join  // FORKSERVER: this helper instead of the runtime's
@@ -46,11 +48,22 @@ struct ProcessCore {
   // For a child of this process: reap it if it has ended. True once it has ended.
   bool try_reap();
   bool alive();
+  // A child of the process that started it (fork or spawn), not of a forkserver.
+  bool direct_child() const {
+    return (method == MPROC_START_FORK || method == MPROC_START_SPAWN) && !server;
+  }
 };
 
 // Start the child by the core's start method. 0 or a negative code (recorded).
 int process_start(const std::shared_ptr<ProcessCore> &core);
 int process_signal(ProcessCore &core, int signo);
+// A direct child has been made: record it as running and hand it to the supervisor (which reaps
+// it when nobody joins it). On failure the child is killed and reaped. 0 or a negative code.
+int track_child(const std::shared_ptr<ProcessCore> &core, int pid, UniqueFd pidfd);
+// SIGKILL a direct child that cannot be tracked and reap it; its exit code.
+int kill_and_reap(int pid);
+// Fault signals (SEGV, BUS, ...) back to their default action, so a crash ends the child.
+void reset_fault_signals();
 // Body of a child made by fork (directly or by the forkserver). Never returns.
 [[noreturn]] void child_run(ProcessCore &core, int logical_parent, int real_parent);
 // Leave a child: join its own children, flush stdio, _exit. Never returns.

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <unordered_map>
 
 #include "base/error.hpp"
@@ -36,7 +37,13 @@ void register_hooks_once() {
 }
 }  // namespace
 
-Runtime::Runtime() = default;
+Runtime::Runtime() {
+  // MPROC_START_METHOD=fork|forkserver|spawn picks the default without changing the program.
+  const char *m = getenv("MPROC_START_METHOD");
+  if (!m) return;
+  if (!strcmp(m, "forkserver")) default_method = MPROC_START_FORKSERVER;
+  if (!strcmp(m, "spawn")) default_method = MPROC_START_SPAWN;
+}
 
 Runtime &Runtime::get() {
   pthread_mutex_lock(&g_rt_mu);

@@ -16,9 +16,6 @@ from .process import Process, current_process, parent_process, active_children
 from ._core import (ProcessError, BufferTooShort, TimeoutError, AuthenticationError,
                     WorkerDiedError, TaskTimeoutError, OwnerDeadError, PoolInitError, MprocError,
                     RemoteTraceback)
-from .pool import Pool
-from .futures import ProcessPoolExecutor
-from . import futures
 
 __version__ = _mproc.mproc_version_string()
 
@@ -53,11 +50,25 @@ except ImportError as _e:  # pragma: no cover
         raise
 
 
+def __getattr__(name):
+    # Pools and executors are imported on first use: a spawned child starts faster without them.
+    import importlib
+    if name == "Pool":
+        return importlib.import_module(__name__ + ".pool").Pool
+    if name in ("ProcessPoolExecutor", "futures"):
+        futures = importlib.import_module(__name__ + ".futures")
+        return futures if name == "futures" else futures.ProcessPoolExecutor
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+
 def _exit_function():
     """At exit, as multiprocessing: pools terminated, daemonic children terminated, the other
     children joined; then the runtime is shut down (forkserver, supervisor)."""
-    from . import pool, process
-    pool._terminate_all()
+    import sys
+    from . import process
+    pool = sys.modules.get(__name__ + ".pool")
+    if pool is not None:
+        pool._terminate_all()
     process._exit_children()
     _mproc.mproc_shutdown()
 

@@ -12,7 +12,6 @@ ProcessError = _std.ProcessError
 BufferTooShort = _std.BufferTooShort
 TimeoutError = _std.TimeoutError
 AuthenticationError = _std.AuthenticationError
-from multiprocessing.pool import MaybeEncodingError  # noqa: E402  (a result that cannot be pickled)
 
 
 class MprocError(RuntimeError):
@@ -80,11 +79,28 @@ def code_of(exc):
     return getattr(exc, "mproc_code", 0)
 
 
+def __getattr__(name):
+    # Imported on first use: a spawned child starts faster without multiprocessing.pool.
+    if name == "MaybeEncodingError":  # a result that cannot be pickled
+        from multiprocessing.pool import MaybeEncodingError
+        return MaybeEncodingError
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+
 # ---- pickling --------------------------------------------------------------------------------
-try:  # Debian's python3-cloudpickle, for lambdas, closures and functions of __main__
-    import cloudpickle as _cloudpickle
-except ImportError:  # pragma: no cover - depends on the machine
-    _cloudpickle = None
+_cloudpickle = False  # not imported yet (it costs a spawned child ~25 ms): see _cloudpickle_mod
+
+
+def _cloudpickle_mod():
+    """Debian's python3-cloudpickle, for lambdas, closures and functions of __main__, or None."""
+    global _cloudpickle
+    if _cloudpickle is False:
+        try:
+            import cloudpickle
+            _cloudpickle = cloudpickle
+        except ImportError:  # pragma: no cover - depends on the machine
+            _cloudpickle = None
+    return _cloudpickle
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 loads = pickle.loads
@@ -96,7 +112,7 @@ def dumps(obj):
     try:
         return pickle.dumps(obj, PROTOCOL)
     except (pickle.PicklingError, AttributeError, TypeError) as e:
-        if _cloudpickle is None:
+        if _cloudpickle_mod() is None:
             raise pickle.PicklingError(
                 f"cannot send {obj!r} to another process: {e} (install python3-cloudpickle to "
                 f"send lambdas and closures)") from e
@@ -106,6 +122,5 @@ def dumps(obj):
             raise pickle.PicklingError(f"cannot send {obj!r} to another process: {e2}") from e2
 
 
-# Start methods: names as Python's; 'spawn' runs on the forkserver (mproc has no exec start
-# method: its children are made by fork of a clean single-threaded helper instead).
-METHODS = {"fork": 1, "forkserver": 2, "spawn": 2}
+# Start methods: names as Python's, values the C core's mproc_start_method_t.
+METHODS = {"fork": 1, "forkserver": 2, "spawn": 3}

@@ -28,6 +28,14 @@ def init_worker(arg):
     if arg[:1] == b"F":
         from . import pool
         init, initargs = pool._pending_inits[int.from_bytes(arg[1:9], "little")]
+    elif arg[:1] == b"S":  # a spawned worker: the main module first, then the initializer
+        import io
+        from . import spawn
+        f = io.BytesIO(arg[1:])
+        spawn._prepare_child(f)
+        if f.tell() == len(arg) - 1:
+            return True
+        init, initargs = pickle.load(f)
     else:
         init, initargs = _loads(arg[1:])
     if init is not None:

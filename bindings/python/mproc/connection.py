@@ -8,6 +8,10 @@ from . import _mproc
 __all__ = ["Pipe", "Connection", "wait"]
 
 
+def _attach(token, readable, writable):
+    return Connection(_mproc.mproc_conn_attach(token), readable, writable)
+
+
 class Connection:
     def __init__(self, h, readable=True, writable=True):
         self._h = h
@@ -15,7 +19,19 @@ class Connection:
         self._writable = writable
 
     def __reduce__(self):
-        raise TypeError("a Connection is shared with children made by fork (inheritance) only")
+        # A spawned child gets the end's fds at the same numbers (as the standard library's
+        # spawn passes fds); fork children inherit the object itself.
+        from multiprocessing import context as std_context
+        popen = std_context.get_spawning_popen()
+        if popen is None or self._h is None:
+            raise TypeError("a Connection is shared with children made by fork (inheritance) "
+                            "or spawn (its fds passed) only")
+        token = _mproc.mproc_conn_export(self._h)
+        fields = token.split(":")  # mproc-conn:sock:memfd:len:evfd0:evfd1:in:out
+        for fd in (fields[1], fields[2], fields[4], fields[5]):
+            if int(fd) >= 0:
+                popen.duplicate_for_child(int(fd))
+        return _attach, (token, self._readable, self._writable)
 
     @property
     def closed(self):

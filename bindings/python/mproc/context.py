@@ -12,7 +12,13 @@ _forkserver_pid = None         # pid that started the forkserver helper (fork ho
 
 
 def _default_method():
-    return _chosen or "fork"
+    return _chosen or _env_method or "fork"
+
+
+# MPROC_START_METHOD=fork|forkserver|spawn selects the default, as for the C core.
+_env_method = os.environ.get("MPROC_START_METHOD")
+if _env_method not in _core.METHODS:
+    _env_method = None
 
 
 def _prepare(method):
@@ -52,6 +58,20 @@ class BaseContext:
         from .pool import Pool
         return Pool(processes, initializer, initargs, maxtasksperchild, context=self, **kw)
 
+    # Shared objects, as multiprocessing's contexts offer them (the same for every method).
+    def _ipc(name):
+        def make(self, *args, **kwargs):
+            from . import _ipc_exports
+            return getattr(_ipc_exports, name)(*args, **kwargs)
+        make.__name__ = name
+        return make
+
+    for _n in ("Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition", "Event", "Barrier",
+               "Value", "Array", "RawValue", "RawArray", "Queue", "SimpleQueue", "JoinableQueue",
+               "Pipe"):
+        locals()[_n] = _ipc(_n)
+    del _n, _ipc
+
     def get_context(self, method=None):
         if method is None:
             return self if self._name is not None else _default_context
@@ -64,10 +84,12 @@ class BaseContext:
         return ["fork", "spawn", "forkserver"]
 
     def freeze_support(self):
-        pass
+        from . import spawn
+        spawn.freeze_support()
 
     def set_executable(self, executable):
-        pass
+        from . import spawn
+        spawn.set_executable(executable)
 
     def set_forkserver_preload(self, module_names):
         for name in module_names:

@@ -276,7 +276,11 @@ class Pool:
         method = context._method() if context is not None else _context._default_method()
         code = _context._prepare(method)
         key = None
-        if initializer is None:
+        new_pool = _mproc.pool_new
+        if code == _core.METHODS["spawn"]:
+            from . import spawn
+            new_pool, init = spawn.new_pool, spawn.pool_init_bytes(initializer, initargs)
+        elif initializer is None:
             init = b""
         elif code == _core.METHODS["fork"]:
             key = id(self)
@@ -285,8 +289,8 @@ class Pool:
         else:
             init = b"P" + _core.dumps((initializer, tuple(initargs)))
         try:
-            self._h = _mproc.pool_new(processes, code, maxtasksperchild or 0,
-                                      float(task_timeout or 0.0), init)
+            self._h = new_pool(processes, code, maxtasksperchild or 0,
+                               float(task_timeout or 0.0), init)
         finally:
             if key is not None:
                 _pending_inits.pop(key, None)

@@ -60,17 +60,23 @@ class BaseProcess:
         from . import context
         method = self._start_method or context._default_method()
         code = context._prepare(method)
-        if code == _core.METHODS["fork"]:
-            key = id(self)
-            arg = b"F" + key.to_bytes(8, "little")
-            _forking[key] = self
+        key = None
+        if code == _core.METHODS["spawn"]:
+            from . import spawn
+            new, start = (lambda: spawn.new_process(self)), spawn.start
         else:
-            arg = b"P" + _core.dumps(self)
-            key = None
+            if code == _core.METHODS["fork"]:
+                key = id(self)
+                arg = b"F" + key.to_bytes(8, "little")
+                _forking[key] = self
+            else:
+                arg = b"P" + _core.dumps(self)
+            new = lambda: _mproc.process_new(arg, self._name[:255], int(self._daemonic), code)
+            start = _mproc.process_start
         try:
-            h = _mproc.process_new(arg, self._name[:255], int(self._daemonic), code)
+            h = new()
             try:
-                _mproc.process_start(h)
+                start(h)
             except BaseException:
                 _mproc.mproc_process_free(h)
                 raise
