@@ -34,6 +34,7 @@ int current_pid() {
 }
 
 void handle_register(const void *h, HandleKind kind) {
+  pthread_once(&g_atfork_once, register_atfork);  // a forked child re-initialises the lock
   pthread_mutex_lock(&g_handles_mu);
   if (!g_handles) g_handles = new std::unordered_map<const void *, HandleKind>();
   (*g_handles)[h] = kind;
