@@ -3,10 +3,10 @@
 
 #include <vector>
 
+#include "capi/capi.hpp"
 #include "ipc/pipe.hpp"
 #include "ipc/queue.hpp"
 #include "proc/runtime.hpp"
-#include "capi/capi.hpp"
 
 using mproc::fail;
 using mproc::HandleKind;

@@ -10,9 +10,9 @@
 
 #include "base/interrupt.hpp"
 #include "base/names.hpp"
+#include "capi/capi.hpp"
 #include "pool/pool.hpp"
 #include "proc/runtime.hpp"
-#include "capi/capi.hpp"
 
 using mproc::fail;
 using mproc::HandleKind;

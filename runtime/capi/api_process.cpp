@@ -8,11 +8,11 @@
 
 #include "base/interrupt.hpp"
 #include "base/names.hpp"
+#include "capi/capi.hpp"
 #include "proc/forkserver.hpp"
 #include "proc/process.hpp"
 #include "proc/runtime.hpp"
 #include "proc/spawn.hpp"
-#include "capi/capi.hpp"
 
 using mproc::fail;
 using mproc::HandleKind;

@@ -1,9 +1,9 @@
 // C ABI: queues. Thin shims over ipc/ring.cpp and ipc/queue.cpp.
 #include <cstring>
 
+#include "capi/capi.hpp"
 #include "ipc/queue.hpp"
 #include "proc/runtime.hpp"
-#include "capi/capi.hpp"
 
 using mproc::fail;
 using mproc::HandleKind;

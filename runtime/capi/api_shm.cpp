@@ -5,10 +5,10 @@
 
 #include <cstring>
 
+#include "capi/capi.hpp"
 #include "proc/runtime.hpp"
 #include "shm/named.hpp"
 #include "sync/value.hpp"
-#include "capi/capi.hpp"
 
 using mproc::AtomicOp;
 using mproc::fail;

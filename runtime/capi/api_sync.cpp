@@ -6,9 +6,9 @@
 #include <climits>
 #include <cstring>
 
+#include "capi/capi.hpp"
 #include "proc/runtime.hpp"
 #include "sync/sync.hpp"
-#include "capi/capi.hpp"
 
 using mproc::fail;
 using mproc::HandleKind;

@@ -53,9 +53,9 @@
 
 #include "base/error.hpp"
 #include "base/futex.hpp"
+#include "base/handles.hpp"
 #include "base/interrupt.hpp"
 #include "ipc/ring.hpp"
-#include "base/handles.hpp"
 
 namespace mproc {
 

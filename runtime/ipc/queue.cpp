@@ -11,8 +11,8 @@
 #include <cstring>
 
 #include "base/error.hpp"
-#include "ipc/pipe.hpp"
 #include "base/handles.hpp"
+#include "ipc/pipe.hpp"
 
 namespace mproc {
 namespace {

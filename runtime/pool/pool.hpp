@@ -15,10 +15,10 @@
 #include <vector>
 #include <sys/uio.h>
 
+#include "ipc/spsc.hpp"
 #include "proc/forkserver.hpp"
 #include "proc/process.hpp"
 #include "shm/segment.hpp"
-#include "ipc/spsc.hpp"
 
 namespace mproc {
 

@@ -19,9 +19,9 @@
 #include <cstdio>
 
 #include "base/error.hpp"
-#include "proc/forkserver.hpp"
 #include "base/futex.hpp"
 #include "base/interrupt.hpp"
+#include "proc/forkserver.hpp"
 #include "proc/runtime.hpp"
 #include "proc/spawn.hpp"
 
