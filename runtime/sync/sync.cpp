@@ -1,16 +1,9 @@
 #include "sync/sync.hpp"
 
-#include <fcntl.h>
-#include <pthread.h>
-#include <sched.h>
-#include <string.h>
-#include <unistd.h>
-
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstddef>
-#include <cstdio>
-#include <algorithm>
 #include <memory>
 
 #include "base/error.hpp"
