@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,50 @@ static int count_dir(const char *path, const char *prefix) {
 }
 
 int tu_count_fds(void) { return count_dir("/proc/self/fd", "") - 1; /* opendir's own fd */ }
-int tu_count_shm(void) { return count_dir("/dev/shm", "mproc"); }
+
+/* Creator pid in the 64-byte trailer of an mproc named block (runtime/shm/named.cpp), or 0. */
+static long shm_creator(const char *name) {
+  char path[512];
+  snprintf(path, sizeof path, "/dev/shm/%s", name);
+  FILE *f = fopen(path, "rb");
+  if (!f) return 0;
+  uint64_t t[3] = {0, 0, 0};
+  long pid = 0;
+  if (fseek(f, -64, SEEK_END) == 0 && fread(t, sizeof t, 1, f) == 1) pid = (long)t[2];
+  fclose(f);
+  return pid;
+}
+
+/* True for this process, a descendant, or a process that is gone (it may have been ours): names
+ * made by other programs on the machine (other test runs at the same time) are not ours. */
+static int pid_is_ours(long pid) {
+  while (pid > 1) {
+    if (pid == (long)getpid()) return 1;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *rp = strrchr(buf, ')');
+    long ppid = 0;
+    if (!rp || sscanf(rp + 1, " %*c %ld", &ppid) != 1) return 1;
+    pid = ppid;
+  }
+  return 0;
+}
+
+int tu_count_shm(void) {
+  DIR *d = opendir("/dev/shm");
+  if (!d) return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (strncmp(e->d_name, "mproc", 5) == 0 && pid_is_ours(shm_creator(e->d_name))) n++;
+  closedir(d);
+  return n;
+}
 
 double tu_now(void) {
   struct timespec ts;
