@@ -16,13 +16,24 @@ def _process_chunk(fn, chunk):
     return [fn(*args) for args in chunk]
 
 
+def _mproc_context(ctx):
+    """mproc's context for mp_context: an mproc context, or the standard library's (or any
+    object with get_start_method()) mapped to mproc's context of the same start method."""
+    if ctx is None:
+        return None
+    from . import context
+    if isinstance(ctx, context.BaseContext):
+        return ctx
+    return context._default_context.get_context(ctx.get_start_method())
+
+
 class ProcessPoolExecutor(_cf.Executor):
     def __init__(self, max_workers=None, mp_context=None, initializer=None, initargs=(),
                  *, max_tasks_per_child=None):
         if max_workers is not None and max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
         self._pool = _pool.Pool(max_workers, initializer, initargs, max_tasks_per_child,
-                                context=mp_context)
+                                context=_mproc_context(mp_context))
         self._lock = threading.Lock()
         self._futures = set()      # not done yet
         self._shutdown = False

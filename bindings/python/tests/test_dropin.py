@@ -1,0 +1,162 @@
+"""mproc as a drop-in (issue 19): the standard library's view inside mproc's children, Process
+as a standard BaseProcess, reprs and identities as the standard library's, the names programs
+import."""
+import logging
+import multiprocessing
+import multiprocessing.process
+import os
+import re
+import threading
+import weakref
+
+import pytest
+
+import mproc
+
+METHODS = ["fork", "forkserver", "spawn"]
+
+
+def _report(q):
+    std, par = multiprocessing.current_process(), multiprocessing.parent_process()
+    rec = logging.LogRecord("x", logging.INFO, __file__, 1, "m", (), None)
+    q.put({"std_name": std.name, "std_pid": std.pid, "pid": os.getpid(),
+           "std_parent": par and par.pid, "ppid": os.getppid(),
+           "mproc_parent": mproc.parent_process() and mproc.parent_process().pid,
+           "log_name": rec.processName,
+           "main_native": threading.main_thread().native_id,
+           "native": threading.get_native_id(),
+           "repr": repr(mproc.current_process()),
+           "authkey": bytes(multiprocessing.current_process().authkey)})
+
+
+def _grandchild(q):
+    p = mproc.Process(target=_report, args=(q,), name="grand")
+    p.start()
+    p.join()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_standard_module_sees_the_child(method):
+    ctx = mproc.get_context(method)
+    q = ctx.Queue()
+    p = ctx.Process(target=_report, args=(q,), name="kid")
+    p.start()
+    r = q.get(timeout=60)
+    p.join(30)
+    assert r["std_name"] == r["log_name"] == "kid"
+    assert r["std_pid"] == r["pid"] == p.pid
+    assert r["std_parent"] == r["mproc_parent"] == os.getpid()
+    assert r["main_native"] == r["native"] != threading.get_native_id()
+    assert "pid=" not in r["repr"] and re.match(r"<\w+Process name='kid' parent=%d started>"
+                                                % os.getpid(), r["repr"])
+    assert r["authkey"] == bytes(multiprocessing.current_process().authkey)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_parent_process_in_a_grandchild(method):
+    ctx = mproc.get_context(method)
+    q = ctx.Queue()
+    p = ctx.Process(target=_grandchild, args=(q,))
+    p.start()
+    r = q.get(timeout=60)
+    p.join(30)
+    assert r["std_name"] == "grand"
+    assert r["mproc_parent"] == r["std_parent"] == r["ppid"] == p.pid
+
+
+class _Target:
+    def __call__(self):
+        pass
+
+
+def test_process_is_a_standard_base_process():
+    p = mproc.Process(target=int)
+    assert isinstance(p, multiprocessing.process.BaseProcess)
+    assert isinstance(p, multiprocessing.Process)
+    assert p._popen is None
+    assert isinstance(mproc.get_context("spawn").Process(), multiprocessing.process.BaseProcess)
+    t = _Target()
+    ref = weakref.ref(t)
+    p = mproc.Process(target=t, args=([1],), kwargs={"a": 2})
+    p.start()
+    del t
+    assert ref() is None                         # start() dropped target, args and kwargs
+    assert not hasattr(p, "_args") and not hasattr(p, "_kwargs")
+    multiprocessing.Process.kill(p)              # the standard methods work on it
+    multiprocessing.Process.join(p, 30)
+    assert p.exitcode == -9 and not multiprocessing.Process.is_alive(p)
+    assert "exitcode=-SIGKILL" in repr(p)
+    p.close()
+
+
+def test_authkey_is_the_standard_librarys():
+    assert mproc.current_process().authkey == multiprocessing.current_process().authkey
+    p = mproc.Process(target=int)
+    assert isinstance(p.authkey, multiprocessing.process.AuthenticationString)
+    assert p.authkey == multiprocessing.current_process().authkey
+    p.authkey = b"other"
+    assert p.authkey == b"other"
+
+
+def test_reprs_as_the_standard_library():
+    ev = mproc.Event()
+    assert repr(ev) == "<Event at %#x unset>" % id(ev)
+    ev.set()
+    assert repr(ev) == "<Event at %#x set>" % id(ev)
+    lock = mproc.Lock()
+    with lock:
+        assert repr(lock) == "<Lock(owner=MainProcess)>"
+    assert re.match(r"<Condition\(<RLock\(\w+, \w+\)>, \w+\)>$", repr(mproc.Condition()))
+    assert repr(mproc.Semaphore(2)) == "<Semaphore(value=2)>"
+    assert repr(mproc.BoundedSemaphore(3)) == "<BoundedSemaphore(value=3, maxvalue=3)>"
+    b = mproc.Barrier(2)
+    assert repr(b) == "<mproc.synchronize.Barrier at %#x: waiters=0/2>" % id(b)
+
+
+def test_get_lock_returns_the_lock_given():
+    lock = mproc.RLock()
+    v = mproc.Value("i", 1, lock=lock)
+    a = mproc.Array("d", 3, lock=lock)
+    assert v.get_lock() is lock and a.get_lock() is lock
+    with v.get_lock():
+        v.value += 1
+    assert v.value == 2
+    plain = mproc.Value("i", 0)
+    assert plain.get_lock() is plain.get_lock()
+
+
+def test_all_matches_multiprocessing():
+    assert set(multiprocessing.__all__) <= set(mproc.__all__)
+    for name in mproc.__all__:
+        assert hasattr(mproc, name), name
+
+
+def test_modules_programs_import():
+    from mproc import util, managers, dummy, heap, reduction
+    from mproc.connection import Listener, Client, AuthenticationError, BufferTooShort  # noqa
+    import mproc.dummy.connection  # noqa: F401
+    assert util.get_logger() is multiprocessing.util.get_logger()
+    assert callable(util.Finalize) and callable(util.log_to_stderr)
+    assert managers.SyncManager is multiprocessing.managers.SyncManager
+    assert heap.BufferWrapper is multiprocessing.heap.BufferWrapper
+    with dummy.Pool(2) as pool:
+        assert pool.map(abs, [-1, -2]) == [1, 2]
+    assert callable(reduction.send_handle) and callable(mproc.set_executable)
+    mproc.freeze_support()
+    assert mproc.get_logger() is multiprocessing.get_logger()
+
+
+def _start_manager_in_child(q):
+    m = multiprocessing.Manager()  # shut down by the child's finalizers when it ends
+    q.put(m._process.pid)
+
+
+def test_child_runs_the_standard_finalizers():
+    q = mproc.Queue()
+    p = mproc.Process(target=_start_manager_in_child, args=(q,))
+    p.start()
+    server = q.get(timeout=60)
+    p.join(60)
+    assert p.exitcode == 0
+    with pytest.raises(ProcessLookupError):
+        os.kill(server, 0)  # the manager's server is gone with the child
