@@ -352,7 +352,7 @@ class Pool:
                     and _get_ident() == _main_thread().ident
                     and _NO_HANDLER.issuperset(map(_getsignal, _OTHER_SIGNALS))):
                 # The fast path: this thread does the dispatcher's work while it waits; Ctrl-C
-                # raises KeyboardInterrupt (see pool_apply_block in python_helpers.i). Only
+                # raises KeyboardInterrupt (see mproc_py_pool_apply_block in bindings/python/src/helpers.c). Only
                 # SIGINT can cut that wait short, so no other signal may have a Python handler.
                 out = _mproc.pool_apply_block(self._h, data)
             else:  # waits in slices: any signal handler runs and the wait goes on
