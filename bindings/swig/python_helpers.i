@@ -2,25 +2,25 @@
  * bindings/python/src/helpers.c (errors.c for the error map), declared in mproc_py.h. */
 
 
-%native(process_new) PyObject *mproc_py_process_new(PyObject *self, PyObject *args);
-%native(process_start) PyObject *mproc_py_process_start(PyObject *self, PyObject *args);
-%native(forkserver_start) PyObject *mproc_py_forkserver_start(PyObject *self, PyObject *args);
-%native(pool_new) PyObject *mproc_py_pool_new(PyObject *self, PyObject *args);
-%native(pool_apply) PyObject *mproc_py_pool_apply(PyObject *self, PyObject *args);
-%native(pool_apply_async) PyObject *mproc_py_pool_apply_async(PyObject *self, PyObject *args);
-%native(pool_apply_block) PyObject *mproc_py_pool_apply_block(PyObject *self, PyObject *args);
-%native(pool_map_async) PyObject *mproc_py_pool_map_async(PyObject *self, PyObject *args);
-%native(pool_stats) PyObject *mproc_py_pool_stats(PyObject *self, PyObject *args);
-%native(pool_imap_lazy) PyObject *mproc_py_pool_imap_lazy(PyObject *self, PyObject *args);
-%native(pool_join) PyObject *mproc_py_pool_join(PyObject *self, PyObject *args);
-%native(process_join) PyObject *mproc_py_process_join(PyObject *self, PyObject *args);
-%native(feed_state) PyObject *mproc_py_feed_state(PyObject *self, PyObject *args);
-%native(async_wait) PyObject *mproc_py_async_wait(PyObject *self, PyObject *args);
-%native(async_get) PyObject *mproc_py_async_get(PyObject *self, PyObject *args);
-%native(async_items) PyObject *mproc_py_async_items(PyObject *self, PyObject *args);
-%native(async_next) PyObject *mproc_py_async_next(PyObject *self, PyObject *args);
-%native(cbq_new) PyObject *mproc_py_cbq_new(PyObject *self, PyObject *args);
-%native(cbq_pop) PyObject *mproc_py_cbq_pop(PyObject *self, PyObject *args);
-%native(cbq_push) PyObject *mproc_py_cbq_push_cookie(PyObject *self, PyObject *args);
-%native(set_error_map) PyObject *mproc_py_set_error_map(PyObject *self, PyObject *args);
-%native(error_codes) PyObject *mproc_py_error_codes(PyObject *self, PyObject *args);
+%native(py_process_new) PyObject *mproc_py_process_new(PyObject *self, PyObject *args);
+%native(py_process_start) PyObject *mproc_py_process_start(PyObject *self, PyObject *args);
+%native(py_forkserver_start) PyObject *mproc_py_forkserver_start(PyObject *self, PyObject *args);
+%native(py_pool_new) PyObject *mproc_py_pool_new(PyObject *self, PyObject *args);
+%native(py_pool_apply) PyObject *mproc_py_pool_apply(PyObject *self, PyObject *args);
+%native(py_pool_apply_async) PyObject *mproc_py_pool_apply_async(PyObject *self, PyObject *args);
+%native(py_pool_apply_block) PyObject *mproc_py_pool_apply_block(PyObject *self, PyObject *args);
+%native(py_pool_map_async) PyObject *mproc_py_pool_map_async(PyObject *self, PyObject *args);
+%native(py_pool_stats) PyObject *mproc_py_pool_stats(PyObject *self, PyObject *args);
+%native(py_pool_imap_lazy) PyObject *mproc_py_pool_imap_lazy(PyObject *self, PyObject *args);
+%native(py_pool_join) PyObject *mproc_py_pool_join(PyObject *self, PyObject *args);
+%native(py_process_join) PyObject *mproc_py_process_join(PyObject *self, PyObject *args);
+%native(py_feed_state) PyObject *mproc_py_feed_state(PyObject *self, PyObject *args);
+%native(py_async_wait) PyObject *mproc_py_async_wait(PyObject *self, PyObject *args);
+%native(py_async_get) PyObject *mproc_py_async_get(PyObject *self, PyObject *args);
+%native(py_async_items) PyObject *mproc_py_async_items(PyObject *self, PyObject *args);
+%native(py_async_next) PyObject *mproc_py_async_next(PyObject *self, PyObject *args);
+%native(py_cbq_new) PyObject *mproc_py_cbq_new(PyObject *self, PyObject *args);
+%native(py_cbq_pop) PyObject *mproc_py_cbq_pop(PyObject *self, PyObject *args);
+%native(py_cbq_push) PyObject *mproc_py_cbq_push(PyObject *self, PyObject *args);
+%native(py_set_error_map) PyObject *mproc_py_set_error_map(PyObject *self, PyObject *args);
+%native(py_error_codes) PyObject *mproc_py_error_codes(PyObject *self, PyObject *args);

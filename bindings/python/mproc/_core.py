@@ -46,7 +46,7 @@ class RemoteTraceback(Exception):
         return self.tb
 
 
-CODES = _mproc.error_codes()
+CODES = _mproc.py_error_codes()
 E = type("E", (), {k[len("MPROC_"):]: v for k, v in CODES.items()})
 
 _ERRMAP = {
@@ -68,7 +68,7 @@ _ERRMAP = {
     E.EPIPE: BrokenPipeError,
     E.ECANCELED: _std.ProcessError,
 }
-_mproc.set_error_map(_ERRMAP, MprocError)
+_mproc.py_set_error_map(_ERRMAP, MprocError)
 
 # The forkserver's children run Python: it must be forked by a thread holding the GIL, which
 # the core cannot do by itself. _mproc restarts it (fork hooks applied) when a start finds it gone.

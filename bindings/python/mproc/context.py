@@ -32,7 +32,7 @@ def _prepare(method):
     if code == _core.METHODS["forkserver"] and _forkserver_pid != os.getpid():
         with _lock:
             if _forkserver_pid != os.getpid():
-                _mproc.forkserver_start()
+                _mproc.py_forkserver_start()
                 _forkserver_pid = os.getpid()
     return code
 

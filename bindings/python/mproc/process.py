@@ -71,8 +71,8 @@ class BaseProcess:
                 _forking[key] = self
             else:
                 arg = b"P" + _core.dumps(self)
-            new = lambda: _mproc.process_new(arg, self._name[:255], int(self._daemonic), code)
-            start = _mproc.process_start
+            new = lambda: _mproc.py_process_new(arg, self._name[:255], int(self._daemonic), code)
+            start = _mproc.py_process_start
         try:
             h = new()
             try:
@@ -91,7 +91,7 @@ class BaseProcess:
         self._check_closed()
         assert self._parent_pid == os.getpid(), "can only join a child process"
         assert self._handle is not None, "can only join a started process"
-        if not _mproc.process_join(self._handle, -1.0 if timeout is None else max(0.0, timeout)):
+        if not _mproc.py_process_join(self._handle, -1.0 if timeout is None else max(0.0, timeout)):
             return
         _children.discard(self)
 

@@ -103,7 +103,7 @@ def new_process(proc):
     """A C process handle (not started) that will run `proc` in a fresh interpreter."""
     fds = []
     arg = _preparation(proc._name, proc, fds=fds)
-    return _mproc.spawn_process_new(arg, proc._name[:255], int(proc._daemonic), _command_line(),
+    return _mproc.py_spawn_process_new(arg, proc._name[:255], int(proc._daemonic), _command_line(),
                                     sorted(set(fds)))
 
 
@@ -114,18 +114,18 @@ def pool_init_bytes(initializer, initargs):
 
 
 def new_pool(processes, code, maxtasksperchild, task_timeout, init):
-    """_mproc.pool_new for spawned workers (same arguments)."""
-    return _mproc.spawn_pool_new(processes, maxtasksperchild, task_timeout, init, _command_line())
+    """_mproc.py_pool_new for spawned workers (same arguments)."""
+    return _mproc.py_spawn_pool_new(processes, maxtasksperchild, task_timeout, init, _command_line())
 
 
 def start(handle):
-    _mproc.spawn_process_start(handle)
+    _mproc.py_spawn_process_start(handle)
 
 
 def spawn_main():
     """Entry point of a spawned interpreter: receive the process from the parent and run it.
     Does nothing in an interpreter that mproc did not spawn."""
-    _mproc.spawn_guard()
+    _mproc.py_spawn_guard()
 
 
 def _child_main(arg):

@@ -220,7 +220,7 @@ typedef struct mproc_py_cbq {
   mproc_py_cbnode *head, *tail;
 } mproc_py_cbq;
 
-static void mproc_py_cbq_push(mproc_py_cbq *q, mproc_py_cbnode *n) {
+static void mproc_py_cbq_put(mproc_py_cbq *q, mproc_py_cbnode *n) {
   n->next = NULL;
   pthread_mutex_lock(&q->mu);
   if (q->tail) q->tail->next = n; else q->head = n;
@@ -232,7 +232,7 @@ static void mproc_py_cbq_push(mproc_py_cbq *q, mproc_py_cbnode *n) {
 static void mproc_py_cbq_fire(mproc_async_t *r, void *payload) {
   (void)r;
   mproc_py_cbnode *n = (mproc_py_cbnode *)payload;
-  mproc_py_cbq_push(n->q, n);
+  mproc_py_cbq_put(n->q, n);
 }
 static void mproc_py_cbq_destroy(PyObject *cap) {
   mproc_py_cbq *q = (mproc_py_cbq *)PyCapsule_GetPointer(cap, "mproc.cbq");
@@ -303,7 +303,7 @@ PyObject *mproc_py_cbq_pop(PyObject *self, PyObject *args) {
   return PyLong_FromLongLong(cookie);
 }
 /* cbq_push(q, cookie): wake the popping thread (used to stop it). */
-PyObject *mproc_py_cbq_push_cookie(PyObject *self, PyObject *args) {
+PyObject *mproc_py_cbq_push(PyObject *self, PyObject *args) {
   (void)self;
   PyObject *cap;
   long long cookie;
@@ -314,7 +314,7 @@ PyObject *mproc_py_cbq_push_cookie(PyObject *self, PyObject *args) {
   if (!n) return PyErr_NoMemory();
   n->q = q;
   n->cookie = cookie;
-  mproc_py_cbq_push(q, n);
+  mproc_py_cbq_put(q, n);
   Py_RETURN_NONE;
 }
 

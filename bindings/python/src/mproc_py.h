@@ -6,7 +6,11 @@
  *  - the hand-written C files beside this header, for what a plain wrapper cannot do: run Python
  *    in children and workers (trampolines), fork with the interpreter's fork hooks, wait in
  *    slices so that signal handlers run (PEP 475), move pickled bytes to the pool, and the two
- *    fast types (LockBase, ValueBase). Their functions are declared to SWIG with %native.
+ *    fast types (LockBase, ValueBase).
+ *
+ * Naming: a hand-written function exported to Python is mproc_py_<name> in C and _mproc.py_<name>
+ * in Python (%native(py_<name>) in bindings/swig/python_*.i); the py_ prefix tells it from a
+ * generated wrapper, which keeps its C name. Internal helpers are mproc_py_* and not exported.
  *
  * The generated file holds SWIG's runtime (static functions); these files reach the same type
  * table through SWIG's external runtime header (swigpyrun.h, generated at build time) and look
@@ -85,7 +89,7 @@ PyObject *mproc_py_async_items(PyObject *self, PyObject *args);
 PyObject *mproc_py_async_next(PyObject *self, PyObject *args);
 PyObject *mproc_py_cbq_new(PyObject *self, PyObject *args);
 PyObject *mproc_py_cbq_pop(PyObject *self, PyObject *args);
-PyObject *mproc_py_cbq_push_cookie(PyObject *self, PyObject *args);
+PyObject *mproc_py_cbq_push(PyObject *self, PyObject *args);
 PyObject *mproc_py_set_error_map(PyObject *self, PyObject *args);
 PyObject *mproc_py_error_codes(PyObject *self, PyObject *args);
 PyObject *mproc_py_shm_create_ex(PyObject *self, PyObject *args);
