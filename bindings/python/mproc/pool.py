@@ -15,6 +15,8 @@ from threading import get_ident as _get_ident, main_thread as _main_thread
 
 from . import _core
 from . import _mproc
+from . import _start
+from . import _worker
 
 _OTHER_SIGNALS = tuple(s for s in _signal.valid_signals()
                        if s not in (_SIGINT, _signal.SIGKILL, _signal.SIGSTOP))
@@ -23,39 +25,15 @@ _NO_HANDLER = frozenset((_signal.SIG_DFL, _signal.SIG_IGN, None))
 __all__ = ["Pool", "ApplyResult", "AsyncResult", "MapResult", "IMapIterator", "ThreadPool"]
 
 RUN, CLOSE, TERMINATE = "RUN", "CLOSE", "TERMINATE"
-_pending_inits = {}            # initializers of fork pools: the zygote snapshot holds them
+_pending_inits = _worker._pending_inits  # initializers of fork pools (the zygote snapshot holds them)
 _pools = weakref.WeakSet()
 _cookies = itertools.count(1)
 _STOP = -1
 
 
-def _rebuild_error(payload):
-    """The exception of a task, with the remote traceback as its cause (as multiprocessing)."""
-    blob, tb = _core.loads(payload)
-    exc = None
-    if blob is not None:
-        try:
-            exc = _core.loads(blob)
-        except Exception:
-            pass
-    if not isinstance(exc, BaseException):
-        last = tb.strip().splitlines()[-1] if tb.strip() else "unknown error"
-        exc = RuntimeError("remote exception that cannot be rebuilt here: " + last)
-    exc.__cause__ = _core.RemoteTraceback('\n"""\n%s"""' % tb)
-    return exc
-
-
-def _decode(data):
-    """(True, value) or (False, exception) from a tagged result."""
-    if not data:
-        return False, RuntimeError("empty result from a worker")
-    mv = memoryview(data)
-    if mv[0] == 0:
-        try:
-            return True, _core.loads(mv[1:])
-        except Exception as e:
-            return False, e
-    return False, _rebuild_error(mv[1:])
+# The result bytes' decoder is beside their encoder, in _worker (mproc.mpi needs it too).
+_rebuild_error = _worker._rebuild_error
+_decode = _worker._decode
 
 
 def _pool_error(e, cancelled=False):
@@ -272,9 +250,8 @@ class Pool:
             raise TypeError("initializer must be a callable")
         if task_timeout is not None and task_timeout <= 0:
             raise ValueError("task_timeout must be positive or None")
-        from . import context as _context
-        method = context._method() if context is not None else _context._default_method()
-        code = _context._prepare(method)
+        method = context._method() if context is not None else _start._default_method()
+        code = _start._prepare(method)
         key = None
         new_pool = _mproc.py_pool_new
         if code == _core.METHODS["spawn"]:

@@ -88,7 +88,6 @@ def _prepare_child(f):
     the main module as __mp_main__)."""
     from multiprocessing import process as std_process
     from multiprocessing import spawn as std_spawn
-    from . import process
     os.environ.pop("MPROC_SPAWN_FD", None)  # unset in C already; os.environ has its own copy
     std_current = std_process.current_process()
     std_current._inheriting = True  # a main module that starts processes unguarded fails
@@ -96,7 +95,7 @@ def _prepare_child(f):
         std_spawn.prepare(pickle.load(f))
     finally:
         del std_current._inheriting
-    process._fix_std_streams()
+    _core._fix_std_streams()
 
 
 def new_process(proc):
@@ -130,7 +129,6 @@ def spawn_main():
 
 def _child_main(arg):
     """Called by the C guard with the parent's bytes; returns the exit code."""
-    from . import process
     try:
         f = io.BytesIO(arg)
         _prepare_child(f)
@@ -138,7 +136,7 @@ def _child_main(arg):
     except BaseException:
         import traceback
         traceback.print_exc()
-        process._flush_std_streams()
+        _core._flush_std_streams()
         return 1
     code = proc._bootstrap()
     try:
