@@ -1,45 +1,17 @@
 """Start methods and contexts (multiprocessing.context): BaseContext, DefaultContext and the
 fixed contexts ForkContext, ForkServerContext and SpawnContext, each offering everything the
 package offers, bound to its start method, as the standard library's do."""
-import os
-import threading
-
 from . import _core
 from . import _mproc
+from . import _start
 from . import process
 
 __all__ = ["BaseContext", "DefaultContext", "ForkContext", "ForkServerContext", "SpawnContext",
            "ForkProcess", "ForkServerProcess", "SpawnProcess", "Process"]
 
-_lock = threading.Lock()
-_chosen = None                 # the method set by set_start_method, or None
-_forkserver_pid = None         # pid that started the forkserver helper (fork hooks applied)
-
-
-def _default_method():
-    return _chosen or _env_method or "fork"
-
-
-# MPROC_START_METHOD=fork|forkserver|spawn selects the default, as for the C core.
-_env_method = os.environ.get("MPROC_START_METHOD")
-if _env_method not in _core.METHODS:
-    _env_method = None
-
-
-def _prepare(method):
-    """Check a method name and make ready what it needs; return its C code. The forkserver
-    helper is started here, from a thread that holds the GIL (its children run Python)."""
-    global _forkserver_pid
-    try:
-        code = _core.METHODS[method]
-    except KeyError:
-        raise ValueError("cannot find context for %r" % (method,)) from None
-    if code == _core.METHODS["forkserver"] and _forkserver_pid != os.getpid():
-        with _lock:
-            if _forkserver_pid != os.getpid():
-                _mproc.forkserver_start()
-                _forkserver_pid = os.getpid()
-    return code
+# The start-method state lives in _start (process and pool need it too).
+_default_method = _start._default_method
+_prepare = _start._prepare
 
 
 ProcessError = _core.ProcessError
@@ -185,7 +157,9 @@ class BaseContext:
         raise ValueError("cannot set start method of concrete context")
 
     def get_all_start_methods(self):
-        return ["fork", "spawn", "forkserver"]
+        # multiprocessing's order on Linux first, then any other method of the C core.
+        order = ["fork", "spawn", "forkserver"]
+        return sorted(_core.METHODS, key=lambda m: order.index(m) if m in order else len(order))
 
     @property
     def reducer(self):
@@ -228,21 +202,20 @@ class DefaultContext(BaseContext):
         return super().get_context(method)
 
     def get_start_method(self, allow_none=False):
-        if _chosen is None and allow_none:
+        if _start._chosen is None and allow_none:
             return None
         return _default_method()
 
     def set_start_method(self, method, force=False):
-        global _chosen
-        if _chosen is not None and not force:
+        if _start._chosen is not None and not force:
             raise RuntimeError("context has already been set")
         if method is None and force:
-            _chosen = None
+            _start._chosen = None
             _mproc.mproc_set_start_method(_core.METHODS[_default_method()])
             return
         code = _prepare(method)
         _mproc.mproc_set_start_method(code)
-        _chosen = method
+        _start._chosen = method
 
 
 class ForkProcess(process.Process):
@@ -277,5 +250,19 @@ class SpawnContext(BaseContext):
 
 _concrete_contexts = {"fork": ForkContext(), "spawn": SpawnContext(),
                       "forkserver": ForkServerContext()}
+
+
+def _other_context(method):
+    """The context of a start method of the C core beyond the standard three."""
+    name = method.capitalize()
+    proc = type(name + "Process", (process.Process,), {"_start_method": method})
+    globals()[proc.__name__] = proc  # picklable by reference (forkserver children)
+    return type(name + "Context", (BaseContext,), {"_name": method, "Process": proc})()
+
+
+for _m in _core.METHODS:
+    if _m not in _concrete_contexts:
+        _concrete_contexts[_m] = _other_context(_m)
+del _m
 _concrete = _concrete_contexts
 _default_context = DefaultContext(_concrete_contexts["fork"])

@@ -10,6 +10,7 @@ from multiprocessing import process as _std_process
 
 from . import _core
 from . import _mproc
+from . import _start
 
 __all__ = ["Process", "current_process", "parent_process", "active_children"]
 
@@ -21,8 +22,7 @@ _counter = itertools.count(1)
 
 
 def _default_method():
-    from . import context
-    return context._default_method()
+    return _start._default_method()
 
 
 class _Popen:
@@ -116,9 +116,8 @@ class BaseProcess(_std_process.BaseProcess):
         assert self._parent_pid == os.getpid(), \
             "can only start a process object created by current process"
         _cleanup()
-        from . import context
-        method = self._start_method or context._default_method()
-        code = context._prepare(method)
+        method = self._start_method or _start._default_method()
+        code = _start._prepare(method)
         key = None
         if code == _core.METHODS["spawn"]:
             from . import spawn
@@ -130,8 +129,8 @@ class BaseProcess(_std_process.BaseProcess):
                 _forking[key] = self
             else:
                 arg = b"P" + _forkserver_dumps(self)
-            new = lambda: _mproc.process_new(arg, self._name[:255], int(self._daemonic), code)
-            start = _mproc.process_start
+            new = lambda: _mproc.py_process_new(arg, self._name[:255], int(self._daemonic), code)
+            start = _mproc.py_process_start
         try:
             h = new()
             try:
@@ -153,7 +152,7 @@ class BaseProcess(_std_process.BaseProcess):
         self._check_closed()
         assert self._parent_pid == os.getpid(), "can only join a child process"
         assert self._handle is not None, "can only join a started process"
-        if not _mproc.process_join(self._handle, -1.0 if timeout is None else max(0.0, timeout)):
+        if not _mproc.py_process_join(self._handle, -1.0 if timeout is None else max(0.0, timeout)):
             return
         _children.discard(self)
 
@@ -399,29 +398,9 @@ def _std_exit():
         pass
 
 
-def _flush_std_streams():
-    for s in (sys.stdout, sys.stderr):
-        try:
-            if s is not None:
-                s.flush()
-        except (AttributeError, ValueError, OSError):
-            pass
-
-
-def _fix_std_streams():
-    """A forkserver child has only fds 0-2 of the helper: streams of the program that wrapped
-    other fds (a test runner's capture) are rebound to fds 1 and 2."""
-    for name, fd in (("stdout", 1), ("stderr", 2)):
-        s = getattr(sys, name)
-        try:
-            os.fstat(s.fileno())
-            continue
-        except Exception:
-            pass
-        try:
-            setattr(sys, name, open(fd, "w", buffering=1, closefd=False))
-        except OSError:
-            pass
+# In _core: spawn's child calls them too.
+_flush_std_streams = _core._flush_std_streams
+_fix_std_streams = _core._fix_std_streams
 
 
 def _child_main(arg):

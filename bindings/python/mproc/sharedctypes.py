@@ -48,7 +48,7 @@ def _attach_array(token, raw):
 
 def _wrap_value(h, raw, lock=None):
     code = chr(_mproc.mproc_value_typecode(h))
-    obj = typecode_to_type[code].from_address(_mproc.ptr_of("value", h))
+    obj = typecode_to_type[code].from_address(_mproc.py_ptr_of("value", h))
     obj._mproc = _Owner(h, _mproc.mproc_value_free)
     obj.__class__ = _shared_class(type(obj), _reduce_value)
     if raw:
@@ -61,7 +61,7 @@ def _wrap_value(h, raw, lock=None):
 def _wrap_array(h, raw, lock=None):
     code = chr(_mproc.mproc_array_typecode(h))
     n = _mproc.mproc_array_length(h)
-    obj = (typecode_to_type[code] * n).from_address(_mproc.ptr_of("array", h))
+    obj = (typecode_to_type[code] * n).from_address(_mproc.py_ptr_of("array", h))
     obj._mproc = _Owner(h, _mproc.mproc_array_free)
     obj.__class__ = _shared_class(type(obj), _reduce_array)
     if raw:
@@ -111,7 +111,7 @@ def _pack(code, values):
 def RawValue(typecode_or_type, *args):
     code = _code_of(typecode_or_type)
     init = _pack(code, args) if args else None
-    return _wrap_value(_mproc.value_new(code, init, True, None), True)
+    return _wrap_value(_mproc.py_value_new(code, init, True, None), True)
 
 
 def RawArray(typecode_or_type, size_or_initializer):
@@ -121,7 +121,7 @@ def RawArray(typecode_or_type, size_or_initializer):
     else:
         values = list(size_or_initializer)
         n, init = len(values), _pack(code, values)
-    return _wrap_array(_mproc.array_new(code, n, init, True, None), True)
+    return _wrap_array(_mproc.py_array_new(code, n, init, True, None), True)
 
 
 def _lock_arg(lock):
@@ -139,7 +139,7 @@ def Value(typecode_or_type, *args, lock=True, ctx=None):
     init = _pack(code, args) if args else None
     lh, raw = _lock_arg(lock)
     # A lock given is the wrapper's lock itself (get_lock() is it), as in multiprocessing.
-    return _wrap_value(_mproc.value_new(code, init, raw, lh), raw, lock if lh else None)
+    return _wrap_value(_mproc.py_value_new(code, init, raw, lh), raw, lock if lh else None)
 
 
 def Array(typecode_or_type, size_or_initializer, *, lock=True, ctx=None):
@@ -150,7 +150,7 @@ def Array(typecode_or_type, size_or_initializer, *, lock=True, ctx=None):
         values = list(size_or_initializer)
         n, init = len(values), _pack(code, values)
     lh, raw = _lock_arg(lock)
-    return _wrap_array(_mproc.array_new(code, n, init, raw, lh), raw, lock if lh else None)
+    return _wrap_array(_mproc.py_array_new(code, n, init, raw, lh), raw, lock if lh else None)
 
 
 class SynchronizedBase:
