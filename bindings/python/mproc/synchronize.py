@@ -2,8 +2,10 @@
 memory). Shared with children made by fork by inheritance; pickled (forkserver children, pool
 initargs and tasks) as a token the other process attaches while this one holds the object.
 
-Beyond multiprocessing: when the holder of a Lock/RLock dies, the next acquire raises
-OwnerDeadError *with the lock held*: repair the protected state, then release()."""
+Beyond multiprocessing: when the holder of a Lock/RLock dies, the next acquire() raises
+OwnerDeadError *with the lock held*: repair the protected state, then release(). `with lock:`
+(and `with condition:`, `with value:`) raises OwnerDeadError too, but with the lock released
+and the block not run: its __exit__ would not run, so nothing else could release it."""
 import threading
 
 from . import _core
@@ -198,7 +200,7 @@ class Condition(_Handle):
         self._lock.release()
 
     def __enter__(self):
-        return self.acquire()
+        return self._lock.__enter__()  # a dead holder: released, OwnerDeadError (as Lock's)
 
     def __exit__(self, *exc):
         self.release()

@@ -3,13 +3,26 @@
 
 #include "mproc_py.h"
 
+#include <string.h>
+
 static PyObject *mproc_py_errmap = NULL;     /* {code: exception class}, set by the package */
 static PyObject *mproc_py_errdefault = NULL; /* class for codes not in the map */
+
+/* The text of a core message without its leading "mproc_<function>: ": a Python caller never
+ * called that C function (and the exception's type already says what failed). */
+static const char *mproc_py_message(const char *msg) {
+  if (strncmp(msg, "mproc_", 6) != 0) return msg;
+  const char *p = msg + 6;
+  while ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_') p++;
+  if (p[0] == ':' && p[1] == ' ' && p[2]) return p + 2;
+  return msg;
+}
 
 /* Raise the exception for `code` with this thread's mproc_last_error() text; returns NULL. */
 PyObject *mproc_py_raise(int code) {
   const char *msg = mproc_last_error();
   if (!msg || !*msg) msg = mproc_strerror(code);
+  msg = mproc_py_message(msg);
   PyObject *cls = NULL;
   if (mproc_py_errmap) {
     PyObject *k = PyLong_FromLong(code);

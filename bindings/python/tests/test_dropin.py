@@ -160,3 +160,52 @@ def test_child_runs_the_standard_finalizers():
     assert p.exitcode == 0
     with pytest.raises(ProcessLookupError):
         os.kill(server, 0)  # the manager's server is gone with the child
+
+
+def _hold_and_die(lock, started):
+    lock.acquire()
+    started.set()
+    os._exit(0)
+
+
+@pytest.mark.parametrize("kind", ["Lock", "RLock", "Condition", "Value"])
+def test_with_lock_after_the_holder_died_leaves_no_trap(kind):
+    obj = {"Lock": mproc.Lock, "RLock": mproc.RLock, "Condition": mproc.Condition,
+           "Value": lambda: mproc.Value("i", 0)}[kind]()
+    lock = obj.get_lock() if kind == "Value" else obj._lock if kind == "Condition" else obj
+    started = mproc.Event()
+    p = mproc.Process(target=_hold_and_die, args=(lock, started))
+    p.start()
+    assert started.wait(60)
+    p.join(30)
+    ran = []
+    with pytest.raises(mproc.OwnerDeadError, match="lock is released"):
+        with obj:
+            ran.append(1)
+    assert not ran and not lock._is_owned()
+    with obj:                        # free: the next with-block runs
+        ran.append(2)
+    assert ran == [2]
+    # acquire() keeps the lock for the caller to repair the state (documented).
+    p = mproc.Process(target=_hold_and_die, args=(lock, started))
+    p.start()
+    p.join(30)
+    with pytest.raises(mproc.OwnerDeadError, match="holds it now"):
+        lock.acquire()
+    assert lock._is_owned()
+    lock.release()
+
+
+def test_messages_name_no_c_function():
+    lock = mproc.Lock()
+    started = mproc.Event()
+    p = mproc.Process(target=_hold_and_die, args=(lock, started))
+    p.start()
+    p.join(30)
+    with pytest.raises(mproc.OwnerDeadError) as e:
+        lock.acquire()
+    lock.release()
+    with pytest.raises(FileNotFoundError) as e2:
+        mproc.shared_memory.SharedMemory("no-such-block")
+    for err in (e.value, e2.value):
+        assert "mproc_" not in str(err) and not re.search(r"-\d{3,}", str(err)), str(err)
