@@ -478,7 +478,7 @@ def test_manager(ctx):
 
 # ---- leased shared memory ---------------------------------------------------------------------
 def shm_path(name):
-    return "/dev/shm/mproc-" + name.lstrip("/")
+    return "/dev/shm/" + name.lstrip("/")  # SharedMemory.name is the file's name (mproc-...)
 
 
 def test_leased_shared_memory_follows_its_users(ctx, tmp_path):
