@@ -7,6 +7,9 @@ import concurrent.futures as _cf
 import itertools
 import threading
 
+from concurrent.futures.process import BrokenProcessPool
+
+from . import _core
 from . import pool as _pool
 
 __all__ = ["ProcessPoolExecutor"]
@@ -14,6 +17,21 @@ __all__ = ["ProcessPoolExecutor"]
 
 def _process_chunk(fn, chunk):
     return [fn(*args) for args in chunk]
+
+
+class WorkerDiedError(_core.WorkerDiedError, BrokenProcessPool):
+    """The worker running the task died: what a future of this executor raises. Also a
+    BrokenProcessPool, which code written for the standard executor catches (there the whole
+    executor breaks; here only this future fails and the executor goes on)."""
+
+
+def _executor_error(e):
+    if isinstance(e, _core.WorkerDiedError) and not isinstance(e, BrokenProcessPool):
+        new = WorkerDiedError(*e.args)
+        new.__dict__.update(e.__dict__)  # mproc_code
+        new.__cause__ = e.__cause__
+        return new
+    return e
 
 
 def _mproc_context(ctx):
@@ -53,7 +71,7 @@ class ProcessPoolExecutor(_cf.Executor):
             if ok:
                 fut.set_result(value)
             else:
-                fut.set_exception(value)
+                fut.set_exception(_executor_error(value))
         try:
             res = self._pool.apply_async(fn, args, kwargs, callback=lambda v: done(v, True),
                                          error_callback=lambda e: done(e, False))

@@ -209,3 +209,70 @@ def test_messages_name_no_c_function():
         mproc.shared_memory.SharedMemory("no-such-block")
     for err in (e.value, e2.value):
         assert "mproc_" not in str(err) and not re.search(r"-\d{3,}", str(err)), str(err)
+
+
+def test_executor_worker_death_is_a_broken_process_pool():
+    from concurrent.futures.process import BrokenProcessPool
+    with mproc.ProcessPoolExecutor(1) as ex:
+        dead = ex.submit(os._exit, 3)
+        err = dead.exception(timeout=60)
+        assert isinstance(err, BrokenProcessPool) and isinstance(err, mproc.WorkerDiedError)
+        assert ex.submit(abs, -4).result(timeout=60) == 4   # only that future failed
+
+
+def test_unpicklable_argument_raises_what_the_standard_library_raises():
+    import pickle
+    lock = threading.Lock()
+    q = mproc.Queue()
+    with pytest.raises(TypeError, match="cannot pickle") as e:
+        q.put(lock)
+    assert isinstance(e.value, pickle.PicklingError)   # as mproc raised before
+    with mproc.Pool(1) as pool:
+        with pytest.raises(TypeError, match="cannot pickle"):
+            pool.apply(len, (lock,))
+
+
+def test_queue_empty_and_full_carry_no_text():
+    import queue
+    q = mproc.Queue(1)
+    with pytest.raises(queue.Empty) as e:
+        q.get(timeout=0.01)
+    assert e.value.args == ()
+    q.put(1)
+    with pytest.raises(queue.Full) as e:
+        q.put(2, timeout=0.01)
+    assert e.value.args == ()
+
+
+def _recv_fd_and_write(conn):
+    from multiprocessing.reduction import recv_handle  # the standard function
+    fd = recv_handle(conn)
+    os.write(fd, b"via fd")
+    os.close(fd)
+    conn.send("done")
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_fd_passing_over_an_mproc_pipe(method):
+    from multiprocessing.reduction import send_handle as std_send_handle
+    from mproc import reduction
+    ctx = mproc.get_context(method)
+    a, b = ctx.Pipe()
+    p = ctx.Process(target=_recv_fd_and_write, args=(b,))
+    p.start()
+    r, w = os.pipe()
+    try:
+        std_send_handle(a, w, p.pid)                   # the standard helper
+        assert a.poll(60) and a.recv() == "done"       # messages still flow on the pipe
+        assert os.read(r, 100) == b"via fd"
+    finally:
+        os.close(w)
+    p.join(30)
+    # mproc's own, in this process (both ends here).
+    reduction.send_handle(a, r, os.getpid())
+    r2 = reduction.recv_handle(b)
+    assert os.path.sameopenfile(r, r2)
+    for fd in (r, r2):
+        os.close(fd)
+    a.close()
+    b.close()
