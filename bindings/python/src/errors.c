@@ -18,11 +18,29 @@ static const char *mproc_py_message(const char *msg) {
   return msg;
 }
 
+/* msg without " with code -<n>" where -<n> is one of the core's own codes (the pool's
+ * "initializer failed ... with code -3012: <traceback>"): a number that means nothing to a
+ * Python caller, whose exception's type already says it. Written to buf (cap bytes). */
+static const char *mproc_py_drop_code(const char *msg, char *buf, size_t cap) {
+  const char *at = strstr(msg, " with code -");
+  if (!at) return msg;
+  const char *p = at + 12;
+  long n = 0;
+  while (*p >= '0' && *p <= '9' && n < 100000) n = n * 10 + (*p++ - '0');
+  if (p == at + 12 || n < 1000) return msg; /* an errno or a C user's status: kept */
+  size_t head = (size_t)(at - msg);
+  if (head + strlen(p) + 1 > cap) return msg;
+  memcpy(buf, msg, head);
+  strcpy(buf + head, p);
+  return buf;
+}
+
 /* Raise the exception for `code` with this thread's mproc_last_error() text; returns NULL. */
 PyObject *mproc_py_raise(int code) {
   const char *msg = mproc_last_error();
   if (!msg || !*msg) msg = mproc_strerror(code);
-  msg = mproc_py_message(msg);
+  char buf[16384];
+  msg = mproc_py_drop_code(mproc_py_message(msg), buf, sizeof buf);
   PyObject *cls = NULL;
   if (mproc_py_errmap) {
     PyObject *k = PyLong_FromLong(code);

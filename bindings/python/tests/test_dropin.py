@@ -276,3 +276,15 @@ def test_fd_passing_over_an_mproc_pipe(method):
         os.close(fd)
     a.close()
     b.close()
+
+
+def _failing_initializer():
+    raise ValueError("boom")
+
+
+def test_pool_init_error_shows_no_internal_code():
+    with mproc.Pool(1, initializer=_failing_initializer) as pool:
+        with pytest.raises(mproc.PoolInitError) as e:
+            pool.apply(abs, (1,))
+    text = str(e.value)
+    assert "boom" in text and not re.search(r"-30\d\d", text) and "mproc_" not in text
