@@ -85,7 +85,7 @@ class BaseProcess(_std_process.BaseProcess):
         self._exitcode = None
         self._child_self = False
         self._authkey = bytes(_current_process.authkey)
-        self._config = {}
+        self._config = {"semprefix": "/mp"}  # the standard SemLock names use it
 
     def run(self):
         if self._target:
@@ -433,7 +433,7 @@ class _MainProcess(BaseProcess):
         self._exitcode = None
         self._child_self = True
         self._target = None
-        self._config = {}
+        self._config = {"semprefix": "/mp"}
         # The standard library's key: a Listener/Client or Manager of either module agrees.
         self._authkey = bytes(_std_process.current_process().authkey)
 

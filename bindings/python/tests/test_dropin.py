@@ -288,3 +288,35 @@ def test_pool_init_error_shows_no_internal_code():
             pool.apply(abs, (1,))
     text = str(e.value)
     assert "boom" in text and not re.search(r"-30\d\d", text) and "mproc_" not in text
+
+
+def _worker_view(_):
+    std = multiprocessing.current_process()
+    return (std.name == mproc.current_process().name, multiprocessing.parent_process().pid,
+            threading.main_thread().native_id == threading.get_native_id())
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_standard_module_sees_a_pool_worker(method):
+    with mproc.get_context(method).Pool(2) as pool:
+        for same_name, parent, native in pool.map(_worker_view, range(4)):
+            assert same_name and parent == os.getpid() and native
+
+
+def _use_standard_objects(q):
+    lock = multiprocessing.Lock()            # the standard library's, in an mproc child
+    sq = multiprocessing.Queue()
+    with lock:
+        sq.put("std")
+    q.put(sq.get(timeout=30))
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_standard_objects_work_in_an_mproc_child(method):
+    ctx = mproc.get_context(method)
+    q = ctx.Queue()
+    p = ctx.Process(target=_use_standard_objects, args=(q,))
+    p.start()
+    assert q.get(timeout=60) == "std"
+    p.join(30)
+    assert p.exitcode == 0
