@@ -272,6 +272,22 @@ class Pool:
             raise TypeError("initializer must be a callable")
         if task_timeout is not None and task_timeout <= 0:
             raise ValueError("task_timeout must be positive or None")
+        self._h = self._new_handle(processes, initializer, initargs, maxtasksperchild, context,
+                                   task_timeout)
+        self._processes = processes
+        self._state = RUN
+        self._cb_lock = threading.Lock()
+        self._cb_cond = threading.Condition(self._cb_lock)
+        self._cbq = None
+        self._cb_thread = None
+        self._pending = {}
+        self._feeds = []       # C payloads of maps (input, progress) the pool may still call
+        self._owner = os.getpid()
+        _pools.add(self)
+
+    def _new_handle(self, processes, initializer, initargs, maxtasksperchild, context,
+                    task_timeout):
+        """The C pool of local workers (mproc.mpi.Pool makes one over MPI ranks instead)."""
         from . import context as _context
         method = context._method() if context is not None else _context._default_method()
         code = _context._prepare(method)
@@ -289,21 +305,11 @@ class Pool:
         else:
             init = b"P" + _core.dumps((initializer, tuple(initargs)))
         try:
-            self._h = new_pool(processes, code, maxtasksperchild or 0,
-                               float(task_timeout or 0.0), init)
+            return new_pool(processes, code, maxtasksperchild or 0, float(task_timeout or 0.0),
+                            init)
         finally:
             if key is not None:
                 _pending_inits.pop(key, None)
-        self._processes = processes
-        self._state = RUN
-        self._cb_lock = threading.Lock()
-        self._cb_cond = threading.Condition(self._cb_lock)
-        self._cbq = None
-        self._cb_thread = None
-        self._pending = {}
-        self._feeds = []       # C payloads of maps (input, progress) the pool may still call
-        self._owner = os.getpid()
-        _pools.add(self)
 
     # -- submission ------------------------------------------------------------------------
     def _check_running(self):
