@@ -366,11 +366,19 @@ void on_term(int sig) {
   raise(sig);
 }
 
+// A worker rank told to end (mpirun does so when another rank died) stays a moment, so that
+// rank 0's report tells the rank that died from those ended after it.
+void on_term_worker(int sig) {
+  nap(300000000);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
 void install_report() {
   struct sigaction old;
   if (sigaction(SIGTERM, nullptr, &old) != 0 || old.sa_handler != SIG_DFL) return;  // the program's
   struct sigaction sa = {};
-  sa.sa_handler = on_term;
+  sa.sa_handler = g.rank == 0 ? on_term : on_term_worker;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, nullptr);
 }
@@ -417,6 +425,7 @@ int start(int *argc, char ***argv) {
     Hello h = {static_cast<int32_t>(getpid()), {0}};
     memcpy(h.host, g.host, kHostLen);
     if (MPI_Send(&h, sizeof h, MPI_BYTE, 0, kTagHello, g.comm) != MPI_SUCCESS) return MPROC_EIO;
+    install_report();
     atexit(at_exit);
     return 0;
   }
