@@ -3,6 +3,7 @@ dies fails only its task (WorkerDiedError) instead of hanging the pool, per-task
 (TaskTimeoutError), per-worker statistics (Pool.stats()), lazy bounded imap, progress bars,
 AsyncResult.cancel() and Ctrl-C that reaches the caller while it waits."""
 import concurrent.futures
+import importlib
 import itertools
 import os
 import sys
@@ -228,9 +229,10 @@ class Pool:
 
     def __new__(cls, *args, backend=None, **kwargs):
         backend = backend or os.environ.get("MPROC_POOL_BACKEND") or "local"
-        if backend == "mpi":  # the pool over MPI ranks (docs/mpi.md); __init__ is not called
-            from . import mpi
-            return mpi.Pool(*args, **kwargs)
+        if backend == "mpi":
+            # The pool over MPI ranks (docs/mpi.md): a subclass in mproc.mpi, which imports this
+            # module; loaded by name on first use, so the import graph stays one-way.
+            return super().__new__(importlib.import_module(__package__ + ".mpi").Pool)
         if backend != "local":
             raise ValueError("backend must be 'local' or 'mpi', not %r" % (backend,))
         return super().__new__(cls)
