@@ -91,6 +91,7 @@ def _load():
     else:
         raise ImportError("mproc.mpi needs libmproc-mpi (Debian: apt install libmproc-mpi0; it "
                           "is built with mproc when MPI is found): " + "; ".join(errors))
+    _global_libmpi()
     core = ctypes.CDLL(_mproc.__file__)  # the loaded extension itself: its core, not a copy
     for f in ("mproc_mpi_start", "mproc_mpi_transport", "mproc_mpi_finalize", "mproc_mpi_rank",
               "mproc_mpi_size", "mproc_mpi_worker_pid"):
@@ -112,6 +113,21 @@ def _load():
     _core_lib = core
     _lib = lib
     return lib
+
+
+def _global_libmpi():
+    """Make the MPI library that libmproc-mpi loaded global, as mpi4py does: Open MPI's plugins,
+    opened by MPI_Init, may look for its symbols there (ctypes loaded it RTLD_LOCAL)."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "/libmpi.so" in line}
+    except OSError:
+        return
+    for path in paths:
+        try:
+            ctypes.CDLL(path, mode=os.RTLD_GLOBAL | os.RTLD_NOLOAD | os.RTLD_NOW)
+        except OSError:
+            pass
 
 
 def _check(rc, what):
