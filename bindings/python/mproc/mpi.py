@@ -211,7 +211,8 @@ def _fname(fn):
 
 class _Call:
     """A task's function as sent to the ranks: its label (found in the message by rank 0's
-    report) and the task timeout, armed on the rank at the first call of a task or chunk."""
+    report) and the task timeout, armed on the rank at the first call of a task or chunk.
+    Without a timeout the rank unpickles the bare function: no extra call per item."""
     __slots__ = ("label", "timeout", "fn")
 
     def __init__(self, label, timeout, fn):
@@ -220,7 +221,7 @@ class _Call:
         self.fn = fn
 
     def __reduce__(self):
-        return (_Call, (self.label, self.timeout, self.fn))
+        return (_call, (self.label, self.timeout, self.fn))
 
     def __call__(self, *args, **kwargs):
         if self.timeout and _in_task and not _armed:
@@ -229,6 +230,10 @@ class _Call:
 
     def __repr__(self):
         return repr(self.fn)
+
+
+def _call(label, timeout, fn):
+    return _Call(label, timeout, fn) if timeout else fn
 
 
 # ---- the pool (rank 0) ---------------------------------------------------------------------
