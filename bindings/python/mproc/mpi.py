@@ -70,7 +70,8 @@ _finished = False
 
 def _load():
     """libmproc-mpi: $MPROC_MPI_LIBRARY, the build tree's (mproc/_mpi_build.py, written by
-    bindings/python/mpi.cmake), else the installed one. ImportError says what to install."""
+    bindings/python/mpi.cmake), the installed one on the loader's path, else one in the lib
+    directory of the prefix this package is installed in. ImportError says what to install."""
     global _lib, _core_lib
     if _lib is not None:
         return _lib
@@ -81,9 +82,13 @@ def _load():
     except ImportError:
         pass
     paths.append(_SONAME)
+    paths += _beside_package()
     errors = []
     for path in filter(None, paths):
         try:
+            core_dep = os.path.join(os.path.dirname(path), "libmproc.so.0")
+            if os.path.dirname(path) and os.path.exists(core_dep):
+                ctypes.CDLL(core_dep)  # its libmproc, where the loader would not look
             lib = ctypes.CDLL(path)
             break
         except OSError as e:
@@ -113,6 +118,21 @@ def _load():
     _core_lib = core
     _lib = lib
     return lib
+
+
+def _beside_package():
+    """Where `cmake --install --prefix P` put libmproc-mpi relative to this package (P/lib or
+    P/lib/<multiarch>, when P is not on the loader's path)."""
+    import sysconfig
+    out, d = [], os.path.dirname(os.path.abspath(__file__))
+    while os.path.dirname(d) != d:
+        d = os.path.dirname(d)
+        if os.path.basename(d).startswith("lib"):
+            out.append(os.path.join(d, _SONAME))
+            arch = sysconfig.get_config_var("MULTIARCH")
+            if arch:
+                out.append(os.path.join(d, arch, _SONAME))
+    return out
 
 
 def _global_libmpi():
