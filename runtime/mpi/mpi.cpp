@@ -390,7 +390,7 @@ void at_exit() { mproc_mpi_finalize(); }
 // the others (rank 0 still busy) wait without spinning a core.
 int start(int *argc, char ***argv) {
   if (g.comm != MPI_COMM_NULL) return 0;
-  if (g.served) return MPROC_ECLOSED;
+  if (g.finalized) return MPROC_ECLOSED;
   int started = 0, provided = 0;
   MPI_Initialized(&started);
   if (!started) {
@@ -477,7 +477,7 @@ MPROC_API int mproc_mpi_start(int *argc, char ***argv) { return start(argc, argv
 
 MPROC_API int mproc_mpi_transport(mproc_transport_t *out) {
   if (!out) return MPROC_EINVAL;
-  if (g.comm == MPI_COMM_NULL) return g.served ? MPROC_ECLOSED : MPROC_EINVAL;
+  if (g.comm == MPI_COMM_NULL) return g.finalized ? MPROC_ECLOSED : MPROC_EINVAL;
   if (g.rank == 0 && g.size < 2) return MPROC_ENOENT;
   *out = transport(g.rank == 0 ? g.nworkers : 0);
   g.external = true;
