@@ -8,9 +8,9 @@
  *  - Lua is single-threaded: nothing here runs Lua on the pool's dispatcher thread (no completion
  *    callbacks); the blocking apply/map calls wait in the caller;
  *  - children and workers run Lua on the lua_State that made the fork: a process body on the
- *    state that called process_spawn (the child is a fork of that very call), pool tasks on the
- *    state that called pool_new (FORK pools fork workers from a zygote made during that call).
- *    Functions travel as registry references made before the fork (lua_ref). */
+ *    state that called lua_process_spawn (the child is a fork of that very call), pool tasks on
+ *    the state that called lua_pool_new (FORK pools fork workers from a zygote made during that
+ *    call). Functions travel as registry references made before the fork (lua_ref). */
 
 /* The hand-written C of the module is in bindings/lua/src (mproc_lua.h says how the two halves
  * of the module meet); here are only SWIG directives. */

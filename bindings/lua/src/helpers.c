@@ -1,5 +1,5 @@
 /* Lua: references, processes, pools and async results. Trampolines run Lua functions in children
- * and workers; functions travel as registry references (lua_ref/lua_unref) taken before the fork,
+ * and workers; functions travel as registry references (lua_ref, lua_unref) taken before the fork,
  * and the fork copies the registry, so the reference is valid in the child. */
 
 #include "mproc_lua.h"
@@ -68,14 +68,14 @@ static int mproc_lua_task(mproc_task_ctx_t *ctx, const void *arg, size_t len, vo
 }
 
 /* ---- natives ------------------------------------------------------------------------------- */
-/* ref(value) -> integer: keep value in the registry (so a forked child finds it). */
+/* lua_ref(value) -> integer: keep value in the registry (so a forked child finds it). */
 int mproc_lua_ref(lua_State *L) {
   luaL_checkany(L, 1);
   lua_settop(L, 1);
   lua_pushinteger(L, luaL_ref(L, LUA_REGISTRYINDEX));
   return 1;
 }
-/* unref(integer): drop a reference made by ref(). */
+/* lua_unref(integer): drop a reference made by lua_ref(). */
 int mproc_lua_unref(lua_State *L) {
   luaL_unref(L, LUA_REGISTRYINDEX, (int)luaL_checkinteger(L, 1));
   return 0;
@@ -85,7 +85,7 @@ int mproc_lua_getpid(lua_State *L) {
   return 1;
 }
 
-/* process_spawn(fn_ref, arg_bytes, name|nil, daemon, start_method) -> started process handle.
+/* lua_process_spawn(fn_ref, arg_bytes, name|nil, daemon, start_method) -> started process handle.
  * The child is a fork of this call: it runs registry[fn_ref](arg_bytes) on this lua_State. */
 int mproc_lua_process_spawn(lua_State *L) {
   int ref = (int)luaL_checkinteger(L, 1);
@@ -116,7 +116,7 @@ int mproc_lua_process_spawn(lua_State *L) {
   return 1;
 }
 
-/* pool_new(runner_ref, workers, task_timeout, max_tasks_per_child) -> pool handle.
+/* lua_pool_new(runner_ref, workers, task_timeout, max_tasks_per_child) -> pool handle.
  * Every worker runs registry[runner_ref](arg_bytes) on this lua_State, as it was now. */
 int mproc_lua_pool_new(lua_State *L) {
   int ref = (int)luaL_checkinteger(L, 1);
@@ -137,7 +137,7 @@ int mproc_lua_pool_new(lua_State *L) {
   return 1;
 }
 
-/* pool_submit(pool, arg_bytes | {arg_bytes...}, chunksize) -> async handle of an apply (a
+/* lua_pool_submit(pool, arg_bytes | {arg_bytes...}, chunksize) -> async handle of an apply (a
  * string) or a map (a table); free it with mproc_async_free. The caller waits for it in slices
  * (mproc_async_wait), so that Ctrl-C reaches Lua meanwhile. */
 int mproc_lua_pool_submit(lua_State *L) {
@@ -165,7 +165,7 @@ int mproc_lua_pool_submit(lua_State *L) {
       if (lua_type(L, -1) != LUA_TSTRING) {
         free(args);
         free(lens);
-        return luaL_error(L, "pool_submit: item %d is a %s, not a string", (int)i + 1,
+        return luaL_error(L, "lua_pool_submit: item %d is a %s, not a string", (int)i + 1,
                           luaL_typename(L, -1));
       }
       args[i] = lua_tolstring(L, -1, &lens[i]); /* anchored by the table */
@@ -180,7 +180,7 @@ int mproc_lua_pool_submit(lua_State *L) {
   return 1;
 }
 
-/* async_items(r) -> results, errors of a ready result: results[i] the bytes of item i (absent
+/* lua_async_items(r) -> results, errors of a ready result: results[i] the bytes of item i (absent
  * when it failed or gave none), errors[i] "MPROC_E<NAME>: message" for a failed item. */
 int mproc_lua_async_items(lua_State *L) {
   mproc_async_t *r = (mproc_async_t *)mproc_lua_check(L, 1, mproc_lua_type_async);

@@ -2,7 +2,7 @@
 
 #include "mproc_lua.h"
 
-/* value_new(typecode, raw) -> value handle (zero; set it with mproc_value_set_*). */
+/* lua_value_new(typecode, raw) -> value handle (zero; set it with mproc_value_set_*). */
 int mproc_lua_value_new(lua_State *L) {
   const char *tc = luaL_checkstring(L, 1);
   mproc_value_opts_t o = MPROC_VALUE_OPTS_INIT;
@@ -14,11 +14,11 @@ int mproc_lua_value_new(lua_State *L) {
   return 1;
 }
 
-/* array_new(typecode, length, raw) -> array handle (zeros; set with mproc_array_set_*). */
+/* lua_array_new(typecode, length, raw) -> array handle (zeros; set with mproc_array_set_*). */
 int mproc_lua_array_new(lua_State *L) {
   const char *tc = luaL_checkstring(L, 1);
   lua_Integer n = luaL_checkinteger(L, 2);
-  if (n < 1) return luaL_error(L, "array_new: length must be >= 1");
+  if (n < 1) return luaL_error(L, "lua_array_new: length must be >= 1");
   mproc_value_opts_t o = MPROC_VALUE_OPTS_INIT;
   o.raw = lua_toboolean(L, 3);
   mproc_array_t *a = NULL;
