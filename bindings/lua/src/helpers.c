@@ -165,7 +165,7 @@ int mproc_lua_pool_submit(lua_State *L) {
       if (lua_type(L, -1) != LUA_TSTRING) {
         free(args);
         free(lens);
-        return luaL_error(L, "lua_pool_submit: item %d is a %s, not a string", (int)i + 1,
+        return luaL_error(L, "pool: item %d is a %s, not a string", (int)i + 1,
                           luaL_typename(L, -1));
       }
       args[i] = lua_tolstring(L, -1, &lens[i]); /* anchored by the table */

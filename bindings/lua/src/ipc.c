@@ -18,7 +18,7 @@ int mproc_lua_value_new(lua_State *L) {
 int mproc_lua_array_new(lua_State *L) {
   const char *tc = luaL_checkstring(L, 1);
   lua_Integer n = luaL_checkinteger(L, 2);
-  if (n < 1) return luaL_error(L, "lua_array_new: length must be >= 1");
+  if (n < 1) return luaL_error(L, "Array: length must be >= 1");
   mproc_value_opts_t o = MPROC_VALUE_OPTS_INIT;
   o.raw = lua_toboolean(L, 3);
   mproc_array_t *a = NULL;
