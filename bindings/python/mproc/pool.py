@@ -3,6 +3,7 @@ dies fails only its task (WorkerDiedError) instead of hanging the pool, per-task
 (TaskTimeoutError), per-worker statistics (Pool.stats()), lazy bounded imap, progress bars,
 AsyncResult.cancel() and Ctrl-C that reaches the caller while it waits."""
 import concurrent.futures
+import importlib
 import itertools
 import os
 import sys
@@ -228,9 +229,10 @@ class Pool:
 
     def __new__(cls, *args, backend=None, **kwargs):
         backend = backend or os.environ.get("MPROC_POOL_BACKEND") or "local"
-        if backend == "mpi":  # the pool over MPI ranks (docs/mpi.md); __init__ is not called
-            from . import mpi
-            return mpi.Pool(*args, **kwargs)
+        if backend == "mpi":
+            # The pool over MPI ranks (docs/mpi.md): a subclass in mproc.mpi, which imports this
+            # module; loaded by name on first use, so the import graph stays one-way.
+            return super().__new__(importlib.import_module(__package__ + ".mpi").Pool)
         if backend != "local":
             raise ValueError("backend must be 'local' or 'mpi', not %r" % (backend,))
         return super().__new__(cls)
@@ -250,6 +252,22 @@ class Pool:
             raise TypeError("initializer must be a callable")
         if task_timeout is not None and task_timeout <= 0:
             raise ValueError("task_timeout must be positive or None")
+        self._h = self._new_handle(processes, initializer, initargs, maxtasksperchild, context,
+                                   task_timeout)
+        self._processes = processes
+        self._state = RUN
+        self._cb_lock = threading.Lock()
+        self._cb_cond = threading.Condition(self._cb_lock)
+        self._cbq = None
+        self._cb_thread = None
+        self._pending = {}
+        self._feeds = []       # C payloads of maps (input, progress) the pool may still call
+        self._owner = os.getpid()
+        _pools.add(self)
+
+    def _new_handle(self, processes, initializer, initargs, maxtasksperchild, context,
+                    task_timeout):
+        """The C pool of local workers (mproc.mpi.Pool makes one over MPI ranks instead)."""
         method = context._method() if context is not None else _start._default_method()
         code = _start._prepare(method)
         key = None
@@ -266,21 +284,11 @@ class Pool:
         else:
             init = b"P" + _core.dumps((initializer, tuple(initargs)))
         try:
-            self._h = new_pool(processes, code, maxtasksperchild or 0,
-                               float(task_timeout or 0.0), init)
+            return new_pool(processes, code, maxtasksperchild or 0, float(task_timeout or 0.0),
+                            init)
         finally:
             if key is not None:
                 _pending_inits.pop(key, None)
-        self._processes = processes
-        self._state = RUN
-        self._cb_lock = threading.Lock()
-        self._cb_cond = threading.Condition(self._cb_lock)
-        self._cbq = None
-        self._cb_thread = None
-        self._pending = {}
-        self._feeds = []       # C payloads of maps (input, progress) the pool may still call
-        self._owner = os.getpid()
-        _pools.add(self)
 
     # -- submission ------------------------------------------------------------------------
     def _check_running(self):
