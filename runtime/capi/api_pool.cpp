@@ -1,14 +1,10 @@
-// C ABI: pools and async results. Thin shims over pool/pool.cpp.
-#include <mproc/queue.h>
+// C ABI: pools, jobs and async results. Each call checks its handle and arguments and forwards
+// to the core (pool/pool.hpp, pool/job.hpp), which builds, runs and delivers jobs.
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdarg>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
 
-#include "base/interrupt.hpp"
+#include "base/handles.hpp"
 #include "base/names.hpp"
 #include "capi/capi.hpp"
 #include "pool/pool.hpp"
@@ -51,33 +47,17 @@ MPROC_API int mproc_task_return(mproc_task_ctx_t *ctx, const void *data, size_t 
   return MPROC_GUARD({
     if (!ctx) return fail(MPROC_EINVAL, "task context is NULL");
     if (!data && len) return fail(MPROC_EINVAL, "data is NULL with length %zu", len);
-    if (len > MPROC_QUEUE_MSG_MAX)
-      return fail(MPROC_EMSGSIZE, "a result of %zu bytes is over the limit of %zu bytes", len,
-                  static_cast<size_t>(MPROC_QUEUE_MSG_MAX));
-    ctx->out->resize(ctx->item_start);
-    if (len) ctx->out->insert(ctx->out->end(), static_cast<const char *>(data),
-                              static_cast<const char *>(data) + len);
-    return 0;
+    return ctx->set_result(data, len);
   });
 }
 
 MPROC_API int mproc_task_fail(mproc_task_ctx_t *ctx, int code, const char *fmt, ...) {
   if (code == 0) code = MPROC_ETASKFAILED;
   if (!ctx) return code;
-  ctx->msg.clear();
-  if (fmt) {
-    va_list ap, ap2;
-    va_start(ap, fmt);
-    va_copy(ap2, ap);
-    int n = vsnprintf(nullptr, 0, fmt, ap);
-    va_end(ap);
-    if (n > 0) {
-      ctx->msg.resize(static_cast<size_t>(n) + 1);
-      vsnprintf(&ctx->msg[0], ctx->msg.size(), fmt, ap2);
-      ctx->msg.resize(static_cast<size_t>(n));
-    }
-    va_end(ap2);
-  }
+  va_list ap;
+  va_start(ap, fmt);
+  ctx->set_failure(fmt, ap);
+  va_end(ap);
   return code;
 }
 

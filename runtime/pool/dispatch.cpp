@@ -191,8 +191,8 @@ bool Pool::handle_exits() {
         continue;
       }
     }
-    int st = state_.load();
-    if (st == kTerminated || broken(nullptr)) continue;
+    State st = state_.load();
+    if (st == State::kTerminated || broken(nullptr)) continue;
     if (spawn(i) < 0)
       set_broken(MPROC_EWORKERDIED,
                  format("cannot start a replacement worker: %s", last_error_text()));
@@ -385,7 +385,7 @@ bool Pool::dispatch_some() {
 
 
 bool Pool::help() {
-  if (t_in_dispatch || state_.load() != kRun) return false;
+  if (t_in_dispatch || state_.load() != State::kRun) return false;
   std::unique_lock<std::mutex> dl(dispatch_mu_, std::try_to_lock);
   if (!dl.owns_lock()) return false;
   t_in_dispatch = true;
@@ -401,7 +401,7 @@ bool Pool::help() {
 int Pool::submit_and_wait(const std::shared_ptr<Job> &job) {
   {
     std::lock_guard<std::mutex> g(mu_);
-    if (state_.load() != kRun) return fail(MPROC_ECLOSED, "the pool is closed or terminated");
+    if (state_.load() != State::kRun) return fail(MPROC_ECLOSED, "the pool is closed or terminated");
     if (broken_code_) return fail(broken_code_, "%s", broken_msg_.c_str());
     for (size_t c = 0; c < job->nchunks(); c++)
       pending_.push_back(ChunkRef{job, static_cast<uint32_t>(c)});
@@ -451,9 +451,9 @@ void Pool::run() {
 
       progress |= take_cancels();
 
-      int st = state_.load();
-      if (st == kRun) progress |= refill();
-      if (st == kTerminated) {
+      State st = state_.load();
+      if (st == State::kRun) progress |= refill();
+      if (st == State::kTerminated) {
         cut_lazy(MPROC_ECANCELED, "the pool was terminated before the input was read");
         fail_all(MPROC_ECANCELED, "the pool was terminated");
         stop_workers(true);
@@ -461,7 +461,7 @@ void Pool::run() {
         finished = true;
       } else {
         progress |= dispatch();
-        if (st == kClosed) {
+        if (st == State::kClosed) {
           cut_lazy(MPROC_ECLOSED, "the pool was closed before the input was read");
           bool idle_all;
           {

@@ -55,9 +55,8 @@ int wait_any_ready(const std::function<bool()> &any, double timeout) {
 
 // ---- building ------------------------------------------------------------------------------
 
-std::shared_ptr<Job> Job::make(Pool &pool, Kind kind, size_t n, size_t chunksize,
+std::shared_ptr<Job> Job::make(Kind kind, size_t n, size_t chunksize,
                                const mproc_async_opts_t &o) {
-  (void)pool;
   auto job = std::make_shared<Job>();
   job->kind_ = kind;
   job->chunksize_ = chunksize;
@@ -99,7 +98,7 @@ int Job::var(Pool &pool, mproc_task_fn fn, const void *const *args, const size_t
   }
   size_t chunksize = iter == Iter::kNone ? ChunkPolicy::map(o.chunksize, n, pool.nworkers())
                                          : ChunkPolicy::imap(o.chunksize);
-  auto job = make(pool, Kind::kVar, n, chunksize, o);
+  auto job = make(Kind::kVar, n, chunksize, o);
   job->fn_ = fn;
   job->iter_ = iter;
   job->args_.resize(total);
@@ -123,7 +122,7 @@ int Job::fixed(Pool &pool, mproc_elem_fn fn, const void *in, size_t in_size, voi
   if (in_size == 0 || out_size == 0 || in_size > (1u << 30) || out_size > (1u << 30))
     return fail(MPROC_EINVAL, "element sizes must be 1 byte .. 1 GiB (in %zu, out %zu)",
                 in_size, out_size);
-  auto job = make(pool, Kind::kFixed, n, ChunkPolicy::map(o.chunksize, n, pool.nworkers()), o);
+  auto job = make(Kind::kFixed, n, ChunkPolicy::map(o.chunksize, n, pool.nworkers()), o);
   job->efn_ = fn;
   job->in_ = static_cast<const char *>(in);
   job->out_ = static_cast<char *>(out_arr);
@@ -145,7 +144,7 @@ int Job::lazy(Pool &pool, mproc_task_fn fn, mproc_next_fn next, void *next_paylo
   if (!fn) return fail(MPROC_EINVAL, "task function is NULL");
   if (!next) return fail(MPROC_EINVAL, "input callback is NULL");
   if (int rc = check_remote(pool, reinterpret_cast<const void *>(fn), o)) return rc;
-  auto job = make(pool, Kind::kVar, 0, ChunkPolicy::imap(o.chunksize), o);
+  auto job = make(Kind::kVar, 0, ChunkPolicy::imap(o.chunksize), o);
   job->fn_ = fn;
   job->iter_ = iter;
   job->lazy_ = true;

@@ -139,7 +139,7 @@ class Job : public std::enable_shared_from_this<Job> {
     std::vector<size_t> off;  // count + 1 offsets into args
   };
 
-  static std::shared_ptr<Job> make(Pool &pool, Kind kind, size_t n, size_t chunksize,
+  static std::shared_ptr<Job> make(Kind kind, size_t n, size_t chunksize,
                                    const mproc_async_opts_t &o);
   Item &item(size_t i) { return items_[i - item_base_]; }
   const Item &item(size_t i) const { return items_[i - item_base_]; }

@@ -167,7 +167,7 @@ void Pool::wake() {
 int Pool::submit(const std::shared_ptr<Job> &job) {
   {
     std::lock_guard<std::mutex> g(mu_);
-    if (state_.load() != kRun) return fail(MPROC_ECLOSED, "the pool is closed or terminated");
+    if (state_.load() != State::kRun) return fail(MPROC_ECLOSED, "the pool is closed or terminated");
     if (broken_code_) return fail(broken_code_, "%s", broken_msg_.c_str());
     if (job->lazy()) lazy_.push_back(job);
     for (size_t c = 0; c < job->nchunks(); c++)
@@ -225,20 +225,20 @@ bool Pool::take_cancels() {
 }
 
 int Pool::close() {
-  int expected = kRun;
-  state_.compare_exchange_strong(expected, kClosed);
+  State expected = State::kRun;
+  state_.compare_exchange_strong(expected, State::kClosed);
   wake();
   return 0;
 }
 
 int Pool::terminate() {
-  state_.store(kTerminated);
+  state_.store(State::kTerminated);
   wake();
   return 0;
 }
 
 int Pool::join(double timeout, bool interruptible) {
-  if (state_.load() == kRun) return fail(MPROC_EINVAL, "join before close or terminate");
+  if (state_.load() == State::kRun) return fail(MPROC_EINVAL, "join before close or terminate");
   {
     std::unique_lock<std::mutex> g(mu_);
     auto done = [this] { return finished_; };
@@ -254,7 +254,7 @@ int Pool::join(double timeout, bool interruptible) {
 
 Pool::~Pool() {
   if (thread_.joinable()) {
-    if (state_.load() == kRun) terminate();
+    if (state_.load() == State::kRun) terminate();
     join(-1);
   }
   detach_backend();  // also when start() failed before the dispatcher ran

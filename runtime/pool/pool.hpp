@@ -10,6 +10,7 @@
 #include <mproc/pool.h>
 
 #include <atomic>
+#include <cstdarg>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -58,7 +59,7 @@ class Pool {
   int terminate();
   // Wait for the dispatcher to end (after close/terminate).
   int join(double timeout, bool interruptible = false);
-  bool closed() const { return state_.load() != kRun; }
+  bool closed() const { return state_.load() != State::kRun; }
   int nworkers() const { return static_cast<int>(workers_.size()); }
   int stats(mproc_worker_stats_t *out, size_t cap);
   void wake();  // bump events and wake the dispatcher if it sleeps
@@ -70,7 +71,7 @@ class Pool {
   const char *backend() const { return remote_ ? transport_.name : "local"; }
 
  private:
-  enum State { kRun = 0, kClosed = 1, kTerminated = 2 };
+  enum class State { kRun, kClosed, kTerminated };
   struct Inflight {
     ChunkRef ref;
     uint64_t id;
@@ -136,7 +137,7 @@ class Pool {
   bool cancel_scan_ = false;            // dispatch lock: a canceled chunk may sit in a ring
   int broken_code_ = 0;
   std::string broken_msg_;
-  std::atomic<int> state_{kRun};
+  std::atomic<State> state_{State::kRun};
   std::atomic<int> cancels_{0};
   std::vector<std::shared_ptr<Job>> cancel_requests_;  // under mu_
   std::vector<std::shared_ptr<Job>> lazy_;             // under mu_: lazy jobs still reading
@@ -172,9 +173,14 @@ struct mproc_pool {
   std::unique_ptr<mproc::Pool> pool;
   int owner_pid;
 };
+// What a running task reports through (worker.cpp builds one per worker).
 struct mproc_task_ctx {
   std::vector<char> *out;  // the result message being built; the task's bytes go at its end
   size_t item_start;
   std::string msg;
   int worker;
+  // The task's result bytes (replacing any given before); MPROC_EMSGSIZE over the limit.
+  int set_result(const void *data, size_t len);
+  // The failure message, printf-style (NULL fmt: none).
+  void set_failure(const char *fmt, va_list ap);
 };

@@ -17,7 +17,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include <mproc/queue.h>
+
 #include "base/align.hpp"
+#include "base/error.hpp"
 #include "base/futex.hpp"
 #include "base/names.hpp"
 #include "base/pidfd.hpp"
@@ -335,3 +338,27 @@ int serve_backend(const mproc_transport_t &t, int worker, void *payload) {
 
 
 }  // namespace mproc
+
+int mproc_task_ctx::set_result(const void *data, size_t len) {
+  if (len > MPROC_QUEUE_MSG_MAX)
+    return mproc::fail(MPROC_EMSGSIZE, "a result of %zu bytes is over the limit of %zu bytes", len,
+                       static_cast<size_t>(MPROC_QUEUE_MSG_MAX));
+  out->resize(item_start);
+  if (len) out->insert(out->end(), static_cast<const char *>(data),
+                       static_cast<const char *>(data) + len);
+  return 0;
+}
+
+void mproc_task_ctx::set_failure(const char *fmt, va_list ap) {
+  msg.clear();
+  if (!fmt) return;
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(nullptr, 0, fmt, ap);
+  if (n > 0) {
+    msg.resize(static_cast<size_t>(n) + 1);
+    vsnprintf(&msg[0], msg.size(), fmt, ap2);
+    msg.resize(static_cast<size_t>(n));
+  }
+  va_end(ap2);
+}
