@@ -116,8 +116,8 @@ int Pool::spawn(size_t i) {
   SpscRing::init(ring_hdr(i, 1), shm_->ring_cap);
   size_t hdr = round64(sizeof(SpscHeader));
   Worker w;
-  w.tasks = SpscRing(ring_hdr(i, 0), reinterpret_cast<char *>(ring_hdr(i, 0)) + hdr);
-  w.results = SpscRing(ring_hdr(i, 1), reinterpret_cast<char *>(ring_hdr(i, 1)) + hdr);
+  w.tasks = SpscRing(ring_hdr(i, 0), reinterpret_cast<char *>(ring_hdr(i, 0)) + hdr, shm_->ring_cap);
+  w.results = SpscRing(ring_hdr(i, 1), reinterpret_cast<char *>(ring_hdr(i, 1)) + hdr, shm_->ring_cap);
 
   Boot b = {};
   b.parent_pid = getpid();

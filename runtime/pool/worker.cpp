@@ -185,9 +185,9 @@ int worker_main(void *arg, size_t len, void *payload) {
   rings = round64(rings);
   char *mine = base + rings + static_cast<size_t>(b.slot) * 2 * shm->ring_stride;
   size_t hdr = round64(sizeof(SpscHeader));
-  SpscRing tasks(reinterpret_cast<SpscHeader *>(mine), mine + hdr);
+  SpscRing tasks(reinterpret_cast<SpscHeader *>(mine), mine + hdr, shm->ring_cap);
   SpscRing results(reinterpret_cast<SpscHeader *>(mine + shm->ring_stride),
-                   mine + shm->ring_stride + hdr);
+                   mine + shm->ring_stride + hdr, shm->ring_cap);
 
   int ppfd = pidfd_open(b.parent_pid, 0);
   if (ppfd < 0) return 123;  // the parent is already gone
