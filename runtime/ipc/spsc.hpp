@@ -14,12 +14,13 @@
 //
 // Sleeping: a reader that finds the ring empty raises `reader_sleeps` and sleeps on the futex
 // `data_seq`; a writer publishes (seq_cst) and then reads the flag (seq_cst): one side sees the
-// other (Dekker), so no wake-up is lost, and the first writer to find the flag up clears it,
-// bumps `data_seq` and wakes (one system call per sleep; a busy ring costs none). A writer that
-// finds no room counts itself in `writer_sleeps` and sleeps on `space_seq` the same way; the
-// reader bumps and wakes only while that count is not zero. Each side keeps what it last saw of
-// the other's position (a writer the tail, a reader the head), so the other's cache line moves
-// once per batch, not once per message; both only grow, so a stale value errs on the safe side.
+// other (Dekker), so no wake-up is lost, and the first writer to find the flag up clears it, bumps
+// `data_seq` and wakes (one system call per sleep; a busy ring costs none); a reader that wakes
+// lowers it too. A writer that finds no room counts itself in `writer_sleeps` and sleeps on
+// `space_seq` the same way; the reader bumps and wakes only while that count is not zero. Each side
+// keeps what it last saw of the other's position (a writer the tail, a reader the head), so the
+// other's cache line moves once per batch, not once per message; both only grow, so a stale value
+// errs on the safe side.
 //
 // Each flag sits on the cache line of the side that looks at it on every message (the writer at
 // reader_sleeps, the reader at writer_sleeps), so a busy ring moves no line for them. Pipes use
@@ -234,12 +235,14 @@ class SpscRing {
   }
 
   // Sleep on data_seq until a frame may be there or the deadline (no spin). Returns
-  // futex_wait's result; the caller looks at the ring again.
+  // futex_wait's result; the caller looks at the ring again. The flag is lowered after (a
+  // writer that saw it lowered it already, or will wake nobody): the reader is awake now.
   int sleep_for_data(const Deadline &d) {
     const uint32_t s = h_->data_seq.load(std::memory_order_acquire);
     h_->reader_sleeps.store(1, std::memory_order_seq_cst);  // the flag, then the ring (see top)
-    if (readable()) return 0;
-    return futex_wait(&h_->data_seq, s, d);
+    const int r = readable() ? 0 : futex_wait(&h_->data_seq, s, d);
+    h_->reader_sleeps.store(0, std::memory_order_relaxed);
+    return r;
   }
   // Wait until a message may be there or the deadline passes, spinning for `spin_ns` first: a
   // reader that was just busy is likely to get more work within microseconds.
