@@ -47,6 +47,9 @@ typedef struct mproc_queue_stats {
   uint64_t lost;            /* messages lost with a consumer that died while taking them */
   uint64_t grants;          /* a producer thread got the lock-free single-producer path */
   uint64_t revokes;         /* another producer took that path back (docs/queue.md) */
+  uint64_t big_messages;    /* messages held out of line (too large for the ring), unread or
+                               being read */
+  uint64_t big_bytes;       /* bytes of shared memory those messages hold */
 } mproc_queue_stats_t;
 
 /* Make a queue. opts may be NULL. Free with mproc_queue_free().

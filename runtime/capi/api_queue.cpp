@@ -226,6 +226,10 @@ MPROC_API int mproc_queue_stats(const mproc_queue_t *q, mproc_queue_stats_t *out
       out->grants = s.grants;
       out->revokes = s.revokes;
     }
+    if (out->size >= offsetof(mproc_queue_stats_t, big_bytes) + sizeof(uint64_t)) {
+      out->big_messages = s.big_messages;
+      out->big_bytes = s.big_bytes;
+    }
     return 0;
   });
 }

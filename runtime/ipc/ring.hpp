@@ -1,6 +1,7 @@
 // The shared-memory ring behind mproc_queue_t: an MPMC FIFO of byte messages in one memfd.
 // The protocol (record kinds, locks, futex handshake, crash recovery) is described at the top of
-// ring.cpp.
+// ring.cpp; ring_sides.cpp has the locks, the single-producer grant, recovery and waiting;
+// bigmsg.cpp the extents that hold messages too large for the ring.
 #pragma once
 
 #include <atomic>
@@ -10,6 +11,7 @@
 
 #include "base/fd.hpp"
 #include "base/futex.hpp"
+#include "ipc/bigmsg.hpp"
 
 namespace mproc {
 
@@ -25,6 +27,7 @@ struct RingConfig {
 
 struct RingStats {
   uint64_t puts, gets, producer_deaths, consumer_deaths, dropped, lost, grants, revokes;
+  uint64_t big_messages, big_bytes;  // out-of-line messages held (unread or being read), bytes
 };
 
 constexpr size_t kRingMessageMax = static_cast<size_t>(1) << 40;
@@ -105,20 +108,21 @@ class Ring {
   void recover_consumer();
   int wait_space(size_t need, bool slot, const Deadline &d, bool poll);
   int wait_data(const Deadline &d, bool poll);
-  bool wait_more();
-  bool check_writer_alive();
   size_t free_space(size_t need);
-  size_t write_record(uint32_t kind, const void *data, size_t len, uint64_t total);
   void publish(uint64_t new_tail);
   void advance(uint64_t new_head);
   void signal_fifo();
   void drain_fifo();
-  int begin_message(size_t len);
-  void end_message_failed(bool published);
+  void begin_message(uint64_t t0, uint64_t end);
+  void end_message_failed();
   int put_locked(const void *data, size_t len, const Deadline &d, bool poll);
+  int begin_big(size_t len, unsigned char **out);
+  void write_big(size_t len);
   int get_locked(void *buf, size_t cap, size_t *out_len, void **out_buf, const Deadline &d,
                  bool poll);
+  int read_big(uint64_t hd, const void *payload, size_t len, Extent *out, size_t *size);
   unsigned char *at(uint64_t pos) const;
+  BigFile big_file() const;
 
   RingHeader *h_ = nullptr;
   unsigned char *data_ = nullptr;  // data ring, mapped twice back to back
@@ -137,6 +141,9 @@ class Ring {
   uint64_t last_look_ns_ = 0;   // when this handle last looked at tail for new data (wait_data)
   int spin_ = 20;               // adaptive spin budget of this handle (microseconds)
   bool wake_owed_ = false;      // published under the lock; look for sleepers after the unlock
+  ExtentMaps pmaps_, cmaps_;    // extents mapped by the producer side / the consumer side
+  uint64_t file_size_ = 0;      // the memfd's size last seen (it only grows)
+  Extent peek_big_{0, 0};       // the extent of the message peeked by this handle
 };
 
 }  // namespace mproc
