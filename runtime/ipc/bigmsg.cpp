@@ -132,24 +132,23 @@ int check_extent(const BigFile &f, const Extent &e, uint64_t *file_size) {
               static_cast<unsigned long long>(e.len), static_cast<unsigned long long>(e.off));
 }
 
-unsigned char *ExtentMaps::map(int fd, const Extent &e) {
+int ExtentMaps::map(int fd, const Extent &e, unsigned char **out) {
   Entry *victim = &cache_[0];
   for (Entry &c : cache_) {
     if (c.addr && c.off == e.off && c.len == e.len) {
       c.used = ++clock_;
-      return c.addr;
+      *out = c.addr;
+      return 0;
     }
     if (!c.addr || (victim->addr && c.used < victim->used)) victim = &c;
   }
   void *p = mmap(nullptr, e.len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
                  static_cast<off_t>(e.off));
-  if (p == MAP_FAILED) {
-    fail_errno(errno, "mmap (queue message)");
-    return nullptr;
-  }
+  if (p == MAP_FAILED) return fail_errno(errno, "mmap (queue message)");
   if (victim->addr) munmap(victim->addr, victim->len);
   *victim = Entry{e.off, e.len, ++clock_, static_cast<unsigned char *>(p)};
-  return victim->addr;
+  *out = victim->addr;
+  return 0;
 }
 
 void ExtentMaps::clear() {

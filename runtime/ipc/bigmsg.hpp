@@ -74,8 +74,8 @@ class ExtentMaps {
   ~ExtentMaps() { clear(); }
   ExtentMaps(const ExtentMaps &) = delete;
   ExtentMaps &operator=(const ExtentMaps &) = delete;
-  // The extent mapped read-write (from the cache or mapped now). nullptr: recorded error.
-  unsigned char *map(int fd, const Extent &e);
+  // The extent mapped read-write at *out (from the cache or mapped now). 0 or a recorded error.
+  int map(int fd, const Extent &e, unsigned char **out);
   void clear();
 
  private:
