@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages mproc needs that are missing (run as root on Debian 12).
 set -eu
-pkgs="build-essential cmake pkg-config libuv1-dev libcmocka-dev swig python3 python3-dev python3-pytest python3-cloudpickle lua5.4 liblua5.4-dev libopenmpi-dev openmpi-bin python3-mpi4py debhelper dh-python lintian clang libclang-rt-14-dev"
+pkgs="build-essential cmake pkg-config libuv1-dev libcmocka-dev swig python3 python3-dev python3-pytest python3-cloudpickle python3-numpy lua5.4 liblua5.4-dev libopenmpi-dev openmpi-bin python3-mpi4py debhelper dh-python lintian clang libclang-rt-14-dev"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -1,15 +1,19 @@
 """Queue, SimpleQueue, JoinableQueue: pickled objects through mproc's shared-memory queues.
 Shared with children made by fork by inheritance; pickled (forkserver children, pool
-initargs) as the queue's name, which the other process opens while this one holds the queue."""
+initargs) as the queue's name, which the other process opens while this one holds the queue.
+Large buffers (numpy arrays, bytearray ...) travel out of band (_oob.py); a message too large
+for the queue's ring goes to shared memory of its own, so put() never waits for a reader
+(only for a free slot when maxsize is set)."""
 import queue as _queue
 
 from . import _core
 from . import _mproc
+from . import _oob
 
 __all__ = ["Queue", "SimpleQueue", "JoinableQueue"]
 
-_dumps = _core.dumps
-_loads = _core.loads
+_dumps = _oob.dumps
+_loads = _oob.loads
 
 
 def _open(cls, name):
