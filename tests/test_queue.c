@@ -396,6 +396,57 @@ static void test_queue_reserve_commit_peek_release(void **state) {
   assert_int_equal(mproc_queue_free(q), 0);
 }
 
+static int body_free_msg(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  return mproc_msg_free(payload) == 0 ? 0 : 1; /* a fork's copy: only unmapped */
+}
+
+/* A message in parts is their concatenation, copied once; get_msg hands over an out-of-line
+ * message's own shared memory, writable, until mproc_msg_free (also after the queue is freed). */
+static void test_queue_putv_and_get_msg(void **state) {
+  (void)state;
+  mproc_queue_t *q = make_queue(0, 0);
+  const mproc_queue_part_t small[3] = {{"ab", 2}, {NULL, 0}, {"cde", 3}};
+  assert_int_equal(mproc_queue_putv(q, small, 3, 0), 0);
+  expect_str(q, "abcde", 0);
+  const size_t n = (size_t)5 << 20;
+  unsigned char *big = malloc(n);
+  uint64_t sum = fill_pattern(big, n, 9);
+  const mproc_queue_part_t parts[2] = {{big, 1000}, {big + 1000, n - 1000}};
+  for (int i = 0; i < 3; i++) assert_int_equal(mproc_queue_putv(q, parts, 2, 0), 0);
+  assert_int_equal(mproc_queue_putv(q, small, 3, 0), 0);
+  free(big);
+  mproc_msg_t *m = NULL;
+  assert_int_equal(mproc_queue_get_msg(q, &m, 0), 0);
+  assert_int_equal(mproc_msg_size(m), n);
+  assert_true(checksum(mproc_msg_data(m), n) == sum);
+  memset(mproc_msg_data(m), 0, 4096); /* the caller's own */
+  assert_int_equal(stats_of(q).big_messages, 3);
+  assert_int_equal(mproc_msg_free(m), 0);
+  assert_int_equal(stats_of(q).big_messages, 2);
+  /* taken before a fork: the child's free only unmaps its copy */
+  assert_int_equal(mproc_queue_get_msg(q, &m, 0), 0);
+  mproc_process_t *p = spawn(body_free_msg, m, NULL, 0, MPROC_START_FORK);
+  assert_int_equal(join_code(p), 0);
+  assert_int_equal(stats_of(q).big_messages, 2);
+  assert_true(checksum(mproc_msg_data(m), n) == sum);
+  assert_int_equal(mproc_msg_free(m), 0);
+  assert_int_equal(stats_of(q).big_messages, 1);
+  /* outliving the handle that took it */
+  assert_int_equal(mproc_queue_get_msg(q, &m, 0), 0);
+  mproc_msg_t *s = NULL;
+  assert_int_equal(mproc_queue_get_msg(q, &s, 0), 0); /* small: a copy */
+  assert_int_equal(mproc_msg_size(s), 5);
+  assert_memory_equal(mproc_msg_data(s), "abcde", 5);
+  assert_int_equal(mproc_msg_free(s), 0);
+  assert_int_equal(mproc_queue_get_msg(q, &s, 0), MPROC_EEMPTY);
+  assert_null(s);
+  assert_int_equal(mproc_queue_free(q), 0);
+  assert_true(checksum(mproc_msg_data(m), n) == sum);
+  assert_int_equal(mproc_msg_free(m), 0);
+  assert_int_equal(mproc_msg_free(NULL), 0);
+}
+
 /* ---- sharing -------------------------------------------------------------------------------- */
 
 static int body_echo_upper(void *arg, size_t len, void *payload) {
@@ -1018,6 +1069,7 @@ int main(void) {
       TEST(queue, full_ring_sends_large_out_of_line),
       TEST(queue, big_messages_outlive_their_producer),
       TEST(queue, reserve_commit_peek_release),
+      TEST(queue, putv_and_get_msg),
       TEST(queue, shared_with_forked_child),
       TEST(queue, open_by_name_in_forkserver_child),
       TEST(queue, passed_over_a_socket),

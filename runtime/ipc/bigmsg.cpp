@@ -132,28 +132,40 @@ int check_extent(const BigFile &f, const Extent &e, uint64_t *file_size) {
               static_cast<unsigned long long>(e.len), static_cast<unsigned long long>(e.off));
 }
 
-int ExtentMaps::map(int fd, const Extent &e, unsigned char **out) {
-  Entry *victim = &cache_[0];
+int ExtentMaps::map(int fd, const Extent &e, unsigned char **out, bool hold) {
+  Entry *victim = nullptr;
   for (Entry &c : cache_) {
     if (c.addr && c.off == e.off && c.len == e.len) {
       c.used = ++clock_;
+      c.holds += hold;
       *out = c.addr;
       return 0;
     }
-    if (!c.addr || (victim->addr && c.used < victim->used)) victim = &c;
+    if (!c.holds && (!victim || (victim->addr && (!c.addr || c.used < victim->used))))
+      victim = &c;
   }
   void *p = mmap(nullptr, e.len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
                  static_cast<off_t>(e.off));
   if (p == MAP_FAILED) return fail_errno(errno, "mmap (queue message)");
+  *out = static_cast<unsigned char *>(p);
+  if (!victim) return 0;  // every entry is held: this one is not cached (drop() unmaps it)
   if (victim->addr) munmap(victim->addr, victim->len);
-  *victim = Entry{e.off, e.len, ++clock_, static_cast<unsigned char *>(p)};
-  *out = victim->addr;
+  *victim = Entry{e.off, e.len, ++clock_, hold ? 1u : 0u, *out};
   return 0;
+}
+
+void ExtentMaps::drop(const Extent &e, unsigned char *addr) {
+  for (Entry &c : cache_)
+    if (c.addr == addr && c.off == e.off && c.len == e.len && c.holds) {
+      c.holds--;
+      return;
+    }
+  munmap(addr, e.len);
 }
 
 void ExtentMaps::clear() {
   for (Entry &c : cache_) {
-    if (c.addr) munmap(c.addr, c.len);
+    if (c.addr && !c.holds) munmap(c.addr, c.len);  // a held one goes with its drop()
     c = Entry{};
   }
 }

@@ -66,21 +66,26 @@ struct BigShared {
   FreeExtent free[kBigFree];
 };
 
-// One handle's view: the memfd and a few mapped extents. Not shared between threads: the ring
-// uses one for its producer side (under plock) and one for its consumer side (under clock).
+// A process's mappings of the last few extents it used, so that a queue moving messages of one
+// size maps nothing in the steady state. Not locked: the ring uses one for its producer side
+// (under plock) and one for its consumer side (under clock); BigOwner locks its own.
 class ExtentMaps {
  public:
   ExtentMaps() = default;
   ~ExtentMaps() { clear(); }
   ExtentMaps(const ExtentMaps &) = delete;
   ExtentMaps &operator=(const ExtentMaps &) = delete;
-  // The extent mapped read-write at *out (from the cache or mapped now). 0 or a recorded error.
-  int map(int fd, const Extent &e, unsigned char **out);
+  // The extent mapped read-write at *out (from the cache or mapped now). With `hold`, the
+  // mapping stays until drop(): 0 or a recorded error.
+  int map(int fd, const Extent &e, unsigned char **out, bool hold = false);
+  // A held mapping is no longer used (it stays cached, or is unmapped if it was not).
+  void drop(const Extent &e, unsigned char *addr);
   void clear();
 
  private:
   struct Entry {
     uint64_t off = 0, len = 0, used = 0;
+    uint32_t holds = 0;
     unsigned char *addr = nullptr;
   };
   Entry cache_[kBigMapCache];

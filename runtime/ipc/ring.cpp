@@ -313,7 +313,15 @@ void Ring::write_big(size_t len) {
   memcpy(p + kRec, &ref, sizeof ref);
 }
 
-int Ring::put_locked(const void *data, size_t len, const Deadline &d, bool poll) {
+// Copy the parts, one after the other, to dst.
+static void copy_parts(unsigned char *dst, const RingPart *parts, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (parts[i].len) memcpy(dst, parts[i].data, parts[i].len);
+    dst += parts[i].len;
+  }
+}
+
+int Ring::put_locked(const RingPart *parts, size_t n, size_t len, const Deadline &d, bool poll) {
   const uint64_t t0 = h_->tail.load(std::memory_order_relaxed);
   const size_t whole = rec_size(len);
   // Out of line: too large for the ring, or large and no room for it now (see top).
@@ -325,14 +333,18 @@ int Ring::put_locked(const void *data, size_t len, const Deadline &d, bool poll)
   if (big) {
     unsigned char *dst;
     if (int rc = begin_big(len, &dst)) return rc;
-    memcpy(dst, data, len);
+    copy_parts(dst, parts, n);
     write_big(len);
   } else {
     begin_message(t0, t0 + whole);
     unsigned char *p = at(t0);
     const RecHdr r{kFull, static_cast<uint32_t>(len)};
     memcpy(p, &r, kRec);
-    if (len) memcpy(p + kRec, data, len);
+    if (n == 1) {
+      if (len) memcpy(p + kRec, parts[0].data, len);
+    } else {
+      copy_parts(p + kRec, parts, n);
+    }
   }
   // Published with a release store; put() looks for sleepers after the unlock, whose locked
   // instruction has already drained the store buffer (one full barrier fewer per put).
@@ -344,8 +356,9 @@ int Ring::put_locked(const void *data, size_t len, const Deadline &d, bool poll)
   return 0;
 }
 
-bool Ring::try_put_granted(uint32_t tid, const void *data, size_t len, const Deadline &d,
-                           bool poll, int *rc) {
+// The granted thread's put (top): false when the grant was revoked meanwhile (nothing done).
+bool Ring::try_put_granted(uint32_t tid, const RingPart *parts, size_t n, size_t len,
+                           const Deadline &d, bool poll, int *rc) {
   std::atomic<uint32_t> &busy = h_->pb_slot[tid % kSlots].busy;  // this thread's own (top)
   busy.store(1, std::memory_order_relaxed);
   std::atomic_signal_fence(std::memory_order_seq_cst);  // the revoker's membarrier orders these
@@ -354,7 +367,7 @@ bool Ring::try_put_granted(uint32_t tid, const void *data, size_t len, const Dea
     return false;
   }
   note_cpu(h_->p_cpu);
-  *rc = put_locked(data, len, d, poll);
+  *rc = put_locked(parts, n, len, d, poll);
   busy.store(0, std::memory_order_release);
   if (wake_owed_) {
     wake_owed_ = false;
@@ -367,7 +380,12 @@ bool Ring::try_put_granted(uint32_t tid, const void *data, size_t len, const Dea
   return true;
 }
 
-int Ring::put(const void *data, size_t len, double timeout) {
+int Ring::put(const RingPart *parts, size_t n, double timeout) {
+  size_t len = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (parts[i].len > SIZE_MAX - len) return fail(MPROC_EMSGSIZE, "parts add up to over SIZE_MAX");
+    len += parts[i].len;
+  }
   if (len > h_->max_message)
     return fail(MPROC_EMSGSIZE, "message of %zu bytes is over the queue's limit of %zu", len,
                 static_cast<size_t>(h_->max_message));
@@ -377,13 +395,13 @@ int Ring::put(const void *data, size_t len, double timeout) {
   int rc;
   const uint32_t tid = current_tid();
   if (h_->pb_owner.load(std::memory_order_relaxed) == tid && g_mb_registered &&
-      try_put_granted(tid, data, len, d, poll, &rc)) {
+      try_put_granted(tid, parts, n, len, d, poll, &rc)) {
     // done without plock (top)
   } else {
     rc = lock_producer(d, poll);
     if (rc == 0) {
       note_cpu(h_->p_cpu);
-      rc = put_locked(data, len, d, poll);
+      rc = put_locked(parts, n, len, d, poll);
       unlock_producer();
       if (wake_owed_) {
         wake_owed_ = false;
@@ -421,7 +439,7 @@ int Ring::read_big(uint64_t hd, const void *payload, size_t len, Extent *out, si
 }
 
 int Ring::get_locked(void *buf, size_t cap, size_t *out_len, void **out_buf, const Deadline &d,
-                     bool poll) {
+                     bool poll, TakenMsg *take) {
   if (int rc = wait_data(d, poll)) return rc;
   const uint64_t hd = h_->head.load(std::memory_order_relaxed);
   RecHdr r;
@@ -436,6 +454,7 @@ int Ring::get_locked(void *buf, size_t cap, size_t *out_len, void **out_buf, con
   if (r.kind == kBig) {
     if (int rc = read_big(hd, src, r.len, &x, &total)) return rc;
   }
+  if (take && r.kind == kBig) return take_big(hd, r.len, x, total, take);
   unsigned char *dst;
   if (out_buf) {
     dst = static_cast<unsigned char *>(malloc(total ? total : 1));
@@ -477,7 +496,29 @@ int Ring::get_locked(void *buf, size_t cap, size_t *out_len, void **out_buf, con
   return 0;
 }
 
-int Ring::get(void *buf, size_t cap, size_t *out_len, void **out_buf, double timeout) {
+// Holding clock at the BIG record at hd: hand its extent to the caller, mapped (see TakenMsg).
+int Ring::take_big(uint64_t hd, size_t rec_len, const Extent &x, size_t size, TakenMsg *take) {
+  unsigned char *p;
+  {
+    std::lock_guard<std::mutex> g(owner_->mu_);
+    if (int rc = owner_->maps_.map(memfd_.get(), x, &p, true)) return rc;
+  }
+  h_->r_big = x;  // as a get's copy: a death before the return frees the extent (top)
+  h_->r_head = hd;
+  h_->r_state = 1;
+  bump(h_->items_got);
+  advance(hd + rec_size(rec_len));
+  take->data = p;
+  take->size = size;
+  take->ext = x;
+  take->pid = getpid();
+  h_->r_state = 0;
+  bump(h_->st_gets);
+  return 0;
+}
+
+int Ring::get(void *buf, size_t cap, size_t *out_len, void **out_buf, double timeout,
+              TakenMsg *take) {
   const Deadline d = Deadline::after(timeout);
   const bool poll = timeout == 0;
   int rc = MPROC_ETIMEDOUT;
@@ -485,7 +526,7 @@ int Ring::get(void *buf, size_t cap, size_t *out_len, void **out_buf, double tim
     rc = lock_consumer(d, poll);
     if (rc == 0) {
       note_cpu(h_->c_cpu);
-      rc = get_locked(buf, cap, out_len, out_buf, d, poll);
+      rc = get_locked(buf, cap, out_len, out_buf, d, poll, take);
       unlock_consumer();
       if (wake_owed_) {
         wake_owed_ = false;
@@ -500,6 +541,55 @@ int Ring::get(void *buf, size_t cap, size_t *out_len, void **out_buf, double tim
   }
   if (rc == MPROC_ECLOSED) return fail(rc, "queue is closed and empty");
   return rc;
+}
+
+int Ring::get_msg(TakenMsg *out, double timeout) {
+  void *copy = nullptr;
+  size_t len = 0;
+  *out = TakenMsg{};
+  if (!big_owner()) return MPROC_ENOMEM;
+  const int rc = get(nullptr, 0, &len, &copy, timeout, out);
+  if (rc == 0 && !out->ext.len) {
+    out->data = static_cast<unsigned char *>(copy);
+    out->size = len;
+  }
+  return rc;
+}
+
+std::shared_ptr<BigOwner> Ring::big_owner() {
+  if (owner_) return owner_;
+  std::shared_ptr<BigOwner> o(new BigOwner());
+  void *p = mmap(nullptr, kHdrBytes, PROT_READ | PROT_WRITE, MAP_SHARED, memfd_.get(), 0);
+  if (p == MAP_FAILED) {
+    fail_errno(errno, "mmap (queue header)");
+    return nullptr;
+  }
+  o->h_ = static_cast<RingHeader *>(p);
+  o->fd_.reset(fcntl(memfd_.get(), F_DUPFD_CLOEXEC, 0));
+  if (!o->fd_.valid()) {
+    fail_errno(errno, "dup (queue)");
+    return nullptr;
+  }
+  o->base_ = big_file().base;
+  owner_ = o;
+  return owner_;
+}
+
+BigOwner::~BigOwner() {
+  if (h_) munmap(h_, kHdrBytes);
+}
+
+void BigOwner::release(TakenMsg *m) {
+  if (m->ext.len) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      maps_.drop(m->ext, m->data);
+    }
+    if (m->pid == getpid()) free_extent(&h_->big, BigFile{fd_.get(), base_}, m->ext);
+  } else {
+    free(m->data);
+  }
+  *m = TakenMsg{};
 }
 
 // ---- state --------------------------------------------------------------------------------------

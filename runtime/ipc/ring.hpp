@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 
 #include "base/fd.hpp"
 #include "base/futex.hpp"
@@ -35,6 +36,41 @@ constexpr size_t kRingDefaultCapacity = static_cast<size_t>(1) << 21;  // 2 MiB
 constexpr size_t kRingMinCapacity = static_cast<size_t>(1) << 16;      // 64 KiB
 constexpr size_t kRingMaxCapacity = static_cast<size_t>(1) << 30;      // 1 GiB
 
+// One piece of a message given in parts (the message is their concatenation).
+struct RingPart {
+  const void *data;
+  size_t len;
+};
+
+// A message taken by Ring::get_msg(): a malloc'ed copy (ext.len == 0), or the out-of-line
+// message's own extent, mapped here and the caller's until BigOwner::release().
+struct TakenMsg {
+  unsigned char *data = nullptr;
+  size_t size = 0;
+  Extent ext{0, 0};
+  int pid = 0;  // the process that took it: only it frees the extent (a fork child only unmaps)
+};
+
+// Keeps a queue's file and extent table reachable for the messages taken out of it, also after
+// the handle that took them is freed (its own mapping of the header page and its own fd).
+class BigOwner {
+ public:
+  ~BigOwner();
+  BigOwner(const BigOwner &) = delete;
+  BigOwner &operator=(const BigOwner &) = delete;
+  // Free a taken message: its extent goes back to the queue (in the process that took it).
+  void release(TakenMsg *m);
+
+ private:
+  friend class Ring;
+  BigOwner() = default;
+  std::mutex mu_;     // taken messages are released by any thread
+  ExtentMaps maps_;   // under mu_: the extents taken here, mapped
+  RingHeader *h_ = nullptr;
+  UniqueFd fd_;
+  uint64_t base_ = 0;
+};
+
 class Ring {
  public:
   ~Ring();
@@ -48,10 +84,19 @@ class Ring {
   static int attach(UniqueFd memfd, UniqueFd fifo, uint64_t token, std::unique_ptr<Ring> *out);
 
   // Blocking calls take a timeout in seconds: < 0 forever, 0 polls (EFULL / EEMPTY).
-  int put(const void *data, size_t len, double timeout);
+  int put(const void *data, size_t len, double timeout) {
+    const RingPart p{data, len};
+    return put(&p, 1, timeout);
+  }
+  int put(const RingPart *parts, size_t n, double timeout);
+  // Take the next message as *out (see TakenMsg): out of line, without a copy.
+  int get_msg(TakenMsg *out, double timeout);
+  // The owner the messages taken by get_msg() keep (made on first use). nullptr: recorded error.
+  std::shared_ptr<BigOwner> big_owner();
   // Copy the next message into buf. Too small: MPROC_EMSGSIZE, *out_len = size, message kept.
   // With alloc, *out_buf receives a malloc'ed copy (buf/cap ignored).
-  int get(void *buf, size_t cap, size_t *out_len, void **out_buf, double timeout);
+  int get(void *buf, size_t cap, size_t *out_len, void **out_buf, double timeout,
+          TakenMsg *take = nullptr);
   int reserve(size_t len, void **out, double timeout);
   int commit(size_t len);
   int cancel();
@@ -103,8 +148,8 @@ class Ring {
                          const std::atomic<int32_t> *other_cpu, const Ready &ready,
                          const Deadline &d, const Ring *producers = nullptr,
                          bool interruptible = true);
-  bool try_put_granted(uint32_t tid, const void *data, size_t len, const Deadline &d, bool poll,
-                       int *rc);
+  bool try_put_granted(uint32_t tid, const RingPart *parts, size_t n, size_t len,
+                       const Deadline &d, bool poll, int *rc);
   void recover_consumer();
   int wait_space(size_t need, bool slot, const Deadline &d, bool poll);
   int wait_data(const Deadline &d, bool poll);
@@ -115,11 +160,12 @@ class Ring {
   void drain_fifo();
   void begin_message(uint64_t t0, uint64_t end);
   void end_message_failed();
-  int put_locked(const void *data, size_t len, const Deadline &d, bool poll);
+  int put_locked(const RingPart *parts, size_t n, size_t len, const Deadline &d, bool poll);
   int begin_big(size_t len, unsigned char **out);
   void write_big(size_t len);
   int get_locked(void *buf, size_t cap, size_t *out_len, void **out_buf, const Deadline &d,
-                 bool poll);
+                 bool poll, TakenMsg *take = nullptr);
+  int take_big(uint64_t hd, size_t rec_len, const Extent &x, size_t size, TakenMsg *take);
   int read_big(uint64_t hd, const void *payload, size_t len, Extent *out, size_t *size);
   unsigned char *at(uint64_t pos) const;
   BigFile big_file() const;
@@ -144,6 +190,7 @@ class Ring {
   ExtentMaps pmaps_, cmaps_;    // extents mapped by the producer side / the consumer side
   uint64_t file_size_ = 0;      // the memfd's size last seen (it only grows)
   Extent peek_big_{0, 0};       // the extent of the message peeked by this handle
+  std::shared_ptr<BigOwner> owner_;  // see big_owner()
 };
 
 }  // namespace mproc

@@ -31,7 +31,7 @@ import struct
 
 from . import _core
 
-__all__ = ["dumps", "dumps_parts", "loads", "THRESHOLD"]
+__all__ = ["dumps", "dumps_parts", "join", "loads", "THRESHOLD"]
 
 THRESHOLD = 64 * 1024  # bytes: smaller buffers stay in band (one copy either way, no header)
 PROTOCOL = 5
@@ -90,7 +90,11 @@ def dumps_parts(obj):
 
 def dumps(obj):
     """obj pickled with its large buffers out of band: bytes, or a bytearray when some are."""
-    parts = dumps_parts(obj)
+    return join(dumps_parts(obj))
+
+
+def join(parts):
+    """The message of dumps_parts() in one buffer (the parts themselves when there is one)."""
     if len(parts) == 1:
         return parts[0]
     total = sum(memoryview(p).nbytes for p in parts)

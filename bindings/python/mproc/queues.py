@@ -6,13 +6,13 @@ for the queue's ring goes to shared memory of its own, so put() never waits for 
 (only for a free slot when maxsize is set)."""
 import queue as _queue
 
+from . import _cabi
 from . import _core
 from . import _mproc
 from . import _oob
 
 __all__ = ["Queue", "SimpleQueue", "JoinableQueue"]
 
-_dumps = _oob.dumps
 _loads = _oob.loads
 
 
@@ -40,8 +40,12 @@ class Queue:
     def put(self, obj, block=True, timeout=None):
         self._check_closed()
         t = -1.0 if block and timeout is None else (0.0 if not block else max(0.0, timeout))
+        parts = _oob.dumps_parts(obj)
         try:
-            _mproc.queue_put(self._h, _dumps(obj), t)
+            # With buffers out of band: header, pickle and buffers copied once, straight into
+            # the queue's shared memory (_cabi.py).
+            if len(parts) == 1 or not _cabi.queue_putv(self._h, parts, t):
+                _mproc.queue_put(self._h, _oob.join(parts), t)
         except _core.TimeoutError:
             raise _queue.Full from None
         except _core.MprocError as e:
@@ -53,7 +57,9 @@ class Queue:
         self._check_closed()
         t = -1.0 if block and timeout is None else (0.0 if not block else max(0.0, timeout))
         try:
-            data = _mproc.queue_get(self._h, t)
+            # A large message comes as a view of its own memory (for one larger than the ring,
+            # its shared memory): the arrays loads() makes are views of it (_cabi.py).
+            data = _cabi.queue_get(self._h, t, _oob.THRESHOLD)
         except _core.TimeoutError:
             raise _queue.Empty from None
         except _core.MprocError as e:
