@@ -61,7 +61,7 @@ def _wait(call, timeout, again):
 
 def queue_putv(h, parts, timeout):
     """Put the concatenation of parts (writable buffers or bytes) as one message; raises as
-    _mproc.queue_put does. False when a part cannot be passed by address (read-only and not
+    _mproc.py_queue_put does. False when a part cannot be passed by address (read-only and not
     bytes): the caller joins them itself."""
     arr = (_Part * len(parts))()
     keep = []
@@ -103,7 +103,7 @@ class _Msg:
 def queue_get(h, timeout, small):
     """The next message: bytes when under `small` bytes, else a writable memoryview of memory
     the message owns (for an out-of-line message, its shared memory: no copy). Raises as
-    _mproc.queue_get does (TimeoutError when empty for timeout)."""
+    _mproc.py_queue_get does (TimeoutError when empty for timeout)."""
     m = ctypes.c_void_p()
     q = int(h)
     rc = _wait(lambda s: _get_msg(q, ctypes.byref(m), s), timeout, _ETIMEDOUT)

@@ -27,7 +27,7 @@ class Queue:
     _kind = 0
 
     def __init__(self, maxsize=0, *, ctx=None):
-        self._h = _mproc.queue_new(self._kind, maxsize)
+        self._h = _mproc.py_queue_new(self._kind, maxsize)
         self._closed = False
 
     def __reduce__(self):
@@ -45,7 +45,7 @@ class Queue:
             # With buffers out of band: header, pickle and buffers copied once, straight into
             # the queue's shared memory (_cabi.py).
             if len(parts) == 1 or not _cabi.queue_putv(self._h, parts, t):
-                _mproc.queue_put(self._h, _oob.join(parts), t)
+                _mproc.py_queue_put(self._h, _oob.join(parts), t)
         except _core.TimeoutError:
             raise _queue.Full from None
         except _core.MprocError as e:
@@ -125,4 +125,4 @@ class JoinableQueue(Queue):
             raise ValueError("task_done() called too many times") from None
 
     def join(self):
-        _mproc.queue_join(self._h, -1.0)
+        _mproc.py_queue_join(self._h, -1.0)
