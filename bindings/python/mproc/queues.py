@@ -6,7 +6,6 @@ for the queue's ring goes to shared memory of its own, so put() never waits for 
 (only for a free slot when maxsize is set)."""
 import queue as _queue
 
-from . import _cabi
 from . import _core
 from . import _mproc
 from . import _oob
@@ -42,10 +41,10 @@ class Queue:
         t = -1.0 if block and timeout is None else (0.0 if not block else max(0.0, timeout))
         parts = _oob.dumps_parts(obj)
         try:
-            # With buffers out of band: header, pickle and buffers copied once, straight into
-            # the queue's shared memory (_cabi.py).
-            if len(parts) == 1 or not _cabi.queue_putv(self._h, parts, t):
-                _mproc.py_queue_put(self._h, _oob.join(parts), t)
+            if len(parts) == 1:
+                _mproc.py_queue_put(self._h, parts[0], t)
+            else:  # header, pickle and buffers copied once, straight into shared memory
+                _mproc.py_queue_putv(self._h, parts, t)
         except _core.TimeoutError:
             raise _queue.Full from None
         except _core.MprocError as e:
@@ -58,8 +57,8 @@ class Queue:
         t = -1.0 if block and timeout is None else (0.0 if not block else max(0.0, timeout))
         try:
             # A large message comes as a view of its own memory (for one larger than the ring,
-            # its shared memory): the arrays loads() makes are views of it (_cabi.py).
-            data = _cabi.queue_get(self._h, t, _oob.THRESHOLD)
+            # its shared memory): the arrays loads() makes are views of it.
+            data = _mproc.py_queue_get_msg(self._h, t, _oob.THRESHOLD)
         except _core.TimeoutError:
             raise _queue.Empty from None
         except _core.MprocError as e:
