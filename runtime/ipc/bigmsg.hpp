@@ -42,7 +42,7 @@ namespace mproc {
 constexpr size_t kExtentGrain = 64 * 1024;
 constexpr uint32_t kBigFree = 32;                          // free extents remembered
 constexpr uint64_t kBigKeepBytes = uint64_t{128} << 20;    // free bytes kept populated
-constexpr size_t kBigMapCache = 8;                         // extents a handle keeps mapped
+constexpr size_t kBigMapCache = 16;                        // extents a handle keeps mapped
 
 struct Extent {
   uint64_t off;

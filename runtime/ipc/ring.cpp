@@ -8,9 +8,11 @@
 // Records. head and tail are 64-bit byte positions that only grow. A record is an 8-byte header
 // {kind, len} and len bytes of payload, padded to 8 (an 8-byte message takes 16 bytes: four to a
 // cache line). A message whose record fits in half the ring is one FULL record. A larger one,
-// and one of at least kOutOfLineMin bytes that finds no room in the ring, is written to an
-// extent of the file and the ring carries a BIG record naming it {offset, extent length, size}:
-// a put never waits for a reader to make room for it, and a producer may exit before it is read.
+// and one of at least kOutOfLineMin bytes that finds no room in the ring for kRoomWait, is
+// written to an extent of the file and the ring carries a BIG record naming it {offset, extent
+// length, size}: a put never waits for a reader to make room for it (at most kRoomWait for one
+// at work, also while more than kBigBudget is out of line, so that a producer far ahead reuses
+// warm extents instead of faulting in fresh memory), and a producer may exit before it is read.
 // The consumer copies the message out and frees the extent. Every record is published whole by
 // one store of tail, so a reader never sees part of a message.
 //
@@ -313,6 +315,23 @@ void Ring::write_big(size_t len) {
   memcpy(p + kRec, &ref, sizeof ref);
 }
 
+// Much held out of line (kBigBudget, kBigInFlight): a producer far ahead of its reader. Wait up to
+// kRoomWait for the reader to give some back, so that the next extent is a warm one rather than
+// fresh memory (page faults cost more than the copy); never longer: a put does not wait for a
+// reader (top).
+void Ring::throttle_big(const Deadline &d, bool poll) {
+  auto over = [&] {
+    return h_->big.live_bytes.load(std::memory_order_relaxed) >= kBigBudget ||
+           h_->big.live.load(std::memory_order_relaxed) >= kBigInFlight;
+  };
+  if (poll || !over()) return;
+  const uint64_t until = now_ns() + static_cast<uint64_t>(kRoomWait * 1e9);
+  while (over() && now_ns() < until && !d.expired()) {
+    struct timespec ts = {0, 20000};
+    nanosleep(&ts, nullptr);
+  }
+}
+
 // Copy the parts, one after the other, to dst.
 static void copy_parts(unsigned char *dst, const RingPart *parts, size_t n) {
   for (size_t i = 0; i < n; i++) {
@@ -324,8 +343,16 @@ static void copy_parts(unsigned char *dst, const RingPart *parts, size_t n) {
 int Ring::put_locked(const RingPart *parts, size_t n, size_t len, const Deadline &d, bool poll) {
   const uint64_t t0 = h_->tail.load(std::memory_order_relaxed);
   const size_t whole = rec_size(len);
-  // Out of line: too large for the ring, or large and no room for it now (see top).
-  const bool big = whole > cap_ / 2 || (len >= kOutOfLineMin && free_space(whole) < whole);
+  // Out of line: too large for the ring, or large and still no room for it after kRoomWait.
+  bool big = whole > cap_ / 2;
+  if (!big && len >= kOutOfLineMin && free_space(whole) < whole) {
+    const int rc = poll ? MPROC_ETIMEDOUT
+                        : wait_space(whole, true, Deadline::earlier(d, Deadline::after(kRoomWait)),
+                                     false);
+    if (rc == MPROC_ETIMEDOUT && (poll || !d.expired())) big = true;
+    else if (rc) return rc;
+  }
+  if (big) throttle_big(d, poll);
   const size_t need = big ? rec_size(sizeof(BigRef)) : whole;
   // Room known from the cached head and no item limit: no call (a put is a few stores)
   if (h_->maxsize || free_space(need) < need)

@@ -162,6 +162,7 @@ class Ring {
   void end_message_failed();
   int put_locked(const RingPart *parts, size_t n, size_t len, const Deadline &d, bool poll);
   int begin_big(size_t len, unsigned char **out);
+  void throttle_big(const Deadline &d, bool poll);
   void write_big(size_t len);
   int get_locked(void *buf, size_t cap, size_t *out_len, void **out_buf, const Deadline &d,
                  bool poll, TakenMsg *take = nullptr);

@@ -28,9 +28,15 @@ constexpr uint32_t kSlots = 16;        // busy words of granted threads (see Rin
 constexpr uint32_t kBiasFirst = 256;   // plock takes in a row that grant the single-producer path
 constexpr uint32_t kBiasMax = 1u << 20;
 constexpr double kFencelessSleep = 200e-6;  // first sleep of a consumer while a producer is granted
-// A message whose record would not fit in the free ring goes out of line from this size on
-// (smaller ones wait for room: an extent costs a 64 KiB grain and a system call or two).
+// A message whose record finds no room in the ring for kRoomWait goes out of line from this size
+// on (smaller ones wait for room: an extent costs a 64 KiB grain and a system call or two).
 constexpr size_t kOutOfLineMin = 64 * 1024;
+// How long a put waits for a reader at work: for room in the ring (a message from kOutOfLineMin
+// on), or for out-of-line memory to come back while kBigBudget bytes or kBigInFlight messages
+// are held (see top: a handle keeps 16 extents mapped).
+constexpr double kRoomWait = 2e-3;
+constexpr uint64_t kBigBudget = uint64_t{32} << 20;
+constexpr uint64_t kBigInFlight = 8;
 
 // Record kinds. 2..5 were the parts of streamed messages (version 4): refused as corrupt now.
 enum : uint32_t { kFull = 1, kBig = 6 };
