@@ -523,27 +523,6 @@ int Ring::get_locked(void *buf, size_t cap, size_t *out_len, void **out_buf, con
   return 0;
 }
 
-// Holding clock at the BIG record at hd: hand its extent to the caller, mapped (see TakenMsg).
-int Ring::take_big(uint64_t hd, size_t rec_len, const Extent &x, size_t size, TakenMsg *take) {
-  unsigned char *p;
-  {
-    std::lock_guard<std::mutex> g(owner_->mu_);
-    if (int rc = owner_->maps_.map(memfd_.get(), x, &p, true)) return rc;
-  }
-  h_->r_big = x;  // as a get's copy: a death before the return frees the extent (top)
-  h_->r_head = hd;
-  h_->r_state = 1;
-  bump(h_->items_got);
-  advance(hd + rec_size(rec_len));
-  take->data = p;
-  take->size = size;
-  take->ext = x;
-  take->pid = getpid();
-  h_->r_state = 0;
-  bump(h_->st_gets);
-  return 0;
-}
-
 int Ring::get(void *buf, size_t cap, size_t *out_len, void **out_buf, double timeout,
               TakenMsg *take) {
   const Deadline d = Deadline::after(timeout);
@@ -568,55 +547,6 @@ int Ring::get(void *buf, size_t cap, size_t *out_len, void **out_buf, double tim
   }
   if (rc == MPROC_ECLOSED) return fail(rc, "queue is closed and empty");
   return rc;
-}
-
-int Ring::get_msg(TakenMsg *out, double timeout) {
-  void *copy = nullptr;
-  size_t len = 0;
-  *out = TakenMsg{};
-  if (!big_owner()) return MPROC_ENOMEM;
-  const int rc = get(nullptr, 0, &len, &copy, timeout, out);
-  if (rc == 0 && !out->ext.len) {
-    out->data = static_cast<unsigned char *>(copy);
-    out->size = len;
-  }
-  return rc;
-}
-
-std::shared_ptr<BigOwner> Ring::big_owner() {
-  if (owner_) return owner_;
-  std::shared_ptr<BigOwner> o(new BigOwner());
-  void *p = mmap(nullptr, kHdrBytes, PROT_READ | PROT_WRITE, MAP_SHARED, memfd_.get(), 0);
-  if (p == MAP_FAILED) {
-    fail_errno(errno, "mmap (queue header)");
-    return nullptr;
-  }
-  o->h_ = static_cast<RingHeader *>(p);
-  o->fd_.reset(fcntl(memfd_.get(), F_DUPFD_CLOEXEC, 0));
-  if (!o->fd_.valid()) {
-    fail_errno(errno, "dup (queue)");
-    return nullptr;
-  }
-  o->base_ = big_file().base;
-  owner_ = o;
-  return owner_;
-}
-
-BigOwner::~BigOwner() {
-  if (h_) munmap(h_, kHdrBytes);
-}
-
-void BigOwner::release(TakenMsg *m) {
-  if (m->ext.len) {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      maps_.drop(m->ext, m->data);
-    }
-    if (m->pid == getpid()) free_extent(&h_->big, BigFile{fd_.get(), base_}, m->ext);
-  } else {
-    free(m->data);
-  }
-  *m = TakenMsg{};
 }
 
 // ---- state --------------------------------------------------------------------------------------

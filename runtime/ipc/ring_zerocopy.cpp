@@ -1,8 +1,13 @@
 // Zero-copy puts and gets of the queue ring: reserve / commit / cancel write a message in place
 // (in the ring, or in an extent of its own when over half the ring), peek / release read one in
-// place. Each holds its side's lock between the two calls. The protocol is at the top of ring.cpp.
+// place; each holds its side's lock between the two calls. get_msg hands an out-of-line message
+// over in its own extent (BigOwner returns it). The protocol is at the top of ring.cpp.
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "base/error.hpp"
@@ -132,6 +137,78 @@ int Ring::release() {
   peek_len_ = SIZE_MAX;
   unlock_consumer();
   return 0;
+}
+
+// ---- messages handed over (get_msg) ---------------------------------------------------------------
+
+// Holding clock at the BIG record at hd: hand its extent to the caller, mapped (see TakenMsg).
+int Ring::take_big(uint64_t hd, size_t rec_len, const Extent &x, size_t size, TakenMsg *take) {
+  unsigned char *p;
+  {
+    std::lock_guard<std::mutex> g(owner_->mu_);
+    if (int rc = owner_->maps_.map(memfd_.get(), x, &p, true)) return rc;
+  }
+  h_->r_big = x;  // as a get's copy: a death before the return frees the extent (top)
+  h_->r_head = hd;
+  h_->r_state = 1;
+  bump(h_->items_got);
+  advance(hd + rec_size(rec_len));
+  take->data = p;
+  take->size = size;
+  take->ext = x;
+  take->pid = getpid();
+  h_->r_state = 0;
+  bump(h_->st_gets);
+  return 0;
+}
+
+int Ring::get_msg(TakenMsg *out, double timeout) {
+  void *copy = nullptr;
+  size_t len = 0;
+  *out = TakenMsg{};
+  if (!big_owner()) return MPROC_ENOMEM;
+  const int rc = get(nullptr, 0, &len, &copy, timeout, out);
+  if (rc == 0 && !out->ext.len) {
+    out->data = static_cast<unsigned char *>(copy);
+    out->size = len;
+  }
+  return rc;
+}
+
+std::shared_ptr<BigOwner> Ring::big_owner() {
+  if (owner_) return owner_;
+  std::shared_ptr<BigOwner> o(new BigOwner());
+  void *p = mmap(nullptr, kHdrBytes, PROT_READ | PROT_WRITE, MAP_SHARED, memfd_.get(), 0);
+  if (p == MAP_FAILED) {
+    fail_errno(errno, "mmap (queue header)");
+    return nullptr;
+  }
+  o->h_ = static_cast<RingHeader *>(p);
+  o->fd_.reset(fcntl(memfd_.get(), F_DUPFD_CLOEXEC, 0));
+  if (!o->fd_.valid()) {
+    fail_errno(errno, "dup (queue)");
+    return nullptr;
+  }
+  o->base_ = big_file().base;
+  owner_ = o;
+  return owner_;
+}
+
+BigOwner::~BigOwner() {
+  if (h_) munmap(h_, kHdrBytes);
+}
+
+void BigOwner::release(TakenMsg *m) {
+  if (m->ext.len) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      maps_.drop(m->ext, m->data);
+    }
+    if (m->pid == getpid()) free_extent(&h_->big, BigFile{fd_.get(), base_}, m->ext);
+  } else {
+    free(m->data);
+  }
+  *m = TakenMsg{};
 }
 
 }  // namespace mproc
