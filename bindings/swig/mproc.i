@@ -60,6 +60,12 @@
 %ignore mproc_queue_opts_init;
 %ignore mproc_queue_stats;
 %ignore mproc_queue_get;            /* caller-sized buffers: mproc_queue_get_alloc is wrapped */
+%ignore mproc_queue_putv;           /* large data: hand-written (Python: py_queue_putv, ...) */
+%ignore mproc_queue_part;
+%ignore mproc_queue_get_msg;
+%ignore mproc_msg_data;
+%ignore mproc_msg_size;
+%ignore mproc_msg_free;
 %ignore mproc_queue_reserve;        /* zero-copy forms: C only */
 %ignore mproc_queue_commit;
 %ignore mproc_queue_cancel;

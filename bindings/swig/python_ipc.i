@@ -10,6 +10,8 @@
 %native(py_barrier_wait) PyObject *mproc_py_barrier_wait(PyObject *self, PyObject *args);
 %native(py_queue_put) PyObject *mproc_py_queue_put(PyObject *self, PyObject *args);
 %native(py_queue_get) PyObject *mproc_py_queue_get(PyObject *self, PyObject *args);
+%native(py_queue_putv) PyObject *mproc_py_queue_putv(PyObject *self, PyObject *args);
+%native(py_queue_get_msg) PyObject *mproc_py_queue_get_msg(PyObject *self, PyObject *args);
 %native(py_queue_join) PyObject *mproc_py_queue_join(PyObject *self, PyObject *args);
 %native(py_conn_recv) PyObject *mproc_py_conn_recv(PyObject *self, PyObject *args);
 %native(py_conn_poll) PyObject *mproc_py_conn_poll(PyObject *self, PyObject *args);

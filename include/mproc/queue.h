@@ -28,7 +28,8 @@ typedef struct mproc_queue_opts {
   size_t size;        /* sizeof(mproc_queue_opts_t); set by MPROC_QUEUE_OPTS_INIT */
   size_t maxsize;     /* most messages held at once (Python's maxsize); 0: no limit */
   size_t capacity;    /* bytes of the shared ring, rounded up to a power of two in 64 KiB..1 GiB;
-                         0: 2 MiB. Messages over half of it are streamed through it in parts. */
+                         0: 2 MiB. Messages over half of it go to shared memory of their own
+                         (out of line), so a put never waits for a reader to make room. */
   size_t max_message; /* largest message put accepts (bytes); 0: MPROC_QUEUE_MSG_MAX */
 } mproc_queue_opts_t;
 
@@ -47,6 +48,9 @@ typedef struct mproc_queue_stats {
   uint64_t lost;            /* messages lost with a consumer that died while taking them */
   uint64_t grants;          /* a producer thread got the lock-free single-producer path */
   uint64_t revokes;         /* another producer took that path back (docs/queue.md) */
+  uint64_t big_messages;    /* messages held out of line (too large for the ring), unread or
+                               being read */
+  uint64_t big_bytes;       /* bytes of shared memory those messages hold */
 } mproc_queue_stats_t;
 
 /* Make a queue. opts may be NULL. Free with mproc_queue_free().
@@ -76,18 +80,42 @@ MPROC_API int mproc_queue_get(mproc_queue_t *q, void *buf, size_t cap, size_t *o
 MPROC_API int mproc_queue_get_alloc(mproc_queue_t *q, void **out, size_t *out_len,
                                     double timeout);
 
-/* Zero-copy put: reserve len bytes in the ring (len up to half its capacity) and write them at
- * *out, then mproc_queue_commit() (or _cancel()) from the same thread. Other producers wait
- * meanwhile. Errors: as mproc_queue_put, MPROC_EMSGSIZE (over half the ring), MPROC_EBUSY. */
+/* One piece of a message given to mproc_queue_putv(). */
+typedef struct mproc_queue_part {
+  const void *data;
+  size_t len;
+} mproc_queue_part_t;
+/* Append the concatenation of n parts as one message, copied once, straight into the queue's
+ * shared memory (a header and a large buffer need no joining first). As mproc_queue_put
+ * otherwise. Errors: as mproc_queue_put, MPROC_EINVAL (NULL parts with n > 0, NULL data). */
+MPROC_API int mproc_queue_putv(mproc_queue_t *q, const mproc_queue_part_t *parts, size_t n,
+                               double timeout);
+
+/* A message taken by mproc_queue_get_msg(), owned by the caller. */
+typedef struct mproc_msg mproc_msg_t;
+/* Take the next message without copying it when it was put out of line (larger than half the
+ * ring, or 64 KiB and up while the ring was full): *out then holds that shared memory itself,
+ * writable, until mproc_msg_free() returns it to the queue (also after the queue handle is
+ * freed). Smaller messages are copied. Errors: as mproc_queue_get_alloc. */
+MPROC_API int mproc_queue_get_msg(mproc_queue_t *q, mproc_msg_t **out, double timeout);
+/* The message's bytes (writable: they are the caller's) and their number. NULL / 0 for NULL. */
+MPROC_API void *mproc_msg_data(const mproc_msg_t *m);
+MPROC_API size_t mproc_msg_size(const mproc_msg_t *m);
+/* Release the message (its shared memory goes back to the queue). A message taken before a
+ * fork is only unmapped in the child. NULL is a no-op. */
+MPROC_API int mproc_msg_free(mproc_msg_t *m);
+
+/* Zero-copy put: reserve len bytes in the ring (or, over half its capacity, in shared memory of
+ * the message's own) and write them at *out, then mproc_queue_commit() (or _cancel()) from the
+ * same thread. Other producers wait meanwhile. Errors: as mproc_queue_put, MPROC_EBUSY. */
 MPROC_API int mproc_queue_reserve(mproc_queue_t *q, size_t len, void **out, double timeout);
 /* Publish the first len bytes (<= reserved) of the reserved message.
  * Errors: MPROC_EINVAL (nothing reserved, len too big). */
 MPROC_API int mproc_queue_commit(mproc_queue_t *q, size_t len);
 /* Drop the reserved message. Errors: MPROC_EINVAL (nothing reserved). */
 MPROC_API int mproc_queue_cancel(mproc_queue_t *q);
-/* Zero-copy get: point *out at the next message inside the ring, then mproc_queue_release() it
- * from the same thread; other consumers wait meanwhile. Messages streamed in parts (over half the
- * ring) give MPROC_EMSGSIZE with their size: use get. Errors: as mproc_queue_get, MPROC_EBUSY. */
+/* Zero-copy get: point *out at the next message in shared memory, then mproc_queue_release() it
+ * from the same thread; other consumers wait meanwhile. Errors: as mproc_queue_get, MPROC_EBUSY. */
 MPROC_API int mproc_queue_peek(mproc_queue_t *q, const void **out, size_t *out_len,
                                double timeout);
 /* Remove the peeked message. Errors: MPROC_EINVAL (nothing peeked). */

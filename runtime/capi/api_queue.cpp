@@ -86,6 +86,52 @@ MPROC_API int mproc_queue_put(mproc_queue_t *q, const void *data, size_t len, do
   });
 }
 
+MPROC_API int mproc_queue_putv(mproc_queue_t *q, const mproc_queue_part_t *parts, size_t n,
+                               double timeout) {
+  static_assert(sizeof(mproc_queue_part_t) == sizeof(mproc::RingPart), "same layout");
+  return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
+    if (int rc = check(q)) return rc;
+    if (!parts && n) return fail(MPROC_EINVAL, "parts is NULL but n is %zu", n);
+    for (size_t i = 0; i < n; i++)
+      if (!parts[i].data && parts[i].len)
+        return fail(MPROC_EINVAL, "parts[%zu].data is NULL but its len is %zu", i, parts[i].len);
+    if (q->ring->reserving()) return fail(MPROC_EBUSY, "this handle has a reserve pending");
+    return q->ring->put(reinterpret_cast<const mproc::RingPart *>(parts), n, timeout);
+  });
+}
+
+MPROC_API int mproc_queue_get_msg(mproc_queue_t *q, mproc_msg_t **out, double timeout) {
+  return MPROC_GUARD({
+    if (int rc = mproc::check_timeout(timeout)) return rc;
+    if (int rc = check(q)) return rc;
+    if (!out) return fail(MPROC_EINVAL, "out is NULL");
+    *out = nullptr;
+    if (q->ring->peeking()) return fail(MPROC_EBUSY, "this handle has a peek pending");
+    std::shared_ptr<mproc::BigOwner> owner = q->ring->big_owner();
+    if (!owner) return MPROC_ENOMEM;
+    auto *m = new mproc_msg{{}, std::move(owner)};
+    if (int rc = q->ring->get_msg(&m->taken, timeout)) {
+      delete m;
+      return rc;
+    }
+    *out = m;
+    return 0;
+  });
+}
+
+MPROC_API void *mproc_msg_data(const mproc_msg_t *m) { return m ? m->taken.data : nullptr; }
+MPROC_API size_t mproc_msg_size(const mproc_msg_t *m) { return m ? m->taken.size : 0; }
+
+MPROC_API int mproc_msg_free(mproc_msg_t *m) {
+  return MPROC_GUARD({
+    if (!m) return 0;
+    m->owner->release(&m->taken);
+    delete m;
+    return 0;
+  });
+}
+
 MPROC_API int mproc_queue_get(mproc_queue_t *q, void *buf, size_t cap, size_t *out_len,
                               double timeout) {
   return MPROC_GUARD({
@@ -225,6 +271,10 @@ MPROC_API int mproc_queue_stats(const mproc_queue_t *q, mproc_queue_stats_t *out
     if (out->size >= offsetof(mproc_queue_stats_t, revokes) + sizeof(uint64_t)) {
       out->grants = s.grants;
       out->revokes = s.revokes;
+    }
+    if (out->size >= offsetof(mproc_queue_stats_t, big_bytes) + sizeof(uint64_t)) {
+      out->big_messages = s.big_messages;
+      out->big_bytes = s.big_bytes;
     }
     return 0;
   });

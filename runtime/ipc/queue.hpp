@@ -11,6 +11,13 @@ struct mproc_queue {
   std::unique_ptr<mproc::Ring> ring;
 };
 
+// A message taken out of a queue (mproc_queue_get_msg): its bytes, and the owner that returns
+// its shared memory to the queue.
+struct mproc_msg {
+  mproc::TakenMsg taken;
+  std::shared_ptr<mproc::BigOwner> owner;
+};
+
 namespace mproc {
 
 // A handle over a new ring, or over a ring reached by name / socket. 0 or a recorded error.

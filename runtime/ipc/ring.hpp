@@ -1,15 +1,18 @@
 // The shared-memory ring behind mproc_queue_t: an MPMC FIFO of byte messages in one memfd.
 // The protocol (record kinds, locks, futex handshake, crash recovery) is described at the top of
-// ring.cpp.
+// ring.cpp; ring_sides.cpp has the locks, the single-producer grant, recovery and waiting;
+// bigmsg.cpp the extents that hold messages too large for the ring.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 
 #include "base/fd.hpp"
 #include "base/futex.hpp"
+#include "ipc/bigmsg.hpp"
 
 namespace mproc {
 
@@ -25,12 +28,48 @@ struct RingConfig {
 
 struct RingStats {
   uint64_t puts, gets, producer_deaths, consumer_deaths, dropped, lost, grants, revokes;
+  uint64_t big_messages, big_bytes;  // out-of-line messages held (unread or being read), bytes
 };
 
 constexpr size_t kRingMessageMax = static_cast<size_t>(1) << 40;
 constexpr size_t kRingDefaultCapacity = static_cast<size_t>(1) << 21;  // 2 MiB
 constexpr size_t kRingMinCapacity = static_cast<size_t>(1) << 16;      // 64 KiB
 constexpr size_t kRingMaxCapacity = static_cast<size_t>(1) << 30;      // 1 GiB
+
+// One piece of a message given in parts (the message is their concatenation).
+struct RingPart {
+  const void *data;
+  size_t len;
+};
+
+// A message taken by Ring::get_msg(): a malloc'ed copy (ext.len == 0), or the out-of-line
+// message's own extent, mapped here and the caller's until BigOwner::release().
+struct TakenMsg {
+  unsigned char *data = nullptr;
+  size_t size = 0;
+  Extent ext{0, 0};
+  int pid = 0;  // the process that took it: only it frees the extent (a fork child only unmaps)
+};
+
+// Keeps a queue's file and extent table reachable for the messages taken out of it, also after
+// the handle that took them is freed (its own mapping of the header page and its own fd).
+class BigOwner {
+ public:
+  ~BigOwner();
+  BigOwner(const BigOwner &) = delete;
+  BigOwner &operator=(const BigOwner &) = delete;
+  // Free a taken message: its extent goes back to the queue (in the process that took it).
+  void release(TakenMsg *m);
+
+ private:
+  friend class Ring;
+  BigOwner() = default;
+  std::mutex mu_;     // taken messages are released by any thread
+  ExtentMaps maps_;   // under mu_: the extents taken here, mapped
+  RingHeader *h_ = nullptr;
+  UniqueFd fd_;
+  uint64_t base_ = 0;
+};
 
 class Ring {
  public:
@@ -45,10 +84,19 @@ class Ring {
   static int attach(UniqueFd memfd, UniqueFd fifo, uint64_t token, std::unique_ptr<Ring> *out);
 
   // Blocking calls take a timeout in seconds: < 0 forever, 0 polls (EFULL / EEMPTY).
-  int put(const void *data, size_t len, double timeout);
+  int put(const void *data, size_t len, double timeout) {
+    const RingPart p{data, len};
+    return put(&p, 1, timeout);
+  }
+  int put(const RingPart *parts, size_t n, double timeout);
+  // Take the next message as *out (see TakenMsg): out of line, without a copy.
+  int get_msg(TakenMsg *out, double timeout);
+  // The owner the messages taken by get_msg() keep (made on first use). nullptr: recorded error.
+  std::shared_ptr<BigOwner> big_owner();
   // Copy the next message into buf. Too small: MPROC_EMSGSIZE, *out_len = size, message kept.
   // With alloc, *out_buf receives a malloc'ed copy (buf/cap ignored).
-  int get(void *buf, size_t cap, size_t *out_len, void **out_buf, double timeout);
+  int get(void *buf, size_t cap, size_t *out_len, void **out_buf, double timeout,
+          TakenMsg *take = nullptr);
   int reserve(size_t len, void **out, double timeout);
   int commit(size_t len);
   int cancel();
@@ -100,25 +148,28 @@ class Ring {
                          const std::atomic<int32_t> *other_cpu, const Ready &ready,
                          const Deadline &d, const Ring *producers = nullptr,
                          bool interruptible = true);
-  bool try_put_granted(uint32_t tid, const void *data, size_t len, const Deadline &d, bool poll,
-                       int *rc);
+  bool try_put_granted(uint32_t tid, const RingPart *parts, size_t n, size_t len,
+                       const Deadline &d, bool poll, int *rc);
   void recover_consumer();
   int wait_space(size_t need, bool slot, const Deadline &d, bool poll);
   int wait_data(const Deadline &d, bool poll);
-  bool wait_more();
-  bool check_writer_alive();
   size_t free_space(size_t need);
-  size_t write_record(uint32_t kind, const void *data, size_t len, uint64_t total);
   void publish(uint64_t new_tail);
   void advance(uint64_t new_head);
   void signal_fifo();
   void drain_fifo();
-  int begin_message(size_t len);
-  void end_message_failed(bool published);
-  int put_locked(const void *data, size_t len, const Deadline &d, bool poll);
+  void begin_message(uint64_t t0, uint64_t end);
+  void end_message_failed();
+  int put_locked(const RingPart *parts, size_t n, size_t len, const Deadline &d, bool poll);
+  int begin_big(size_t len, unsigned char **out);
+  void throttle_big(const Deadline &d, bool poll);
+  void write_big(size_t len);
   int get_locked(void *buf, size_t cap, size_t *out_len, void **out_buf, const Deadline &d,
-                 bool poll);
+                 bool poll, TakenMsg *take = nullptr);
+  int take_big(uint64_t hd, size_t rec_len, const Extent &x, size_t size, TakenMsg *take);
+  int read_big(uint64_t hd, const void *payload, size_t len, Extent *out, size_t *size);
   unsigned char *at(uint64_t pos) const;
+  BigFile big_file() const;
 
   RingHeader *h_ = nullptr;
   unsigned char *data_ = nullptr;  // data ring, mapped twice back to back
@@ -137,6 +188,10 @@ class Ring {
   uint64_t last_look_ns_ = 0;   // when this handle last looked at tail for new data (wait_data)
   int spin_ = 20;               // adaptive spin budget of this handle (microseconds)
   bool wake_owed_ = false;      // published under the lock; look for sleepers after the unlock
+  ExtentMaps pmaps_, cmaps_;    // extents mapped by the producer side / the consumer side
+  uint64_t file_size_ = 0;      // the memfd's size last seen (it only grows)
+  Extent peek_big_{0, 0};       // the extent of the message peeked by this handle
+  std::shared_ptr<BigOwner> owner_;  // see big_owner()
 };
 
 }  // namespace mproc

@@ -1,9 +1,11 @@
-"""Pipe, Connection and wait (multiprocessing.connection) on mproc's message pipes."""
+"""Pipe, Connection and wait (multiprocessing.connection) on mproc's message pipes. send() and
+recv() carry large buffers (numpy arrays, bytearray ...) out of band (_oob.py)."""
 import selectors
 import time
 
 from . import _core
 from . import _mproc
+from . import _oob
 
 __all__ = ["Pipe", "Connection", "wait", "Listener", "Client"]
 
@@ -87,7 +89,7 @@ class Connection:
             raise
 
     def send(self, obj):
-        self.send_bytes(_core.dumps(obj))
+        self.send_bytes(_oob.dumps(obj))
 
     def recv_bytes(self, maxlength=None):
         self._check(readable=True)
@@ -113,7 +115,7 @@ class Connection:
         return len(data)
 
     def recv(self):
-        return _core.loads(self.recv_bytes())
+        return _oob.loads(self.recv_bytes())
 
     def poll(self, timeout=0.0):
         self._check(readable=True)

@@ -1,15 +1,18 @@
 """Queue, SimpleQueue, JoinableQueue: pickled objects through mproc's shared-memory queues.
 Shared with children made by fork by inheritance; pickled (forkserver children, pool
-initargs) as the queue's name, which the other process opens while this one holds the queue."""
+initargs) as the queue's name, which the other process opens while this one holds the queue.
+Large buffers (numpy arrays, bytearray ...) travel out of band (_oob.py); a message too large
+for the queue's ring goes to shared memory of its own, so put() never waits for a reader
+(only for a free slot when maxsize is set)."""
 import queue as _queue
 
 from . import _core
 from . import _mproc
+from . import _oob
 
 __all__ = ["Queue", "SimpleQueue", "JoinableQueue"]
 
-_dumps = _core.dumps
-_loads = _core.loads
+_loads = _oob.loads
 
 
 def _open(cls, name):
@@ -36,8 +39,12 @@ class Queue:
     def put(self, obj, block=True, timeout=None):
         self._check_closed()
         t = -1.0 if block and timeout is None else (0.0 if not block else max(0.0, timeout))
+        parts = _oob.dumps_parts(obj)
         try:
-            _mproc.py_queue_put(self._h, _dumps(obj), t)
+            if len(parts) == 1:
+                _mproc.py_queue_put(self._h, parts[0], t)
+            else:  # header, pickle and buffers copied once, straight into shared memory
+                _mproc.py_queue_putv(self._h, parts, t)
         except _core.TimeoutError:
             raise _queue.Full from None
         except _core.MprocError as e:
@@ -49,7 +56,9 @@ class Queue:
         self._check_closed()
         t = -1.0 if block and timeout is None else (0.0 if not block else max(0.0, timeout))
         try:
-            data = _mproc.py_queue_get(self._h, t)
+            # A large message comes as a view of its own memory (for one larger than the ring,
+            # its shared memory): the arrays loads() makes are views of it.
+            data = _mproc.py_queue_get_msg(self._h, t, _oob.THRESHOLD)
         except _core.TimeoutError:
             raise _queue.Empty from None
         except _core.MprocError as e:

@@ -143,8 +143,6 @@ static PyObject *mproc_py_taken(int rc, mproc_py_msg_ctx *c) {
   return b;
 }
 
-/* Streamed puts (over a quarter of the default 2 MiB ring) wait in growing slices. */
-#define MPROC_PY_STREAMED ((size_t)1 << 19)
 
 /* queue_put(queue, bytes, timeout) -> None; raises TimeoutError when full for timeout. */
 PyObject *mproc_py_queue_put(PyObject *self, PyObject *args) {
@@ -160,16 +158,14 @@ PyObject *mproc_py_queue_put(PyObject *self, PyObject *args) {
   }
   c.data = b.buf;
   c.len = (size_t)b.len;
-  int rc = mproc_py_wait(mproc_py_put_slice, &c, timeout, MPROC_ETIMEDOUT,
-                         c.len > MPROC_PY_STREAMED);
+  int rc = mproc_py_wait(mproc_py_put_slice, &c, timeout, MPROC_ETIMEDOUT, 0);
   PyBuffer_Release(&b);
   if (rc == MPROC_PY_RAISED) return NULL;
   if (rc < 0) return mproc_py_raise(rc);
   Py_RETURN_NONE;
 }
 
-/* queue_get(queue, timeout) -> bytes; raises TimeoutError when empty for timeout. A get that
- * has begun a streamed message finishes it whatever its slice (ring.cpp), so none is torn. */
+/* queue_get(queue, timeout) -> bytes; raises TimeoutError when empty for timeout. */
 PyObject *mproc_py_queue_get(PyObject *self, PyObject *args) {
   (void)self;
   PyObject *h;
@@ -178,6 +174,129 @@ PyObject *mproc_py_queue_get(PyObject *self, PyObject *args) {
   if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
   if (mproc_py_ptr(h, &c.h, mproc_py_type_queue) < 0) return NULL;
   return mproc_py_taken(mproc_py_wait(mproc_py_get_slice, &c, timeout, MPROC_ETIMEDOUT, 0), &c);
+}
+
+/* ---- large data (issue 20): a message in parts, and a taken message as a buffer ------------- */
+
+typedef struct {
+  void *h;
+  const mproc_queue_part_t *parts;
+  size_t n;
+} mproc_py_putv_ctx;
+static int mproc_py_putv_slice(void *ctx, double t) {
+  mproc_py_putv_ctx *c = (mproc_py_putv_ctx *)ctx;
+  int rc = mproc_queue_putv((mproc_queue_t *)c->h, c->parts, c->n, t);
+  return rc == MPROC_EFULL ? MPROC_ETIMEDOUT : rc;
+}
+
+/* queue_putv(queue, [buffer, ...], timeout) -> None: the parts' concatenation as one message,
+ * each part copied once, straight into the queue's shared memory (a pickle and the buffers it
+ * left out of band, mproc/_oob.py). Raises TimeoutError when full for timeout. */
+PyObject *mproc_py_queue_putv(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h, *seq;
+  double timeout;
+  mproc_py_putv_ctx c = {NULL, NULL, 0};
+  if (!PyArg_ParseTuple(args, "OOd", &h, &seq, &timeout)) return NULL;
+  if (mproc_py_ptr(h, &c.h, mproc_py_type_queue) < 0) return NULL;
+  PyObject *fast = PySequence_Fast(seq, "parts must be a sequence of buffers");
+  if (!fast) return NULL;
+  const Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+  Py_buffer *views = PyMem_Calloc((size_t)n + 1, sizeof(Py_buffer));
+  mproc_queue_part_t *parts = PyMem_Calloc((size_t)n + 1, sizeof(mproc_queue_part_t));
+  Py_ssize_t got = 0;
+  PyObject *result = NULL;
+  if (!views || !parts) {
+    PyErr_NoMemory();
+    goto done;
+  }
+  for (; got < n; got++) {
+    if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(fast, got), &views[got], PyBUF_SIMPLE) < 0)
+      goto done;
+    parts[got].data = views[got].buf;
+    parts[got].len = (size_t)views[got].len;
+  }
+  c.parts = parts;
+  c.n = (size_t)n;
+  int rc = mproc_py_wait(mproc_py_putv_slice, &c, timeout, MPROC_ETIMEDOUT, 0);
+  if (rc == MPROC_PY_RAISED) goto done;
+  if (rc < 0) {
+    mproc_py_raise(rc);
+    goto done;
+  }
+  Py_INCREF(Py_None);
+  result = Py_None;
+done:
+  for (Py_ssize_t i = 0; i < got; i++) PyBuffer_Release(&views[i]);
+  PyMem_Free(views);
+  PyMem_Free(parts);
+  Py_DECREF(fast);
+  return result;
+}
+
+/* A taken message as a Python object with the buffer protocol (writable): the message goes back
+ * to the queue (mproc_msg_free) when the object does, i.e. when the last view of it (a numpy
+ * array's base) is gone. */
+typedef struct {
+  PyObject_HEAD
+  mproc_msg_t *m;
+} mproc_py_msgbuf;
+
+static void mproc_py_msgbuf_dealloc(PyObject *o) {
+  mproc_msg_free(((mproc_py_msgbuf *)o)->m);
+  Py_TYPE(o)->tp_free(o);
+}
+static int mproc_py_msgbuf_getbuffer(PyObject *o, Py_buffer *view, int flags) {
+  mproc_msg_t *m = ((mproc_py_msgbuf *)o)->m;
+  return PyBuffer_FillInfo(view, o, mproc_msg_data(m), (Py_ssize_t)mproc_msg_size(m), 0, flags);
+}
+static PyBufferProcs mproc_py_msgbuf_as_buffer = {mproc_py_msgbuf_getbuffer, NULL};
+static PyTypeObject mproc_py_msgbuf_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "mproc._mproc.QueueMessage",
+    .tp_basicsize = sizeof(mproc_py_msgbuf),
+    .tp_dealloc = mproc_py_msgbuf_dealloc,
+    .tp_as_buffer = &mproc_py_msgbuf_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A message taken from a queue; its memory goes back to the queue with it.",
+};
+
+static int mproc_py_get_msg_slice(void *ctx, double t) {
+  mproc_py_msg_ctx *c = (mproc_py_msg_ctx *)ctx;
+  int rc = mproc_queue_get_msg((mproc_queue_t *)c->h, (mproc_msg_t **)&c->out, t);
+  return rc == MPROC_EEMPTY ? MPROC_ETIMEDOUT : rc;
+}
+
+/* queue_get_msg(queue, timeout, small) -> bytes (a message under `small` bytes) or a memoryview
+ * of the message's own memory, writable: for one put out of line, its shared memory (no copy).
+ * Raises TimeoutError when empty for timeout. */
+PyObject *mproc_py_queue_get_msg(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h;
+  double timeout;
+  Py_ssize_t small;
+  mproc_py_msg_ctx c = {NULL, NULL, 0, NULL};
+  if (!PyArg_ParseTuple(args, "Odn", &h, &timeout, &small)) return NULL;
+  if (mproc_py_ptr(h, &c.h, mproc_py_type_queue) < 0) return NULL;
+  if (!mproc_py_msgbuf_type.tp_dict && PyType_Ready(&mproc_py_msgbuf_type) < 0) return NULL;
+  int rc = mproc_py_wait(mproc_py_get_msg_slice, &c, timeout, MPROC_ETIMEDOUT, 0);
+  if (rc == MPROC_PY_RAISED) return NULL;
+  if (rc < 0) return mproc_py_raise(rc);
+  mproc_msg_t *m = (mproc_msg_t *)c.out;
+  const size_t n = mproc_msg_size(m);
+  if (n < (size_t)small) {
+    PyObject *b = PyBytes_FromStringAndSize((const char *)mproc_msg_data(m), (Py_ssize_t)n);
+    mproc_msg_free(m);
+    return b;
+  }
+  mproc_py_msgbuf *o = PyObject_New(mproc_py_msgbuf, &mproc_py_msgbuf_type);
+  if (!o) {
+    mproc_msg_free(m);
+    return NULL;
+  }
+  o->m = m;
+  PyObject *mv = PyMemoryView_FromObject((PyObject *)o);
+  Py_DECREF(o);
+  return mv;
 }
 
 static int mproc_py_join_queue_slice(void *q, double t) {

@@ -102,6 +102,8 @@ PyObject *mproc_py_event_wait(PyObject *self, PyObject *args);
 PyObject *mproc_py_barrier_wait(PyObject *self, PyObject *args);
 PyObject *mproc_py_queue_put(PyObject *self, PyObject *args);
 PyObject *mproc_py_queue_get(PyObject *self, PyObject *args);
+PyObject *mproc_py_queue_putv(PyObject *self, PyObject *args);
+PyObject *mproc_py_queue_get_msg(PyObject *self, PyObject *args);
 PyObject *mproc_py_queue_join(PyObject *self, PyObject *args);
 PyObject *mproc_py_conn_recv(PyObject *self, PyObject *args);
 PyObject *mproc_py_conn_poll(PyObject *self, PyObject *args);

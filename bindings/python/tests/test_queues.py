@@ -42,10 +42,9 @@ def test_queue_between_processes(ctx):
     assert got == list(range(100))
 
 
-def test_streamed_puts_that_slices_cut_lose_and_repeat_nothing():
-    """Messages larger than the ring are streamed; a put waits in slices (signals), and a slice
-    that ends half-way withdraws the message and puts it again. While the reader is away, every
-    slice of the writer ends so: still each message arrives once, whole, in order."""
+def test_big_puts_while_the_reader_is_away():
+    """Messages larger than the ring go to shared memory of their own: the writer's puts return
+    while the reader is away; each message arrives once, whole, in order."""
     q = mproc.Queue()
     blobs = [os.urandom(6 << 20) for _ in range(3)]
     p = mproc.Process(target=helpers.put_items, args=(q, blobs + ["end"]))

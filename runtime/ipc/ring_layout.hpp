@@ -1,0 +1,159 @@
+// The queue ring's shared layout and the helpers its two source files share: ring.cpp (setup,
+// records, put and get) and ring_sides.cpp (locks, the single-producer grant, crash recovery,
+// waiting). The protocol is described at the top of ring.cpp. Internal to runtime/ipc.
+#pragma once
+#include <sched.h>
+
+#include <atomic>
+#include <climits>
+#include <cstddef>
+#include <cstdint>
+
+#include "base/futex.hpp"
+#include "base/mutex.hpp"
+#include "ipc/bigmsg.hpp"
+
+namespace mproc {
+
+constexpr uint64_t kRingMagic = 0x676e6972636f706dULL;  // "mprocring"
+constexpr uint32_t kRingVersion = 5;
+constexpr size_t kHdrBytes = 4096;  // header page (x86-64 and arm64 with 4 KiB pages)
+constexpr size_t kRec = 8;          // record header
+constexpr size_t kReserve = kRec;   // kept free (a margin; no record needs it any more)
+constexpr int kSpinMin = 5;         // microseconds of spinning before a futex sleep
+constexpr int kSpinMax = 100;
+constexpr int kSpinPauses = 64;        // pauses (~20 ns each here) between two looks while spinning
+constexpr uint64_t kLookGapNs = 1000;  // a consumer keeping pace looks at tail at most this often
+constexpr uint32_t kSlots = 16;        // busy words of granted threads (see RingHeader)
+constexpr uint32_t kBiasFirst = 256;   // plock takes in a row that grant the single-producer path
+constexpr uint32_t kBiasMax = 1u << 20;
+constexpr double kFencelessSleep = 200e-6;  // first sleep of a consumer while a producer is granted
+// A message whose record finds no room in the ring for kRoomWait goes out of line from this size
+// on (smaller ones wait for room: an extent costs a 64 KiB grain and a system call or two).
+constexpr size_t kOutOfLineMin = 64 * 1024;
+// How long a put waits for a reader at work: for room in the ring (a message from kOutOfLineMin
+// on), or for out-of-line memory to come back while kBigBudget bytes or kBigInFlight messages
+// are held (see top: a handle keeps 16 extents mapped).
+constexpr double kRoomWait = 2e-3;
+constexpr uint64_t kBigBudget = uint64_t{32} << 20;
+constexpr uint64_t kBigInFlight = 8;
+
+// Record kinds. 2..5 were the parts of streamed messages (version 4): refused as corrupt now.
+enum : uint32_t { kFull = 1, kBig = 6 };
+
+struct RecHdr {
+  uint32_t kind;
+  uint32_t len;  // bytes of payload (kBig: sizeof(BigRef))
+};
+
+// The payload of a kBig record: the message's extent (bigmsg.hpp) and its size.
+struct BigRef {
+  uint64_t off, len, size;
+};
+
+inline size_t rec_size(size_t len) { return kRec + ((len + 7) & ~static_cast<size_t>(7)); }
+
+// A thread's busy word on the single-producer path, held by one thread at a time.
+struct RingSlot {
+  std::atomic<uint32_t> tid;   // the thread this slot belongs to (set at its grant), 0: none
+  std::atomic<uint32_t> busy;  // 1 while that thread makes a put on the single-producer path
+};
+
+// Lines are split by writer: config (read-mostly), wake words, producer side, consumer side.
+struct RingHeader {
+  uint64_t magic;
+  uint32_t version;
+  uint32_t joinable;
+  uint64_t token;
+  uint64_t cap;
+  uint64_t maxsize;
+  uint64_t max_message;
+  std::atomic<uint32_t> closed;
+  std::atomic<uint32_t> watchers;  // handles that asked for the pollable fd
+  std::atomic<uint64_t> st_pdeaths, st_cdeaths, st_dropped, st_lost;
+  std::atomic<uint64_t> unfinished;  // joinable: puts not yet matched by task_done
+
+  alignas(64) std::atomic<uint32_t> data_seq;  // futex: consumers wait for data
+  std::atomic<uint32_t> c_sleeping;  // a consumer sleeps (or is about to) on data_seq
+  std::atomic<uint32_t> space_seq;   // futex: producers wait for space or a slot
+  std::atomic<uint32_t> p_sleeping;  // a producer sleeps (or is about to) on space_seq
+  std::atomic<uint32_t> join_seq;    // futex: join() waits for unfinished == 0
+  std::atomic<uint32_t> j_sleeping;
+  std::atomic<uint32_t> armed;  // a byte is (or is about to be) in the fifo
+  std::atomic<int32_t> p_cpu;   // CPU (+1) of the last put; a consumer does not spin on it
+  std::atomic<int32_t> c_cpu;   // CPU (+1) of the last get; a producer does not spin on it
+
+  alignas(64) RingSlot pb_slot[kSlots];  // busy words of granted threads, slot tid % kSlots
+
+  alignas(64) MutexWord plock;
+  std::atomic<uint32_t> pb_owner;  // thread granted the single-producer path, 0: none
+  uint32_t pb_last, pb_streak;     // under plock: the thread that took it last, how often in a row
+  uint32_t pb_need;                // takes in a row that earn the grant
+  std::atomic<uint64_t> st_grants, st_revokes;
+  uint32_t w_state;  // 1 while a message is being written (see recover_producer_message)
+  uint64_t w_msg_start, w_end;
+  Extent w_big;  // the extent of the message being written, if it has one
+  std::atomic<uint64_t> items_put;
+  std::atomic<uint64_t> st_puts;
+  alignas(64) std::atomic<uint64_t> tail;
+
+  alignas(64) MutexWord clock;
+  uint32_t r_state;  // 1 while an out-of-line message is being copied out (r_big, at r_head)
+  uint64_t r_head;
+  Extent r_big;
+  std::atomic<uint64_t> items_got;
+  std::atomic<uint64_t> st_gets;
+  alignas(64) std::atomic<uint64_t> head;
+
+  alignas(64) BigShared big;  // the out-of-line messages' extents (bigmsg.hpp)
+};
+static_assert(sizeof(RingHeader) <= kHdrBytes, "ring header fits its page");
+static_assert(sizeof(RecHdr) == kRec, "record header size");
+
+// Add one to a counter that only the holder of one lock (plock or clock) changes: a plain store,
+// no locked instruction (others only read it).
+inline void bump(std::atomic<uint64_t> &c) {
+  c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+// The record at hd lies within the bytes published before tail: 0, else MPROC_EIO (recorded).
+int check_record(const RecHdr &r, uint64_t hd, uint64_t tail, size_t cap);
+
+// membarrier(2) for the single-producer path (ring_sides.cpp). True once this process (a forked
+// child registers again) may be granted: the kernel has the expedited global command.
+extern bool g_mb_registered;
+bool membarrier_register();
+// A full barrier on every running thread of every registered process (asymmetric Dekker).
+void heavy_barrier();
+
+// Lock a queue mutex before the deadline. 0 locked, 1 locked and the previous owner died,
+// MPROC_ETIMEDOUT (not recorded), or a recorded error.
+int queue_lock(MutexWord *m, const Deadline &d, bool poll);
+
+// The full barrier between a side's publishing store and its look at the other side's sleep
+// flag. It follows the unlock, a locked read-modify-write, which on x86 is a full barrier
+// already: there only the compiler must not move the load up.
+inline void full_fence_after_unlock() {
+#if defined(__x86_64__) || defined(__i386__)
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+#else
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+}
+
+// The other side's flag is up: wake every sleeper of `seq` (one system call per sleep, not
+// per message; see ring.cpp).
+inline void wake_sleepers(std::atomic<uint32_t> &seq, std::atomic<uint32_t> &sleeping) {
+  if (sleeping.load() && sleeping.exchange(0)) {
+    seq.fetch_add(1);
+    futex_wake(&seq, INT_MAX);
+  }
+}
+
+// Say which CPU this side runs on (a store only when it changed: the line stays shared).
+inline void note_cpu(std::atomic<int32_t> &where) {
+  const int32_t cpu = sched_getcpu() + 1;
+  if (where.load(std::memory_order_relaxed) != cpu) where.store(cpu, std::memory_order_relaxed);
+}
+
+}  // namespace mproc
