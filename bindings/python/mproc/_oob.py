@@ -44,14 +44,16 @@ _ENTRY = struct.Struct("<QQ")   # offset of a buffer (from the message's start),
 def _pickle(obj, callback, bufs):
     try:
         return pickle.dumps(obj, PROTOCOL, buffer_callback=callback)
-    except (pickle.PicklingError, AttributeError, TypeError):
-        if _core._cloudpickle_mod() is None:
-            return _core.dumps(obj)  # raises the error that names the object
+    except (pickle.PicklingError, AttributeError, TypeError) as e:
+        first = e
+    if _core._cloudpickle_mod() is None:
+        return _core.dumps(obj)  # raises the error that names the object
     del bufs[:]  # the first try may have taken some before it failed
     try:
         return _core._cloudpickle.dumps(obj, PROTOCOL, buffer_callback=callback)
-    except Exception as e:
-        raise pickle.PicklingError(f"cannot send {obj!r} to another process: {e}") from e
+    except Exception as e2:
+        # the same exception types and text as _core.dumps (plain pickle's type, a PicklingError)
+        raise _core._pickle_error(first, obj, "") from e2
 
 
 def dumps_parts(obj):
