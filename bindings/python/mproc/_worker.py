@@ -9,6 +9,7 @@ Result bytes: b"\\0" + pickle(value), or b"\\1" + pickle((exception or None, tra
 """
 import pickle
 import sys
+from itertools import starmap as _starmap
 import traceback
 
 from . import _core
@@ -85,11 +86,9 @@ def run_task(mv):
             elif kind == 83:  # "S": starmap
                 value = _fn(*x)
             elif kind == 76:  # "L": a chunk of map items
-                fn = _fn
-                value = [fn(a) for a in x]
+                value = list(map(_fn, x))
             else:  # "K": a chunk of starmap items
-                fn = _fn
-                value = [fn(*a) for a in x]
+                value = list(_starmap(_fn, x))
         try:
             out = b"\x00" + pickle.dumps(value, _core.PROTOCOL)
         except Exception as e:

@@ -2,11 +2,13 @@
 dies fails only its task (WorkerDiedError) instead of hanging the pool, per-task timeouts
 (TaskTimeoutError), per-worker statistics (Pool.stats()), lazy bounded imap, progress bars,
 AsyncResult.cancel() and Ctrl-C that reaches the caller while it waits."""
+import collections
 import concurrent.futures
 import itertools
 import os
 import sys
 import threading
+import time
 import weakref
 import _signal
 from _signal import SIGINT as _SIGINT, default_int_handler as _default_int_handler, \
@@ -182,64 +184,275 @@ class MapResult(ApplyResult):
         return True, values
 
 
-class IMapIterator:
-    """Results of imap (in order) or imap_unordered (as they complete). The input is read
-    lazily, on the pool's dispatcher thread, with a bounded number of items in flight. When the
-    pool is closed or terminated before the input ends, the results of the items already taken
-    come, then next() raises ValueError (closed) or ProcessError (terminated) once, then
-    StopIteration."""
+class _Failed:
+    """A failed chunk's exception, kept in an iterator's queue of results in its place."""
+    __slots__ = ("exc",)
 
-    def __init__(self, pool, h, feeder=None, feed=None, progress=None):
+    def __init__(self, exc):
+        self.exc = exc
+
+
+# A lazy map keeps at most this many bytes of pickled input in the pool at once (beside
+# max_inflight), so that the default window stays small for big items.
+_INFLIGHT_BYTES = 64 << 20
+
+
+class IMapIterator:
+    """Results of imap (in order) or imap_unordered (as they complete).
+
+    The input is read lazily in the caller's thread: a whole chunk is pickled at once (one
+    pickle of the list of its items; the function once per batch, not per item) and chunks go
+    to the pool in batches, each one C map job, while at most max_inflight items are taken and
+    not read back. Each next() tops the window up. No Python runs on the pool's threads, so the
+    dispatcher never waits for the GIL (a lazy input read there, an item at a time, made imap
+    slower than the standard library's by up to 100x).
+
+    As multiprocessing: an exception of the input ends the input; it is raised in place of the
+    chunk that hit it (after the results of the chunks before it), then the iteration ends. An
+    item that cannot be pickled fails its chunk and the input goes on. A failed chunk raises its
+    task's exception; with chunksize > 1 the iteration then ends, as the standard library's.
+    When the pool is closed or terminated before the input ends, the results of the items
+    already taken come, then next() raises ValueError (closed) or ProcessError (terminated)
+    once, then StopIteration."""
+
+    def __init__(self, pool, func, iterable, chunksize, ordered, task_timeout, max_inflight,
+                 progress, star=False):
         self._pool = pool
-        self._h = h
-        self._feeder = feeder
-        self._feed = feed
-        self._progress = progress
+        self._batches = collections.deque()  # [handle or _Failed, chunk sizes, bytes], oldest first
+        self._ready = collections.deque()    # values (or _Failed) not yet given to the caller
+        self._it = None
+        blob = _core.dumps(func)
+        self._head = (b"K" if star else b"L") + len(blob).to_bytes(4, "little") + blob
+        self._it = iter(iterable)
+        self._cs = chunksize
+        self._ordered = ordered
+        self._t = float(task_timeout or 0.0)
+        nw = pool._processes
+        self._bound = max_inflight or 4 * nw * max(chunksize, 32)
+        self._per_batch = max(1, self._bound // chunksize // 4)  # chunks per C job
+        self._taken = 0          # items taken from the input whose results are not decoded yet
+        self._bytes = 0          # pickled input of the batches in the pool
+        self._end = None         # the exception to raise once when the results run out
+        self._dead = False
+        self._done = 0
+        try:
+            total = len(iterable)
+        except TypeError:
+            total = None
+        self._progress = _Progress(progress, total) if progress else None
+        self._fill()
 
     def __iter__(self):
         return self
 
-    def next(self, timeout=None):
+    # -- input -----------------------------------------------------------------------------
+    def _fill(self):
+        """Take chunks from the input and submit them in batches while the window has room."""
+        cs = self._cs
+        while self._it is not None:
+            room = self._bound - self._taken
+            if self._taken and (room < min(self._bound, self._per_batch * cs)
+                                or self._bytes >= _INFLIGHT_BYTES):
+                return
+            if self._pool._state != RUN or self._pool._h is None:
+                self._cut(ValueError("Pool closed before the input of this imap was read to "
+                                     "its end") if self._pool._state == CLOSE else
+                          _core.ProcessError("Pool terminated before the input of this imap "
+                                             "was read to its end"), check=True)
+                return
+            items, sizes, nbytes = [], [], 0
+            head, dumps, it = self._head, _core.dumps, self._it
+            while len(items) < self._per_batch and (not items or room >= cs) \
+                    and nbytes < _INFLIGHT_BYTES // 4:
+                try:
+                    chunk = list(itertools.islice(it, cs))
+                except Exception as e:
+                    self._submit(items, sizes, nbytes)
+                    self._cut(e)  # in place of this chunk, as multiprocessing
+                    return
+                if not chunk:
+                    self._it = None
+                    break
+                room -= len(chunk)
+                try:
+                    data = head + dumps(chunk)
+                except Exception as e:  # this chunk fails; the input goes on
+                    self._submit(items, sizes, nbytes)
+                    items, sizes, nbytes = [], [], 0
+                    self._taken += len(chunk)
+                    self._batches.append([_Failed(e), [len(chunk)], 0])
+                    continue
+                items.append(data)
+                sizes.append(len(chunk))
+                nbytes += len(data)
+            if not self._submit(items, sizes, nbytes):
+                return
+
+    def _submit(self, items, sizes, nbytes):
+        if not items:
+            return True
         try:
-            _, data = _mproc.async_next(self._h, -1.0 if timeout is None else max(0.0, timeout))
+            h, _ = _mproc.pool_map_async(self._pool._h, items, 1, self._t,
+                                         1 if self._ordered else 2, None, 0, False)
+        except Exception as e:
+            e = _pool_error(e)
+            if isinstance(e, ValueError):
+                e = ValueError("Pool closed before the input of this imap was read to its end")
+            self._cut(e)
+            return False
+        self._batches.append([h, sizes, nbytes])
+        self._taken += sum(sizes)
+        self._bytes += nbytes
+        return True
+
+    def _cut(self, exc, check=False):
+        """The input ends here; exc is raised once after the results of what was taken."""
+        if check:  # the pool stopped: only an error if the input had more
+            try:
+                more = next(self._it, _cut_marker) is not _cut_marker
+            except Exception:
+                more = True
+            if not more:
+                exc = None
+        self._it = None
+        self._end = exc
+
+    # -- results ---------------------------------------------------------------------------
+    def _take(self, entry, data):
+        """Queue the decoded results of one chunk of batch entry (index, bytes)."""
+        index, blob = data
+        n = entry[1][index] if index < len(entry[1]) else self._cs
+        self._taken -= n
+        ok, value = _decode(blob)
+        if ok:
+            self._ready.extend(value)
+        else:
+            self._ready.append(_Failed(value))
+
+    def _release(self, entry):
+        self._bytes -= entry[2]
+        h = entry[0]
+        if not isinstance(h, _Failed):
+            _mproc.mproc_async_free(h)
+
+    def _next_of(self, entry, timeout):
+        """One result of a batch: True (queued), False (the batch is done), or raises
+        TimeoutError when timeout passed first."""
+        h = entry[0]
+        if isinstance(h, _Failed):
+            if entry[1]:
+                self._taken -= entry[1].pop()
+                self._ready.append(h)
+                return True
+            return False
+        try:
+            data = _mproc.async_next(h, timeout)
         except Exception as e:
             code = _core.code_of(e)
             if code == _core.E.EAGAIN:
                 raise _core.TimeoutError from None
             if code == _core.E.EITEREND:
-                self._report(True)
-                err = self._feeder.error if self._feeder is not None else None
-                if err is not None:
-                    self._feeder.error = None
-                    raise err
-                raise StopIteration from None
-            if code == _core.E.ECLOSED:
-                raise ValueError("Pool closed before the input of this imap was read to its end")
-            raise _pool_error(e) from None
-        self._report(False)
-        ok, value = _decode(data)
-        if ok:
-            return value
-        raise value
+                return False
+            self._taken -= self._cs  # the chunk's index is not known: count a whole one
+            self._ready.append(_Failed(_pool_error(e)))
+            return True
+        self._take(entry, data)
+        return True
 
-    def _report(self, end):
-        if self._progress is not None:
-            done, total, _ = _mproc.feed_state(self._feed)
-            if end:
-                total = done   # the input's length is known now, even if no chunk said it
-            self._progress.update(done, total or None)
-            if end:
-                self._progress.close()
+    def _collect(self, timeout):
+        """Wait for at least one chunk's results (or the end of a batch)."""
+        if self._ordered:
+            entry = self._batches[0]
+            if not self._next_of(entry, -1.0 if timeout is None else max(0.0, timeout)):
+                self._batches.popleft()
+                self._release(entry)
+            return
+        # Unordered: whichever batch has a result; wait on the oldest in short slices while
+        # newer ones exist (no C call waits for any of several jobs' next item).
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        slice_ = 0.0005
+        while True:
+            for entry in list(self._batches):
+                try:
+                    got = self._next_of(entry, 0.0)
+                except _core.TimeoutError:
+                    continue
+                if not got:
+                    self._batches.remove(entry)
+                    self._release(entry)
+                return
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise _core.TimeoutError
+            wait = -1.0 if len(self._batches) == 1 else slice_
+            if left is not None:
+                wait = left if wait < 0 else min(wait, left)
+            entry = self._batches[0]
+            try:
+                got = self._next_of(entry, wait)
+            except _core.TimeoutError:
+                slice_ = min(slice_ * 2, 0.02)
+                continue
+            if not got:
+                self._batches.popleft()
+                self._release(entry)
+            return
+
+    def next(self, timeout=None):
+        while True:
+            if self._ready:
+                v = self._ready.popleft()
+                if self._progress is not None:
+                    self._done += 1
+                    self._progress.update(self._done, self._progress._total)
+                if type(v) is _Failed:
+                    if self._cs > 1:  # multiprocessing's chunked imap ends at an error
+                        self._stop()
+                    raise v.exc
+                return v
+            if self._dead:
+                raise StopIteration
+            if self._batches:
+                self._collect(timeout)
+                self._fill()
+                continue
+            self._fill()
+            if self._batches:
+                continue
+            end, self._end = self._end, None
+            if end is not None:
+                self._stop()
+                raise end
+            self._stop()
+            raise StopIteration
 
     __next__ = next
 
+    def _stop(self):
+        if self._dead:
+            return
+        self._dead = True
+        self._it = None
+        self._ready.clear()
+        while self._batches:
+            self._release(self._batches.popleft())
+        if self._progress is not None:
+            self._progress.update(self._done, self._done)
+            self._progress.close()
+        self._pool = None
+
     def __del__(self):
-        h = getattr(self, "_h", None)
-        if h is not None and _mproc is not None:
-            try:
-                _mproc.mproc_async_free(h)
-            except Exception:
-                pass
+        if _mproc is None:
+            return
+        try:
+            for entry in getattr(self, "_batches", ()):
+                self._release(entry)
+            self._batches.clear()
+        except Exception:
+            pass
+
+
+_cut_marker = object()
 
 
 class Pool:
@@ -452,25 +665,14 @@ class Pool:
             raise ValueError("Chunksize must be 1+, not {0:n}".format(chunksize))
         if max_inflight is not None and max_inflight < 1:
             raise ValueError("max_inflight must be 1+ or None")
-        blob = _core.dumps(func)
-        feeder = _Feeder(b"M" + len(blob).to_bytes(4, "little") + blob, iterable)
-        try:
-            total = len(iterable)
-        except TypeError:
-            total = None
-        try:
-            h, feed = _mproc.pool_imap_lazy(self._h, feeder, int(ordered), max_inflight or 0,
-                                            chunksize, float(task_timeout or 0.0), bool(progress))
-        except Exception as e:
-            raise _pool_error(e) from None
-        self._keep(feed)
-        bar = _Progress(progress, total) if progress else None
-        return IMapIterator(self, h, feeder, feed, bar)
+        return IMapIterator(self, func, iterable, chunksize, ordered, task_timeout, max_inflight,
+                            progress)
 
     def imap(self, func, iterable, chunksize=1, *, task_timeout=None, max_inflight=None,
              progress=None):
         """Results in order, the input read lazily with at most max_inflight items (default
-        4 x workers x chunksize) taken and not yet read back: an endless generator is fine."""
+        4 x workers x max(chunksize, 32)) taken and not yet read back, and at most 64 MiB of
+        pickled input in the pool: an endless generator is fine."""
         return self._imap(func, iterable, chunksize, True, task_timeout, max_inflight, progress)
 
     def imap_unordered(self, func, iterable, chunksize=1, *, task_timeout=None,
@@ -549,28 +751,6 @@ class Pool:
     def __repr__(self):
         return "<%s.%s state=%s pool_size=%d>" % (type(self).__module__, type(self).__qualname__,
                                                    self._state, self._processes)
-
-
-class _Feeder:
-    """The input of a lazy imap: called on the pool's dispatcher thread (GIL taken there), gives
-    the next item's task bytes, or None at the end. An error of the input (or of pickling an
-    item) ends the input; the iterator raises it after the results of the items before it."""
-
-    def __init__(self, head, iterable):
-        self._head = head
-        self._it = iter(iterable)
-        self.error = None
-
-    def __call__(self):
-        try:
-            x = next(self._it)
-            return self._head + _core.dumps(x)
-        except StopIteration:
-            pass
-        except BaseException as e:
-            self.error = e
-        self._it = None
-        return None
 
 
 class _Progress:
