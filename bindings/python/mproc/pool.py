@@ -398,6 +398,45 @@ class IMapIterator:
                 self._release(entry)
             return
 
+    def _all(self):
+        """The list of every result, in order (a blocking map), or the failure of the lowest
+        failing chunk once every chunk has ended (as multiprocessing's map waits for all)."""
+        out, err = [], None
+        extend, nxt = out.extend, _mproc.async_next
+        try:
+            while self._batches:
+                entry = self._batches[0]
+                h = entry[0]
+                if isinstance(h, _Failed):
+                    err = err or h.exc
+                else:
+                    while True:
+                        try:
+                            _, blob = nxt(h, -1.0)
+                        except Exception as e:
+                            if _core.code_of(e) == _core.E.EITEREND:
+                                break
+                            err = err or _pool_error(e)
+                            continue
+                        ok, value = _decode(blob)
+                        if ok:
+                            if err is None:
+                                extend(value)
+                        elif err is None:
+                            err = value
+                self._batches.popleft()
+                self._release(entry)
+                if self._it is not None:
+                    self._taken = 0
+                    self._fill()
+            if err is None and self._end is not None:
+                err = self._end
+        finally:
+            self._stop()
+        if err is not None:
+            raise err
+        return out
+
     def next(self, timeout=None):
         while True:
             if self._ready:
@@ -639,11 +678,26 @@ class Pool:
                 bar.close()
         return res.get()
 
+    def _map_blocking(self, func, iterable, star, chunksize, task_timeout, progress):
+        self._check_running()
+        if chunksize is not None and chunksize < 1:
+            raise ValueError("Chunksize must be 1+, not {0:n}".format(chunksize))
+        data = iterable if isinstance(iterable, (list, tuple)) else list(iterable)
+        cs = chunksize or -(-len(data) // (4 * self._processes)) or 1
+        if cs == 1 or progress:
+            res = self._map_async(func, data, star, chunksize, None, None, task_timeout, progress)
+            return self._wait_map(res, progress)
+        # Chunks go to the pool in a few batches while the rest is pickled, and each chunk's
+        # results are unpickled as they come while later chunks run (as multiprocessing's
+        # threads do), instead of all pickling first and all unpickling at the end.
+        it = IMapIterator(self, func, data, cs, True, task_timeout, max(1, len(data)), None,
+                          star)
+        return it._all()
+
     def map(self, func, iterable, chunksize=None, *, task_timeout=None, progress=None):
         """multiprocessing's map. progress=True draws a progress bar on stderr when it is a
         terminal; progress=callable is called as callable(done, total) while the map runs."""
-        res = self._map_async(func, iterable, False, chunksize, None, None, task_timeout, progress)
-        return self._wait_map(res, progress)
+        return self._map_blocking(func, iterable, False, chunksize, task_timeout, progress)
 
     def map_async(self, func, iterable, chunksize=None, callback=None, error_callback=None, *,
                   task_timeout=None):
@@ -651,8 +705,7 @@ class Pool:
                                task_timeout)
 
     def starmap(self, func, iterable, chunksize=None, *, task_timeout=None, progress=None):
-        res = self._map_async(func, iterable, True, chunksize, None, None, task_timeout, progress)
-        return self._wait_map(res, progress)
+        return self._map_blocking(func, iterable, True, chunksize, task_timeout, progress)
 
     def starmap_async(self, func, iterable, chunksize=None, callback=None, error_callback=None,
                       *, task_timeout=None):
