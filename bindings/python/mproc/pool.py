@@ -179,8 +179,6 @@ class MapResult(ApplyResult):
             if not ok:
                 return False, value
             values.append(value)
-        if self._star_chunks:
-            values = list(itertools.chain.from_iterable(values))
         return True, values
 
 
@@ -195,6 +193,64 @@ class _Failed:
 # A lazy map keeps at most this many bytes of pickled input in the pool at once (beside
 # max_inflight), so that the default window stays small for big items.
 _INFLIGHT_BYTES = 64 << 20
+
+
+class _PipelinedMapResult(MapResult):
+    """map_async/starmap_async with chunks: a thread of the result waits for the chunks in
+    order and unpickles each one's results while later chunks still run (multiprocessing's
+    result thread does the same), then runs the callback. get() and wait() wait for it."""
+
+    def __init__(self, pool, it, callback, error_callback):
+        ApplyResult.__init__(self, pool, callback, error_callback)
+        self._cb_done = None
+        self._it = it
+        it._lock = threading.Lock()
+        self._event = threading.Event()
+        with pool._cb_cond:
+            self._cookie = next(_cookies)
+            pool._pending[self._cookie] = self
+        threading.Thread(target=self._drive, name="mproc-pool-map", daemon=True).start()
+
+    def _drive(self):
+        try:
+            self._outcome = (True, self._it._all())
+        except BaseException as e:
+            if self._cancelled:
+                e = concurrent.futures.CancelledError("canceled")
+            self._outcome = (False, e)
+        self._it = None
+        ok, value = self._outcome
+        try:
+            if ok and self._callback:
+                self._callback(value)
+            elif not ok and self._error_callback:
+                self._error_callback(value)
+        except Exception:
+            import traceback
+            traceback.print_exc()
+        finally:
+            self._event.set()
+            pool, self._pool = self._pool, None
+            with pool._cb_cond:
+                pool._pending.pop(self._cookie, None)
+                pool._cb_cond.notify_all()
+
+    def ready(self):
+        return self._event.is_set()
+
+    def wait(self, timeout=None):
+        self._event.wait(timeout)
+
+    def _result(self):
+        return self._outcome
+
+    def cancel(self):
+        it = self._it
+        if self.ready() or it is None:
+            return False
+        self._cancelled = True
+        it._cancel()
+        return True
 
 
 class IMapIterator:
@@ -216,10 +272,13 @@ class IMapIterator:
     once, then StopIteration."""
 
     def __init__(self, pool, func, iterable, chunksize, ordered, task_timeout, max_inflight,
-                 progress, star=False):
+                 progress, star=False, eager=False):
         self._pool = pool
+        self._lock = None        # taken around freeing a batch when another thread may cancel it
         self._batches = collections.deque()  # [handle or _Failed, chunk sizes, bytes], oldest first
-        self._ready = collections.deque()    # values (or _Failed) not yet given to the caller
+        self._ready = collections.deque()    # chunks' lists of values (or _Failed) not given yet
+        self._cur = ()           # the list being given out, and the index of its next value
+        self._pos = 0
         self._it = None
         blob = _core.dumps(func)
         self._head = (b"K" if star else b"L") + len(blob).to_bytes(4, "little") + blob
@@ -235,15 +294,15 @@ class IMapIterator:
         self._end = None         # the exception to raise once when the results run out
         self._dead = False
         self._done = 0
+        # A map has its input in memory and must be submitted whole before close() (as
+        # multiprocessing's): no byte budget then.
+        self._max_bytes = float("inf") if eager else _INFLIGHT_BYTES
         try:
             total = len(iterable)
         except TypeError:
             total = None
         self._progress = _Progress(progress, total) if progress else None
         self._fill()
-
-    def __iter__(self):
-        return self
 
     # -- input -----------------------------------------------------------------------------
     def _fill(self):
@@ -252,7 +311,7 @@ class IMapIterator:
         while self._it is not None:
             room = self._bound - self._taken
             if self._taken and (room < min(self._bound, self._per_batch * cs)
-                                or self._bytes >= _INFLIGHT_BYTES):
+                                or self._bytes >= self._max_bytes):
                 return
             if self._pool._state != RUN or self._pool._h is None:
                 self._cut(ValueError("Pool closed before the input of this imap was read to "
@@ -263,7 +322,7 @@ class IMapIterator:
             items, sizes, nbytes = [], [], 0
             head, dumps, it = self._head, _core.dumps, self._it
             while len(items) < self._per_batch and (not items or room >= cs) \
-                    and nbytes < _INFLIGHT_BYTES // 4:
+                    and nbytes < self._max_bytes / 4:
                 try:
                     chunk = list(itertools.islice(it, cs))
                 except Exception as e:
@@ -325,7 +384,7 @@ class IMapIterator:
         self._taken -= n
         ok, value = _decode(blob)
         if ok:
-            self._ready.extend(value)
+            self._ready.append(value)
         else:
             self._ready.append(_Failed(value))
 
@@ -333,7 +392,19 @@ class IMapIterator:
         self._bytes -= entry[2]
         h = entry[0]
         if not isinstance(h, _Failed):
-            _mproc.mproc_async_free(h)
+            if self._lock is None:
+                _mproc.mproc_async_free(h)
+            else:
+                with self._lock:
+                    entry[0] = None
+                    _mproc.mproc_async_free(h)
+
+    def _cancel(self):
+        with self._lock:
+            for entry in list(self._batches):
+                h = entry[0]
+                if h is not None and not isinstance(h, _Failed):
+                    _mproc.mproc_async_cancel(h)
 
     def _next_of(self, entry, timeout):
         """One result of a batch: True (queued), False (the batch is done), or raises
@@ -439,16 +510,23 @@ class IMapIterator:
 
     def next(self, timeout=None):
         while True:
-            if self._ready:
-                v = self._ready.popleft()
+            cur, pos = self._cur, self._pos
+            if pos < len(cur):
+                self._pos = pos + 1
                 if self._progress is not None:
                     self._done += 1
                     self._progress.update(self._done, self._progress._total)
+                return cur[pos]
+            if self._ready:
+                v = self._ready.popleft()
                 if type(v) is _Failed:
+                    if self._progress is not None:
+                        self._done += 1
                     if self._cs > 1:  # multiprocessing's chunked imap ends at an error
                         self._stop()
                     raise v.exc
-                return v
+                self._cur, self._pos = v, 0
+                continue
             if self._dead:
                 raise StopIteration
             if self._batches:
@@ -459,11 +537,31 @@ class IMapIterator:
             if self._batches:
                 continue
             end, self._end = self._end, None
-            if end is not None:
-                self._stop()
-                raise end
             self._stop()
+            if end is not None:
+                raise end
             raise StopIteration
+
+    def __iter__(self):
+        # A for loop takes each chunk's values here without a next() call per value; the
+        # state stays in the iterator, so a loop left with break loses nothing.
+        return self if self._progress is not None else self._values()
+
+    def _values(self):
+        nxt = self.next
+        while True:
+            cur = self._cur
+            pos = self._pos
+            n = len(cur)
+            while pos < n and self._cur is cur:
+                self._pos = pos + 1
+                yield cur[pos]
+                pos = self._pos
+            try:
+                v = nxt()
+            except StopIteration:
+                return
+            yield v
 
     __next__ = next
 
@@ -473,6 +571,7 @@ class IMapIterator:
         self._dead = True
         self._it = None
         self._ready.clear()
+        self._cur, self._pos = (), 0
         while self._batches:
             self._release(self._batches.popleft())
         if self._progress is not None:
@@ -630,12 +729,6 @@ class Pool:
         dumps = _core.dumps
         return [head + dumps(x) for x in iterable]
 
-    def _chunks(self, func, data, star, cs):
-        blob = _core.dumps(func)
-        head = (b"K" if star else b"L") + len(blob).to_bytes(4, "little") + blob
-        dumps = _core.dumps
-        return [head + dumps(data[i:i + cs]) for i in range(0, len(data), cs)]
-
     def _map_async(self, func, iterable, star, chunksize, callback, error_callback, task_timeout,
                    progress=False):
         self._check_running()
@@ -644,16 +737,14 @@ class Pool:
         p = bool(progress)
         data = iterable if isinstance(iterable, (list, tuple)) else list(iterable)
         cs = chunksize or -(-len(data) // (4 * self._processes)) or 1
-        res = MapResult(self, callback, error_callback)
         if cs > 1 and not p:
-            # As multiprocessing: one pickle per chunk of items, not one per item; the worker
-            # maps the chunk and answers with the list of its results.
-            items = self._chunks(func, data, star, cs)
-            res._star_chunks = True
-            cs = 1
-        else:
-            items = self._items(func, data, star)
-            res._star_chunks = False
+            it = IMapIterator(self, func, data, cs, True, task_timeout, max(1, len(data)), None,
+                              star, eager=True)
+            return _PipelinedMapResult(self, it, callback, error_callback)
+        # Chunks of one item (or with progress, counted per item): one C map job over the items'
+        # pickles, chunked by the core.
+        res = MapResult(self, callback, error_callback)
+        items = self._items(func, data, star)
         res._total = len(items)
         t = float(task_timeout or 0.0)
 
@@ -691,7 +782,7 @@ class Pool:
         # results are unpickled as they come while later chunks run (as multiprocessing's
         # threads do), instead of all pickling first and all unpickling at the end.
         it = IMapIterator(self, func, data, cs, True, task_timeout, max(1, len(data)), None,
-                          star)
+                          star, eager=True)
         return it._all()
 
     def map(self, func, iterable, chunksize=None, *, task_timeout=None, progress=None):
@@ -755,7 +846,8 @@ class Pool:
 
     def _drain_callbacks(self):
         """Wait until every callback of a finished result has run (as Python's join does)."""
-        if self._cb_thread is None or threading.current_thread() is self._cb_thread:
+        me = threading.current_thread()
+        if me is self._cb_thread or me.name == "mproc-pool-map":
             return
         with self._cb_cond:
             while self._pending:
