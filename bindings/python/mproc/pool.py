@@ -100,9 +100,21 @@ class ApplyResult:
             self._cb_done.wait(timeout)
 
     def get(self, timeout=None):
-        self.wait(timeout)
-        if not self.ready():
-            raise _core.TimeoutError
+        if self._outcome is None and self._cb_done is None and type(self) is ApplyResult:
+            # One call waits and takes the bytes (the common case: no callbacks).
+            try:
+                data = _mproc.async_get(self._h, -1.0 if timeout is None else
+                                        max(0.0, timeout))
+            except Exception as e:
+                if _core.code_of(e) == _core.E.EAGAIN:
+                    raise _core.TimeoutError from None
+                self._outcome = (False, _pool_error(e, self._cancelled))
+            else:
+                self._outcome = _decode(data)
+        else:
+            self.wait(timeout)
+            if not self.ready():
+                raise _core.TimeoutError
         ok, value = self._result()
         if ok:
             return value
@@ -717,10 +729,17 @@ class Pool:
 
     def apply_async(self, func, args=(), kwds={}, callback=None, error_callback=None, *,
                     task_timeout=None):
-        self._check_running()
+        if self._state != RUN:
+            raise ValueError("Pool not running")
         data = b"A" + _core.dumps((func, tuple(args), dict(kwds)))
         res = ApplyResult(self, callback, error_callback)
         t = float(task_timeout or 0.0)
+        if res._cb_done is None:
+            try:
+                res._h = _mproc.pool_apply_async(self._h, data, t, None, 0)
+            except Exception as e:
+                raise _pool_error(e) from None
+            return res
         return self._submit(res, lambda q, c: _mproc.pool_apply_async(self._h, data, t, q, c))
 
     def _items(self, func, iterable, star):
