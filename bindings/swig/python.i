@@ -6,41 +6,20 @@
  *  - calls that fork (process start, pool creation, forkserver start) keep the GIL and are
  *    bracketed by PyOS_BeforeFork/PyOS_AfterFork_Parent: a child made by fork (directly or by a
  *    helper forked then) is a copy of a thread that held the GIL, and its first Python-side act
- *    is PyOS_AfterFork_Child (process body and pool initializer trampolines below);
+ *    is PyOS_AfterFork_Child (process body and pool initializer trampolines);
  *  - pool completion callbacks run on the pool's dispatcher thread, which never touches Python:
  *    the C callback only queues a cookie (py_cbq) that a Python thread of the package pops. */
 
-/* ---- status codes to exceptions ----------------------------------------------------------- */
+/* The hand-written C of the extension is in bindings/python/src (mproc_py.h says how the two
+ * halves of the module meet); here are only SWIG directives. */
 %{
-static PyObject *mproc_py_errmap = NULL;     /* {code: exception class}, set by the package */
-static PyObject *mproc_py_errdefault = NULL; /* class for codes not in the map */
-
-/* Raise the exception for `code` with this thread's mproc_last_error() text; returns NULL. */
-static PyObject *mproc_py_raise(int code) {
-  const char *msg = mproc_last_error();
-  if (!msg || !*msg) msg = mproc_strerror(code);
-  PyObject *cls = NULL;
-  if (mproc_py_errmap) {
-    PyObject *k = PyLong_FromLong(code);
-    if (k) {
-      cls = PyDict_GetItemWithError(mproc_py_errmap, k);
-      Py_DECREF(k);
-    }
-    if (PyErr_Occurred()) return NULL;
-  }
-  if (!cls) cls = mproc_py_errdefault ? mproc_py_errdefault : PyExc_RuntimeError;
-  PyObject *exc = PyObject_CallFunction(cls, "s", msg);
-  if (!exc) return NULL;
-  PyObject *c = PyLong_FromLong(code);
-  if (c) {
-    if (PyObject_SetAttrString(exc, "mproc_code", c) < 0) PyErr_Clear();
-    Py_DECREF(c);
-  }
-  PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-  Py_DECREF(exc);
-  return NULL;
-}
+#include "mproc_py.h"
 %}
+%init %{
+  if (mproc_py_init(m) < 0) return NULL;
+%}
+
+/* ---- status codes to exceptions (mproc_py_raise: bindings/python/src/errors.c) ------------- */
 
 /* A negative status raises; 0 is None (so out-parameters become the value); > 0 is an int. */
 %typemap(out) int {
@@ -112,5 +91,4 @@ static PyObject *mproc_py_raise(int code) {
 %include "python_spawn.i"
 #ifdef MPROC_WRAP_IPC
 %include "python_ipc.i"
-%include "python_types.i"
 #endif

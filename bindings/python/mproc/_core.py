@@ -1,7 +1,9 @@
 """Private glue between the C ABI (_mproc) and the package: exceptions, error codes, pickling."""
 import multiprocessing as _std
+import os
 import pickle
 import queue as _queue
+import sys
 import threading as _threading
 
 from . import _mproc
@@ -46,7 +48,7 @@ class RemoteTraceback(Exception):
         return self.tb
 
 
-CODES = _mproc.error_codes()
+CODES = _mproc.py_error_codes()
 E = type("E", (), {k[len("MPROC_"):]: v for k, v in CODES.items()})
 
 _ERRMAP = {
@@ -68,7 +70,7 @@ _ERRMAP = {
     E.EPIPE: BrokenPipeError,
     E.ECANCELED: _std.ProcessError,
 }
-_mproc.set_error_map(_ERRMAP, MprocError)
+_mproc.py_set_error_map(_ERRMAP, MprocError)
 
 # The forkserver's children run Python: it must be forked by a thread holding the GIL, which
 # the core cannot do by itself. _mproc restarts it (fork hooks applied) when a start finds it gone.
@@ -122,5 +124,33 @@ def dumps(obj):
             raise pickle.PicklingError(f"cannot send {obj!r} to another process: {e2}") from e2
 
 
-# Start methods: names as Python's, values the C core's mproc_start_method_t.
-METHODS = {"fork": 1, "forkserver": 2, "spawn": 3}
+# Start methods: names as Python's, values the C core's mproc_start_method_t. Taken from the C
+# enum (MPROC_START_<NAME>, DEFAULT aside), so that a method added there is known here.
+METHODS = dict(sorted(((k[len("MPROC_START_"):].lower(), v) for k, v in vars(_mproc).items()
+                      if k.startswith("MPROC_START_") and k != "MPROC_START_DEFAULT"),
+                     key=lambda kv: kv[1]))
+
+
+def _flush_std_streams():
+    for s in (sys.stdout, sys.stderr):
+        try:
+            if s is not None:
+                s.flush()
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
+def _fix_std_streams():
+    """A forkserver child has only fds 0-2 of the helper: streams of the program that wrapped
+    other fds (a test runner's capture) are rebound to fds 1 and 2."""
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        s = getattr(sys, name)
+        try:
+            os.fstat(s.fileno())
+            continue
+        except Exception:
+            pass
+        try:
+            setattr(sys, name, open(fd, "w", buffering=1, closefd=False))
+        except OSError:
+            pass

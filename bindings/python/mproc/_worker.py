@@ -19,6 +19,7 @@ _loads = pickle.loads
 _dumps = _core.dumps
 _fn_blob = None
 _fn = None
+_pending_inits = {}  # {key: (initializer, initargs)} of fork pools (pool.py fills it)
 
 
 def init_worker(arg):
@@ -27,8 +28,7 @@ def init_worker(arg):
     if not arg:
         return True
     if arg[:1] == b"F":
-        from . import pool
-        init, initargs = pool._pending_inits[int.from_bytes(arg[1:9], "little")]
+        init, initargs = _pending_inits[int.from_bytes(arg[1:9], "little")]
     elif arg[:1] == b"S":  # a spawned worker: the main module first, then the initializer
         import io
         from . import spawn
@@ -98,3 +98,32 @@ def run_task(mv):
         out = encode_error(e)
     _flush()
     return out
+
+
+def _rebuild_error(payload):
+    """The exception of a task, with the remote traceback as its cause (as multiprocessing)."""
+    blob, tb = _core.loads(payload)
+    exc = None
+    if blob is not None:
+        try:
+            exc = _core.loads(blob)
+        except Exception:
+            pass
+    if not isinstance(exc, BaseException):
+        last = tb.strip().splitlines()[-1] if tb.strip() else "unknown error"
+        exc = RuntimeError("remote exception that cannot be rebuilt here: " + last)
+    exc.__cause__ = _core.RemoteTraceback('\n"""\n%s"""' % tb)
+    return exc
+
+
+def _decode(data):
+    """(True, value) or (False, exception) from a tagged result."""
+    if not data:
+        return False, RuntimeError("empty result from a worker")
+    mv = memoryview(data)
+    if mv[0] == 0:
+        try:
+            return True, _core.loads(mv[1:])
+        except Exception as e:
+            return False, e
+    return False, _rebuild_error(mv[1:])

@@ -88,7 +88,7 @@ class Connection:
         if maxlength is not None and maxlength < 0:
             raise ValueError("negative maxlength")
         try:
-            data = _mproc.conn_recv(self._h, -1.0)
+            data = _mproc.py_conn_recv(self._h, -1.0)
         except BrokenPipeError:
             raise EOFError from None
         if maxlength is not None and len(data) > maxlength:
@@ -111,7 +111,7 @@ class Connection:
 
     def poll(self, timeout=0.0):
         self._check(readable=True)
-        return _mproc.conn_poll(self._h, -1.0 if timeout is None else max(0.0, timeout))
+        return _mproc.py_conn_poll(self._h, -1.0 if timeout is None else max(0.0, timeout))
 
     def __enter__(self):
         return self

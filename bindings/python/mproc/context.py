@@ -1,40 +1,12 @@
 """Start methods and contexts (multiprocessing.get_context and friends)."""
-import os
-import threading
-
 from . import _core
 from . import _mproc
+from . import _start
 from . import process
 
-_lock = threading.Lock()
-_chosen = None                 # the method set by set_start_method, or None
-_forkserver_pid = None         # pid that started the forkserver helper (fork hooks applied)
-
-
-def _default_method():
-    return _chosen or _env_method or "fork"
-
-
-# MPROC_START_METHOD=fork|forkserver|spawn selects the default, as for the C core.
-_env_method = os.environ.get("MPROC_START_METHOD")
-if _env_method not in _core.METHODS:
-    _env_method = None
-
-
-def _prepare(method):
-    """Check a method name and make ready what it needs; return its C code. The forkserver
-    helper is started here, from a thread that holds the GIL (its children run Python)."""
-    global _forkserver_pid
-    try:
-        code = _core.METHODS[method]
-    except KeyError:
-        raise ValueError("cannot find context for %r" % (method,)) from None
-    if code == _core.METHODS["forkserver"] and _forkserver_pid != os.getpid():
-        with _lock:
-            if _forkserver_pid != os.getpid():
-                _mproc.forkserver_start()
-                _forkserver_pid = os.getpid()
-    return code
+# The start-method state lives in _start (process and pool need it too).
+_default_method = _start._default_method
+_prepare = _start._prepare
 
 
 class BaseContext:
@@ -81,7 +53,9 @@ class BaseContext:
             raise ValueError("cannot find context for %r" % (method,)) from None
 
     def get_all_start_methods(self):
-        return ["fork", "spawn", "forkserver"]
+        # multiprocessing's order on Linux first, then any other method of the C core.
+        order = ["fork", "spawn", "forkserver"]
+        return sorted(_core.METHODS, key=lambda m: order.index(m) if m in order else len(order))
 
     def freeze_support(self):
         from . import spawn
@@ -122,21 +96,20 @@ class DefaultContext(BaseContext):
     Process = process.Process
 
     def get_start_method(self, allow_none=False):
-        if _chosen is None and allow_none:
+        if _start._chosen is None and allow_none:
             return None
         return _default_method()
 
     def set_start_method(self, method, force=False):
-        global _chosen
-        if _chosen is not None and not force:
+        if _start._chosen is not None and not force:
             raise RuntimeError("context has already been set")
         if method is None and force:
-            _chosen = None
+            _start._chosen = None
             _mproc.mproc_set_start_method(_core.METHODS["fork"])
             return
         code = _prepare(method)
         _mproc.mproc_set_start_method(code)
-        _chosen = method
+        _start._chosen = method
 
 
 def _concrete_context(method):
@@ -157,5 +130,5 @@ def _concrete_context(method):
     return Ctx()
 
 
-_concrete = {m: _concrete_context(m) for m in ("fork", "forkserver", "spawn")}
+_concrete = {m: _concrete_context(m) for m in _core.METHODS}
 _default_context = DefaultContext()

@@ -37,7 +37,7 @@ import weakref
 
 from . import _core
 from . import _worker
-from .pool import _decode
+from ._worker import _decode
 
 __all__ = ["Pool", "AsyncResult", "ApplyResult", "MapResult", "IMapIterator", "available",
            "serve", "rank", "size", "TimeoutError"]

@@ -17,6 +17,8 @@ from threading import get_ident as _get_ident, main_thread as _main_thread
 
 from . import _core
 from . import _mproc
+from . import _start
+from . import _worker
 
 _OTHER_SIGNALS = tuple(s for s in _signal.valid_signals()
                        if s not in (_SIGINT, _signal.SIGKILL, _signal.SIGSTOP))
@@ -25,39 +27,15 @@ _NO_HANDLER = frozenset((_signal.SIG_DFL, _signal.SIG_IGN, None))
 __all__ = ["Pool", "ApplyResult", "AsyncResult", "MapResult", "IMapIterator", "ThreadPool"]
 
 RUN, CLOSE, TERMINATE = "RUN", "CLOSE", "TERMINATE"
-_pending_inits = {}            # initializers of fork pools: the zygote snapshot holds them
+_pending_inits = _worker._pending_inits  # initializers of fork pools (the zygote snapshot holds them)
 _pools = weakref.WeakSet()
 _cookies = itertools.count(1)
 _STOP = -1
 
 
-def _rebuild_error(payload):
-    """The exception of a task, with the remote traceback as its cause (as multiprocessing)."""
-    blob, tb = _core.loads(payload)
-    exc = None
-    if blob is not None:
-        try:
-            exc = _core.loads(blob)
-        except Exception:
-            pass
-    if not isinstance(exc, BaseException):
-        last = tb.strip().splitlines()[-1] if tb.strip() else "unknown error"
-        exc = RuntimeError("remote exception that cannot be rebuilt here: " + last)
-    exc.__cause__ = _core.RemoteTraceback('\n"""\n%s"""' % tb)
-    return exc
-
-
-def _decode(data):
-    """(True, value) or (False, exception) from a tagged result."""
-    if not data:
-        return False, RuntimeError("empty result from a worker")
-    mv = memoryview(data)
-    if mv[0] == 0:
-        try:
-            return True, _core.loads(mv[1:])
-        except Exception as e:
-            return False, e
-    return False, _rebuild_error(mv[1:])
+# The result bytes' decoder is beside their encoder, in _worker (mproc.mpi needs it too).
+_rebuild_error = _worker._rebuild_error
+_decode = _worker._decode
 
 
 def _pool_error(e, cancelled=False):
@@ -94,7 +72,7 @@ class ApplyResult:
         return self._result()[0]
 
     def wait(self, timeout=None):
-        if not _mproc.async_wait(self._h, -1.0 if timeout is None else max(0.0, timeout)):
+        if not _mproc.py_async_wait(self._h, -1.0 if timeout is None else max(0.0, timeout)):
             return
         if self._cb_done is not None and threading.current_thread() is not self._pool._cb_thread:
             self._cb_done.wait(timeout)
@@ -103,7 +81,7 @@ class ApplyResult:
         if self._outcome is None and self._cb_done is None and type(self) is ApplyResult:
             # One call waits and takes the bytes (the common case: no callbacks).
             try:
-                data = _mproc.async_get(self._h, -1.0 if timeout is None else
+                data = _mproc.py_async_get(self._h, -1.0 if timeout is None else
                                         max(0.0, timeout))
             except Exception as e:
                 if _core.code_of(e) == _core.E.EAGAIN:
@@ -135,7 +113,7 @@ class ApplyResult:
 
     def _fetch(self):
         try:
-            return _decode(_mproc.async_get(self._h, 0.0))
+            return _decode(_mproc.py_async_get(self._h, 0.0))
         except Exception as e:
             return False, _pool_error(e, self._cancelled)
 
@@ -172,12 +150,12 @@ AsyncResult = ApplyResult
 class MapResult(ApplyResult):
     def _fetch(self):
         try:
-            _mproc.async_get(self._h, 0.0)
+            _mproc.py_async_get(self._h, 0.0)
         except Exception as e:
             if _core.code_of(e) in (_core.E.ECLOSED, _core.E.ECANCELED, _core.E.EINITFAILED):
                 return False, _pool_error(e, self._cancelled)
         values = []
-        for item in _mproc.async_items(self._h):
+        for item in _mproc.py_async_items(self._h):
             if isinstance(item, tuple):
                 code, msg = item
                 exc = _core.MprocError(msg)
@@ -363,7 +341,7 @@ class IMapIterator:
         if not items:
             return True
         try:
-            h, _ = _mproc.pool_map_async(self._pool._h, items, 1, self._t,
+            h, _ = _mproc.py_pool_map_async(self._pool._h, items, 1, self._t,
                                          1 if self._ordered else 2, None, 0, False)
         except Exception as e:
             e = _pool_error(e)
@@ -429,7 +407,7 @@ class IMapIterator:
                 return True
             return False
         try:
-            data = _mproc.async_next(h, timeout)
+            data = _mproc.py_async_next(h, timeout)
         except Exception as e:
             code = _core.code_of(e)
             if code == _core.E.EAGAIN:
@@ -485,7 +463,7 @@ class IMapIterator:
         """The list of every result, in order (a blocking map), or the failure of the lowest
         failing chunk once every chunk has ended (as multiprocessing's map waits for all)."""
         out, err = [], None
-        extend, nxt = out.extend, _mproc.async_next
+        extend, nxt = out.extend, _mproc.py_async_next
         try:
             while self._batches:
                 entry = self._batches[0]
@@ -635,11 +613,10 @@ class Pool:
             raise TypeError("initializer must be a callable")
         if task_timeout is not None and task_timeout <= 0:
             raise ValueError("task_timeout must be positive or None")
-        from . import context as _context
-        method = context._method() if context is not None else _context._default_method()
-        code = _context._prepare(method)
+        method = context._method() if context is not None else _start._default_method()
+        code = _start._prepare(method)
         key = None
-        new_pool = _mproc.pool_new
+        new_pool = _mproc.py_pool_new
         if code == _core.METHODS["spawn"]:
             from . import spawn
             new_pool, init = spawn.new_pool, spawn.pool_init_bytes(initializer, initargs)
@@ -676,7 +653,7 @@ class Pool:
     def _callbacks(self):
         """The completion queue and its thread, made on first use of a callback."""
         if self._cbq is None:
-            self._cbq = _mproc.cbq_new()
+            self._cbq = _mproc.py_cbq_new()
             self._cb_thread = threading.Thread(target=_callback_loop,
                                                args=(self._cbq, self._pending, self._cb_cond),
                                                name="mproc-pool-callbacks", daemon=True)
@@ -687,7 +664,7 @@ class Pool:
         """Keep a map's C payload until the pool no longer calls it (or the pool is freed)."""
         if feed is None:
             return
-        self._feeds = [f for f in self._feeds if not _mproc.feed_state(f)[2]]
+        self._feeds = [f for f in self._feeds if not _mproc.py_feed_state(f)[2]]
         self._feeds.append(feed)
 
     def _submit(self, res, submit):
@@ -715,11 +692,11 @@ class Pool:
                     and _get_ident() == _main_thread().ident
                     and _NO_HANDLER.issuperset(map(_getsignal, _OTHER_SIGNALS))):
                 # The fast path: this thread does the dispatcher's work while it waits; Ctrl-C
-                # raises KeyboardInterrupt (see pool_apply_block in python_helpers.i). Only
+                # raises KeyboardInterrupt (see mproc_py_pool_apply_block in bindings/python/src/helpers.c). Only
                 # SIGINT can cut that wait short, so no other signal may have a Python handler.
-                out = _mproc.pool_apply_block(self._h, data)
+                out = _mproc.py_pool_apply_block(self._h, data)
             else:  # waits in slices: any signal handler runs and the wait goes on
-                out = _mproc.pool_apply(self._h, data, float(task_timeout or 0.0))
+                out = _mproc.py_pool_apply(self._h, data, float(task_timeout or 0.0))
         except Exception as e:
             raise _pool_error(e) from None
         ok, value = _decode(out)
@@ -736,11 +713,11 @@ class Pool:
         t = float(task_timeout or 0.0)
         if res._cb_done is None:
             try:
-                res._h = _mproc.pool_apply_async(self._h, data, t, None, 0)
+                res._h = _mproc.py_pool_apply_async(self._h, data, t, None, 0)
             except Exception as e:
                 raise _pool_error(e) from None
             return res
-        return self._submit(res, lambda q, c: _mproc.pool_apply_async(self._h, data, t, q, c))
+        return self._submit(res, lambda q, c: _mproc.py_pool_apply_async(self._h, data, t, q, c))
 
     def _items(self, func, iterable, star):
         blob = _core.dumps(func)
@@ -768,7 +745,7 @@ class Pool:
         t = float(task_timeout or 0.0)
 
         def submit(q, c):
-            h, feed = _mproc.pool_map_async(self._h, items, cs, t, 0, q, c, p)
+            h, feed = _mproc.py_pool_map_async(self._h, items, cs, t, 0, q, c, p)
             res._feed = feed
             self._keep(feed)
             return h
@@ -781,7 +758,7 @@ class Pool:
             try:
                 while not res.ready():
                     res.wait(0.1)
-                    done, total, _ = _mproc.feed_state(res._feed)
+                    done, total, _ = _mproc.py_feed_state(res._feed)
                     bar.update(done, total or res._total)
                 bar.update(res._total, res._total)
             finally:
@@ -859,7 +836,7 @@ class Pool:
             raise ValueError("Pool is still running")
         if self._state not in (CLOSE, TERMINATE):
             raise ValueError("In unknown state")
-        _mproc.pool_join(self._h, -1.0)
+        _mproc.py_pool_join(self._h, -1.0)
         self._drain_callbacks()
         self._stop_callbacks()  # no result can come any more: as Python's join, end the thread
 
@@ -876,7 +853,7 @@ class Pool:
         """Per worker slot: pid, tasks (chunks) done, busy seconds, restarts, last exit code
         of a replaced worker (-signal when killed)."""
         keys = ("pid", "tasks", "busy_seconds", "restarts", "last_exit")
-        return [dict(zip(keys, s)) for s in _mproc.pool_stats(self._h)]
+        return [dict(zip(keys, s)) for s in _mproc.py_pool_stats(self._h)]
 
     def _free(self):
         h, self._h = self._h, None
@@ -890,7 +867,7 @@ class Pool:
     def _stop_callbacks(self):
         t, self._cb_thread = self._cb_thread, None
         if t is not None:
-            _mproc.cbq_push(self._cbq, _STOP)
+            _mproc.py_cbq_push(self._cbq, _STOP)
             if threading.current_thread() is not t:
                 t.join()
 
@@ -968,7 +945,7 @@ def _callback_loop(q, pending, cond):
     of completion (the dispatcher thread only queued their cookies)."""
     _signal.pthread_sigmask(_signal.SIG_BLOCK, _signal.valid_signals())  # for the main thread
     while True:
-        cookie = _mproc.cbq_pop(q, -1.0)
+        cookie = _mproc.py_cbq_pop(q, -1.0)
         if cookie is None:
             continue
         if cookie == _STOP:

@@ -8,6 +8,7 @@ import weakref
 
 from . import _core
 from . import _mproc
+from . import _start
 
 __all__ = ["Process", "current_process", "parent_process", "active_children"]
 
@@ -19,8 +20,7 @@ _counter = itertools.count(1)
 
 
 def _default_method():
-    from . import context
-    return context._default_method()
+    return _start._default_method()
 
 
 class BaseProcess:
@@ -57,9 +57,8 @@ class BaseProcess:
         assert self._parent_pid == os.getpid(), \
             "can only start a process object created by current process"
         _cleanup()
-        from . import context
-        method = self._start_method or context._default_method()
-        code = context._prepare(method)
+        method = self._start_method or _start._default_method()
+        code = _start._prepare(method)
         key = None
         if code == _core.METHODS["spawn"]:
             from . import spawn
@@ -71,8 +70,8 @@ class BaseProcess:
                 _forking[key] = self
             else:
                 arg = b"P" + _core.dumps(self)
-            new = lambda: _mproc.process_new(arg, self._name[:255], int(self._daemonic), code)
-            start = _mproc.process_start
+            new = lambda: _mproc.py_process_new(arg, self._name[:255], int(self._daemonic), code)
+            start = _mproc.py_process_start
         try:
             h = new()
             try:
@@ -91,7 +90,7 @@ class BaseProcess:
         self._check_closed()
         assert self._parent_pid == os.getpid(), "can only join a child process"
         assert self._handle is not None, "can only join a started process"
-        if not _mproc.process_join(self._handle, -1.0 if timeout is None else max(0.0, timeout)):
+        if not _mproc.py_process_join(self._handle, -1.0 if timeout is None else max(0.0, timeout)):
             return
         _children.discard(self)
 
@@ -273,29 +272,9 @@ class Process(BaseProcess):
     pass
 
 
-def _flush_std_streams():
-    for s in (sys.stdout, sys.stderr):
-        try:
-            if s is not None:
-                s.flush()
-        except (AttributeError, ValueError, OSError):
-            pass
-
-
-def _fix_std_streams():
-    """A forkserver child has only fds 0-2 of the helper: streams of the program that wrapped
-    other fds (a test runner's capture) are rebound to fds 1 and 2."""
-    for name, fd in (("stdout", 1), ("stderr", 2)):
-        s = getattr(sys, name)
-        try:
-            os.fstat(s.fileno())
-            continue
-        except Exception:
-            pass
-        try:
-            setattr(sys, name, open(fd, "w", buffering=1, closefd=False))
-        except OSError:
-            pass
+# In _core: spawn's child calls them too.
+_flush_std_streams = _core._flush_std_streams
+_fix_std_streams = _core._fix_std_streams
 
 
 def _child_main(arg):

@@ -23,7 +23,7 @@ class Queue:
     _kind = 0
 
     def __init__(self, maxsize=0, *, ctx=None):
-        self._h = _mproc.queue_new(self._kind, maxsize)
+        self._h = _mproc.py_queue_new(self._kind, maxsize)
         self._closed = False
 
     def __reduce__(self):
@@ -37,7 +37,7 @@ class Queue:
         self._check_closed()
         t = -1.0 if block and timeout is None else (0.0 if not block else max(0.0, timeout))
         try:
-            _mproc.queue_put(self._h, _dumps(obj), t)
+            _mproc.py_queue_put(self._h, _dumps(obj), t)
         except _core.TimeoutError:
             raise _queue.Full from None
         except _core.MprocError as e:
@@ -49,7 +49,7 @@ class Queue:
         self._check_closed()
         t = -1.0 if block and timeout is None else (0.0 if not block else max(0.0, timeout))
         try:
-            data = _mproc.queue_get(self._h, t)
+            data = _mproc.py_queue_get(self._h, t)
         except _core.TimeoutError:
             raise _queue.Empty from None
         except _core.MprocError as e:
@@ -115,4 +115,4 @@ class JoinableQueue(Queue):
             raise ValueError("task_done() called too many times") from None
 
     def join(self):
-        _mproc.queue_join(self._h, -1.0)
+        _mproc.py_queue_join(self._h, -1.0)

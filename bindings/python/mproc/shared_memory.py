@@ -18,7 +18,7 @@ class SharedMemory:
             if size == 0:
                 raise ValueError("'size' must be a positive number different from zero")
             if lease:
-                self._h = _mproc.shm_create_ex(name, size, True, max_users)
+                self._h = _mproc.py_shm_create_ex(name, size, True, max_users)
             elif max_users:
                 raise ValueError("max_users is only for lease=True")
             else:
@@ -29,7 +29,7 @@ class SharedMemory:
             self._h = _mproc.mproc_shm_attach(name)
         self._name = _mproc.mproc_shm_name(self._h)
         self._size = _mproc.mproc_shm_size(self._h)
-        addr = _mproc.ptr_of("shm", self._h)
+        addr = _mproc.py_ptr_of("shm", self._h)
         self._buf = memoryview((ctypes.c_char * self._size).from_address(addr)).cast("B")
 
     def __reduce__(self):

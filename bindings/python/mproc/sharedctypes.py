@@ -48,7 +48,7 @@ def _attach_array(token, raw):
 
 def _wrap_value(h, raw):
     code = chr(_mproc.mproc_value_typecode(h))
-    obj = typecode_to_type[code].from_address(_mproc.ptr_of("value", h))
+    obj = typecode_to_type[code].from_address(_mproc.py_ptr_of("value", h))
     obj._mproc = _Owner(h, _mproc.mproc_value_free)
     obj.__class__ = _shared_class(type(obj), _reduce_value)
     if raw:
@@ -59,7 +59,7 @@ def _wrap_value(h, raw):
 def _wrap_array(h, raw):
     code = chr(_mproc.mproc_array_typecode(h))
     n = _mproc.mproc_array_length(h)
-    obj = (typecode_to_type[code] * n).from_address(_mproc.ptr_of("array", h))
+    obj = (typecode_to_type[code] * n).from_address(_mproc.py_ptr_of("array", h))
     obj._mproc = _Owner(h, _mproc.mproc_array_free)
     obj.__class__ = _shared_class(type(obj), _reduce_array)
     if raw:
@@ -108,7 +108,7 @@ def _pack(code, values):
 def RawValue(typecode_or_type, *args):
     code = _code_of(typecode_or_type)
     init = _pack(code, args) if args else None
-    return _wrap_value(_mproc.value_new(code, init, True, None), True)
+    return _wrap_value(_mproc.py_value_new(code, init, True, None), True)
 
 
 def RawArray(typecode_or_type, size_or_initializer):
@@ -118,7 +118,7 @@ def RawArray(typecode_or_type, size_or_initializer):
     else:
         values = list(size_or_initializer)
         n, init = len(values), _pack(code, values)
-    return _wrap_array(_mproc.array_new(code, n, init, True, None), True)
+    return _wrap_array(_mproc.py_array_new(code, n, init, True, None), True)
 
 
 def _lock_arg(lock):
@@ -135,7 +135,7 @@ def Value(typecode_or_type, *args, lock=True, ctx=None):
     code = _code_of(typecode_or_type)
     init = _pack(code, args) if args else None
     lh, raw = _lock_arg(lock)
-    return _wrap_value(_mproc.value_new(code, init, raw, lh), raw)
+    return _wrap_value(_mproc.py_value_new(code, init, raw, lh), raw)
 
 
 def Array(typecode_or_type, size_or_initializer, *, lock=True, ctx=None):
@@ -146,7 +146,7 @@ def Array(typecode_or_type, size_or_initializer, *, lock=True, ctx=None):
         values = list(size_or_initializer)
         n, init = len(values), _pack(code, values)
     lh, raw = _lock_arg(lock)
-    return _wrap_array(_mproc.array_new(code, n, init, raw, lh), raw)
+    return _wrap_array(_mproc.py_array_new(code, n, init, raw, lh), raw)
 
 
 class SynchronizedBase:

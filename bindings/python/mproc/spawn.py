@@ -88,7 +88,6 @@ def _prepare_child(f):
     the main module as __mp_main__)."""
     from multiprocessing import process as std_process
     from multiprocessing import spawn as std_spawn
-    from . import process
     os.environ.pop("MPROC_SPAWN_FD", None)  # unset in C already; os.environ has its own copy
     std_current = std_process.current_process()
     std_current._inheriting = True  # a main module that starts processes unguarded fails
@@ -96,14 +95,14 @@ def _prepare_child(f):
         std_spawn.prepare(pickle.load(f))
     finally:
         del std_current._inheriting
-    process._fix_std_streams()
+    _core._fix_std_streams()
 
 
 def new_process(proc):
     """A C process handle (not started) that will run `proc` in a fresh interpreter."""
     fds = []
     arg = _preparation(proc._name, proc, fds=fds)
-    return _mproc.spawn_process_new(arg, proc._name[:255], int(proc._daemonic), _command_line(),
+    return _mproc.py_spawn_process_new(arg, proc._name[:255], int(proc._daemonic), _command_line(),
                                     sorted(set(fds)))
 
 
@@ -114,23 +113,22 @@ def pool_init_bytes(initializer, initargs):
 
 
 def new_pool(processes, code, maxtasksperchild, task_timeout, init):
-    """_mproc.pool_new for spawned workers (same arguments)."""
-    return _mproc.spawn_pool_new(processes, maxtasksperchild, task_timeout, init, _command_line())
+    """_mproc.py_pool_new for spawned workers (same arguments)."""
+    return _mproc.py_spawn_pool_new(processes, maxtasksperchild, task_timeout, init, _command_line())
 
 
 def start(handle):
-    _mproc.spawn_process_start(handle)
+    _mproc.py_spawn_process_start(handle)
 
 
 def spawn_main():
     """Entry point of a spawned interpreter: receive the process from the parent and run it.
     Does nothing in an interpreter that mproc did not spawn."""
-    _mproc.spawn_guard()
+    _mproc.py_spawn_guard()
 
 
 def _child_main(arg):
     """Called by the C guard with the parent's bytes; returns the exit code."""
-    from . import process
     try:
         f = io.BytesIO(arg)
         _prepare_child(f)
@@ -138,7 +136,7 @@ def _child_main(arg):
     except BaseException:
         import traceback
         traceback.print_exc()
-        process._flush_std_streams()
+        _core._flush_std_streams()
         return 1
     code = proc._bootstrap()
     try:

@@ -96,7 +96,7 @@ class Semaphore(_Handle):
         self._own(type(self)._new(value))
 
     def acquire(self, block=True, timeout=None):
-        return _mproc.sem_acquire(self._h, _timeout(block, timeout))
+        return _mproc.py_sem_acquire(self._h, _timeout(block, timeout))
 
     def release(self):
         try:
@@ -150,7 +150,7 @@ class Condition(_Handle):
 
     def wait(self, timeout=None):
         try:
-            return _mproc.cond_wait(self._h, -1.0 if timeout is None else max(0.0, timeout))
+            return _mproc.py_cond_wait(self._h, -1.0 if timeout is None else max(0.0, timeout))
         except _core.MprocError as e:
             if _core.code_of(e) == _core.E.ENOTOWNER:
                 raise RuntimeError("cannot wait on un-acquired lock") from None
@@ -206,7 +206,7 @@ class Event(_Handle):
         _mproc.mproc_event_clear(self._h)
 
     def wait(self, timeout=None):
-        return _mproc.event_wait(self._h, -1.0 if timeout is None else max(0.0, timeout))
+        return _mproc.py_event_wait(self._h, -1.0 if timeout is None else max(0.0, timeout))
 
 
 class Barrier(_Handle):
@@ -218,12 +218,12 @@ class Barrier(_Handle):
             raise TypeError("action must be callable")
         self._action = action  # kept alive: the C barrier calls it through a pointer
         self._default_timeout = timeout
-        self._own(_mproc.barrier_new(parties, action))
+        self._own(_mproc.py_barrier_new(parties, action))
 
     def _attach(self, token, action, timeout):
         self._action = action
         self._default_timeout = timeout
-        self._own(_mproc.barrier_attach(token, action))
+        self._own(_mproc.py_barrier_attach(token, action))
 
     def __reduce__(self):
         return _attach, (type(self), _mproc.mproc_barrier_export(self._h), self._action,
@@ -233,7 +233,7 @@ class Barrier(_Handle):
         if timeout is None:
             timeout = self._default_timeout
         try:
-            return _mproc.barrier_wait(self._h, -1.0 if timeout is None else timeout)
+            return _mproc.py_barrier_wait(self._h, -1.0 if timeout is None else timeout)
         except _core.TimeoutError:
             raise threading.BrokenBarrierError from None
 

@@ -1,4 +1,4 @@
-/* Python-only C types of mproc.i: the hot paths of Lock/RLock and of a synchronized Value.
+/* Python-only C types of the extension _mproc: the hot paths of Lock/RLock and of a synchronized Value.
  *
  * `with lock:`, lock.acquire()/release() and Value.value are the calls a Python program makes
  * millions of times. Through a Python class each is a Python function call plus a SWIG call
@@ -8,8 +8,10 @@
  * interpreter calls C directly. The uncontended acquire keeps the GIL (no thread switch); only a
  * blocking wait releases it, in slices, with PyErr_CheckSignals() between them so that Ctrl-C
  * raises KeyboardInterrupt as it does for multiprocessing's Lock. */
-%{
+#include "mproc_py.h"
+
 #include <structmember.h>
+
 
 /* ---- LockBase --------------------------------------------------------------------------- */
 typedef struct {
@@ -132,7 +134,7 @@ static PyObject *mproc_py_lock_own(PyObject *o, PyObject *args) {
   int owned = 1;
   void *p;
   if (!PyArg_ParseTuple(args, "O|p", &h, &owned)) return NULL;
-  if (mproc_py_ptr(h, &p, SWIGTYPE_p_mproc_lock) < 0) return NULL;
+  if (mproc_py_ptr(h, &p, mproc_py_type_lock) < 0) return NULL;
   if (self->lk) return PyErr_Format(PyExc_RuntimeError, "lock already initialized");
   int rec = mproc_lock_is_recursive((mproc_lock_t *)p);
   if (rec < 0) return mproc_py_raise(rec);
@@ -200,7 +202,7 @@ static int mproc_py_value_init(PyObject *o, PyObject *args, PyObject *kw) {
     PyErr_SetString(PyExc_TypeError, "expected an mproc Lock or RLock");
     return -1;
   }
-  if (mproc_py_ptr(h, &p, SWIGTYPE_p_mproc_value) < 0) return -1;
+  if (mproc_py_ptr(h, &p, mproc_py_type_value) < 0) return -1;
   void *addr = mproc_value_ptr((mproc_value_t *)p);
   if (!addr) {
     mproc_py_raise(MPROC_EBADF);
@@ -396,7 +398,7 @@ static PyTypeObject mproc_py_value_type = {
   .tp_new = PyType_GenericNew,
 };
 
-static int mproc_py_types_init(PyObject *m) {
+int mproc_py_types_init(PyObject *m) {
   if (PyType_Ready(&mproc_py_lock_type) < 0 || PyType_Ready(&mproc_py_value_type) < 0) return -1;
   Py_INCREF(&mproc_py_lock_type);
   if (PyModule_AddObject(m, "LockBase", (PyObject *)&mproc_py_lock_type) < 0) return -1;
@@ -404,8 +406,3 @@ static int mproc_py_types_init(PyObject *m) {
   if (PyModule_AddObject(m, "ValueBase", (PyObject *)&mproc_py_value_type) < 0) return -1;
   return 0;
 }
-%}
-
-%init %{
-  if (mproc_py_types_init(m) < 0) return NULL;
-%}
