@@ -9,6 +9,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 import weakref
 import _signal
 from _signal import SIGINT as _SIGINT, default_int_handler as _default_int_handler, \
@@ -65,6 +66,9 @@ class ApplyResult:
 
     def ready(self):
         return bool(_mproc.mproc_async_ready(self._h))
+
+    def _is_done(self):
+        return self._h is not None and self.ready()
 
     def successful(self):
         if not self.ready():
@@ -199,6 +203,7 @@ class _PipelinedMapResult(MapResult):
         with pool._cb_cond:
             self._cookie = next(_cookies)
             pool._pending[self._cookie] = self
+        pool._results[self._cookie] = self
         threading.Thread(target=self._drive, name="mproc-pool-map", daemon=True).start()
 
     def _drive(self):
@@ -226,6 +231,9 @@ class _PipelinedMapResult(MapResult):
                 pool._cb_cond.notify_all()
 
     def ready(self):
+        return self._event.is_set()
+
+    def _is_done(self):
         return self._event.is_set()
 
     def wait(self, timeout=None):
@@ -292,6 +300,7 @@ class IMapIterator:
         except TypeError:
             total = None
         self._progress = _Progress(progress, total) if progress else None
+        pool._results[next(_cookies)] = self
         self._fill()
 
     # -- input -----------------------------------------------------------------------------
@@ -569,6 +578,9 @@ class IMapIterator:
             self._progress.close()
         self._pool = None
 
+    def _is_done(self):
+        return self._dead
+
     def __del__(self):
         if _mproc is None:
             return
@@ -615,6 +627,15 @@ class Pool:
             raise ValueError("task_timeout must be positive or None")
         method = context._method() if context is not None else _start._default_method()
         code = _start._prepare(method)
+        # Worker identities as multiprocessing's: (parent's identity..., N) with N from the
+        # process counter, one number per worker slot; the name as ForkPoolWorker-N.
+        from . import process as _process
+        ids = [next(_process._counter) for _ in range(processes)]
+        prefix = _process.current_process()._identity
+        kind = {_core.METHODS["fork"]: "Fork", _core.METHODS["forkserver"]: "ForkServer",
+                _core.METHODS["spawn"]: "Spawn"}.get(code, "Fork") + "PoolWorker"
+        self._worker_names = [(prefix + (n,), kind + "-" + ":".join(map(str, prefix + (n,))))
+                              for n in ids]
         key = None
         new_pool = _mproc.py_pool_new
         if code == _core.METHODS["spawn"]:
@@ -628,6 +649,8 @@ class Pool:
             init = b"F" + key.to_bytes(8, "little")
         else:
             init = b"P" + _core.dumps((initializer, tuple(initargs)))
+        head = _core.dumps((prefix, ids[0], kind))
+        init = b"I" + len(head).to_bytes(4, "little") + head + init
         try:
             self._h = new_pool(processes, code, maxtasksperchild or 0,
                                float(task_timeout or 0.0), init)
@@ -642,8 +665,31 @@ class Pool:
         self._cb_thread = None
         self._pending = {}
         self._feeds = []       # C payloads of maps (input, progress) the pool may still call
+        self._results = weakref.WeakValueDictionary()  # what _cache shows
         self._owner = os.getpid()
         _pools.add(self)
+
+    # -- the standard library's internals that programs read -------------------------------
+    @property
+    def _pool(self):
+        """multiprocessing's list of workers: objects with pid, name, _identity, is_alive()."""
+        if self._h is None:
+            return []
+        return [_PoolWorker(st[0], *self._worker_names[i])
+                for i, st in enumerate(_mproc.py_pool_stats(self._h))
+                if i < len(self._worker_names)]
+
+    @property
+    def _cache(self):
+        """multiprocessing's {job: result} of the results not ready yet."""
+        out = {}
+        for k, r in list(self._results.items()):
+            try:
+                if not r._is_done():
+                    out[k] = r
+            except Exception:
+                pass
+        return out
 
     # -- submission ------------------------------------------------------------------------
     def _check_running(self):
@@ -668,6 +714,7 @@ class Pool:
         self._feeds.append(feed)
 
     def _submit(self, res, submit):
+        self._results[next(_cookies)] = res
         if res._cb_done is None:
             try:
                 res._h = submit(None, 0)
@@ -716,6 +763,7 @@ class Pool:
                 res._h = _mproc.py_pool_apply_async(self._h, data, t, None, 0)
             except Exception as e:
                 raise _pool_error(e) from None
+            self._results[next(_cookies)] = res
             return res
         return self._submit(res, lambda q, c: _mproc.py_pool_apply_async(self._h, data, t, q, c))
 
@@ -878,9 +926,12 @@ class Pool:
     def __exit__(self, *exc):
         self.terminate()
 
-    def __del__(self):
+    def __del__(self, _warn=warnings.warn):
         if getattr(self, "_h", None) is None or _mproc is None:
             return
+        if self._state == RUN:  # as multiprocessing's
+            _warn("unclosed running multiprocessing pool %r" % (self,), ResourceWarning,
+                  source=self)
         try:
             self._free()
         except Exception:
@@ -960,9 +1011,41 @@ def _callback_loop(q, pending, cond):
             cond.notify_all()
 
 
-def ThreadPool(processes=None, initializer=None, initargs=()):
-    from multiprocessing.pool import ThreadPool as _TP
-    return _TP(processes, initializer, initargs)
+class _PoolWorker:
+    """An entry of Pool._pool: a worker slot's current process, as multiprocessing lists them."""
+
+    daemon = True
+
+    def __init__(self, pid, identity, name):
+        self.pid = self.ident = pid
+        self._identity = identity
+        self.name = name
+
+    def is_alive(self):
+        if not self.pid:
+            return False
+        try:
+            os.kill(self.pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+
+    @property
+    def exitcode(self):
+        return None if self.is_alive() else 0
+
+    def __repr__(self):
+        return "<%s name=%r pid=%d daemon>" % (type(self).__name__, self.name, self.pid)
+
+
+def __getattr__(name):
+    # The standard library's ThreadPool (threads need nothing of mproc), imported on first use.
+    if name == "ThreadPool":
+        from multiprocessing.pool import ThreadPool
+        return ThreadPool
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 
 def _terminate_all():
