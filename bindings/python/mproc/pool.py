@@ -287,6 +287,8 @@ class IMapIterator:
         nw = pool._processes
         self._bound = max_inflight or 4 * nw * max(chunksize, 32)
         self._per_batch = max(1, self._bound // chunksize // 4)  # chunks per C job
+        if eager:  # a map: all of the input goes to the pool now, in about 4 batches
+            self._bound = None
         self._taken = 0          # items taken from the input whose results are not decoded yet
         self._bytes = 0          # pickled input of the batches in the pool
         self._end = None         # the exception to raise once when the results run out
@@ -308,9 +310,10 @@ class IMapIterator:
         """Take chunks from the input and submit them in batches while the window has room."""
         cs = self._cs
         while self._it is not None:
-            room = self._bound - self._taken
-            if self._taken and (room < min(self._bound, self._per_batch * cs)
-                                or self._bytes >= self._max_bytes):
+            room = float("inf") if self._bound is None else self._bound - self._taken
+            if self._taken and self._bound is not None and (
+                    room < min(self._bound, self._per_batch * cs)
+                    or self._bytes >= self._max_bytes):
                 return
             if self._pool._state != RUN or self._pool._h is None:
                 self._cut(ValueError("Pool closed before the input of this imap was read to "
@@ -497,7 +500,6 @@ class IMapIterator:
                 self._batches.popleft()
                 self._release(entry)
                 if self._it is not None:
-                    self._taken = 0
                     self._fill()
             if err is None and self._end is not None:
                 err = self._end

@@ -187,3 +187,14 @@ def test_imap_window_bounds_what_is_taken(pool):
     assert [next(it) for _ in range(12)] == [x * x for x in range(12)]
     # at most max_inflight taken and not read back, plus the chunk being given out
     assert len(taken) <= 12 + 20 + 5
+
+
+@pytest.mark.parametrize("n,chunksize", [(10, 3), (1000, 7), (64, None)])
+def test_map_async_then_close_completes(pool, n, chunksize):
+    # as multiprocessing: work submitted before close() runs to its end
+    r = pool.map_async(helpers.square, range(n), chunksize)
+    s = pool.starmap_async(helpers.add, [(i, i) for i in range(n)], chunksize)
+    pool.close()
+    assert r.get(timeout=60) == [x * x for x in range(n)]
+    assert s.get(timeout=60) == [2 * x for x in range(n)]
+    pool.join()
