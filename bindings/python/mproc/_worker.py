@@ -5,6 +5,7 @@ Task bytes (made by pool.py):
   b"M" | b"S" + len(fn) as 4 bytes + pickle(func) + pickle(x)  map item: func(x) / func(*x)
   b"L" | b"K" + len(fn) as 4 bytes + pickle(func) + pickle(list)  a chunk of map items: the list
                                                                  of func(x) / func(*x)
+  b"l" | b"k": as "L" / "K", the list made by mproc._oob.dumps (large buffers out of band)
 Result bytes: b"\\0" + pickle(value), or b"\\1" + pickle((exception or None, traceback text)).
 """
 import pickle
@@ -110,7 +111,12 @@ def run_task(mv):
             if blob != _fn_blob:
                 _fn = _loads(blob)
                 _fn_blob = bytes(blob)
-            x = _loads(mv[5 + n:])
+            if kind >= 97:  # "l", "k": the chunk was made by mproc._oob (see pool._chunk_bytes)
+                from . import _oob
+                x = _oob.loads(mv[5 + n:])
+                kind -= 32
+            else:
+                x = _loads(mv[5 + n:])
             if kind == 77:  # "M"
                 value = _fn(x)
             elif kind == 83:  # "S": starmap

@@ -279,7 +279,9 @@ class IMapIterator:
         self._pos = 0
         self._it = None
         blob = _core.dumps(func)
-        self._head = (b"K" if star else b"L") + len(blob).to_bytes(4, "little") + blob
+        tail = len(blob).to_bytes(4, "little") + blob
+        self._head = (b"K" if star else b"L") + tail
+        self._oob_head = (b"k" if star else b"l") + tail  # the chunk's pickle made by _oob
         self._it = iter(iterable)
         self._cs = chunksize
         self._ordered = ordered
@@ -322,7 +324,7 @@ class IMapIterator:
                                              "was read to its end"), check=True)
                 return
             items, sizes, nbytes = [], [], 0
-            head, dumps, it = self._head, _core.dumps, self._it
+            it = self._it
             while len(items) < self._per_batch and (not items or room >= cs) \
                     and nbytes < self._max_bytes / 4:
                 try:
@@ -336,7 +338,7 @@ class IMapIterator:
                     break
                 room -= len(chunk)
                 try:
-                    data = head + dumps(chunk)
+                    data = _chunk_bytes(self, chunk)
                 except Exception as e:  # this chunk fails; the input goes on
                     self._submit(items, sizes, nbytes)
                     items, sizes, nbytes = [], [], 0
@@ -595,6 +597,27 @@ class IMapIterator:
 
 
 _cut_marker = object()
+
+# ---- out-of-band buffers: where mproc._oob plugs in ---------------------------------------------
+# A chunk is pickled with protocol 5 (_core.PROTOCOL). When mproc._oob is there (the big-data
+# work: dumps/loads that move large pickle-5 buffers, numpy arrays and bytes-like objects,
+# through shared memory instead of copying them into the pickle), a chunk goes through it and
+# is tagged "l"/"k" so that the worker reads it with _oob.loads (_worker.run_task). Without it,
+# buffers travel inside the pickle as they always did.
+try:
+    from . import _oob
+except ImportError:
+    _oob = None
+
+
+def _chunk_bytes(it, chunk):
+    """The task bytes of one chunk of an imap or a map."""
+    if _oob is not None:
+        try:
+            return it._oob_head + _oob.dumps(chunk)
+        except Exception:
+            pass  # what _oob cannot send (a lambda needs cloudpickle): the plain way
+    return it._head + _core.dumps(chunk)
 
 
 class Pool:

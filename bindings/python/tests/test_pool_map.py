@@ -198,3 +198,35 @@ def test_map_async_then_close_completes(pool, n, chunksize):
     assert r.get(timeout=60) == [x * x for x in range(n)]
     assert s.get(timeout=60) == [2 * x for x in range(n)]
     pool.join()
+
+
+def test_chunks_go_through_oob_when_it_is_there(monkeypatch):
+    # mproc._oob (large pickle-5 buffers through shared memory) plugs in at pool._chunk_bytes
+    # and _worker.run_task; a stand-in module that marks what it carried (ints + 1000) shows
+    # the chunks take that way, and that what it cannot send goes the plain way
+    import sys
+    import types
+    fake = types.ModuleType("mproc._oob")
+    sent = []
+
+    def dumps(obj):
+        if any(callable(x) for x in obj):
+            raise TypeError("not this one")
+        sent.append(len(obj))
+        return b"OOB:" + pickle.dumps(obj, 5)
+
+    def loads(buf):
+        buf = bytes(buf)
+        assert buf[:4] == b"OOB:"
+        return [x + 1000 for x in pickle.loads(buf[4:])]
+    fake.dumps, fake.loads = dumps, loads
+    monkeypatch.setitem(sys.modules, "mproc._oob", fake)
+    monkeypatch.setattr(mproc, "_oob", fake, raising=False)
+    monkeypatch.setattr(mproc.pool, "_oob", fake)
+    with mproc.get_context("fork").Pool(2) as p:   # fork: the workers have the stand-in
+        assert p.map(helpers.square, range(50), chunksize=5) == \
+            [(x + 1000) ** 2 for x in range(50)]
+        assert list(p.imap(helpers.ident, range(20), chunksize=3)) == \
+            [x + 1000 for x in range(20)]
+        assert p.map(callable, [len, 1, 2], chunksize=2) == [True, False, False]
+    assert sum(sent) == 50 + 20 + 1   # [2] was sent by _oob; [len, 1] the plain way
