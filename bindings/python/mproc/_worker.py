@@ -112,8 +112,8 @@ def run_task(mv):
                 _fn = _loads(blob)
                 _fn_blob = bytes(blob)
             if kind >= 97:  # "l", "k": the chunk was made by mproc._oob (see pool._chunk_bytes)
-                from . import _oob
-                x = _oob.loads(mv[5 + n:])
+                from ._oob import loads as oob_loads
+                x = oob_loads(mv[5 + n:])
                 kind -= 32
             else:
                 x = _loads(mv[5 + n:])

@@ -605,16 +605,16 @@ _cut_marker = object()
 # is tagged "l"/"k" so that the worker reads it with _oob.loads (_worker.run_task). Without it,
 # buffers travel inside the pickle as they always did.
 try:
-    from . import _oob
+    from ._oob import dumps as _oob_dumps
 except ImportError:
-    _oob = None
+    _oob_dumps = None
 
 
 def _chunk_bytes(it, chunk):
     """The task bytes of one chunk of an imap or a map."""
-    if _oob is not None:
+    if _oob_dumps is not None:
         try:
-            return it._oob_head + _oob.dumps(chunk)
+            return it._oob_head + _oob_dumps(chunk)
         except Exception:
             pass  # what _oob cannot send (a lambda needs cloudpickle): the plain way
     return it._head + _core.dumps(chunk)

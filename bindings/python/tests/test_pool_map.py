@@ -222,7 +222,7 @@ def test_chunks_go_through_oob_when_it_is_there(monkeypatch):
     fake.dumps, fake.loads = dumps, loads
     monkeypatch.setitem(sys.modules, "mproc._oob", fake)
     monkeypatch.setattr(mproc, "_oob", fake, raising=False)
-    monkeypatch.setattr(mproc.pool, "_oob", fake)
+    monkeypatch.setattr(mproc.pool, "_oob_dumps", fake.dumps)
     with mproc.get_context("fork").Pool(2) as p:   # fork: the workers have the stand-in
         assert p.map(helpers.square, range(50), chunksize=5) == \
             [(x + 1000) ** 2 for x in range(50)]
