@@ -54,7 +54,7 @@ function M.loads(s) local t = decode(s, 1); return table.unpack(t, 1, t.n) end
 
 -- ---- runtime ----------------------------------------------------------------------------------
 function M.cpu_count() return C.mproc_cpu_count() end
-function M.getpid() return C.getpid() end
+function M.getpid() return C.lua_getpid() end
 function M.current_name() return C.mproc_current_name() end
 function M.parent_pid() return C.mproc_parent_pid() or 0 end
 
@@ -62,7 +62,7 @@ function M.parent_pid() return C.mproc_parent_pid() or 0 end
 -- unreachable objects must not release the parent's handles twice).
 local function finalizer(free)
   return function(self)
-    if self._h and self._pid == C.getpid() then pcall(free, self._h) end
+    if self._h and self._pid == C.lua_getpid() then pcall(free, self._h) end
     self._h = nil
   end
 end
@@ -114,11 +114,11 @@ setmetatable(Process, { __call = function(_, ...) return Process.new(...) end })
 function Process:start()
   assert(not self._h, "mproc.Process: already started")
   local fn, args = self.target, self.args
-  local ref = C.ref(function() return fn(table.unpack(args, 1, args.n or #args)) end)
-  local ok, h = pcall(C.process_spawn, ref, "", self.name, self.daemon)
-  C.unref(ref)
+  local ref = C.lua_ref(function() return fn(table.unpack(args, 1, args.n or #args)) end)
+  local ok, h = pcall(C.lua_process_spawn, ref, "", self.name, self.daemon)
+  C.lua_unref(ref)
   if not ok then error(h, 2) end
-  self._h, self._pid = h, C.getpid()
+  self._h, self._pid = h, C.lua_getpid()
   return self
 end
 -- Wait (timeout in seconds; nil waits forever). Returns true once ended, false on timeout.
@@ -160,11 +160,11 @@ function Pool.new(o)
     if type(f) ~= "function" then error("mproc: no task function " .. tostring(name), 0) end
     return M.dumps(f(table.unpack(args, 1, args.n)))
   end
-  self._ref = C.ref(runner)
-  local ok, h = pcall(C.pool_new, self._ref, o.workers or 0, o.task_timeout or 0,
+  self._ref = C.lua_ref(runner)
+  local ok, h = pcall(C.lua_pool_new, self._ref, o.workers or 0, o.task_timeout or 0,
                       o.max_tasks_per_child or 0)
-  if not ok then C.unref(self._ref); error(h, 2) end
-  self._h, self._pid = h, C.getpid()
+  if not ok then C.lua_unref(self._ref); error(h, 2) end
+  self._h, self._pid = h, C.lua_getpid()
   return self
 end
 setmetatable(Pool, { __call = function(_, ...) return Pool.new(...) end })
@@ -180,13 +180,14 @@ end
 
 function Pool:workers() return C.mproc_pool_workers(self._h) end
 
--- Submit (C.pool_submit) and wait in slices: results, errors (see async_items in lua_helpers.i).
+-- Submit (C.lua_pool_submit) and wait in slices: results, errors (C.lua_async_items:
+-- bindings/lua/src/helpers.c).
 -- The result handle is freed also when the wait raises (Ctrl-C); the work goes on.
 local function run(pool, msgs, chunksize)
-  local r = C.pool_submit(pool._h, msgs, chunksize or 0)
+  local r = C.lua_pool_submit(pool._h, msgs, chunksize or 0)
   local _ <close> = setmetatable({}, { __close = function() C.mproc_async_free(r) end })
   wait(C.mproc_async_wait, nil, r)
-  return C.async_items(r)
+  return C.lua_async_items(r)
 end
 
 -- Run f(...) in a worker and return its results; a failure raises its error.
@@ -230,11 +231,11 @@ end
 function Pool:free()
   if self._h then
     C.mproc_pool_free(self._h)
-    C.unref(self._ref)
+    C.lua_unref(self._ref)
     self._h = nil
   end
 end
-Pool.__close = function(self) if self._pid == C.getpid() then self:free() end end
+Pool.__close = function(self) if self._pid == C.lua_getpid() then self:free() end end
 Pool.__gc = Pool.__close
 
 -- ---- Queue ------------------------------------------------------------------------------------
@@ -244,7 +245,7 @@ M.Queue = Queue
 
 -- mproc.Queue(): messages are values (put/get) or raw strings (put_bytes/get_bytes).
 function Queue.new()
-  return setmetatable({ _h = C.mproc_simple_queue_new(), _pid = C.getpid() }, Queue)
+  return setmetatable({ _h = C.mproc_simple_queue_new(), _pid = C.lua_getpid() }, Queue)
 end
 setmetatable(Queue, { __call = function(_, ...) return Queue.new(...) end })
 Queue.__gc = finalizer(C.mproc_queue_free)
@@ -271,7 +272,7 @@ Lock.__index = Lock
 M.Lock = Lock
 
 local function new_lock(h, owned)
-  return setmetatable({ _h = h, _pid = C.getpid(), _borrowed = owned }, Lock)
+  return setmetatable({ _h = h, _pid = C.lua_getpid(), _borrowed = owned }, Lock)
 end
 function M.Lock() return new_lock(C.mproc_lock_new()) end
 function M.RLock() return new_lock(C.mproc_rlock_new()) end
@@ -303,8 +304,8 @@ M.Value = Value
 
 -- mproc.Value(typecode, init, {raw=true}) with a Python type code: "i", "q", "d", ...
 function Value.new(tc, init, o)
-  local self = setmetatable({ typecode = tc, _h = C.value_new(tc, o and o.raw), _pid = C.getpid() },
-                            Value)
+  local self = setmetatable({ typecode = tc, _h = C.lua_value_new(tc, o and o.raw),
+                              _pid = C.lua_getpid() }, Value)
   if init then self:set(init) end
   return self
 end
@@ -329,8 +330,8 @@ M.Array = Array
 -- mproc.Array(typecode, n_or_table, {raw=true}); a[i] (1-based) reads and writes under the lock.
 function Array.new(tc, init, o)
   local n = type(init) == "table" and #init or init
-  local self = setmetatable({ typecode = tc, _h = C.array_new(tc, n, o and o.raw),
-                              _pid = C.getpid(), _n = n }, Array)
+  local self = setmetatable({ typecode = tc, _h = C.lua_array_new(tc, n, o and o.raw),
+                              _pid = C.lua_getpid(), _n = n }, Array)
   if type(init) == "table" then for i = 1, n do self[i] = init[i] end end
   return self
 end

@@ -8,35 +8,23 @@
  *  - Lua is single-threaded: nothing here runs Lua on the pool's dispatcher thread (no completion
  *    callbacks); the blocking apply/map calls wait in the caller;
  *  - children and workers run Lua on the lua_State that made the fork: a process body on the
- *    state that called process_spawn (the child is a fork of that very call), pool tasks on the
- *    state that called pool_new (FORK pools fork workers from a zygote made during that call).
- *    Functions travel as registry references made before the fork (lua_ref). */
+ *    state that called lua_process_spawn (the child is a fork of that very call), pool tasks on
+ *    the state that called lua_pool_new (FORK pools fork workers from a zygote made during that
+ *    call). Functions travel as registry references made before the fork (lua_ref). */
 
+/* The hand-written C of the module is in bindings/lua/src (mproc_lua.h says how the two halves
+ * of the module meet); here are only SWIG directives. */
 %{
-#include <lua.h>
-#include <lauxlib.h>
-#include <stdio.h>
-#include <unistd.h>
-
-/* Push "NAME: detail" for a negative status and raise it (never returns). */
-static int mproc_lua_raise(lua_State *L, int code) {
-  const char *msg = mproc_last_error();
-  if (!msg || !*msg) msg = mproc_strerror(code);
-  luaL_where(L, 1);
-  lua_pushfstring(L, "%s: %s", mproc_err_name(code), msg);
-  lua_concat(L, 2);
-  return lua_error(L);
-}
+#include "mproc_lua.h"
+%}
+%init %{
+  mproc_lua_init(L);
 %}
 
-/* ---- status codes to Lua errors ----------------------------------------------------------- */
+/* ---- status codes to Lua errors (mproc_lua_push_error: bindings/lua/src/errors.c) ---------- */
 %typemap(out) int {
   if ($1 < 0) {
-    const char *m_ = mproc_last_error();
-    if (!m_ || !*m_) m_ = mproc_strerror($1);
-    luaL_where(L, 1);
-    lua_pushfstring(L, "%s: %s", mproc_err_name($1), m_);
-    lua_concat(L, 2);
+    mproc_lua_push_error(L, $1);
     SWIG_fail;
   }
   if ($1 != 0) {
@@ -112,5 +100,5 @@ static int mproc_lua_raise(lua_State *L, int code) {
   SWIG_arg++;
 }
 
-/* Lua-only helpers: trampolines and the calls that take C function pointers or raw memory. */
+/* Lua helpers with their own argument handling (bindings/lua/src). */
 %include "lua_helpers.i"

@@ -16,6 +16,7 @@
 #ifndef MPROC_MPI_H
 #define MPROC_MPI_H
 
+#include "backend.h"
 #include "pool.h"
 
 #ifdef __cplusplus
@@ -30,11 +31,28 @@ extern "C" {
  * "mpi" pool then fails with MPROC_ENOENT). argc/argv may be NULL. Errors: MPROC_EIO (MPI
  * failed), MPROC_EINVAL (the program's MPI has too little thread support). */
 MPROC_API int mproc_mpi_init(int *argc, char ***argv);
+/* For a binding that carries its own copy of the core (Python's _mproc does): start MPI as
+ * mproc_mpi_init does, but return on every rank and register nothing. The caller then takes the
+ * transport with mproc_mpi_transport() and registers it in its core (rank 0), or serves it with
+ * its core's mproc_backend_serve(t, mproc_mpi_rank() - 1, payload) (worker ranks), and calls
+ * mproc_mpi_finalize() at the end on every rank. Errors: as mproc_mpi_init; MPROC_ECLOSED after
+ * mproc_mpi_finalize(). */
+MPROC_API int mproc_mpi_start(int *argc, char ***argv);
+/* The "mpi" transport (mproc/backend.h) of this rank: on rank 0 with the worker ranks as its
+ * workers, on a worker rank its side of them. mproc_mpi_finalize() then leaves the pools to the
+ * caller's core. Errors: MPROC_EINVAL (NULL, or before mproc_mpi_start), MPROC_ENOENT (rank 0 of
+ * a job of one rank), MPROC_ECLOSED (after mproc_mpi_finalize). */
+MPROC_API int mproc_mpi_transport(mproc_transport_t *out);
+/* Rank 0: the pid worker `worker` (rank worker + 1) reported, or 0 when it has not yet been
+ * heard from. Errors: MPROC_EINVAL (not rank 0, no such worker). */
+MPROC_API int mproc_mpi_worker_pid(int worker);
 /* This process's rank and the job's size (after mproc_mpi_init; -1 before). */
 MPROC_API int mproc_mpi_rank(void);
 MPROC_API int mproc_mpi_size(void);
-/* Rank 0: end the runtime's pools (mproc_shutdown), release the worker ranks and finalize MPI
- * if mproc_mpi_init started it. Also runs at exit. Repeated calls are no-ops. */
+/* Rank 0: end the runtime's pools (mproc_shutdown; not after mproc_mpi_transport: those pools
+ * are the caller's to end first), release the worker ranks and finalize MPI if mproc started it.
+ * A worker rank after mproc_mpi_start: wait until rank 0 ends the service (answering it if this
+ * rank never served), then finalize MPI likewise. Also runs at exit. Repeated calls are no-ops. */
 MPROC_API int mproc_mpi_finalize(void);
 
 #ifdef __cplusplus

@@ -3,6 +3,7 @@
  * every failed check prints what it saw. The same checks run on a local pool with
  * `mpi_pool <case> local` (no mpirun), which shows the program is the same for both backends. */
 #include <mproc.h>
+#include <mproc/backend.h>
 #include <mproc/mpi.h>
 
 #include <signal.h>
@@ -341,6 +342,59 @@ static void case_kill(void) {
   g_failed = 1;
 }
 
+/* mproc_mpi_start + mproc_mpi_transport, as a binding with its own core uses them: rank 0
+ * registers the transport itself, rank 1 serves it itself, rank 2 never serves and answers rank
+ * 0's release in mproc_mpi_finalize. A worker rank's failed check fails its exit status. */
+static void case_start(int *argc, char ***argv) {
+  mproc_transport_t t;
+  CHECK_EQ(mproc_mpi_transport(&t), MPROC_EINVAL); /* before start */
+  CHECK_EQ(mproc_mpi_start(argc, argv), 0);
+  CHECK_EQ(mproc_mpi_start(argc, argv), 0);        /* again: a no-op */
+  CHECK_EQ(mproc_mpi_transport(NULL), MPROC_EINVAL);
+  CHECK_EQ(mproc_mpi_transport(&t), 0);
+  CHECK(strcmp(t.name, "mpi") == 0);
+  int rank = mproc_mpi_rank();
+  if (rank != 0) {
+    CHECK_EQ(t.nworkers, 0);
+    CHECK_EQ(mproc_mpi_worker_pid(0), MPROC_EINVAL); /* rank 0's books only */
+    if (rank == 1) CHECK_EQ(mproc_backend_serve(&t, 0, NULL), 0);
+    CHECK_EQ(mproc_mpi_finalize(), 0);
+    CHECK_EQ(mproc_mpi_transport(&t), MPROC_ECLOSED);
+    exit(g_failed);
+  }
+  CHECK_EQ(mproc_mpi_size(), 3);
+  CHECK_EQ(t.nworkers, 2);
+  CHECK_EQ(mproc_mpi_worker_pid(2), MPROC_EINVAL);
+  CHECK_EQ(mproc_backend_register(&t), 0);
+  mproc_pool_opts_t o = MPROC_POOL_OPTS_INIT;
+  o.backend = "mpi";
+  o.workers = 1; /* rank 1 only */
+  mproc_pool_t *p = NULL;
+  CHECK_EQ(mproc_pool_new(&p, &o), 0);
+  if (p) {
+    int who[2] = {0, -1};
+    void *out = NULL;
+    size_t len = 0;
+    CHECK_EQ(mproc_pool_apply(p, whoami, NULL, 0, &out, &len), 0);
+    if (out && len == sizeof who) memcpy(who, out, sizeof who);
+    free(out);
+    CHECK(who[0] != getpid() && who[1] == 0);
+    CHECK_EQ(mproc_mpi_worker_pid(0), who[0]); /* said at start, before any result */
+    int x = 12;
+    long long sq = 0;
+    CHECK_EQ(mproc_pool_apply(p, square, &x, sizeof x, &out, &len), 0);
+    if (out && len == sizeof sq) memcpy(&sq, out, sizeof sq);
+    free(out);
+    CHECK_EQ(sq, 144);
+    CHECK_EQ(mproc_pool_free(p), 0);
+  }
+  CHECK_EQ(mproc_backend_unregister("mpi"), 0);
+  CHECK_EQ(mproc_mpi_finalize(), 0);
+  CHECK_EQ(mproc_mpi_finalize(), 0); /* again: a no-op */
+  CHECK_EQ(mproc_mpi_transport(&t), MPROC_ECLOSED);
+  CHECK_EQ(mproc_mpi_start(argc, argv), MPROC_ECLOSED);
+}
+
 int main(int argc, char **argv) {
   if (argc > 2) g_backend = argv[2];
   CHECK_EQ(mproc_task_register("square", square), 0);
@@ -366,6 +420,11 @@ int main(int argc, char **argv) {
   CHECK(mproc_task_name((const void *)square) && strcmp(mproc_task_name((const void *)square), "square") == 0);
   CHECK(mproc_task_name((const void *)not_registered) == NULL);
 
+  if (argc > 1 && strcmp(argv[1], "start") == 0) {
+    case_start(&argc, &argv);
+    printf("start mpi: %s\n", g_failed ? "FAILED" : "ok");
+    return g_failed;
+  }
   if (strcmp(g_backend, "mpi") == 0) {
     CHECK_EQ(mproc_mpi_init(&argc, &argv), 0);  /* returns on rank 0 only */
     CHECK_EQ(mproc_mpi_rank(), 0);

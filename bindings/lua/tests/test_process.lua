@@ -40,7 +40,7 @@ k:close()
 -- errors: the code name and mproc_last_error() text
 local ok, err = pcall(mp.C.mproc_process_join, nil, 1)
 assert(not ok and err:find("MPROC_EINVAL: mproc_process_join", 1, true), err)
-ok, err = pcall(mp.C.process_spawn, mp.C.ref(print), "", nil, false, 2)
+ok, err = pcall(mp.C.lua_process_spawn, mp.C.lua_ref(print), "", nil, false, 2)
 assert(not ok and err:find("fork start method", 1, true), err)
 end
 leak.check(before)

@@ -1,5 +1,6 @@
-"""mproc's Pool across machines, over MPI (mpi4py): rank 0 of MPI.COMM_WORLD is the caller,
-ranks 1..N-1 are the workers. Same calls, results and errors as mproc.Pool / multiprocessing.Pool.
+"""mproc's Pool across machines, over MPI: rank 0 of the job is the caller, ranks 1..N-1 are the
+workers. It is mproc.Pool (same class, same C pool) with the "mpi" backend of libmproc-mpi as its
+transport: same calls, results, errors, callbacks, progress, stats and lazy imap.
 
     mpirun -n 4 python3 -m mproc.mpi script.py [args]     # rank 0 runs script.py as __main__
 
@@ -7,591 +8,281 @@ or, without -m, a script run on every rank (plain `mpirun -n 4 python3 script.py
 >= 1, Pool() (or serve()) becomes the worker loop and ends the process when rank 0's program
 ends, so the code after it runs on rank 0 only. docs/mpi.md has the details.
 
-Protocol (point to point on COMM_WORLD, tags _TAG_WORK and _TAG_DONE; no collective call):
-  rank 0 -> worker  ("T", [(tid, kind, fn blob, payload), ...])  a batch of tasks, run in order
-                    ("I", pool id, pickle((initializer, initargs)))  a pool starts: run it once
-                    ("X",)                                      rank 0's program ended: exit
-  worker -> rank 0  ("H", pid, host)                            once, when serving starts
-                    ("R", [(tid, result bytes), ...], seconds)   results, in order of running
-                    ("E", pool id, error bytes)                 the initializer failed
-                    ("B",)                                      answer to "X": leaving
-Tasks: kind "A" payload pickle((func, args, kwargs)); "M"/"S" a chunk of map/starmap, payload
-pickle(list of items), fn blob pickle(func) (cached by the worker). Result bytes are those of
-mproc's local pool (_worker.py): b"\\0" + pickle(value) or b"\\1" + pickle((exc, traceback)).
+How it runs: libmproc-mpi (loaded with ctypes; no mpi4py) starts MPI and hands its transport to
+the core inside mproc._mproc. On rank 0 the transport is registered there as the "mpi" backend
+and Pool makes its C pool on it; tasks travel as the local pool's pickled bytes, named by the
+binding's registered trampolines ("mproc.python.task", ...). On a worker rank the same core
+serves the transport and runs those names as the ctypes trampolines below, which call
+mproc._worker.run_task as a local worker does.
 
-Rank 0 keeps a few batches in flight per worker (more for short tasks, from the workers' timing
-of their batches), sends with isend and collects results on one thread that polls with
-exponential backoff (Open MPI's blocking receive spins a core).
+What differs from local workers (a rank is not a child that can be killed and replaced: killing
+one ends the MPI job):
+  - task_timeout is enforced on the rank: a SIGALRM timer interrupts the task's Python code with
+    TaskTimeoutError (per task, or per chunk of a map); code that never returns to Python (a C
+    call that blocks SIGALRM or retries on EINTR) runs to its end.
+  - cancel() and terminate() fail the results at once; a task already running on a rank runs to
+    its end and its result is dropped.
+  - one MPI pool at a time (libmproc-mpi's backend); maxtasksperchild is accepted and ignored.
+  - stats(): "pid" is the rank's process (on its host), "rank" its MPI rank; "restarts" stays 0.
+  - a rank that dies ends the job (Open MPI); rank 0 then prints, per worker rank, the task it
+    was running (function and item) and whether it died.
 """
 import atexit
-import collections
-import itertools
+import ctypes
 import os
-import pickle
 import signal
-import socket
 import sys
 import threading
-import time
+import traceback
 import weakref
 
 from . import _core
+from . import _mproc
 from . import _worker
-from ._worker import _decode
+from . import pool as _pool
+from .pool import ApplyResult, AsyncResult, MapResult, IMapIterator, RUN  # noqa: F401
 
 __all__ = ["Pool", "AsyncResult", "ApplyResult", "MapResult", "IMapIterator", "available",
            "serve", "rank", "size", "TimeoutError"]
 
 TimeoutError = _core.TimeoutError
+_SONAME = "libmproc-mpi.so.0"
+_LABEL = "\x7fmproc-task:%s\x7f"   # read by libmproc-mpi's report (kLabelMark in mpi.cpp)
 
-_TAG_WORK = 0x6d70       # rank 0 -> workers (0x6d70: "mp")
-_TAG_DONE = 0x6d71       # workers -> rank 0
-_BACKOFF_MAX = float(os.environ.get("MPROC_MPI_BACKOFF", "0.001"))  # longest idle poll sleep
-_FLUSH_AFTER = 0.002     # a worker sends results at least this often while it has work
-_TARGET_BATCH = 0.005    # seconds of work to keep queued on each worker rank
-_CAP_MIN, _CAP_MAX = 2, 256
 
-RUN, CLOSE, TERMINATE = "RUN", "CLOSE", "TERMINATE"
-_MPI = None
-_hub = None
-_hub_lock = threading.Lock()
+# ---- libmproc-mpi and the core, through ctypes ---------------------------------------------
+class _Transport(ctypes.Structure):
+    """mproc_transport_t (mproc/backend.h): only passed between the two libraries."""
+    _fields_ = [("size", ctypes.c_size_t), ("name", ctypes.c_char_p), ("self", ctypes.c_void_p),
+                ("nworkers", ctypes.c_int), ("send", ctypes.c_void_p), ("recv", ctypes.c_void_p),
+                ("release", ctypes.c_void_p)]
+
+
+_lock = threading.Lock()
+_lib = None          # libmproc-mpi
+_core_lib = None     # the core inside mproc._mproc (the one pool.py's pools live in)
+_transport = None    # this rank's _Transport, after _start()
+_started = False
+_registered = False  # rank 0: "mpi" registered in the core
 _serving = False
-_exit_sent = False
+_finished = False
 
 
-def _mpi():
-    """mpi4py's MPI module (importing it initializes MPI), or ImportError with what to do."""
-    global _MPI
-    if _MPI is None:
+def _load():
+    """libmproc-mpi: $MPROC_MPI_LIBRARY, the build tree's (mproc/_mpi_build.py, written by
+    bindings/python/mpi.cmake), the installed one on the loader's path, else one in the lib
+    directory of the prefix this package is installed in. ImportError says what to install."""
+    global _lib, _core_lib
+    if _lib is not None:
+        return _lib
+    paths = [os.environ.get("MPROC_MPI_LIBRARY")]
+    try:
+        from . import _mpi_build
+        paths.append(_mpi_build.LIBRARY)
+    except ImportError:
+        pass
+    paths.append(_SONAME)
+    paths += _beside_package()
+    errors = []
+    for path in filter(None, paths):
         try:
-            from mpi4py import MPI
-        except ImportError as e:
-            raise ImportError("mproc.mpi needs mpi4py (Debian: apt install python3-mpi4py; "
-                              "else pip install mpi4py): " + str(e)) from e
-        _MPI = MPI
-    return _MPI
+            core_dep = os.path.join(os.path.dirname(path), "libmproc.so.0")
+            if os.path.dirname(path) and os.path.exists(core_dep):
+                ctypes.CDLL(core_dep)  # its libmproc, where the loader would not look
+            lib = ctypes.CDLL(path)
+            break
+        except OSError as e:
+            errors.append(str(e))
+    else:
+        raise ImportError("mproc.mpi needs libmproc-mpi (Debian: apt install libmproc-mpi0; it "
+                          "is built with mproc when MPI is found): " + "; ".join(errors))
+    _global_libmpi()
+    core = ctypes.CDLL(_mproc.__file__)  # the loaded extension itself: its core, not a copy
+    for f in ("mproc_mpi_start", "mproc_mpi_transport", "mproc_mpi_finalize", "mproc_mpi_rank",
+              "mproc_mpi_size", "mproc_mpi_worker_pid"):
+        getattr(lib, f).restype = ctypes.c_int
+    lib.mproc_mpi_start.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    lib.mproc_mpi_transport.argtypes = [ctypes.POINTER(_Transport)]
+    lib.mproc_mpi_worker_pid.argtypes = [ctypes.c_int]
+    core.mproc_backend_register.argtypes = [ctypes.POINTER(_Transport)]
+    core.mproc_backend_unregister.argtypes = [ctypes.c_char_p]
+    core.mproc_backend_serve.argtypes = [ctypes.POINTER(_Transport), ctypes.c_int,
+                                         ctypes.c_void_p]
+    core.mproc_task_register.argtypes = [ctypes.c_char_p, _TASK_FN]
+    core.mproc_init_register.argtypes = [ctypes.c_char_p, _TASK_FN]
+    core.mproc_task_return.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
+    core.mproc_task_fail_bytes.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p,
+                                           ctypes.c_size_t]
+    core.mproc_last_error.restype = ctypes.c_char_p
+    core.mproc_strerror.restype = ctypes.c_char_p
+    _core_lib = core
+    _lib = lib
+    return lib
+
+
+def _beside_package():
+    """Where `cmake --install --prefix P` put libmproc-mpi relative to this package (P/lib or
+    P/lib/<multiarch>, when P is not on the loader's path)."""
+    import sysconfig
+    out, d = [], os.path.dirname(os.path.abspath(__file__))
+    while os.path.dirname(d) != d:
+        d = os.path.dirname(d)
+        if os.path.basename(d).startswith("lib"):
+            out.append(os.path.join(d, _SONAME))
+            arch = sysconfig.get_config_var("MULTIARCH")
+            if arch:
+                out.append(os.path.join(d, arch, _SONAME))
+    return out
+
+
+def _global_libmpi():
+    """Make the MPI library that libmproc-mpi loaded global, as mpi4py does: Open MPI's plugins,
+    opened by MPI_Init, may look for its symbols there (ctypes loaded it RTLD_LOCAL)."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "/libmpi.so" in line}
+    except OSError:
+        return
+    for path in paths:
+        try:
+            ctypes.CDLL(path, mode=os.RTLD_GLOBAL | os.RTLD_NOLOAD | os.RTLD_NOW)
+        except OSError:
+            pass
+
+
+def _check(rc, what):
+    if rc < 0:
+        detail = _core_lib.mproc_strerror(rc).decode(errors="replace")
+        raise _core.MprocError("mproc.mpi: %s failed: %s" % (what, detail))
+    return rc
+
+
+def _start():
+    """Start MPI (unless the program did, e.g. with mpi4py) and take this rank's transport;
+    on rank 0 register it as the core's "mpi" backend. Once; later calls return at once."""
+    global _started, _transport, _registered
+    with _lock:
+        if _started:
+            return
+        if _finished:
+            raise ValueError("mproc.mpi: MPI was finalized (the program is ending)")
+        lib = _load()
+        _check(lib.mproc_mpi_start(None, None), "starting MPI")
+        _started = True
+        atexit.register(_at_exit)
+        if lib.mproc_mpi_rank() == 0 and lib.mproc_mpi_size() < 2:
+            return
+        t = _Transport()
+        _check(lib.mproc_mpi_transport(ctypes.byref(t)), "taking the MPI transport")
+        _transport = t
+        if lib.mproc_mpi_rank() == 0:
+            _check(_core_lib.mproc_backend_register(ctypes.byref(t)), "registering the backend")
+            _registered = True
 
 
 def available():
-    """True when mpi4py imports and the job has at least 2 ranks (a Pool can be made here).
-    Initializes MPI (a lone process becomes a 1-rank job: False)."""
+    """True when libmproc-mpi loads and the job has at least 2 ranks (a Pool can be made here).
+    Starts MPI (a lone process becomes a 1-rank job: False)."""
     try:
-        return _mpi().COMM_WORLD.Get_size() >= 2
-    except ImportError:
+        _start()
+    except (ImportError, _core.MprocError):
         return False
+    return _lib.mproc_mpi_size() >= 2
 
 
 def rank():
-    return _mpi().COMM_WORLD.Get_rank()
+    """This process's rank in MPI_COMM_WORLD (starts MPI)."""
+    _start()
+    return _lib.mproc_mpi_rank()
 
 
 def size():
-    return _mpi().COMM_WORLD.Get_size()
-
-
-class _Backoff:
-    """Sleeps between polls: none at first, then doubling up to _BACKOFF_MAX (a few ms of
-    latency at most on an idle link, little CPU taken from the workers sharing the cores)."""
-
-    def __init__(self):
-        self.delay = 0.0
-
-    def reset(self):
-        self.delay = 0.0
-
-    def sleep(self):
-        if self.delay == 0.0:
-            self.delay = 1e-5
-            time.sleep(0)
-            return
-        time.sleep(self.delay)
-        self.delay = min(self.delay * 2, _BACKOFF_MAX)
-
-
-def _fname(fn):
-    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
-
-
-# ---- rank 0: the hub (one per process, shared by its pools) -------------------------------
-class _Task:
-    __slots__ = ("tid", "owner", "index", "msg", "fname", "start", "count", "maxrank")
-
-    def __init__(self, tid, owner, index, msg, fname, start, count, maxrank):
-        self.tid = tid
-        self.maxrank = maxrank  # the pool's ranks are 1..maxrank
-        self.owner = owner      # the result object told when it comes back
-        self.index = index      # chunk number within a map (0 for apply)
-        self.msg = msg          # (tid, kind, fn blob, payload) as sent
-        self.fname = fname
-        self.start = start      # first item of the chunk (None for apply)
-        self.count = count
-
-    def describe(self):
-        if self.start is None:
-            return "%s() (%s)" % (self.fname, self.owner._what)
-        if self.count == 1:
-            return "%s() item %d of %s" % (self.fname, self.start, self.owner._what)
-        return "%s() items %d..%d (chunk %d) of %s" % (
-            self.fname, self.start, self.start + self.count - 1, self.index, self.owner._what)
-
-
-class _Hub:
-    """Rank 0's side: a backlog of tasks, the tasks in flight per worker rank, and the thread
-    that receives results (and sends the backlog as workers free up)."""
-
-    def __init__(self):
-        MPI = _mpi()
-        self.MPI = MPI
-        self.comm = MPI.COMM_WORLD
-        self.size = self.comm.Get_size()
-        self.lock = threading.Lock()          # all state below, and every MPI call
-        self.cond = threading.Condition(self.lock)
-        self.backlog = collections.deque()
-        self.inflight = {r: collections.OrderedDict() for r in range(1, self.size)}
-        self.cap = 8                           # tasks in flight per rank, adapted to task length
-        self.sends = []                        # isend requests not known complete
-        self.info = {}                         # rank -> (pid, host)
-        self.tids = itertools.count(1)
-        self.stopping = False
-        self.host = socket.gethostname()
-        self.thread = threading.Thread(target=self._loop, name="mproc-mpi-results", daemon=True)
-        self.thread.start()
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self._on_sigterm)
-
-    # -- sending (caller threads and the result thread), lock held -------------------------
-    def _isend(self, msg, dest):
-        self.sends.append(self.comm.isend(msg, dest=dest, tag=_TAG_WORK))
-        if len(self.sends) > 64:
-            self.sends = [r for r in self.sends if not r.Test()]
-
-    def _dispatch(self):
-        """Send backlog tasks, in order, to the ranks with room, spread evenly over them (a
-        task goes to a rank of its pool only)."""
-        backlog, cap = self.backlog, self.cap
-        sent = True
-        while backlog and sent:
-            sent = False
-            room = [r for r, fl in self.inflight.items() if len(fl) < cap]
-            if not room:
-                break
-            share = -(-len(backlog) // len(room))
-            for r in sorted(room, key=lambda r: len(self.inflight[r])):
-                fl = self.inflight[r]
-                batch = []
-                while backlog and len(batch) < share and len(fl) < cap \
-                        and backlog[0].maxrank >= r:
-                    t = backlog.popleft()
-                    fl[t.tid] = t
-                    batch.append(t.msg)
-                if batch:
-                    self._isend(("T", batch), r)
-                    sent = True
-                if not backlog:
-                    break
-        self.cond.notify_all()
-
-    def submit(self, tasks):
-        with self.lock:
-            if self.stopping:
-                raise ValueError("Pool not running (the MPI job is ending)")
-            self.backlog.extend(tasks)
-            self._dispatch()
-
-    def control(self, msg, ranks):
-        with self.lock:
-            for r in ranks:
-                self._isend(msg, r)
-
-    def drop(self, owner):
-        """Forget the backlog of a terminated pool (tasks in flight run to their end)."""
-        with self.lock:
-            self.backlog = collections.deque(t for t in self.backlog if t.owner._pool is not owner)
-
-    def new_tid(self):
-        return next(self.tids)
-
-    # -- the result thread ----------------------------------------------------------------
-    def _busy(self):
-        return any(self.inflight.values())
-
-    def _loop(self):
-        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())  # for the main thread
-        MPI = self.MPI
-        comm = self.comm
-        status = MPI.Status()
-        backoff = _Backoff()
-        while True:
-            with self.lock:
-                if not self.stopping and not self._busy() and not self.sends:
-                    backoff.reset()    # work that comes after a pause is polled for at once
-                    while not self.stopping and not self._busy() and not self.sends:
-                        self.cond.wait()
-                if self.stopping and not self._busy():
-                    return
-                msg = None
-                if comm.Iprobe(source=MPI.ANY_SOURCE, tag=_TAG_DONE, status=status):
-                    src = status.Get_source()
-                    msg = comm.recv(source=src, tag=_TAG_DONE)
-                elif self.sends and not self._busy():
-                    self.sends = [r for r in self.sends if not r.Test()]
-            if msg is None:
-                backoff.sleep()
-                continue
-            backoff.reset()
-            try:
-                self._handle(src, msg)
-            except Exception:  # never lose the thread: later results would hang their callers
-                import traceback
-                traceback.print_exc()
-
-    def _handle(self, src, msg):
-        kind = msg[0]
-        if kind == "R":
-            _, results, seconds = msg
-            done = []
-            with self.lock:
-                fl = self.inflight[src]
-                for tid, data in results:
-                    t = fl.pop(tid, None)
-                    if t is not None:
-                        done.append((t, data))
-                if results:
-                    # room for ~_TARGET_BATCH seconds of work per rank, from this batch's speed
-                    per_task = max(seconds / len(results), 1e-7)
-                    cap = int(_TARGET_BATCH / per_task)
-                    self.cap = max(_CAP_MIN, min(_CAP_MAX, (self.cap + cap) // 2 or 1))
-                self._dispatch()
-            for t, data in done:
-                t.owner._set(t, data)
-        elif kind == "H":
-            self.info[src] = (msg[1], msg[2])
-        elif kind == "E":
-            _, pool_id, data = msg
-            pool = _live_pools.get(pool_id)
-            if pool is not None:
-                pool._init_failed(src, data)
-
-    # -- the end --------------------------------------------------------------------------
-    def shutdown(self):
-        """At exit of rank 0: every worker rank leaves its loop (the job can then finalize)."""
-        with self.lock:
-            self.stopping = True
-            self.backlog.clear()
-            for fl in self.inflight.values():
-                fl.clear()
-            for r in range(1, self.size):
-                self._isend(("X",), r)
-            self.cond.notify_all()
-        self.thread.join()
-        # Take every message still coming (a worker blocked sending a large result would hold
-        # up MPI_Finalize) until each serving rank said goodbye. A rank that never served gets
-        # a second to show up.
-        MPI, comm = self.MPI, self.comm
-        status = MPI.Status()
-        serving = set(self.info)
-        byes = set()
-        backoff = _Backoff()
-        t_end = time.monotonic() + 1.0
-        while not serving <= byes or (len(serving) < self.size - 1 and time.monotonic() < t_end):
-            if comm.Iprobe(source=MPI.ANY_SOURCE, tag=_TAG_DONE, status=status):
-                src = status.Get_source()
-                msg = comm.recv(source=src, tag=_TAG_DONE)
-                if msg[0] == "H":
-                    serving.add(src)
-                elif msg[0] == "B":
-                    byes.add(src)
-                backoff.reset()
-            else:
-                backoff.sleep()
-        MPI.Request.Waitall(self.sends)
-        self.sends = []
-
-    def report(self):
-        """Lines naming, per worker rank, the tasks it held (the first one is the running one)
-        and whether it is gone (known for ranks on this host only)."""
-        lines = []
-        for r in range(1, self.size):
-            fl = list(self.inflight[r].values())
-            pid, host = self.info.get(r, (None, None))
-            where = "rank %d" % r
-            if pid is not None:
-                where += " (pid %d on %s)" % (pid, host)
-            gone = pid is not None and host == self.host and not _alive(pid)
-            if not fl:
-                if gone:
-                    lines.append("%s has died while idle" % where)
-                continue
-            run = fl[0].describe()
-            more = ""
-            if len(fl) > 1:
-                more = "; %d more queued on it, up to %s" % (len(fl) - 1, fl[-1].describe())
-            if gone:
-                lines.append("%s has DIED while running task %s%s" % (where, run, more))
-            else:
-                lines.append("%s was running task %s%s" % (where, run, more))
-        return lines
-
-    def _on_sigterm(self, signum, frame):
-        # mpirun sends SIGTERM to every rank left once one has died (Open MPI 4.1): say what
-        # each worker rank was doing, as mpirun's own message only names the rank.
-        try:
-            lines = ["mproc.mpi: rank 0: the job is being torn down (SIGTERM): a rank died or "
-                     "the job was cancelled"]
-            try:
-                lines += ["mproc.mpi: " + s for s in self.report()]
-            except Exception as e:  # state changed under us: say so rather than nothing
-                lines.append("mproc.mpi: (no report: %r)" % e)
-            os.write(2, ("\n".join(lines) + "\n").encode(errors="replace"))
-        finally:
-            os._exit(128 + signum)
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _get_hub():
-    global _hub
-    with _hub_lock:
-        if _hub is None:
-            _hub = _Hub()
-        return _hub
+    """The number of ranks of the job (starts MPI)."""
+    _start()
+    return _lib.mproc_mpi_size()
 
 
 def _at_exit():
-    """Rank 0's program ended: release the workers (they exit their loop)."""
-    global _exit_sent
-    if _exit_sent or _serving or _MPI is None:
+    """Rank 0: end the MPI pool, take "mpi" out of the core, release the worker ranks. A worker
+    rank that never served answers rank 0's release here. Then MPI is finalized (if mproc
+    started it)."""
+    global _finished, _registered
+    if _finished or not _started or _serving:
         return
-    MPI = _MPI
-    if not MPI.Is_initialized() or MPI.Is_finalized():
-        return
-    comm = MPI.COMM_WORLD
-    if comm.Get_rank() != 0 or comm.Get_size() < 2:
-        return
-    _exit_sent = True
-    for p in list(_live_pools.values()):
-        try:
-            p.terminate()
-        except Exception:
-            pass
-    _get_hub().shutdown()
+    _finished = True
+    if _registered:
+        p = _current()
+        if p is not None:
+            try:
+                p._free()
+            except Exception:
+                pass
+        _core_lib.mproc_backend_unregister(b"mpi")
+        _registered = False
+    _lib.mproc_mpi_finalize()
 
 
-atexit.register(_at_exit)
+# ---- what a task is wrapped in -------------------------------------------------------------
+def _fname(fn):
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) \
+        or type(fn).__qualname__
+    return str(name).replace("\x7f", "?")[:80]
 
 
-# ---- results ------------------------------------------------------------------------------
-_ids = itertools.count(1)        # numbers results in reports ("map #3")
-_pool_ids = itertools.count(1)
-_live_pools = weakref.WeakValueDictionary()
+class _Call:
+    """A task's function as sent to the ranks: its label (found in the message by rank 0's
+    report) and the task timeout, armed on the rank at the first call of a task or chunk.
+    Without a timeout the rank unpickles the bare function: no extra call per item."""
+    __slots__ = ("label", "timeout", "fn")
+
+    def __init__(self, label, timeout, fn):
+        self.label = label      # first: it lands near the start of the pickled message
+        self.timeout = timeout
+        self.fn = fn
+
+    def __reduce__(self):
+        return (_call, (self.label, self.timeout, self.fn))
+
+    def __call__(self, *args, **kwargs):
+        if self.timeout and _in_task and not _armed:
+            _arm(self.timeout)
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self):
+        return repr(self.fn)
 
 
-class ApplyResult:
-    """multiprocessing.pool.AsyncResult."""
-
-    def __init__(self, pool, callback=None, error_callback=None, what=None):
-        self._pool = pool
-        self._callback = callback
-        self._error_callback = error_callback
-        self._event = threading.Event()
-        self._ok = None
-        self._value = None
-        self._what = what or "apply #%d" % next(_ids)
-
-    def ready(self):
-        return self._event.is_set()
-
-    def successful(self):
-        if not self.ready():
-            raise ValueError("{0!r} not ready".format(self))
-        return self._ok
-
-    def wait(self, timeout=None):
-        self._event.wait(timeout)
-
-    def get(self, timeout=None):
-        self.wait(timeout)
-        if not self.ready():
-            raise TimeoutError
-        if self._ok:
-            return self._value
-        raise self._value
-
-    def _set(self, task, data):
-        if self._event.is_set():
-            return
-        ok, value = _decode(data)
-        self._finish(ok, value)
-
-    def _finish(self, ok, value):
-        """Set the outcome, run the callback (on the result thread, as multiprocessing), wake
-        get(). Once only."""
-        with self._pool._lock:
-            if self._event.is_set():
-                return
-            self._ok, self._value = ok, value
-        try:
-            if ok and self._callback is not None:
-                self._callback(value)
-            elif not ok and self._error_callback is not None:
-                self._error_callback(value)
-        except Exception:
-            import traceback
-            traceback.print_exc()
-        self._event.set()
-        self._pool._done(self)
+def _call(label, timeout, fn):
+    return _Call(label, timeout, fn) if timeout else fn
 
 
-AsyncResult = ApplyResult
+# ---- the pool (rank 0) ---------------------------------------------------------------------
+_pool_ref = None
 
 
-class MapResult(ApplyResult):
-    """The result of map_async / starmap_async: ready when every chunk is back, or at the
-    first chunk that failed (as multiprocessing)."""
-
-    def __init__(self, pool, nchunks, callback, error_callback, what):
-        super().__init__(pool, callback, error_callback, what)
-        self._chunks = [None] * nchunks
-        self._left = nchunks
-        if nchunks == 0:
-            self._finish(True, [])
-
-    def _set(self, task, data):
-        if self._event.is_set():
-            return
-        ok, value = _decode(data)
-        if not ok:
-            self._finish(False, value)
-            return
-        self._chunks[task.index] = value
-        self._left -= 1
-        if self._left == 0:
-            self._finish(True, list(itertools.chain.from_iterable(self._chunks)))
+def _current():
+    return _pool_ref() if _pool_ref is not None else None
 
 
-class IMapIterator:
-    """Results of imap (in order) or imap_unordered (as they come). The input is read on a
-    thread of its own, at most max_inflight chunks ahead of the reader: endless input is fine.
-    A chunk that failed raises its exception once, in its place."""
+class Pool(_pool.Pool):
+    """mproc.Pool whose workers are the MPI ranks 1..processes (processes=None: every rank but
+    0). Made on a worker rank, it serves rank 0 instead and ends the process (see serve()).
+    task_timeout interrupts a task on its rank (see the module's doc); maxtasksperchild and
+    context are accepted and have no effect."""
 
-    def __init__(self, pool, ordered, what, max_inflight):
-        self._pool = pool
-        self._ordered = ordered
-        self._what = what
-        self._cond = threading.Condition(threading.Lock())
-        self._ready = {}                       # chunk index -> (ok, list or exception)
-        self._queue = collections.deque()      # unordered: (ok, list or exception)
-        self._items = collections.deque()      # values of the chunk being read
-        self._next = 0                         # ordered: next chunk index to give
-        self._nchunks = None                   # known once the input ended
-        self._taken = 0                        # chunks given to the reader
-        self._sent = 0
-        self._max = max_inflight
-        self._error = None                     # of the input itself
-        self._closed_early = None
-
-    def __iter__(self):
-        return self
-
-    def _set(self, task, data):
-        ok, value = _decode(data)
-        with self._cond:
-            if self._ordered:
-                self._ready[task.index] = (ok, value)
-            else:
-                self._queue.append((ok, value))
-            self._cond.notify_all()
-        self._pool._chunk_done(self)
-
-    def _ended(self, nchunks, error=None, closed=None):
-        with self._cond:
-            self._nchunks = nchunks
-            self._error = error
-            self._closed_early = closed
-            self._cond.notify_all()
-        self._pool._chunk_done(self)
-
-    def _fail_all(self, exc):
-        with self._cond:
-            self._nchunks = self._nchunks if self._nchunks is not None else self._sent
-            for i in range(self._next, self._sent):
-                self._ready.setdefault(i, (False, exc))
-            while len(self._queue) + self._taken < self._sent:
-                self._queue.append((False, exc))
-            self._cond.notify_all()
-
-    def _room(self, timeout=None):
-        """The feeder waits here while max_inflight chunks are out and not yet read."""
-        with self._cond:
-            while self._sent - self._taken >= self._max and self._pool._state != TERMINATE:
-                self._cond.wait(timeout)
-
-    def next(self, timeout=None):
-        if self._items:
-            return self._items.popleft()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while True:
-                got = None
-                if self._ordered and self._next in self._ready:
-                    got = self._ready.pop(self._next)
-                    self._next += 1
-                elif not self._ordered and self._queue:
-                    got = self._queue.popleft()
-                if got is not None:
-                    self._taken += 1
-                    self._cond.notify_all()
-                    break
-                if self._nchunks is not None and self._taken >= self._nchunks:
-                    err, self._error = self._error, None
-                    if err is not None:
-                        raise err
-                    closed, self._closed_early = self._closed_early, None
-                    if closed is not None:
-                        raise closed
-                    raise StopIteration
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise TimeoutError
-                self._cond.wait(left)
-        ok, value = got
-        if not ok:
-            raise value
-        self._items.extend(value)
-        if not self._items:
-            return self.next(timeout)
-        return self._items.popleft()
-
-    __next__ = next
-
-
-# ---- the pool ------------------------------------------------------------------------------
-class Pool:
-    """multiprocessing.Pool whose workers are the MPI ranks 1..processes of COMM_WORLD.
-    processes=None: every rank but 0. maxtasksperchild and context are accepted and have no
-    effect (ranks are not replaced). terminate() drops queued tasks; a task running on a rank runs to its
-    end (its result is dropped)."""
+    def __new__(cls, *args, **kwargs):
+        return object.__new__(cls)
 
     def __init__(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None,
-                 context=None):
+                 context=None, *, task_timeout=None, backend=None):
         self._state = None
-        MPI = _mpi()
-        comm = MPI.COMM_WORLD
-        nranks = comm.Get_size()
-        if comm.Get_rank() != 0:
+        self._h = None
+        if backend not in (None, "mpi"):
+            raise ValueError("mproc.mpi.Pool runs on the 'mpi' backend, not %r" % (backend,))
+        _start()
+        if _lib.mproc_mpi_rank() != 0:
             serve()        # a script run on every rank: this rank is a worker from here on
+        nranks = _lib.mproc_mpi_size()
         if nranks < 2:
             raise RuntimeError(
                 "mproc.mpi.Pool needs at least 2 MPI ranks (rank 0 calls, ranks 1.. work); this "
@@ -599,348 +290,167 @@ class Pool:
                 % (nranks, os.path.basename(sys.executable or "python3")))
         if processes is None:
             processes = nranks - 1
-        if processes < 1:
-            raise ValueError("Number of processes must be at least 1")
-        if processes > nranks - 1:
+        if isinstance(processes, int) and processes > nranks - 1:
             raise ValueError("Pool(processes=%d) needs %d MPI ranks; the job has %d (mpirun -n %d)"
                              % (processes, processes + 1, nranks, processes + 1))
-        if maxtasksperchild is not None:
-            if not isinstance(maxtasksperchild, int) or maxtasksperchild <= 0:
-                raise ValueError("maxtasksperchild must be a positive int or None")
-        if initializer is not None and not callable(initializer):
-            raise TypeError("initializer must be a callable")
-        self._hub = _get_hub()
-        self._ranks = list(range(1, processes + 1))
-        self._processes = processes
-        self._id = next(_pool_ids)
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._pending = 0                  # results and imaps not finished
-        self._results = set()
-        self._init_error = None
-        self._state = RUN
-        _live_pools[self._id] = self
-        if initializer is not None:
-            blob = _core.dumps((initializer, tuple(initargs)))
-            self._hub.control(("I", self._id, blob), self._ranks)
+        self._task_timeout = task_timeout
+        super().__init__(processes, initializer, initargs, maxtasksperchild, context,
+                         task_timeout=task_timeout)
 
-    # -- bookkeeping --------------------------------------------------------------------------
-    def _check_running(self):
-        if self._state != RUN:
-            raise ValueError("Pool not running")
-        if self._init_error is not None:
-            raise self._init_error
+    def _new_handle(self, processes, initializer, initargs, maxtasksperchild, context,
+                    task_timeout):
+        global _pool_ref
+        prev = _current()
+        if prev is not None and prev._h is not None:
+            if prev._state == RUN:
+                raise RuntimeError("an mproc.mpi pool is open already (one MPI pool at a time): "
+                                   "close and join it, or terminate it, first")
+            _mproc.py_pool_join(prev._h, -1.0)  # closed: its work ends first; then "mpi" is free
+        init = b"" if initializer is None else b"P" + _core.dumps((initializer, tuple(initargs)))
+        h = _mproc.py_pool_new(processes, 0, 0, 0.0, init, "mpi")
+        _pool_ref = weakref.ref(self)
+        return h
 
-    def _track(self, res):
-        with self._lock:
-            self._pending += 1
-            self._results.add(res)
-        return res
+    def _wrap(self, func, task_timeout):
+        t = task_timeout or self._task_timeout  # None or 0: the pool's, as the local pool
+        if t is not None and not t > 0:
+            raise ValueError("task_timeout must be positive or None")
+        return _Call(_LABEL % _fname(func), float(t or 0.0), func)
 
-    def _done(self, res):
-        with self._lock:
-            if res in self._results:
-                self._results.discard(res)
-                self._pending -= 1
-                self._idle.notify_all()
+    def apply(self, func, args=(), kwds={}, *, task_timeout=None):
+        return super().apply(self._wrap(func, task_timeout), args, kwds)
 
-    def _chunk_done(self, it):
-        with it._cond:
-            finished = it._nchunks is not None and (
-                len(it._ready) + it._next if it._ordered else len(it._queue) + it._taken
-            ) >= it._nchunks
-        if finished:
-            self._done(it)
+    def apply_async(self, func, args=(), kwds={}, callback=None, error_callback=None, *,
+                    task_timeout=None):
+        return super().apply_async(self._wrap(func, task_timeout), args, kwds, callback,
+                                   error_callback)
 
-    def _init_failed(self, src, data):
-        ok, exc = _decode(data)
-        err = _core.PoolInitError("the pool's initializer failed on MPI rank %d: %s" % (src, exc))
-        err.__cause__ = exc.__cause__ if isinstance(exc, BaseException) else None
-        self._init_error = err
-        self._fail_pending(err)
+    def _map_async(self, func, iterable, star, chunksize, callback, error_callback, task_timeout,
+                   progress=False):
+        return super()._map_async(self._wrap(func, task_timeout), iterable, star, chunksize,
+                                  callback, error_callback, None, progress)
 
-    def _fail_pending(self, err):
-        self._hub.drop(self)
-        with self._lock:
-            pending = list(self._results)
-        for res in pending:
-            if isinstance(res, IMapIterator):
-                res._fail_all(err)
-                self._done(res)
-            else:
-                res._finish(False, err)
-
-    def _task(self, owner, index, kind, fnblob, payload, fname, start, count):
-        tid = self._hub.new_tid()
-        return _Task(tid, owner, index, (tid, kind, fnblob, payload), fname, start, count,
-                     self._processes)
-
-    # -- apply --------------------------------------------------------------------------------
-    def apply(self, func, args=(), kwds={}):
-        return self.apply_async(func, args, kwds).get()
-
-    def apply_async(self, func, args=(), kwds={}, callback=None, error_callback=None):
-        self._check_running()
-        payload = _core.dumps((func, tuple(args), dict(kwds)))
-        res = self._track(ApplyResult(self, callback, error_callback))
-        self._hub.submit([self._task(res, 0, "A", None, payload, _fname(func), None, 1)])
-        return res
-
-    # -- map ----------------------------------------------------------------------------------
-    def _chunksize(self, n, chunksize):
-        if chunksize is None:
-            chunksize, extra = divmod(n, len(self._ranks) * 4)
-            if extra:
-                chunksize += 1
-        if chunksize < 1:
-            if n == 0:
-                return 1
-            raise ValueError("Chunksize must be 1+, not {0:n}".format(chunksize))
-        return chunksize
-
-    def _map_async(self, func, iterable, kind, chunksize, callback, error_callback):
-        self._check_running()
-        if chunksize is not None and chunksize < 1:
-            raise ValueError("Chunksize must be 1+, not {0:n}".format(chunksize))
-        if not hasattr(iterable, "__len__"):
-            iterable = list(iterable)
-        n = len(iterable)
-        cs = self._chunksize(n, chunksize)
-        fnblob = _core.dumps(func)
-        fname = _fname(func)
-        what = "%s #%d" % ("starmap" if kind == "S" else "map", next(_ids))
-        starts = range(0, n, cs)
-        res = MapResult(self, len(starts), callback, error_callback, what)
-        if not starts:
-            return res
-        self._track(res)
-        dumps = _core.dumps
-        seq = iterable if isinstance(iterable, (list, tuple)) else list(iterable)
-        # Chunks go out while the next ones are pickled: one per rank at once, then in
-        # growing groups (few messages for small chunks, no wait for big ones).
-        tasks, size, group = [], 0, len(self._ranks)
-        for i, s in enumerate(starts):
-            payload = dumps(seq[s:s + cs])
-            tasks.append(self._task(res, i, kind, fnblob, payload, fname, s, min(cs, n - s)))
-            size += len(payload)
-            if len(tasks) >= group or size >= 1 << 18:
-                self._hub.submit(tasks)
-                tasks, size, group = [], 0, min(group * 2, 64)
-        if tasks:
-            self._hub.submit(tasks)
-        return res
-
-    def map(self, func, iterable, chunksize=None):
-        return self._map_async(func, iterable, "M", chunksize, None, None).get()
-
-    def map_async(self, func, iterable, chunksize=None, callback=None, error_callback=None):
-        return self._map_async(func, iterable, "M", chunksize, callback, error_callback)
-
-    def starmap(self, func, iterable, chunksize=None):
-        return self._map_async(func, iterable, "S", chunksize, None, None).get()
-
-    def starmap_async(self, func, iterable, chunksize=None, callback=None, error_callback=None):
-        return self._map_async(func, iterable, "S", chunksize, callback, error_callback)
-
-    # -- imap ---------------------------------------------------------------------------------
-    def _imap(self, func, iterable, chunksize, ordered, max_inflight):
-        self._check_running()
-        if chunksize < 1:
-            raise ValueError("Chunksize must be 1+, not {0:n}".format(chunksize))
-        if max_inflight is None:
-            max_inflight = 8 * len(self._ranks)
-        fnblob = _core.dumps(func)
-        what = "%s #%d" % ("imap" if ordered else "imap_unordered", next(_ids))
-        it = self._track(IMapIterator(self, ordered, what, max_inflight))
-        fname = _fname(func)
-        feeder = threading.Thread(target=self._feed,
-                                  args=(it, iter(iterable), chunksize, fnblob, fname),
-                                  name="mproc-mpi-imap-input", daemon=True)
-        feeder.start()
-        return it
-
-    def _feed(self, it, source, chunksize, fnblob, fname):
-        """Read the input of an imap chunk by chunk, never more than max_inflight ahead."""
-        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())  # for the main thread
-        i = start = 0
-        error = closed = None
-        try:
-            while True:
-                it._room()
-                if self._state == TERMINATE:
-                    closed = _core.ProcessError("Pool terminated before the input of this imap "
-                                                "was read to its end")
-                    break
-                chunk = list(itertools.islice(source, chunksize))
-                if not chunk:
-                    break
-                task = self._task(it, i, "M", fnblob, _core.dumps(chunk), fname, start,
-                                  len(chunk))
-                with it._cond:
-                    it._sent += 1
-                self._hub.submit([task])
-                i += 1
-                start += len(chunk)
-        except BaseException as e:
-            error = e
-        it._ended(i, error, closed)
-
-    def imap(self, func, iterable, chunksize=1, *, max_inflight=None):
-        return self._imap(func, iterable, chunksize, True, max_inflight)
-
-    def imap_unordered(self, func, iterable, chunksize=1, *, max_inflight=None):
-        return self._imap(func, iterable, chunksize, False, max_inflight)
-
-    # -- lifecycle ----------------------------------------------------------------------------
-    def close(self):
-        if self._state == RUN:
-            self._state = CLOSE
+    def _imap(self, func, iterable, chunksize, ordered, task_timeout, max_inflight, progress):
+        return super()._imap(self._wrap(func, task_timeout), iterable, chunksize, ordered, None,
+                             max_inflight, progress)
 
     def terminate(self):
-        if self._state is None or self._state == TERMINATE:
-            return
-        self._state = TERMINATE
-        self._fail_pending(_core.ProcessError("Pool terminated before the task finished"))
-        _live_pools.pop(self._id, None)
+        """Fail what is pending now (tasks running on ranks run to their end, unseen) and wait
+        until the pool has let go of the ranks, so that the next pool can have them."""
+        super().terminate()
+        if self._h is not None:
+            _mproc.py_pool_join(self._h, -1.0)
 
-    def join(self):
-        if self._state == RUN:
-            raise ValueError("Pool is still running")
-        if self._state not in (CLOSE, TERMINATE):
-            raise ValueError("In unknown state")
-        with self._idle:
-            while self._pending > 0 and self._state != TERMINATE:
-                self._idle.wait()
-
-    def __enter__(self):
-        self._check_running()
-        return self
-
-    def __exit__(self, *exc):
-        self.terminate()
-
-    def __del__(self):
-        if getattr(self, "_state", None) in (RUN, CLOSE):
-            try:
-                self.terminate()
-            except Exception:
-                pass
-
-    def __reduce__(self):
-        raise NotImplementedError("pool objects cannot be passed between processes or pickled")
-
-    def __repr__(self):
-        return "<%s.%s state=%s pool_size=%d>" % (type(self).__module__, type(self).__qualname__,
-                                                   self._state, self._processes)
+    def stats(self):
+        """Per worker rank: pid (on the rank's host), rank, tasks (chunks) done, busy seconds,
+        restarts (0) and last_exit (None: a rank is never replaced)."""
+        out = super().stats()
+        for i, s in enumerate(out):
+            s["pid"] = max(_lib.mproc_mpi_worker_pid(i), 0)
+            s["rank"] = i + 1
+            s["last_exit"] = None
+        return out
 
 
-# ---- worker ranks ---------------------------------------------------------------------------
-_fn_cache = (None, None)
+# ---- worker ranks --------------------------------------------------------------------------
+_TASK_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
+                            ctypes.c_void_p)
+_in_task = False
+_armed = False
 
 
-def _run(kind, fnblob, payload):
-    """Result bytes of one task (the format of mproc's local pool)."""
-    global _fn_cache
+def _arm(seconds):
+    global _armed
+    _armed = True
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
+def _on_alarm(signum, frame):
+    if _in_task and _armed:
+        raise _core.TaskTimeoutError(
+            "the task ran longer than its task_timeout on MPI rank %d and was interrupted"
+            % _lib.mproc_mpi_rank())
+
+
+def _run(ctx, arg, n, fail_bytes):
+    """One task on this rank: the local worker's run_task on the bytes, its result handed to the
+    core; a Python exception is the task's failure (its bytes, when fail_bytes)."""
+    global _in_task, _armed
     try:
-        if kind == "A":
-            fn, args, kwargs = pickle.loads(payload)
-            value = fn(*args, **kwargs)
-        else:
-            if fnblob != _fn_cache[0]:
-                _fn_cache = (fnblob, pickle.loads(fnblob))
-            fn = _fn_cache[1]
-            items = pickle.loads(payload)
-            value = [fn(*x) for x in items] if kind == "S" else [fn(x) for x in items]
+        data = ctypes.string_at(arg, n) if n else b""
+        _in_task, _armed = True, False
         try:
-            return b"\x00" + pickle.dumps(value, _core.PROTOCOL)
-        except Exception as e:
-            return _worker.encode_error(_core.MaybeEncodingError(e, value))
+            out = _worker.run_task(data)
+        except BaseException as e:  # the alarm can land just after the task's own code
+            out = _worker.encode_error(e)
+        finally:
+            _in_task = False
+            if _armed:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                _armed = False
+        if fail_bytes and out[:1] == b"\x01":
+            return _core_lib.mproc_task_fail_bytes(ctx, _core.E.ETASKFAILED, out, len(out))
+        return _core_lib.mproc_task_return(ctx, out, len(out))
+    except BaseException as e:  # never let an exception out of a ctypes callback
+        text = ("".join(traceback.format_exception(type(e), e, e.__traceback__))).encode()
+        return _core_lib.mproc_task_fail_bytes(ctx, _core.E.ETASKFAILED, text, len(text))
+
+
+def _task(ctx, arg, n, payload):
+    return _run(ctx, arg, n, True)
+
+
+def _task_apply(ctx, arg, n, payload):
+    return _run(ctx, arg, n, False)
+
+
+def _pool_init(ctx, arg, n, payload):
+    """A pool starts on this rank: run its initializer (b"P" + pickle((init, args))) if any."""
+    try:
+        data = ctypes.string_at(arg, n) if n else b""
+        if data[:1] == b"P":
+            init, initargs = _core.loads(data[1:])
+            try:
+                init(*initargs)
+            finally:
+                _worker._flush()
+        return 0
     except BaseException as e:
-        return _worker.encode_error(e)
+        text = "".join(traceback.format_exception(type(e), e, e.__traceback__)).encode()
+        _core_lib.mproc_task_fail(ctypes.c_void_p(ctx), ctypes.c_int(_core.E.EINITFAILED), b"%s",
+                                  ctypes.c_char_p(text))
+        return _core.E.EINITFAILED
 
 
-def _on_sigterm_worker(signum, frame):
-    # Rank 0 reports which local ranks are gone when the job is torn down: leave it a moment
-    # to see that this one is still alive, then go.
-    time.sleep(0.3)
-    os._exit(128 + signum)
+_TRAMPOLINES = ((b"mproc.python.pool_init", _TASK_FN(_pool_init)),
+                (b"mproc.python.task", _TASK_FN(_task)),
+                (b"mproc.python.task_apply", _TASK_FN(_task_apply)))
 
 
 def serve():
     """On ranks >= 1: run tasks sent by rank 0 until rank 0's program ends, then exit the
     process (SystemExit(0)). On rank 0: return at once."""
     global _serving
-    MPI = _mpi()
-    comm = MPI.COMM_WORLD
-    if comm.Get_rank() == 0:
+    _start()
+    if _lib.mproc_mpi_rank() == 0:
         return
     if _serving:
         raise RuntimeError("mproc.mpi: a task on a worker rank cannot make an MPI pool")
-    _serve_loop(comm, MPI)
-    raise SystemExit(0)
-
-
-def _serve_loop(comm, MPI):
-    global _serving
     _serving = True
+    core = _core_lib
+    for name, fn in _TRAMPOLINES:
+        reg = core.mproc_init_register if name.endswith(b"init") else core.mproc_task_register
+        _check(reg(name, fn), "registering %s" % name.decode())
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm_worker)
-    comm.send(("H", os.getpid(), socket.gethostname()), dest=0, tag=_TAG_DONE)
-    todo = collections.deque()
-    out = []
-    busy = 0.0
-    first = 0.0
-    backoff = _Backoff()
-    clock = time.perf_counter
-    iprobe, recv, send = comm.Iprobe, comm.recv, comm.send
-
-    def flush():
-        nonlocal out, busy
-        _worker._flush()
-        send(("R", out, busy), dest=0, tag=_TAG_DONE)
-        out = []
-        busy = 0.0
-
-    while True:
-        if not todo:
-            if out:
-                flush()
-            while not iprobe(source=0, tag=_TAG_WORK):
-                backoff.sleep()
-            backoff.reset()
-        while iprobe(source=0, tag=_TAG_WORK):
-            msg = recv(source=0, tag=_TAG_WORK)
-            kind = msg[0]
-            if kind == "T":
-                todo.extend(msg[1])
-            elif kind == "I":
-                _run_initializer(comm, msg[1], msg[2])
-            elif kind == "X":
-                _worker._flush()
-                send(("B",), dest=0, tag=_TAG_DONE)
-                return
-        if not todo:
-            continue
-        tid, kind, fnblob, payload = todo.popleft()
-        t0 = clock()
-        if not out:
-            first = t0
-        data = _run(kind, fnblob, payload)
-        t1 = clock()
-        busy += t1 - t0
-        out.append((tid, data))
-        if t1 - first >= _FLUSH_AFTER:
-            flush()
-
-
-def _run_initializer(comm, pool_id, blob):
-    try:
-        init, initargs = pickle.loads(blob)
-        init(*initargs)
-    except BaseException as e:
-        comm.send(("E", pool_id, _worker.encode_error(e)), dest=0, tag=_TAG_DONE)
-    finally:
-        _worker._flush()
+        signal.signal(signal.SIGALRM, _on_alarm)
+    # The GIL is released while the core waits for tasks (a ctypes call): the trampolines take it.
+    rc = core.mproc_backend_serve(ctypes.byref(_transport), _lib.mproc_mpi_rank() - 1, None)
+    if rc < 0:
+        sys.stderr.write("mproc.mpi: worker rank %d: %s\n"
+                         % (_lib.mproc_mpi_rank(), core.mproc_last_error().decode(errors="replace")))
+    _lib.mproc_mpi_finalize()
+    _worker._flush()
+    raise SystemExit(0 if rc >= 0 else 1)
 
 
 # ---- python3 -m mproc.mpi script.py [args] ----------------------------------------------------
@@ -981,23 +491,20 @@ def main(argv=None):
         if not os.path.exists(target):
             print("mproc.mpi: no such file: %s" % target, file=sys.stderr)
             return 2
-    MPI = _mpi()
-    comm = MPI.COMM_WORLD
+    _start()  # on every rank at once: MPI starts together
+    sys.argv = [target] + args
     if is_module:
-        sys.argv = [target] + args
         sys.path.insert(0, os.getcwd())
     else:
-        sys.argv = [target] + args
         sys.path[0] = os.path.dirname(os.path.realpath(target))
-    if comm.Get_rank() != 0:
+    if _lib.mproc_mpi_rank() != 0:
         try:
             _load_main_for_worker(target, is_module)
         except BaseException:
-            import traceback
             sys.stderr.write("mproc.mpi: rank %d could not load %s (its tasks naming __main__ "
-                             "will fail):\n%s" % (comm.Get_rank(), target,
+                             "will fail):\n%s" % (_lib.mproc_mpi_rank(), target,
                                                   traceback.format_exc()))
-        _serve_loop(comm, MPI)
+        serve()
         return 0
     import runpy
     if is_module:
@@ -1009,6 +516,6 @@ def main(argv=None):
 
 if __name__ == "__main__":
     # Run as `-m mproc.mpi`, this file is __main__ and not mproc.mpi: hand over to the module
-    # proper, so that the pools of the program and this launcher share one hub.
+    # proper, so that the program's pools and this launcher share one state.
     from mproc import mpi as _self
     sys.exit(_self.main())

@@ -4,6 +4,7 @@ dies fails only its task (WorkerDiedError) instead of hanging the pool, per-task
 AsyncResult.cancel() and Ctrl-C that reaches the caller while it waits."""
 import collections
 import concurrent.futures
+import importlib
 import itertools
 import os
 import sys
@@ -628,9 +629,10 @@ class Pool:
 
     def __new__(cls, *args, backend=None, **kwargs):
         backend = backend or os.environ.get("MPROC_POOL_BACKEND") or "local"
-        if backend == "mpi":  # the pool over MPI ranks (docs/mpi.md); __init__ is not called
-            from . import mpi
-            return mpi.Pool(*args, **kwargs)
+        if backend == "mpi":
+            # The pool over MPI ranks (docs/mpi.md): a subclass in mproc.mpi, which imports this
+            # module; loaded by name on first use, so the import graph stays one-way.
+            return super().__new__(importlib.import_module(__package__ + ".mpi").Pool)
         if backend != "local":
             raise ValueError("backend must be 'local' or 'mpi', not %r" % (backend,))
         return super().__new__(cls)
@@ -650,6 +652,23 @@ class Pool:
             raise TypeError("initializer must be a callable")
         if task_timeout is not None and task_timeout <= 0:
             raise ValueError("task_timeout must be positive or None")
+        self._h = self._new_handle(processes, initializer, initargs, maxtasksperchild, context,
+                                   task_timeout)
+        self._processes = processes
+        self._state = RUN
+        self._cb_lock = threading.Lock()
+        self._cb_cond = threading.Condition(self._cb_lock)
+        self._cbq = None
+        self._cb_thread = None
+        self._pending = {}
+        self._feeds = []       # C payloads of maps (input, progress) the pool may still call
+        self._results = weakref.WeakValueDictionary()  # what _cache shows
+        self._owner = os.getpid()
+        _pools.add(self)
+
+    def _new_handle(self, processes, initializer, initargs, maxtasksperchild, context,
+                    task_timeout):
+        """The C pool of local workers (mproc.mpi.Pool makes one over MPI ranks instead)."""
         method = context._method() if context is not None else _start._default_method()
         code = _start._prepare(method)
         # Worker identities as multiprocessing's: (parent's identity..., N) with N from the
@@ -677,22 +696,11 @@ class Pool:
         head = _core.dumps((prefix, ids[0], kind))
         init = b"I" + len(head).to_bytes(4, "little") + head + init
         try:
-            self._h = new_pool(processes, code, maxtasksperchild or 0,
-                               float(task_timeout or 0.0), init)
+            return new_pool(processes, code, maxtasksperchild or 0, float(task_timeout or 0.0),
+                            init)
         finally:
             if key is not None:
                 _pending_inits.pop(key, None)
-        self._processes = processes
-        self._state = RUN
-        self._cb_lock = threading.Lock()
-        self._cb_cond = threading.Condition(self._cb_lock)
-        self._cbq = None
-        self._cb_thread = None
-        self._pending = {}
-        self._feeds = []       # C payloads of maps (input, progress) the pool may still call
-        self._results = weakref.WeakValueDictionary()  # what _cache shows
-        self._owner = os.getpid()
-        _pools.add(self)
 
     # -- the standard library's internals that programs read -------------------------------
     @property
@@ -700,9 +708,10 @@ class Pool:
         """multiprocessing's list of workers: objects with pid, name, _identity, is_alive()."""
         if self._h is None:
             return []
-        return [_PoolWorker(st[0], *self._worker_names[i])
-                for i, st in enumerate(_mproc.py_pool_stats(self._h))
-                if i < len(self._worker_names)]
+        names = getattr(self, "_worker_names", [])
+        return [_PoolWorker(st[0], *(names[i] if i < len(names) else
+                                     ((i + 1,), "PoolWorker-%d" % (i + 1))))
+                for i, st in enumerate(_mproc.py_pool_stats(self._h))]
 
     @property
     def _cache(self):
@@ -807,6 +816,9 @@ class Pool:
         data = iterable if isinstance(iterable, (list, tuple)) else list(iterable)
         cs = chunksize or -(-len(data) // (4 * self._processes)) or 1
         if cs > 1 and not p:
+            # Chunks go to the pool in a few batches, and each chunk's results are unpickled as
+            # they come while later chunks run (by a thread of the result, as multiprocessing's
+            # result thread), instead of all unpickling at the end.
             it = IMapIterator(self, func, data, cs, True, task_timeout, max(1, len(data)), None,
                               star, eager=True)
             return _PipelinedMapResult(self, it, callback, error_callback)
@@ -838,26 +850,11 @@ class Pool:
                 bar.close()
         return res.get()
 
-    def _map_blocking(self, func, iterable, star, chunksize, task_timeout, progress):
-        self._check_running()
-        if chunksize is not None and chunksize < 1:
-            raise ValueError("Chunksize must be 1+, not {0:n}".format(chunksize))
-        data = iterable if isinstance(iterable, (list, tuple)) else list(iterable)
-        cs = chunksize or -(-len(data) // (4 * self._processes)) or 1
-        if cs == 1 or progress:
-            res = self._map_async(func, data, star, chunksize, None, None, task_timeout, progress)
-            return self._wait_map(res, progress)
-        # Chunks go to the pool in a few batches while the rest is pickled, and each chunk's
-        # results are unpickled as they come while later chunks run (as multiprocessing's
-        # threads do), instead of all pickling first and all unpickling at the end.
-        it = IMapIterator(self, func, data, cs, True, task_timeout, max(1, len(data)), None,
-                          star, eager=True)
-        return it._all()
-
     def map(self, func, iterable, chunksize=None, *, task_timeout=None, progress=None):
         """multiprocessing's map. progress=True draws a progress bar on stderr when it is a
         terminal; progress=callable is called as callable(done, total) while the map runs."""
-        return self._map_blocking(func, iterable, False, chunksize, task_timeout, progress)
+        res = self._map_async(func, iterable, False, chunksize, None, None, task_timeout, progress)
+        return self._wait_map(res, progress)
 
     def map_async(self, func, iterable, chunksize=None, callback=None, error_callback=None, *,
                   task_timeout=None):
@@ -865,7 +862,8 @@ class Pool:
                                task_timeout)
 
     def starmap(self, func, iterable, chunksize=None, *, task_timeout=None, progress=None):
-        return self._map_blocking(func, iterable, True, chunksize, task_timeout, progress)
+        res = self._map_async(func, iterable, True, chunksize, None, None, task_timeout, progress)
+        return self._wait_map(res, progress)
 
     def starmap_async(self, func, iterable, chunksize=None, callback=None, error_callback=None,
                       *, task_timeout=None):

@@ -178,14 +178,24 @@ PyObject *mproc_py_forkserver_start(PyObject *self, PyObject *args) {
   Py_RETURN_NONE;
 }
 
-/* pool_new(workers, method, max_tasks_per_child, task_timeout, init_bytes) -> pool */
+/* pool_new(workers, method, max_tasks_per_child, task_timeout, init_bytes[, backend]) -> pool.
+ * backend None or "local": local workers (MPROC_POOL_BACKEND is read by the package, not by the
+ * core, for these pools); else a registered backend ("mpi": mproc.mpi), whose workers run the
+ * trampolines by their registered names. */
 PyObject *mproc_py_pool_new(PyObject *self, PyObject *args) {
   (void)self;
   int workers, method, max_tasks;
   double timeout;
   Py_buffer init;
-  if (!PyArg_ParseTuple(args, "iiidy*", &workers, &method, &max_tasks, &timeout, &init))
+  const char *backend = NULL;
+  if (!PyArg_ParseTuple(args, "iiidy*|z", &workers, &method, &max_tasks, &timeout, &init,
+                        &backend))
     return NULL;
+  int remote = backend && strcmp(backend, "local") != 0;
+  if (remote && mproc_py_spawn_register() < 0) {
+    PyBuffer_Release(&init);
+    return NULL;
+  }
   mproc_pool_opts_t o = MPROC_POOL_OPTS_INIT;
   o.workers = workers;
   o.start_method = method;
@@ -194,15 +204,20 @@ PyObject *mproc_py_pool_new(PyObject *self, PyObject *args) {
   o.initializer = mproc_py_pool_init;
   o.init_arg = init.len ? init.buf : NULL;
   o.init_arg_len = (size_t)init.len;
-  /* Local workers always: tasks are this interpreter's callables (Python's MPI pool is mproc.mpi;
-   * MPROC_POOL_BACKEND is read by the package, not by the core, for these pools). */
-  o.backend = "local";
+  o.backend = remote ? backend : "local";
   mproc_pool_t *pool = NULL;
-  PyOS_BeforeFork();
-  int rc = mproc_pool_new(&pool, &o);
-  if (rc == MPROC_EPIPE && mproc_forkserver_start() == 0)
+  int rc;
+  if (remote) { /* nothing is forked: the dispatcher starts, the workers are told by message */
+    Py_BEGIN_ALLOW_THREADS
     rc = mproc_pool_new(&pool, &o);
-  PyOS_AfterFork_Parent();
+    Py_END_ALLOW_THREADS
+  } else {
+    PyOS_BeforeFork();
+    rc = mproc_pool_new(&pool, &o);
+    if (rc == MPROC_EPIPE && mproc_forkserver_start() == 0)
+      rc = mproc_pool_new(&pool, &o);
+    PyOS_AfterFork_Parent();
+  }
   PyBuffer_Release(&init);
   if (rc < 0) return mproc_py_raise(rc);
   return MPROC_PY_NEWPTR(pool, mproc_py_type_pool);

@@ -112,5 +112,7 @@ PyObject *mproc_py_spawn_process_new(PyObject *self, PyObject *args);
 PyObject *mproc_py_spawn_process_start(PyObject *self, PyObject *args);
 PyObject *mproc_py_spawn_pool_new(PyObject *self, PyObject *args);
 PyObject *mproc_py_spawn_guard(PyObject *self, PyObject *args);
+/* Registers the trampolines by name ("mproc.python.task", ...); -1 with an exception set. */
+int mproc_py_spawn_register(void);
 
 #endif /* MPROC_PY_H */

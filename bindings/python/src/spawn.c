@@ -26,8 +26,9 @@ static int mproc_py_spawn_main(void *arg, size_t len, void *payload) {
   return code;
 }
 
-/* The Python bodies, tasks and initializer, by the names both sides register. */
-static int mproc_py_spawn_register(void) {
+/* The Python bodies, tasks and initializer, by the names both sides register (also for a pool
+ * on a backend: helpers.c). */
+int mproc_py_spawn_register(void) {
   int rc = mproc_process_register("mproc.python.spawn", mproc_py_spawn_main);
   if (rc == 0) rc = mproc_init_register("mproc.python.pool_init", mproc_py_pool_init);
   if (rc == 0) rc = mproc_task_register("mproc.python.task", mproc_py_task);

@@ -1,20 +1,19 @@
-"""apply runs on a worker rank (not rank 0) and gives back the value; exceptions come back."""
+"""apply runs on a worker rank (not rank 0) and gives back the value; exceptions come back;
+stats() names each rank's pid and the tasks it ran."""
 import os
-
-from mpi4py import MPI
 
 from mproc import mpi
 
 
 def where(x):
-    return x * 2, MPI.COMM_WORLD.Get_rank(), os.getpid()
+    return x * 2, mpi.rank(), os.getpid()
 
 
 def fail(msg):
     raise KeyError(msg)
 
 
-if __name__ == "__main__":
+def main():
     with mpi.Pool() as pool:
         value, rank, pid = pool.apply(where, (21,))
         assert value == 42 and rank in (1, 2) and pid != os.getpid(), (value, rank, pid)
@@ -26,4 +25,14 @@ if __name__ == "__main__":
             assert "boom" in str(e) and "fail" in str(e.__cause__), e.__cause__
         else:
             raise AssertionError("no exception")
+        stats = pool.stats()
+        assert [s["rank"] for s in stats] == [1, 2], stats
+        assert pid in {s["pid"] for s in stats}, (pid, stats)
+        assert sum(s["tasks"] for s in stats) == 4, stats
+
+
+if __name__ == "__main__":
+    import leakcheck
+    with leakcheck.clean():
+        main()
     print("ok")

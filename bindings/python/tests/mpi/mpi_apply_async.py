@@ -16,7 +16,7 @@ def fail(x):
     raise ValueError("bad %d" % x)
 
 
-if __name__ == "__main__":
+def main():
     got, errors = [], []
     done = threading.Event()
     with mpi.Pool() as pool:
@@ -47,4 +47,10 @@ if __name__ == "__main__":
         assert sorted(got) == list(range(50)), got
         assert len(errors) == 1 and isinstance(errors[0], ValueError), errors
         assert "bad 7" in str(errors[0])
+
+
+if __name__ == "__main__":
+    import leakcheck
+    with leakcheck.clean():
+        main()
     print("ok")

@@ -17,7 +17,7 @@ def picky(x):
     return x
 
 
-if __name__ == "__main__":
+def main():
     with mpi.Pool() as pool:
         assert list(pool.imap(late_for_small, range(40))) == list(range(40))
         assert list(pool.imap(late_for_small, range(40), chunksize=7)) == list(range(40))
@@ -33,4 +33,10 @@ if __name__ == "__main__":
         assert out == [0, 1, 2, 3, 4, "five", 6, 7, 8, 9], out
         endless = pool.imap(abs, itertools.count(), chunksize=5)
         assert [next(endless) for _ in range(100)] == list(range(100))
+
+
+if __name__ == "__main__":
+    import leakcheck
+    with leakcheck.clean():
+        main()
     print("ok")

@@ -11,7 +11,7 @@ def nap(x):
     return x
 
 
-if __name__ == "__main__":
+def main():
     with mpi.Pool() as pool:
         got = list(pool.imap_unordered(abs, range(-200, 0), chunksize=9))
         assert sorted(got) == list(range(1, 201)), got
@@ -24,4 +24,10 @@ if __name__ == "__main__":
         else:
             raise AssertionError("no TimeoutError")
         assert it.next(timeout=10) == 3.0
+
+
+if __name__ == "__main__":
+    import leakcheck
+    with leakcheck.clean():
+        main()
     print("ok")

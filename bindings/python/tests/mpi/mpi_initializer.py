@@ -21,7 +21,7 @@ def bad_init():
     raise OSError("no such resource")
 
 
-if __name__ == "__main__":
+def main():
     with mpi.Pool(initializer=init, initargs=("ready",)) as pool:
         seen = pool.map(read, range(40), chunksize=1)
         assert all(tag == "ready" for tag, _ in seen), seen
@@ -33,4 +33,10 @@ if __name__ == "__main__":
             assert "no such resource" in str(e), e
         else:
             raise AssertionError("no PoolInitError")
+
+
+if __name__ == "__main__":
+    import leakcheck
+    with leakcheck.clean():
+        main()
     print("ok")

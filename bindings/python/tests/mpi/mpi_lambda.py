@@ -11,7 +11,7 @@ def plus_offset(x):
     return x + OFFSET
 
 
-if __name__ == "__main__":
+def main():
     k = 3
     with mpi.Pool() as pool:
         assert pool.map(lambda x: x * k, range(10)) == [x * 3 for x in range(10)]
@@ -19,6 +19,12 @@ if __name__ == "__main__":
         assert pool.map(plus_offset, [1, 2]) == [101, 102]
         # workers did not run this block: RUNS is empty there
         assert pool.apply(len, (RUNS,)) == 0
+
+
+if __name__ == "__main__":
+    import leakcheck
+    with leakcheck.clean():
+        main()
     print("ok")
 else:
     RUNS.append(__name__)  # on workers: loaded as __mp_main__

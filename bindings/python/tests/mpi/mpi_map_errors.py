@@ -13,7 +13,7 @@ def picky(x):
     return x
 
 
-if __name__ == "__main__":
+def main():
     with mpi.Pool() as pool:
         for cs in (None, 1, 3, 1000):
             assert pool.map(square, range(100), cs) == [x * x for x in range(100)], cs
@@ -38,4 +38,10 @@ if __name__ == "__main__":
         assert len(errs) == 1 and isinstance(errs[0], ZeroDivisionError)
         # the pool still works after a failed map
         assert pool.map(square, range(5)) == [0, 1, 4, 9, 16]
+
+
+if __name__ == "__main__":
+    import leakcheck
+    with leakcheck.clean():
+        main()
     print("ok")

@@ -3,7 +3,7 @@ import operator
 
 from mproc import mpi
 
-if __name__ == "__main__":
+def main():
     pairs = [(i, i + 1) for i in range(50)]
     with mpi.Pool() as pool:
         assert pool.starmap(operator.mul, pairs) == [a * b for a, b in pairs]
@@ -11,4 +11,10 @@ if __name__ == "__main__":
         got = []
         r = pool.starmap_async(max, pairs, callback=got.append)
         assert r.get(30) == [b for a, b in pairs] and got == [r.get()]
+
+
+if __name__ == "__main__":
+    import leakcheck
+    with leakcheck.clean():
+        main()
     print("ok")

@@ -50,9 +50,9 @@ def main():
     assert p.returncode != 0, "exit status 0 after a rank died"
     assert "map finished" not in out, out
     assert "exited on signal 9" in err, "mpirun's message is missing"
-    died = [line for line in err.splitlines()
-            if "DIED while running task maybe_die() item 7" in line]
-    assert died and "rank " in died[0], "no line names the dead rank and its task"
+    died = [line for line in err.splitlines() if "task 'maybe_die' (item 7)" in line]
+    assert died and "worker rank " in died[0] and "has DIED (pid " in died[0], \
+        "no line names the dead rank and its task"
     deadline = time.monotonic() + 5
     while job_processes(token) and time.monotonic() < deadline:
         time.sleep(0.1)
