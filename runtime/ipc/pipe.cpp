@@ -1,13 +1,10 @@
 // Pipes.
 //
-// Data. Each direction is a single-producer single-consumer byte ring in one shared memfd mapping
-// (made by mproc_pipe(), so processes forked later share it). `head` counts bytes published and
-// `tail` bytes consumed; both only grow. A message is one or more frames: a 16-byte header
-// {total size, this frame's length, first?} and the bytes, padded to 8. A frame holds at most a
-// quarter of the ring, so a message of any size streams through while the receiver copies it out.
-// The writer copies a frame and then publishes it with a store of head; the reader copies it and
-// then frees it with a store of tail. A receiver reads the first frame's header without
-// consuming it, so a too-small buffer loses nothing.
+// Data. Each direction is an SpscRing (spsc.hpp: the ring a pool's workers use too) in one
+// shared memfd mapping (made by mproc_pipe(), so processes forked later share it): messages of
+// any size in frames of at most a quarter of the ring, published by a store of head and freed by
+// a store of tail. A receiver reads the first frame's header without consuming it, so a
+// too-small buffer loses nothing, and copies the frames straight into the caller's buffer.
 //
 // Liveness. The two ends also hold a connected AF_UNIX stream pair on which no data flows: the
 // kernel closes an end once every process holding it has closed it or died, and the other end
@@ -20,18 +17,17 @@
 // Waking. A receiver that finds the ring empty spins for an adaptive few microseconds (an answer
 // within that time costs no system call on either side, so a ping-pong between two cores never
 // sleeps; it does not spin while the sender last ran on its own CPU, where the sender could not
-// run meanwhile). Then it raises `sleeping` and sleeps on the futex data_seq, in slices after
-// which it checks the socket for hang-up. A sender publishes with a seq_cst store and then reads
-// the flag (seq_cst): one side sees the other (Dekker), so no wake-up is lost; the first sender
-// to find the flag up clears it and wakes (one system call per sleep, as a raw pipe's write).
+// run meanwhile). Then it sleeps on the ring's futex (SpscRing::sleep_for_data), in slices after
+// which it checks the socket for hang-up; the ring's flag protocol loses no wake-up, and a sender
+// learns from the wake-up that a live receiver was asleep.
 // mproc_wait() sleeps in poll() instead, on the direction's eventfd (counted in `pollers`), and
 // fileno() is an epoll set of that eventfd and the socket: once asked for, the handle counts
 // itself in `watchers`. Sends signal the eventfd while either count is non-zero; `armed` says a
 // count is (about to be) in it, so a burst signals once; a waiter clears `armed` before it drains
 // the eventfd and then checks the ring, and a receive that empties the ring of a watched end
 // drains it, so the fd is readable exactly while a message waits (or the peer is gone).
-// A writer that finds the ring full spins, then sleeps on the futex space_seq in slices, checking
-// the socket between them; the reader wakes it only when writer_sleeps says it sleeps.
+// A writer that finds the ring full spins, then sleeps on the ring's futex for room in slices,
+// checking the socket between them.
 #include "ipc/pipe.hpp"
 
 #include <fcntl.h>
@@ -59,28 +55,10 @@
 
 namespace mproc {
 
-// One direction's control words. Lines split by writer: the sender's, then the receiver's.
-struct PipeDir {
-  alignas(64) std::atomic<uint64_t> head;  // bytes published
-  std::atomic<uint32_t> space_seq;         // futex: the writer waits for room
-  std::atomic<uint32_t> writer_sleeps;
-  std::atomic<int32_t> writer_cpu;         // CPU of the last send (+1; 0: none yet)
-  alignas(64) std::atomic<uint64_t> tail;  // bytes consumed
-  std::atomic<uint64_t> spin_until;        // CLOCK_MONOTONIC ns: a reader spins until then
-  std::atomic<uint64_t> took_at;           // CLOCK_MONOTONIC ns: a reader took a message then
-  std::atomic<uint32_t> data_seq;          // futex: a reader sleeps for data
-  std::atomic<uint32_t> sleeping;          // a reader sleeps (or is about to) on data_seq
-  std::atomic<uint32_t> pollers;           // readers asleep in poll() on the eventfd
-  std::atomic<uint32_t> watchers;          // handles whose fileno() was asked for
-  std::atomic<uint32_t> armed;             // the eventfd holds (or is about to hold) a count
-};
-
 namespace {
 
-constexpr size_t kDirHdr = 256;                            // PipeDir, padded
+constexpr size_t kDirHdr = 256;                            // SpscHeader, padded
 constexpr size_t kCap = static_cast<size_t>(256) << 10;    // ring bytes per direction
-constexpr size_t kFrameHdr = 16;
-constexpr size_t kFragMax = kCap / 4 - kFrameHdr;          // payload bytes per frame
 constexpr long kSpinMinNs = 2000;
 // A sender skips its hang-up check (a system call) when the receiver took a message this
 // recently: a send to a peer that died within this window is lost without MPROC_EPIPE, as one
@@ -90,49 +68,12 @@ constexpr long kSpinMaxNs = 50000;
 constexpr uint64_t kWriterSpinNs = 20000;
 constexpr double kFirstSlice = 0.001;  // a sleeping receiver checks for hang-up after 1 ms,
 constexpr double kSlice = 0.05;        // then every 50 ms
-static_assert(sizeof(PipeDir) <= kDirHdr, "pipe direction header fits its slot");
-
-struct Frame {
-  uint64_t total;  // bytes of the whole message
-  uint32_t len;    // bytes in this frame
-  uint32_t first;  // 1 on the first frame of a message
-};
-static_assert(sizeof(Frame) == kFrameHdr, "frame header size");
-
-inline size_t pad8(size_t n) { return (n + 7) & ~static_cast<size_t>(7); }
-
-
-inline unsigned char *ring_of(PipeDir *d) { return reinterpret_cast<unsigned char *>(d) + kDirHdr; }
-
-void copy_in(PipeDir *d, uint64_t pos, const void *src, size_t n) {
-  if (n == 0) return;
-  const size_t off = pos & (kCap - 1), first = std::min(n, kCap - off);
-  memcpy(ring_of(d) + off, src, first);
-  if (n > first) memcpy(ring_of(d), static_cast<const char *>(src) + first, n - first);
-}
-
-void copy_out(PipeDir *d, uint64_t pos, void *dst, size_t n) {
-  if (n == 0) return;
-  const size_t off = pos & (kCap - 1), first = std::min(n, kCap - off);
-  memcpy(dst, ring_of(d) + off, first);
-  if (n > first) memcpy(static_cast<char *>(dst) + first, ring_of(d), n - first);
-}
-
-// The frame at t lies within the bytes the sender published; else the sender is corrupt or
-// hostile (a frame count bounded by the ring, not by a head that moved 2^64 bytes ahead).
-bool frame_published(const PipeDir *d, uint64_t t, const Frame &f) {
-  const uint64_t avail = d->head.load(std::memory_order_acquire) - t;
-  return avail <= kCap && f.len <= kFragMax && kFrameHdr + pad8(f.len) <= avail;
-}
-
-inline bool readable(const PipeDir *d) {
-  return d->head.load(std::memory_order_acquire) != d->tail.load(std::memory_order_relaxed);
-}
+static_assert(sizeof(SpscHeader) <= kDirHdr, "pipe direction header fits its slot");
 
 int peer_closed() { return fail(MPROC_EPIPE, "the other end is closed"); }
 
 // Put a count in the eventfd unless one is there (or on its way) already.
-void signal_evfd(PipeDir *d, int evfd) {
+void signal_evfd(SpscHeader *d, int evfd) {
   if (d->armed.exchange(1) != 0) return;
   const uint64_t one = 1;
   ssize_t r;
@@ -178,24 +119,19 @@ bool hung_up(mproc_conn &c) {
 // The receiver is asleep (or the ring was emptied while someone watches the fd): make the
 // eventfd tell the truth again. Called by the receiver after the ring went empty.
 void rearm_watched(mproc_conn &c) {
-  PipeDir *d = c.in;
+  SpscHeader *d = c.in.header();
   d->armed.store(0);
   drain_evfd(c.in_evfd);
-  if (readable(d)) signal_evfd(d, c.in_evfd);
+  if (c.in.readable()) signal_evfd(d, c.in_evfd);
 }
 
 // Receiver: sleep on the futex until the ring has data, the peer hangs up or the deadline.
 // 1 ready, 0 timeout, or (when interruptible) MPROC_EINTR.
 int sleep_input(mproc_conn &c, const Deadline &dl, bool interruptible) {
-  PipeDir *d = c.in;
   const InterruptWatch watch;
   for (double step = kFirstSlice;; step = kSlice) {
-    const uint32_t s = d->data_seq.load();
-    d->sleeping.store(1);
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // the flag, then the ring (see top)
-    if (readable(d)) return 1;
-    const int r = futex_wait(&d->data_seq, s, Deadline::earlier(dl, Deadline::after(step)));
-    if (readable(d)) return 1;
+    const int r = c.in.sleep_for_data(Deadline::earlier(dl, Deadline::after(step)));
+    if (c.in.readable()) return 1;
     if (r == -ETIMEDOUT) {
       if (hung_up(c)) return 1;
       if (dl.expired()) return 0;
@@ -208,9 +144,9 @@ int sleep_input(mproc_conn &c, const Deadline &dl, bool interruptible) {
 // interruptible, an interrupt (MPROC_EINTR). Spins first (unless polling), announcing it in
 // spin_until so that senders skip their socket check.
 int wait_input(mproc_conn &c, const Deadline &dl, bool poll, bool interruptible = true) {
-  PipeDir *d = c.in;
-  if (readable(d) || c.peer_gone) return 1;
-  if (poll) return hung_up(c) || readable(d) ? 1 : 0;
+  SpscHeader *d = c.in.header();
+  if (c.in.readable() || c.peer_gone) return 1;
+  if (poll) return hung_up(c) || c.in.readable() ? 1 : 0;
   const uint64_t t0 = now_ns();
   const uint64_t until = std::min(t0 + static_cast<uint64_t>(c.spin_ns), dl.ns());
   // Spinning is pointless while the sender last ran on this CPU: it cannot answer before we
@@ -220,7 +156,7 @@ int wait_input(mproc_conn &c, const Deadline &dl, bool poll, bool interruptible 
   if (d->writer_cpu.load(std::memory_order_relaxed) != cpu) {
     d->spin_until.store(until, std::memory_order_relaxed);
     for (int i = 1;; i++) {
-      if (readable(d)) {
+      if (c.in.readable()) {
         got = true;
         break;
       }
@@ -246,11 +182,7 @@ int wait_input(mproc_conn &c, const Deadline &dl, bool poll, bool interruptible 
 // Sender: wait for `need` free bytes. 0, MPROC_EPIPE when the receiver is gone, or (when
 // interruptible: before a message's first frame) MPROC_EINTR.
 int wait_space(mproc_conn &c, size_t need, bool interruptible) {
-  PipeDir *d = c.out;
-  auto room = [&] {
-    return kCap - (d->head.load(std::memory_order_relaxed) -
-                   d->tail.load(std::memory_order_acquire)) >= need;
-  };
+  auto room = [&] { return c.out.has_room(need); };
   if (room()) return 0;
   const uint64_t until = now_ns() + kWriterSpinNs;
   for (int i = 1; !room(); i++) {
@@ -261,21 +193,9 @@ int wait_space(mproc_conn &c, size_t need, bool interruptible) {
   while (!room()) {
     if (hung_up(c)) return peer_closed();
     if (interruptible && watch.fired()) return interrupted();
-    const uint32_t s = d->space_seq.load();
-    d->writer_sleeps.fetch_add(1);
-    if (!room()) futex_wait(&d->space_seq, s, Deadline::after(0.05));  // slices: re-check hang-up
-    d->writer_sleeps.fetch_sub(1);
+    c.out.sleep_for_room(need, Deadline::after(0.05));  // slices: re-check hang-up
   }
   return 0;
-}
-
-// Receiver: free the bytes up to new_tail and wake a writer that waits for room.
-void consume(PipeDir *d, uint64_t new_tail) {
-  d->tail.store(new_tail);  // seq_cst: pairs with writer_sleeps (see top)
-  if (d->writer_sleeps.load()) {
-    d->space_seq.fetch_add(1);
-    futex_wake(&d->space_seq, INT_MAX);
-  }
 }
 
 }  // namespace
@@ -289,9 +209,14 @@ struct PipeMem {
   ~PipeMem() {
     if (base) munmap(base, len);
   }
-  PipeDir *dir(int i) const {
-    return reinterpret_cast<PipeDir *>(static_cast<unsigned char *>(base) +
-                                       static_cast<size_t>(i) * (kDirHdr + kCap));
+  SpscHeader *dir(int i) const {
+    return reinterpret_cast<SpscHeader *>(static_cast<char *>(base) +
+                                          static_cast<size_t>(i) * (kDirHdr + kCap));
+  }
+  // Direction i as a ring (i < 0: none).
+  SpscRing ring(int i) const {
+    if (i < 0) return SpscRing();
+    return SpscRing(dir(i), reinterpret_cast<char *>(dir(i)) + kDirHdr, kCap);
   }
 };
 
@@ -314,17 +239,17 @@ int conn_pair(bool duplex, mproc_conn **a, mproc_conn **b) {
     mem->memfd = std::move(m);
   }
   for (int i = 0; i < ndir; i++) {
-    new (mem->dir(i)) PipeDir();
+    SpscRing::init(mem->dir(i), kCap);
     mem->evfd[i].reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!mem->evfd[i].valid()) return fail_errno(errno, "eventfd");
   }
   auto *x = new mproc_conn();
   auto *y = new mproc_conn();
   // Direction 0 carries y -> x; direction 1 (duplex only) x -> y.
-  x->in = y->out = mem->dir(0);
+  x->in = y->out = mem->ring(0);
   x->in_evfd = y->out_evfd = mem->evfd[0].get();
   if (duplex) {
-    x->out = y->in = mem->dir(1);
+    x->out = y->in = mem->ring(1);
     x->out_evfd = y->in_evfd = mem->evfd[1].get();
   } else {  // x receives, y sends; the socket too, for fds passed over it
     x->can_send = false;
@@ -342,7 +267,8 @@ int conn_pair(bool duplex, mproc_conn **a, mproc_conn **b) {
 }
 
 int conn_send(mproc_conn &c, const void *data, size_t len) {
-  PipeDir *d = c.out;
+  SpscRing &ring = c.out;
+  SpscHeader *d = ring.header();
   if (c.peer_gone) return peer_closed();
   // A receiver spinning on the ring right now is alive, and so, for this purpose, is one that
   // took a message a moment ago (a ping-pong's answer comes before the peer spins again).
@@ -352,21 +278,15 @@ int conn_send(mproc_conn &c, const void *data, size_t len) {
   const int32_t cpu = sched_getcpu() + 1;
   if (d->writer_cpu.load(std::memory_order_relaxed) != cpu)
     d->writer_cpu.store(cpu, std::memory_order_relaxed);
-  const auto *src = static_cast<const unsigned char *>(data);
-  size_t off = 0;
+  const struct iovec iov = {const_cast<void *>(data), len};
+  int pi = 0;
+  size_t off = 0, po = 0;
   do {
-    const size_t part = std::min(len - off, kFragMax);
-    const size_t need = kFrameHdr + pad8(part);
-    if (int rc = wait_space(c, need, off == 0)) return rc;  // once begun, a message is finished
-    const uint64_t h = d->head.load(std::memory_order_relaxed);
-    const Frame f{len, static_cast<uint32_t>(part), off == 0 ? 1u : 0u};
-    copy_in(d, h, &f, sizeof f);
-    copy_in(d, h + kFrameHdr, src + off, part);
-    d->head.store(h + need);  // seq_cst: pairs with the reader's flag (see top)
-    if (d->sleeping.load() && d->sleeping.exchange(0)) {
-      d->data_seq.fetch_add(1);
-      if (futex_wake(&d->data_seq, INT_MAX) > 0) alive = true;  // a live reader was asleep
-    }
+    const size_t part = std::min<size_t>(len - off, ring.max_payload());
+    // Once begun, a message is finished (no interrupt after its first frame).
+    if (int rc = wait_space(c, SpscRing::frame_bytes(part), off == 0)) return rc;
+    ring.put_frame(len, off == 0, part, &iov, 1, &pi, &po);
+    if (ring.publish() > 0) alive = true;  // a live reader was asleep
     if (d->pollers.load() || d->watchers.load()) signal_evfd(d, c.out_evfd);
     off += part;
   } while (off < len);
@@ -378,18 +298,20 @@ int conn_send(mproc_conn &c, const void *data, size_t len) {
 
 int conn_recv(mproc_conn &c, void *buf, size_t cap, size_t *out_len, void **out_buf,
               double timeout) {
-  PipeDir *d = c.in;
-  if (!readable(d)) {
+  SpscRing &ring = c.in;
+  if (!ring.readable()) {
     int r = wait_input(c, Deadline::after(timeout), timeout == 0);
     if (r < 0) return r;
     if (r == 0) return fail(MPROC_ETIMEDOUT, "timeout after %g s", timeout);
-    if (!readable(d)) return peer_closed();  // hung up, and everything sent was received
+    if (!ring.readable()) return peer_closed();  // hung up, and everything sent was received
   }
-  uint64_t t = d->tail.load(std::memory_order_relaxed);
-  Frame f;
-  copy_out(d, t, &f, sizeof f);
-  if (!f.first || !frame_published(d, t, f) || f.len > f.total || f.total > MPROC_QUEUE_MSG_MAX)
-    return fail(MPROC_EIO, "corrupt pipe frame at %llu", static_cast<unsigned long long>(t));
+  auto corrupt = [&] {
+    return fail(MPROC_EIO, "corrupt pipe frame at %llu",
+                static_cast<unsigned long long>(ring.header()->tail.load()));
+  };
+  SpscFrame f;
+  if (ring.peek(&f) != 0 || !f.first || f.len > f.total || f.total > MPROC_QUEUE_MSG_MAX)
+    return corrupt();
   const size_t len = static_cast<size_t>(f.total);
   char *dst;
   if (out_buf) {
@@ -405,25 +327,23 @@ int conn_recv(mproc_conn &c, void *buf, size_t cap, size_t *out_len, void **out_
   }
   size_t got = 0;
   for (;;) {
-    copy_out(d, t + kFrameHdr, dst + got, f.len);
+    ring.take(f, dst + got);
     got += f.len;
-    consume(d, t + kFrameHdr + pad8(f.len));
     if (got == len) break;
     // The rest follows: wait for it whatever the timeout (the sender is writing it).
     int r = 1;
-    if (!readable(d)) r = wait_input(c, Deadline::after(-1), false, false);
-    if (r < 0 || !readable(d)) {
+    if (!ring.readable()) r = wait_input(c, Deadline::after(-1), false, false);
+    if (r < 0 || !ring.readable()) {
       if (out_buf) free(dst);
       return r < 0 ? r : fail(MPROC_EPIPE, "the other end closed in the middle of a message");
     }
-    t = d->tail.load(std::memory_order_relaxed);
-    copy_out(d, t, &f, sizeof f);
-    if (f.first || f.len > len - got || !frame_published(d, t, f)) {
+    if (ring.peek(&f) != 0 || f.first || f.len > len - got) {
       if (out_buf) free(dst);
-      return fail(MPROC_EIO, "corrupt pipe frame at %llu", static_cast<unsigned long long>(t));
+      return corrupt();
     }
   }
-  if (d->watchers.load(std::memory_order_relaxed) && !readable(d)) rearm_watched(c);
+  SpscHeader *d = ring.header();
+  if (d->watchers.load(std::memory_order_relaxed) && !ring.readable()) rearm_watched(c);
   d->took_at.store(now_ns(), std::memory_order_relaxed);
   *out_len = len;
   if (out_buf) *out_buf = dst;
@@ -452,18 +372,18 @@ int conn_fileno(mproc_conn &c) {
   }
   if (c.watching != getpid()) {
     c.watching = getpid();
-    c.in->watchers.fetch_add(1);
-    if (readable(c.in)) signal_evfd(c.in, c.in_evfd);
+    c.in.header()->watchers.fetch_add(1);
+    if (c.in.readable()) signal_evfd(c.in.header(), c.in_evfd);
   }
   return c.poll_fd.get();
 }
 
 void conn_close(mproc_conn &c) {
-  if (c.in && c.watching == getpid()) c.in->watchers.fetch_sub(1);
+  if (c.in.valid() && c.watching == getpid()) c.in.header()->watchers.fetch_sub(1);
   c.watching = 0;
   c.poll_fd.reset();
   c.fd.reset();
-  c.in = c.out = nullptr;
+  c.in = c.out = SpscRing();
   c.in_evfd = c.out_evfd = -1;
   c.mem.reset();
 }
@@ -489,7 +409,7 @@ int wait_sources(const std::vector<WaitSource> &src, int *ready, double timeout)
     if (mproc_conn *c = src[i].conn) {
       pf.push_back({c->in_evfd, POLLIN, 0});
       pf.push_back({c->fd.get(), 0, 0});
-      c->in->pollers.fetch_add(1);
+      c->in.header()->pollers.fetch_add(1);
     } else {
       pf.push_back({src[i].fd, POLLIN, 0});
     }
@@ -499,7 +419,7 @@ int wait_sources(const std::vector<WaitSource> &src, int *ready, double timeout)
   for (bool first = true;; first = false) {
     for (size_t i = 0; i < src.size(); i++)
       if (mproc_conn *c = src[i].conn)
-        if (c->in->armed.exchange(0) != 0 || pending[i]) drain_evfd(c->in_evfd);
+        if (c->in.header()->armed.exchange(0) != 0 || pending[i]) drain_evfd(c->in_evfd);
     int r = poll_until(pf.data(), pf.size(), first ? Deadline::after(0) : InterruptWatch::slice(d));
     if (r < 0) {
       n = r;
@@ -511,7 +431,7 @@ int wait_sources(const std::vector<WaitSource> &src, int *ready, double timeout)
       bool ok;
       if (mproc_conn *c = src[i].conn) {
         if (pf[at[i] + 1].revents & (POLLHUP | POLLERR)) c->peer_gone = true;
-        ok = c->peer_gone || readable(c->in);
+        ok = c->peer_gone || c->in.readable();
         pending[i] = (p.revents & POLLIN) != 0;
       } else {
         ok = r > 0 && p.revents != 0;
@@ -528,7 +448,7 @@ int wait_sources(const std::vector<WaitSource> &src, int *ready, double timeout)
     }
   }
   for (const WaitSource &s : src)
-    if (s.conn) s.conn->in->pollers.fetch_sub(1);
+    if (s.conn) s.conn->in.header()->pollers.fetch_sub(1);
   return n;
 }
 
@@ -536,8 +456,8 @@ int wait_sources(const std::vector<WaitSource> &src, int *ready, double timeout)
 
 namespace {
 constexpr const char *kConnToken = "mproc-conn";
-int dir_index(const mproc_conn &c, const PipeDir *d) {
-  return !d ? -1 : d == c.mem->dir(0) ? 0 : 1;
+int dir_index(const mproc_conn &c, const SpscRing &r) {
+  return !r.valid() ? -1 : r.header() == c.mem->dir(0) ? 0 : 1;
 }
 }  // namespace
 
@@ -586,12 +506,12 @@ int conn_attach(const char *token, mproc_conn **out) {
     if (ev[i] >= 0) mem->evfd[i].reset(ev[i]);
   auto *c = new mproc_conn();
   c->fd.reset(sock);
-  c->in = in >= 0 ? mem->dir(in) : nullptr;
-  c->out = outd >= 0 ? mem->dir(outd) : nullptr;
+  c->in = mem->ring(in);
+  c->out = mem->ring(outd);
   c->in_evfd = in >= 0 ? ev[in] : -1;
   c->out_evfd = outd >= 0 ? ev[outd] : -1;
-  c->can_recv = c->in != nullptr;
-  c->can_send = c->out != nullptr;
+  c->can_recv = c->in.valid();
+  c->can_send = c->out.valid();
   c->mem = std::move(mem);
   *out = c;
   return 0;

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "base/fd.hpp"
+#include "ipc/spsc.hpp"
 
 namespace mproc {
-struct PipeDir;
 struct PipeMem;
 }  // namespace mproc
 
@@ -23,8 +23,8 @@ struct mproc_conn {
   // also carries fds (mproc_queue_send_handle).
   mproc::UniqueFd fd;
   std::shared_ptr<mproc::PipeMem> mem;  // the rings and wake-up fds, shared with the other end
-  mproc::PipeDir *in = nullptr;         // the direction this end receives (NULL: send-only)
-  mproc::PipeDir *out = nullptr;        // the direction this end sends (NULL: receive-only)
+  mproc::SpscRing in;                   // the direction this end receives (invalid: send-only)
+  mproc::SpscRing out;                  // the direction this end sends (invalid: receive-only)
   int in_evfd = -1;                     // eventfd of `in` (owned by mem)
   int out_evfd = -1;                    // eventfd of `out` (owned by mem)
   mproc::UniqueFd poll_fd;              // epoll set made by the first fileno() (receiving ends)

@@ -1,9 +1,16 @@
 // The process pool: workers fed through shared-memory rings by one dispatcher thread.
+//
+// Files of pool/: pool.cpp (this class: start, workers, submission, cancel, close), dispatch.cpp
+// (the dispatcher: chunks to workers, results back, exits, timeouts, lazy input), worker.cpp
+// (the worker process's loop), job.cpp (a submission from arguments to delivered results),
+// chunking.hpp (chunk sizes), bulk.hpp (a large fixed map's shared arrays), backend.cpp (the
+// registry of transports and a pool over one), wire.hpp (the shared layout and messages).
 #pragma once
 #include <mproc/backend.h>
 #include <mproc/pool.h>
 
 #include <atomic>
+#include <cstdarg>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -16,6 +23,9 @@
 #include <sys/uio.h>
 
 #include "ipc/spsc.hpp"
+#include "pool/bulk.hpp"
+#include "pool/job.hpp"
+#include "pool/wire.hpp"
 #include "proc/forkserver.hpp"
 #include "proc/process.hpp"
 #include "shm/segment.hpp"
@@ -24,111 +34,9 @@ namespace mproc {
 
 class Pool;
 
-// One submission (apply, map, imap): its inputs, and its results as chunks complete.
-struct Job {
-  enum class Kind { kVar, kFixed };
-  // One item's outcome (kVar): result bytes, or the failure message when code != 0.
-  struct Item {
-    std::vector<char> value;
-    int code = 0;   // 0 or an MPROC_E* code
-    int tcode = 0;  // the task's own return code
-    bool ready = false, delivered = false;
-  };
-  // One chunk: items [first, first + count). A lazy job's chunks carry their own arguments.
-  struct Chunk {
-    size_t first = 0, count = 0;
-    enum class State : uint8_t { kQueued, kInWorker, kDone };
-    State state = State::kQueued;
-    std::vector<char> args;
-    std::vector<size_t> off;  // count + 1 offsets into args
-  };
-
-  Kind kind = Kind::kVar;
-  bool apply = false;
-  mproc_task_fn fn = nullptr;
-  mproc_elem_fn efn = nullptr;
-  std::vector<char> args;       // kVar, not lazy: argument bytes back to back (copied)
-  std::vector<size_t> arg_off;  // kVar, not lazy: n + 1 offsets into args
-  const char *in = nullptr;     // kFixed: the caller's arrays
-  char *out = nullptr;
-  std::shared_ptr<Segment> bulk;  // kFixed, large: in and out arrays shared with the workers
-  uint64_t bulk_id = 0;
-  size_t in_size = 0, out_size = 0;
-  size_t n = 0, chunksize = 1, nchunks = 0;  // lazy: items and chunks taken so far
-  double timeout = 0;
-  enum class Iter { kNone, kOrdered, kUnordered };  // read whole, or with mproc_async_next
-  Iter iter = Iter::kNone;
-
-  // Lazy input (mproc_pool_imap_lazy): pulled on the dispatcher thread while fewer than
-  // `bound` items are taken but not yet handed to the consumer.
-  bool lazy = false;
-  mproc_next_fn next_fn = nullptr;
-  void *next_payload = nullptr;
-  size_t bound = 0;
-  bool source_done = true;  // lazy: false until the source ends (or is cut)
-  int end_code = 0;         // lazy: why the source was cut (MPROC_ECLOSED, ECANCELED, ...)
-  std::string end_msg;
-  bool end_reported = false;
-  bool starved = false;     // lazy: the dispatcher stopped reading for want of room (under mu)
-
-  mproc_async_cb cb = nullptr, ecb = nullptr;
-  void *cb_payload = nullptr;
-  mproc_progress_cb progress = nullptr;
-  void *progress_payload = nullptr;
-
-  std::mutex mu;
-  std::condition_variable cv;
-  std::atomic<bool> ready{false};
-  mproc_async_t *handle = nullptr;  // for callbacks; cleared when the handle is freed
-  mproc_pool_t *owner = nullptr;    // the pool's handle (checked in the registry before use)
-  size_t chunks_done = 0, items_done = 0;
-  // Items and chunks as windows: an iterated job drops what the consumer has taken, so an
-  // endless imap keeps its memory flat. item(i) is items[i - item_base].
-  std::deque<Item> items;
-  size_t item_base = 0;
-  std::deque<Chunk> chunks;
-  size_t chunk_base = 0;
-  int err = 0, task_code = 0;
-  size_t err_index = SIZE_MAX;
-  std::string err_msg;
-  // iteration
-  size_t next_ordered = 0, delivered = 0;
-  std::deque<size_t> unordered;
-
-  Item &item(size_t i) { return items[i - item_base]; }
-  Chunk &chunk(size_t c) { return chunks[c - chunk_base]; }
-  // Add chunks covering items [n, n + count) (under mu, or before submission).
-  void add_chunk(size_t count);
-  // Record item results / a failure of a whole chunk (dispatcher thread; takes mu).
-  void fail_chunk(size_t c, int code, int tcode, const std::string &msg);
-  // After a chunk's items are recorded: count it, finish the job when it was the last.
-  void chunk_finished(size_t c, std::unique_lock<std::mutex> &g);
-  // Finish the job if nothing more can come (under mu; releases it).
-  void finish_if_done(std::unique_lock<std::mutex> &g);
-  void note_failure(size_t index, int code, int tcode, const char *msg, size_t msg_len);
-  // Drop the front of the windows that the consumer no longer needs (under mu).
-  void trim();
-  int wait(double timeout);
-};
-
 struct ChunkRef {
   std::shared_ptr<Job> job;
   uint32_t chunk;
-};
-
-// Shared memory: the pool header, a slot per worker, then two rings per worker.
-struct PoolShm {
-  uint32_t magic;
-  uint32_t nworkers;
-  uint64_t ring_cap;
-  uint64_t ring_stride;
-  alignas(64) std::atomic<uint32_t> events;  // bumped by anyone who wants the dispatcher
-  std::atomic<uint32_t> dispatcher_sleeps;
-  std::atomic<uint32_t> helpers;  // callers collecting results themselves (see help())
-};
-struct SlotShm {
-  alignas(64) std::atomic<uint64_t> current;  // id of the chunk being run, 0 if none
-  std::atomic<uint64_t> started_ns;           // monotonic ns when it started
 };
 
 class Pool {
@@ -143,13 +51,15 @@ class Pool {
   // Do one round of the dispatcher's work (collect results, hand out chunks) if nobody else is.
   bool help();
   int cancel(const std::shared_ptr<Job> &job);
-  // A shared segment of at least `bytes` for a fixed map's arrays (see BulkRef in pool.cpp).
-  int bulk_segment(size_t bytes, std::shared_ptr<Segment> *out, uint64_t *id);
+  // A shared segment of at least `bytes` for a fixed map's arrays (bulk.hpp, BulkRef).
+  int bulk_segment(size_t bytes, std::shared_ptr<Segment> *out, uint64_t *id) {
+    return bulk_.get(bytes, out, id);
+  }
   int close();
   int terminate();
   // Wait for the dispatcher to end (after close/terminate).
   int join(double timeout, bool interruptible = false);
-  bool closed() const { return state_.load() != kRun; }
+  bool closed() const { return state_.load() != State::kRun; }
   int nworkers() const { return static_cast<int>(workers_.size()); }
   int stats(mproc_worker_stats_t *out, size_t cap);
   void wake();  // bump events and wake the dispatcher if it sleeps
@@ -161,7 +71,7 @@ class Pool {
   const char *backend() const { return remote_ ? transport_.name : "local"; }
 
  private:
-  enum State { kRun = 0, kClosed = 1, kTerminated = 2 };
+  enum class State { kRun, kClosed, kTerminated };
   struct Inflight {
     ChunkRef ref;
     uint64_t id;
@@ -198,6 +108,7 @@ class Pool {
   bool dispatch_some();
   bool push(size_t i, const ChunkRef &ref);
   bool push_write(size_t i, const ChunkRef &ref, std::vector<struct iovec> &iov);
+  bool take_cancels();  // fail or kill what cancel() asked for (dispatch lock)
   void fail_all(int code, const std::string &msg);
   void stop_workers(bool kill);
   void set_broken(int code, const std::string &msg);
@@ -221,18 +132,16 @@ class Pool {
   std::vector<WorkerStats> stats_;
   // Per worker slot, updated by the dispatcher (or a helper) for every chunk without a lock.
   std::unique_ptr<std::atomic<uint64_t>[]> stat_tasks_, stat_busy_;
-  std::vector<struct iovec> push_iov_;  // dispatch lock
-  std::vector<uint64_t> push_lens_;
+  TaskMsg push_msg_;                    // dispatch lock
   std::vector<size_t> order_;           // dispatch lock
   bool cancel_scan_ = false;            // dispatch lock: a canceled chunk may sit in a ring
   int broken_code_ = 0;
   std::string broken_msg_;
-  std::atomic<int> state_{kRun};
+  std::atomic<State> state_{State::kRun};
   std::atomic<int> cancels_{0};
   std::vector<std::shared_ptr<Job>> cancel_requests_;  // under mu_
   std::vector<std::shared_ptr<Job>> lazy_;             // under mu_: lazy jobs still reading
-  std::shared_ptr<Segment> bulk_cache_;                // under mu_
-  uint64_t bulk_cache_id_ = 0;
+  BulkCache bulk_;
   bool refill();                                       // pull lazy input (dispatcher thread)
   void cut_lazy(int code, const char *why);
   int startup_deaths_ = 0;
@@ -250,9 +159,6 @@ class Pool {
   std::vector<char> scratch_;
 };
 
-// Wait until any(): a process-wide signal bumped whenever a job becomes ready.
-int wait_any_ready(const std::function<bool()> &any, double timeout);
-
 // Terminate and join every pool of this process (mproc_shutdown, exit).
 void pools_shutdown();
 
@@ -263,17 +169,18 @@ int backend_serve(const mproc_transport_t &t, int worker, void *payload);
 
 }  // namespace mproc
 
-struct mproc_async {
-  std::shared_ptr<mproc::Job> job;
-  std::vector<char> iter_item;  // the item last returned by mproc_async_next
-};
 struct mproc_pool {
   std::unique_ptr<mproc::Pool> pool;
   int owner_pid;
 };
+// What a running task reports through (worker.cpp builds one per worker).
 struct mproc_task_ctx {
   std::vector<char> *out;  // the result message being built; the task's bytes go at its end
   size_t item_start;
   std::string msg;
   int worker;
+  // The task's result bytes (replacing any given before); MPROC_EMSGSIZE over the limit.
+  int set_result(const void *data, size_t len);
+  // The failure message, printf-style (NULL fmt: none).
+  void set_failure(const char *fmt, va_list ap);
 };

@@ -28,7 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   const bool live_sender = size > 0 && (data[0] & 1);
   if (size > 0) data++, size--;
-  memcpy(reinterpret_cast<unsigned char *>(a->in), data, size < kDir ? size : kDir);
+  memcpy(reinterpret_cast<unsigned char *>(a->in.header()), data, size < kDir ? size : kDir);
   if (!live_sender) CHECK(mproc_conn_close(b));
   size_t len = 0;
   int rc = mproc_conn_poll(a, 0);

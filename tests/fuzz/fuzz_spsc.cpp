@@ -21,7 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   auto *h = new (g_mem) mproc::SpscHeader();
   mproc::SpscRing::init(h, kCap);
   char *ring = reinterpret_cast<char *>(g_mem) + sizeof *h;
-  mproc::SpscRing reader(h, ring);  // made while the header was sound, as the pool does
+  mproc::SpscRing reader(h, ring, kCap);  // made while the header was sound, as the pool does
   const size_t hn = size < sizeof *h ? size : sizeof *h;
   memcpy(g_mem, data, hn);
   const uint64_t at = h->tail.load() & (kCap - 1);

@@ -33,18 +33,26 @@ log_to_stderr = _ctx.log_to_stderr
 get_logger = _ctx.get_logger
 Manager = _ctx.Manager
 
+# multiprocessing.__all__, then mproc's own names.
 __all__ = [
-    "Process", "current_process", "parent_process", "active_children", "cpu_count",
-    "get_context", "get_start_method", "set_start_method", "get_all_start_methods", "Pool",
-    "ProcessError", "BufferTooShort", "TimeoutError", "AuthenticationError", "WorkerDiedError",
-    "TaskTimeoutError", "OwnerDeadError", "PoolInitError", "freeze_support", "Manager",
+    "Array", "AuthenticationError", "Barrier", "BoundedSemaphore", "BufferTooShort",
+    "Condition", "Event", "JoinableQueue", "Lock", "Manager", "Pipe", "Pool", "Process",
+    "ProcessError", "Queue", "RLock", "RawArray", "RawValue", "Semaphore", "SimpleQueue",
+    "TimeoutError", "Value", "active_children", "allow_connection_pickling", "cpu_count",
+    "current_process", "freeze_support", "get_all_start_methods", "get_context", "get_logger",
+    "get_start_method", "log_to_stderr", "parent_process", "reducer", "set_executable",
+    "set_forkserver_preload", "set_start_method",
+    "WorkerDiedError", "TaskTimeoutError", "OwnerDeadError", "PoolInitError",
     "ProcessPoolExecutor",
 ]
+
+# The standard module's send_handle/recv_handle learn mproc's Connections (see reduction.py).
+from . import reduction as _reduction  # noqa: E402
 
 try:  # queues, pipes, locks and shared memory: present when the core has them
     from ._ipc_exports import *  # noqa: F401,F403
     from ._ipc_exports import __all__ as _ipc_all
-    __all__ += _ipc_all
+    __all__ += [n for n in _ipc_all if n not in __all__]
 except ImportError as _e:  # pragma: no cover
     if getattr(_e, "name", None) != __name__ + "._ipc_exports":
         raise
@@ -55,6 +63,10 @@ def __getattr__(name):
     import importlib
     if name == "Pool":
         return importlib.import_module(__name__ + ".pool").Pool
+    if name == "reducer":  # multiprocessing.reducer: the context's reduction module
+        return _ctx.reducer
+    if name in ("util", "managers", "dummy", "heap", "reduction", "pool", "spawn"):
+        return importlib.import_module(__name__ + "." + name)
     if name in ("ProcessPoolExecutor", "futures"):
         futures = importlib.import_module(__name__ + ".futures")
         return futures if name == "futures" else futures.ProcessPoolExecutor

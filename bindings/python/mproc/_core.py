@@ -110,18 +110,40 @@ loads = pickle.loads
 
 def dumps(obj):
     """pickle.dumps, falling back to cloudpickle for what plain pickle refuses (lambdas,
-    closures, nested functions). The error names the object when neither can."""
+    closures, nested functions). When neither can, the exception is of plain pickle's type (as
+    the standard library raises: TypeError for a lock, AttributeError for a local function) and
+    a PicklingError, its message first, then which object could not be sent."""
     try:
         return pickle.dumps(obj, PROTOCOL)
     except (pickle.PicklingError, AttributeError, TypeError) as e:
         if _cloudpickle_mod() is None:
-            raise pickle.PicklingError(
-                f"cannot send {obj!r} to another process: {e} (install python3-cloudpickle to "
-                f"send lambdas and closures)") from e
+            raise _pickle_error(e, obj, " (install python3-cloudpickle to send lambdas and "
+                                        "closures)") from e
         try:
             return _cloudpickle.dumps(obj, PROTOCOL)
         except Exception as e2:
-            raise pickle.PicklingError(f"cannot send {obj!r} to another process: {e2}") from e2
+            raise _pickle_error(e, obj, "") from e2
+
+
+class UnpicklableTypeError(TypeError, pickle.PicklingError):
+    """An object pickle refuses with TypeError (a lock, a socket): the standard library raises
+    TypeError; a PicklingError too, as mproc raised before."""
+
+
+class UnpicklableAttributeError(AttributeError, pickle.PicklingError):
+    """A function pickle cannot find by name (a local one): AttributeError, as the standard
+    library raises; a PicklingError too."""
+
+
+_PICKLE_ERRORS = {TypeError: UnpicklableTypeError, AttributeError: UnpicklableAttributeError}
+
+
+def _pickle_error(e, obj, hint):
+    what = repr(obj)
+    if len(what) > 200:
+        what = what[:200] + "..."
+    msg = "%s (sending %s to another process)%s" % (e, what, hint)
+    return _PICKLE_ERRORS.get(type(e), pickle.PicklingError)(msg)
 
 
 # Start methods: names as Python's, values the C core's mproc_start_method_t. Taken from the C

@@ -5,7 +5,13 @@ import time
 from . import _core
 from . import _mproc
 
-__all__ = ["Pipe", "Connection", "wait"]
+__all__ = ["Pipe", "Connection", "wait", "Listener", "Client"]
+
+# Sockets between unrelated processes: the standard library's (they use the same authkey, the
+# standard one, as mproc's processes).
+from multiprocessing.connection import (Listener, Client, deliver_challenge,  # noqa: E402,F401
+                                        answer_challenge)
+from ._core import AuthenticationError, BufferTooShort  # noqa: E402,F401
 
 
 def _attach(token, readable, writable):

@@ -7,6 +7,9 @@ import concurrent.futures as _cf
 import itertools
 import threading
 
+from concurrent.futures.process import BrokenProcessPool
+
+from . import _core
 from . import pool as _pool
 
 __all__ = ["ProcessPoolExecutor"]
@@ -16,13 +19,39 @@ def _process_chunk(fn, chunk):
     return [fn(*args) for args in chunk]
 
 
+class WorkerDiedError(_core.WorkerDiedError, BrokenProcessPool):
+    """The worker running the task died: what a future of this executor raises. Also a
+    BrokenProcessPool, which code written for the standard executor catches (there the whole
+    executor breaks; here only this future fails and the executor goes on)."""
+
+
+def _executor_error(e):
+    if isinstance(e, _core.WorkerDiedError) and not isinstance(e, BrokenProcessPool):
+        new = WorkerDiedError(*e.args)
+        new.__dict__.update(e.__dict__)  # mproc_code
+        new.__cause__ = e.__cause__
+        return new
+    return e
+
+
+def _mproc_context(ctx):
+    """mproc's context for mp_context: an mproc context, or the standard library's (or any
+    object with get_start_method()) mapped to mproc's context of the same start method."""
+    if ctx is None:
+        return None
+    from . import context
+    if isinstance(ctx, context.BaseContext):
+        return ctx
+    return context._default_context.get_context(ctx.get_start_method())
+
+
 class ProcessPoolExecutor(_cf.Executor):
     def __init__(self, max_workers=None, mp_context=None, initializer=None, initargs=(),
                  *, max_tasks_per_child=None):
         if max_workers is not None and max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
         self._pool = _pool.Pool(max_workers, initializer, initargs, max_tasks_per_child,
-                                context=mp_context)
+                                context=_mproc_context(mp_context))
         self._lock = threading.Lock()
         self._futures = set()      # not done yet
         self._shutdown = False
@@ -42,7 +71,7 @@ class ProcessPoolExecutor(_cf.Executor):
             if ok:
                 fut.set_result(value)
             else:
-                fut.set_exception(value)
+                fut.set_exception(_executor_error(value))
         try:
             res = self._pool.apply_async(fn, args, kwargs, callback=lambda v: done(v, True),
                                          error_callback=lambda e: done(e, False))

@@ -5,6 +5,8 @@ import signal
 import sys
 import threading
 import weakref
+from multiprocessing import context as _std_context
+from multiprocessing import process as _std_process
 
 from . import _core
 from . import _mproc
@@ -23,8 +25,46 @@ def _default_method():
     return _start._default_method()
 
 
-class BaseProcess:
-    """multiprocessing.Process: run `target(*args, **kwargs)` (or an overridden run()) in a child."""
+class _Popen:
+    """Stands for the standard library's Popen object (`Process._popen`), so that the standard
+    BaseProcess's methods called on an mproc process (multiprocessing.Process.kill(p)) work."""
+
+    def __init__(self, proc):
+        self._proc = proc
+
+    @property
+    def pid(self):
+        return self._proc._pid
+
+    @property
+    def sentinel(self):
+        return self._proc.sentinel
+
+    @property
+    def returncode(self):
+        return self.poll()
+
+    def poll(self, flag=None):
+        return self._proc.exitcode
+
+    def wait(self, timeout=None):
+        self._proc.join(timeout)
+        return self._proc.exitcode
+
+    def terminate(self):
+        self._proc.terminate()
+
+    def kill(self):
+        self._proc.kill()
+
+    def close(self):
+        self._proc._free_handle()
+
+
+class BaseProcess(_std_process.BaseProcess):
+    """multiprocessing.Process: run `target(*args, **kwargs)` (or an overridden run()) in a child.
+    A subclass of the standard library's BaseProcess (isinstance checks, its methods called on
+    it), with the standard attributes (_identity, _config, _parent_pid, _popen, _target...)."""
 
     _start_method = None  # None: the context's default
 
@@ -44,11 +84,30 @@ class BaseProcess:
         self._closed = False
         self._exitcode = None
         self._child_self = False
-        self.authkey = _current_process.authkey
+        self._authkey = bytes(_current_process.authkey)
+        self._config = {"semprefix": "/mp"}  # the standard SemLock names use it
 
     def run(self):
         if self._target:
             self._target(*self._args, **self._kwargs)
+
+    @property
+    def _popen(self):
+        return None if self._handle is None else _Popen(self)
+
+    @_popen.setter
+    def _popen(self, value):
+        if value is not None:
+            raise AttributeError("_popen of an mproc process is set by start()")
+        self._free_handle()
+
+    @property
+    def authkey(self):
+        return _std_process.AuthenticationString(self._authkey)
+
+    @authkey.setter
+    def authkey(self, authkey):
+        self._authkey = bytes(authkey)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self):
@@ -69,7 +128,7 @@ class BaseProcess:
                 arg = b"F" + key.to_bytes(8, "little")
                 _forking[key] = self
             else:
-                arg = b"P" + _core.dumps(self)
+                arg = b"P" + _forkserver_dumps(self)
             new = lambda: _mproc.py_process_new(arg, self._name[:255], int(self._daemonic), code)
             start = _mproc.py_process_start
         try:
@@ -85,6 +144,9 @@ class BaseProcess:
         self._handle = h
         self._pid = _mproc.mproc_process_pid(h)
         _children.add(self)
+        # As the standard library: the child has them; the parent drops them (a target that
+        # refers to the process object makes no cycle, and a weakref to the target dies).
+        del self._target, self._args, self._kwargs
 
     def join(self, timeout=None):
         self._check_closed()
@@ -123,11 +185,15 @@ class BaseProcess:
             if _mproc.mproc_process_is_alive(self._handle):
                 raise ValueError("Cannot close a process while it is still running. "
                                  "You should first call join() or terminate().")
-            self._exitcode = self.exitcode
-            _mproc.mproc_process_free(self._handle)
-            self._handle = None
+            self._free_handle()
         _children.discard(self)
         self._closed = True
+
+    def _free_handle(self):
+        if self._handle is not None:
+            self._exitcode = self.exitcode
+            h, self._handle = self._handle, None
+            _mproc.mproc_process_free(h)
 
     def _check_closed(self):
         if self._closed:
@@ -180,28 +246,26 @@ class BaseProcess:
         return _mproc.mproc_process_sentinel(self._handle)
 
     def __repr__(self):
-        if self._child_self:
+        # The standard library's form: pid= only in the parent of a started process.
+        exitcode = None
+        if self is _current_process:
             status = "started"
         elif self._closed:
             status = "closed"
+        elif self._parent_pid != os.getpid():
+            status = "unknown"
         elif self._handle is None:
             status = "initial"
         else:
-            code = self.exitcode
-            status = "started" if code is None else "stopped"
+            exitcode = self.exitcode
+            status = "started" if exitcode is None else "stopped"
         info = [type(self).__name__, "name=%r" % self._name]
-        if self._pid is not None or self._child_self:
-            info.append("pid=%s" % self.pid)
+        if self._handle is not None:
+            info.append("pid=%s" % self._pid)
         info.append("parent=%s" % self._parent_pid)
         info.append(status)
-        if status == "stopped":
-            code = self.exitcode
-            if code is not None and code < 0:
-                try:
-                    code = signal.Signals(-code).name
-                except ValueError:
-                    pass
-            info.append("exitcode=%s" % code)
+        if exitcode is not None:
+            info.append("exitcode=%s" % _std_process._exitcode_to_name.get(exitcode, exitcode))
         if self._daemonic:
             info.append("daemon")
         return "<%s>" % " ".join(info)
@@ -233,6 +297,7 @@ class BaseProcess:
             _current_process = self
             self._handle = None  # the parent's, not ours
             self._child_self = True
+            _std_state(self, _parent_process)
             try:
                 if sys.stdin is not None:
                     sys.stdin.close()
@@ -244,6 +309,7 @@ class BaseProcess:
                 exitcode = 0
             finally:
                 _exit_children()
+                _std_exit()
         except SystemExit as e:
             if e.code is None:
                 exitcode = 0
@@ -268,8 +334,68 @@ class BaseProcess:
 
 
 
-class Process(BaseProcess):
-    pass
+class Process(BaseProcess, _std_context.Process):
+    """A subclass of multiprocessing.Process too (isinstance(p, multiprocessing.Process))."""
+    _start_method = None
+
+
+class _ForkserverSpawning:
+    """Stands for the standard library's Popen while a forkserver child's process object is
+    pickled: the standard library's objects agree to be pickled (a Queue, an authkey), and an fd
+    they hold (a standard Connection's, through DupFd) goes through the standard resource
+    sharer, as when the standard library pickles one outside a start. The forkserver's request
+    carries no fds, so an fd asked for without DupFd (an mproc Pipe connection, which needs its
+    fds at the same numbers) is refused after the pickling (TypeError)."""
+
+    def __init__(self):
+        self.unshared = []
+
+    def duplicate_for_child(self, fd):
+        self.unshared.append(fd)
+        return fd
+
+    def DupFd(self, fd):
+        from multiprocessing import resource_sharer
+        self.unshared.remove(fd)
+        return resource_sharer.DupFd(fd)
+
+
+def _forkserver_dumps(obj):
+    from .spawn import dumps_for_child
+    popen = _ForkserverSpawning()
+    _std_context.set_spawning_popen(popen)
+    try:
+        data = dumps_for_child(obj)
+    finally:
+        _std_context.set_spawning_popen(None)
+    if popen.unshared:
+        raise TypeError("a Pipe connection cannot be passed to a forkserver child (its fds "
+                        "cannot go with the request): use a Queue, or the fork or spawn method")
+    return data
+
+
+def _std_state(current, parent):
+    """The standard module's view of this process, as its own children set it: current and
+    parent process (logging's processName, libraries that ask multiprocessing), no children of
+    the parent's, and the main thread's native id."""
+    _std_process._current_process = current
+    _std_process._parent_process = parent
+    _std_process._children = set()
+    _std_process._process_counter = itertools.count(1)
+    main = threading.main_thread()
+    if threading.current_thread() is main and hasattr(main, "_set_native_id"):
+        main._set_native_id()
+
+
+def _std_exit():
+    """What the standard library's child runs after run(): its finalizers (a Manager started in
+    this child is shut down) and its children joined. The child leaves with _exit() later, so
+    atexit handlers do not run this."""
+    try:
+        import multiprocessing.util as util
+        util._exit_function()
+    except Exception:
+        pass
 
 
 # In _core: spawn's child calls them too.
@@ -307,7 +433,23 @@ class _MainProcess(BaseProcess):
         self._exitcode = None
         self._child_self = True
         self._target = None
-        self.authkey = os.urandom(32)
+        self._config = {"semprefix": "/mp"}
+        # The standard library's key: a Listener/Client or Manager of either module agrees.
+        self._authkey = bytes(_std_process.current_process().authkey)
+
+    @property
+    def authkey(self):
+        std = _std_process.current_process()
+        if std is _std_main:
+            return std.authkey  # the main process: one key for both modules
+        return _std_process.AuthenticationString(self._authkey)
+
+    @authkey.setter
+    def authkey(self, authkey):
+        self._authkey = bytes(authkey)
+        std = _std_process.current_process()
+        if std is _std_main:
+            std.authkey = authkey
 
     def close(self):
         pass
@@ -325,6 +467,8 @@ class _ParentProcess(BaseProcess):
         self._exitcode = None
         self._child_self = False
         self._target = None
+        self._config = {}
+        self._authkey = b""
 
     def is_alive(self):
         try:
@@ -359,6 +503,7 @@ class _WorkerProcess(_MainProcess):
         self._daemonic = True
 
 
+_std_main = _std_process.current_process()  # the standard module's _MainProcess
 _current_process = _MainProcess()
 _parent_process = None
 
@@ -417,3 +562,4 @@ def _after_fork_in_worker(name):
     _counter = itertools.count(1)
     _parent_process = _ParentProcess(parent.name, _mproc.mproc_parent_pid() or os.getppid())
     _current_process = _WorkerProcess(name)
+    _std_state(_current_process, _parent_process)

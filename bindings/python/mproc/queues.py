@@ -58,6 +58,15 @@ class Queue:
             raise
         return _loads(data)
 
+    @property
+    def _reader(self):
+        # The standard Queue's read end, as concurrent.futures uses a context's SimpleQueue:
+        # connection.wait() on it, then recv().
+        r = self.__dict__.get("_reader_view")
+        if r is None:
+            r = self.__dict__["_reader_view"] = _ReaderView(self)
+        return r
+
     def put_nowait(self, obj):
         return self.put(obj, False)
 
@@ -90,6 +99,37 @@ class Queue:
                 _mproc.mproc_queue_free(h)
             except Exception:
                 pass
+
+
+class _ReaderView:
+    """A Connection-like read end of a queue for a single reader that polls it (as
+    concurrent.futures reads its result queue): fileno() is readable while a message waits.
+
+    The queue's fd (mproc_queue_fileno) is drained only by a get that finds the queue empty, so
+    after each message recv() tries one more get without waiting: empty, the fd is drained and
+    truthful again; a message, it is kept for the next recv() and the fd stays readable (nothing
+    drained it). Mixing recv() with the queue's own get() on the same queue is not supported."""
+
+    def __init__(self, q):
+        self._q = q
+        self._next = []
+
+    def fileno(self):
+        return _mproc.mproc_queue_fileno(self._q._h)
+
+    def poll(self, timeout=0.0):
+        if self._next:
+            return True
+        import select
+        return bool(select.select([self.fileno()], [], [], timeout)[0]) and not self._q.empty()
+
+    def recv(self):
+        obj = self._next.pop() if self._next else self._q.get()
+        try:
+            self._next.append(Queue.get(self._q, False))
+        except _queue.Empty:
+            pass
+        return obj
 
 
 class SimpleQueue(Queue):

@@ -46,17 +46,19 @@ def _attach_array(token, raw):
     return _wrap_array(h, raw)
 
 
-def _wrap_value(h, raw):
+def _wrap_value(h, raw, lock=None):
     code = chr(_mproc.mproc_value_typecode(h))
     obj = typecode_to_type[code].from_address(_mproc.py_ptr_of("value", h))
     obj._mproc = _Owner(h, _mproc.mproc_value_free)
     obj.__class__ = _shared_class(type(obj), _reduce_value)
     if raw:
         return obj
-    return Synchronized(obj, _lock_from_handle(_mproc.mproc_value_get_lock(h), obj), h)
+    if lock is None:
+        lock = _lock_from_handle(_mproc.mproc_value_get_lock(h), obj)
+    return Synchronized(obj, lock, h)
 
 
-def _wrap_array(h, raw):
+def _wrap_array(h, raw, lock=None):
     code = chr(_mproc.mproc_array_typecode(h))
     n = _mproc.mproc_array_length(h)
     obj = (typecode_to_type[code] * n).from_address(_mproc.py_ptr_of("array", h))
@@ -64,7 +66,8 @@ def _wrap_array(h, raw):
     obj.__class__ = _shared_class(type(obj), _reduce_array)
     if raw:
         return obj
-    lock = _lock_from_handle(_mproc.mproc_array_get_lock(h), obj)
+    if lock is None:
+        lock = _lock_from_handle(_mproc.mproc_array_get_lock(h), obj)
     cls = SynchronizedString if code == "c" else SynchronizedArray
     return cls(obj, lock, h)
 
@@ -135,7 +138,8 @@ def Value(typecode_or_type, *args, lock=True, ctx=None):
     code = _code_of(typecode_or_type)
     init = _pack(code, args) if args else None
     lh, raw = _lock_arg(lock)
-    return _wrap_value(_mproc.py_value_new(code, init, raw, lh), raw)
+    # A lock given is the wrapper's lock itself (get_lock() is it), as in multiprocessing.
+    return _wrap_value(_mproc.py_value_new(code, init, raw, lh), raw, lock if lh else None)
 
 
 def Array(typecode_or_type, size_or_initializer, *, lock=True, ctx=None):
@@ -146,7 +150,7 @@ def Array(typecode_or_type, size_or_initializer, *, lock=True, ctx=None):
         values = list(size_or_initializer)
         n, init = len(values), _pack(code, values)
     lh, raw = _lock_arg(lock)
-    return _wrap_array(_mproc.py_array_new(code, n, init, raw, lh), raw)
+    return _wrap_array(_mproc.py_array_new(code, n, init, raw, lh), raw, lock if lh else None)
 
 
 class SynchronizedBase:

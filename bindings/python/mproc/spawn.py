@@ -59,11 +59,39 @@ class _Spawning:
     def __init__(self, fds):
         self.fds = fds  # None: nothing can be passed (a pool's workers)
 
+    @staticmethod
+    def DupFd(fd):
+        # The child gets the fd at the same number (popen_spawn_posix._DupFd).
+        from multiprocessing.popen_spawn_posix import _DupFd
+        return _DupFd(fd)
+
     def duplicate_for_child(self, fd):
         if self.fds is None:
             raise TypeError("a Pipe connection cannot be passed to a pool's spawned workers")
         self.fds.append(fd)
         return fd
+
+
+class _ForkingPickler(pickle.Pickler):
+    """pickle with the standard library's ForkingPickler reducers as well (its Connection,
+    socket and the like are registered there only): what a child's start sends."""
+    from multiprocessing.reduction import ForkingPickler as _fp
+    import collections as _collections
+    import copyreg as _copyreg
+    dispatch_table = _collections.ChainMap(_fp._extra_reducers, _copyreg.dispatch_table)
+    del _fp, _collections, _copyreg
+
+
+def dumps_for_child(obj):
+    """The bytes of obj for a child's start (forkserver, spawn): the standard library's reducers
+    apply (a standard Connection's fd is passed, not its number copied); _core.dumps
+    (cloudpickle for lambdas and closures) when plain pickle cannot."""
+    buf = io.BytesIO()
+    try:
+        _ForkingPickler(buf, _core.PROTOCOL).dump(obj)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return _core.dumps(obj)
+    return buf.getvalue()
 
 
 def _preparation(name, *objs, fds=None):
@@ -77,7 +105,7 @@ def _preparation(name, *objs, fds=None):
     try:
         pickle.dump(std_spawn.get_preparation_data(name), buf, _core.PROTOCOL)
         for obj in objs:
-            buf.write(_core.dumps(obj))
+            buf.write(dumps_for_child(obj))
     finally:
         std_context.set_spawning_popen(None)
     return buf.getvalue()

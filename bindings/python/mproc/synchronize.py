@@ -2,8 +2,10 @@
 memory). Shared with children made by fork by inheritance; pickled (forkserver children, pool
 initargs and tasks) as a token the other process attaches while this one holds the object.
 
-Beyond multiprocessing: when the holder of a Lock/RLock dies, the next acquire raises
-OwnerDeadError *with the lock held*: repair the protected state, then release()."""
+Beyond multiprocessing: when the holder of a Lock/RLock dies, the next acquire() raises
+OwnerDeadError *with the lock held*: repair the protected state, then release(). `with lock:`
+(and `with condition:`, `with value:`) raises OwnerDeadError too, but with the lock released
+and the block not run: its __exit__ would not run, so nothing else could release it."""
 import threading
 
 from . import _core
@@ -66,12 +68,31 @@ class Lock(_mproc.LockBase):
         return bool(_mproc.mproc_lock_owned(self._h))
 
     def __repr__(self):
-        return "<%s(owner=%s)>" % (type(self).__name__, "me" if self._is_owned() else "?")
+        # The standard library's form. Whether another process or thread holds it cannot be
+        # asked without trying to take it (which would change it): "unknown", the standard
+        # library's word when it cannot tell.
+        return "<%s(owner=%s)>" % (type(self).__name__, _owner_name(self))
+
+
+def _owner_name(lock):
+    try:
+        if not lock._is_owned():
+            return "unknown"
+    except Exception:
+        return "unknown"
+    from . import process
+    name = process.current_process().name
+    if threading.current_thread().name != "MainThread":
+        name += "|" + threading.current_thread().name
+    return name
 
 
 class RLock(Lock):
     def __init__(self, *, ctx=None):
         self._own(_mproc.mproc_rlock_new())
+
+    def __repr__(self):
+        return "<%s(%s, unknown)>" % (type(self).__name__, _owner_name(self))
 
 
 def _lock_from_handle(h, owner=None):
@@ -94,6 +115,20 @@ class Semaphore(_Handle):
         if value < 0:
             raise ValueError("semaphore initial value must be >= 0")
         self._own(type(self)._new(value))
+        self._maxvalue = value
+
+    def _attach(self, token, maxvalue=None):
+        self._own(type(self)._attach_fn(token))
+        self._maxvalue = maxvalue
+
+    def __reduce__(self):
+        return _attach, (type(self), type(self)._export(self._h), self._maxvalue)
+
+    @property
+    def _semlock(self):
+        # multiprocessing.queues.Queue (concurrent.futures' call queue, built on a context's
+        # BoundedSemaphore) asks `_sem._semlock._is_zero()`.
+        return _SemLockView(self)
 
     def acquire(self, block=True, timeout=None):
         return _mproc.py_sem_acquire(self._h, _timeout(block, timeout))
@@ -117,8 +152,30 @@ class Semaphore(_Handle):
         return "<%s(value=%s)>" % (type(self).__name__, self.get_value())
 
 
+class _SemLockView:
+    """The queries of the standard library's _multiprocessing.SemLock on a Semaphore."""
+
+    def __init__(self, sem):
+        self._sem = sem
+
+    def _is_zero(self):
+        return self._sem.get_value() == 0
+
+    def _get_value(self):
+        return self._sem.get_value()
+
+    @property
+    def maxvalue(self):
+        return self._sem._maxvalue
+
+
 class BoundedSemaphore(Semaphore):
     _new = staticmethod(_mproc.mproc_bounded_sem_new)
+
+    def __repr__(self):
+        return "<%s(value=%s, maxvalue=%s)>" % (type(self).__name__, self.get_value(),
+                                                "unknown" if self._maxvalue is None
+                                                else self._maxvalue)
 
 
 class Condition(_Handle):
@@ -143,10 +200,14 @@ class Condition(_Handle):
         self._lock.release()
 
     def __enter__(self):
-        return self.acquire()
+        return self._lock.__enter__()  # a dead holder: released, OwnerDeadError (as Lock's)
 
     def __exit__(self, *exc):
         self.release()
+
+    def __repr__(self):
+        # The standard library's form; the number of sleepers is not asked of the core.
+        return "<%s(%r, unknown)>" % (type(self).__name__, self._lock)
 
     def wait(self, timeout=None):
         try:
@@ -208,6 +269,10 @@ class Event(_Handle):
     def wait(self, timeout=None):
         return _mproc.py_event_wait(self._h, -1.0 if timeout is None else max(0.0, timeout))
 
+    def __repr__(self):
+        return "<%s at %#x %s>" % (type(self).__qualname__, id(self),
+                                   "set" if self.is_set() else "unset")
+
 
 class Barrier(_Handle):
     _free = staticmethod(_mproc.mproc_barrier_free)
@@ -254,3 +319,10 @@ class Barrier(_Handle):
     @property
     def broken(self):
         return bool(_mproc.mproc_barrier_broken(self._h))
+
+    def __repr__(self):
+        if self.broken:
+            return "<%s.%s at %#x: broken>" % (type(self).__module__, type(self).__qualname__,
+                                              id(self))
+        return "<%s.%s at %#x: waiters=%d/%d>" % (type(self).__module__, type(self).__qualname__,
+                                                 id(self), self.n_waiting, self.parties)

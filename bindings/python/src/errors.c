@@ -3,13 +3,44 @@
 
 #include "mproc_py.h"
 
+#include <string.h>
+
 static PyObject *mproc_py_errmap = NULL;     /* {code: exception class}, set by the package */
 static PyObject *mproc_py_errdefault = NULL; /* class for codes not in the map */
+
+/* The text of a core message without its leading "mproc_<function>: ": a Python caller never
+ * called that C function (and the exception's type already says what failed). */
+static const char *mproc_py_message(const char *msg) {
+  if (strncmp(msg, "mproc_", 6) != 0) return msg;
+  const char *p = msg + 6;
+  while ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_') p++;
+  if (p[0] == ':' && p[1] == ' ' && p[2]) return p + 2;
+  return msg;
+}
+
+/* msg without " with code -<n>" where -<n> is one of the core's own codes (the pool's
+ * "initializer failed ... with code -3012: <traceback>"): a number that means nothing to a
+ * Python caller, whose exception's type already says it. Written to buf (cap bytes). */
+static const char *mproc_py_drop_code(const char *msg, char *buf, size_t cap) {
+  const char *at = strstr(msg, " with code -");
+  if (!at) return msg;
+  const char *p = at + 12;
+  long n = 0;
+  while (*p >= '0' && *p <= '9' && n < 100000) n = n * 10 + (*p++ - '0');
+  if (p == at + 12 || n < 1000) return msg; /* an errno or a C user's status: kept */
+  size_t head = (size_t)(at - msg);
+  if (head + strlen(p) + 1 > cap) return msg;
+  memcpy(buf, msg, head);
+  strcpy(buf + head, p);
+  return buf;
+}
 
 /* Raise the exception for `code` with this thread's mproc_last_error() text; returns NULL. */
 PyObject *mproc_py_raise(int code) {
   const char *msg = mproc_last_error();
   if (!msg || !*msg) msg = mproc_strerror(code);
+  char buf[16384];
+  msg = mproc_py_drop_code(mproc_py_message(msg), buf, sizeof buf);
   PyObject *cls = NULL;
   if (mproc_py_errmap) {
     PyObject *k = PyLong_FromLong(code);

@@ -67,9 +67,10 @@ static int mproc_py_lock_give(mproc_py_lock *self) {
   return -1;
 }
 
-/* Fast path: `with lock:` and lock.acquire() uncontended; no GIL release, no argument parsing. */
-static PyObject *mproc_py_lock_enter(PyObject *o, PyObject *unused) {
-  (void)unused;
+/* acquire() and acquire(True): the fast path, uncontended; no GIL release, no argument
+ * parsing. A dead previous holder raises OwnerDeadError with the lock held (the caller asked
+ * for the lock and owns it: it repairs the state, then releases). */
+static PyObject *mproc_py_lock_acquire0(PyObject *o) {
   mproc_py_lock *self = (mproc_py_lock *)o;
   if (!self->lk && !mproc_py_lock_ok(self)) return NULL;
   int rc = mproc_lock_acquire(self->lk, 0);
@@ -79,11 +80,49 @@ static PyObject *mproc_py_lock_enter(PyObject *o, PyObject *unused) {
   return PyBool_FromLong(r);
 }
 
+/* `with lock:` (same fast path). When the previous holder died, the exception leaves
+ * __enter__, so __exit__ never runs and nothing in the caller's code could release the lock:
+ * it is released here before OwnerDeadError is raised, and the with-block does not run. */
+static PyObject *mproc_py_lock_enter(PyObject *o, PyObject *unused) {
+  (void)unused;
+  PyObject *r = mproc_py_lock_acquire0(o);
+  if (r || !PyErr_Occurred()) return r;
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  PyObject *code = value ? PyObject_GetAttrString(value, "mproc_code") : NULL;
+  long c = code ? PyLong_AsLong(code) : 0;
+  Py_XDECREF(code);
+  PyErr_Clear();
+  mproc_py_lock *self = (mproc_py_lock *)o;
+  if (c == MPROC_EOWNERDEAD && value && mproc_lock_release(self->lk) == 0) {
+    PyObject *exc = PyObject_CallFunction(
+        (PyObject *)Py_TYPE(value), "s",
+        "the previous holder of the lock died holding it: the with-block did not run and the "
+        "lock is released (this thread does not hold it); the state it guards may be "
+        "inconsistent");
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    if (!exc) return NULL;
+    PyObject *cv = PyLong_FromLong(c);
+    if (cv) {
+      if (PyObject_SetAttrString(exc, "mproc_code", cv) < 0) PyErr_Clear();
+      Py_DECREF(cv);
+    }
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_DECREF(exc);
+    return NULL;
+  }
+  PyErr_Restore(type, value, tb);
+  return NULL;
+}
+
 /* acquire(block=True, timeout=None), as multiprocessing's Lock.acquire. */
 static PyObject *mproc_py_lock_acquire_m(PyObject *o, PyObject *const *args, Py_ssize_t nargs,
                                          PyObject *kwnames) {
   mproc_py_lock *self = (mproc_py_lock *)o;
-  if (nargs == 0 && !kwnames) return mproc_py_lock_enter(o, NULL);
+  if (nargs == 0 && !kwnames) return mproc_py_lock_acquire0(o);
   if (!mproc_py_lock_ok(self)) return NULL;
   PyObject *block = Py_True, *timeout = Py_None;
   Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;

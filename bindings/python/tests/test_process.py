@@ -55,7 +55,7 @@ def test_kill_gives_minus_sigkill(ctx):
     p.kill()
     p.join()
     assert p.exitcode == -signal.SIGKILL
-    assert "exitcode=SIGKILL" in repr(p)
+    assert "exitcode=-SIGKILL" in repr(p)
 
 
 def test_join_timeout_returns_while_running():
