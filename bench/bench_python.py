@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
 """mproc's Python package against the standard multiprocessing, in one run; prints ratios.
 
-usage: PYTHONPATH=build/bindings/python /usr/bin/python3 bench/bench_python.py [scale]
+usage: PYTHONPATH=build/bindings/python /usr/bin/python3 bench/bench_python.py [scale] [--map | --bigdata]
 (each case alternates mproc and multiprocessing, best of ROUNDS rounds of best-of-3 runs)
 Targets (issue 6): Pool.apply round trip >= 5x, Queue of small objects >= 3x, Lock >= 2x,
 Value increments under lock >= 5x, each measured in one process and in two processes at once
 (the tutorial's shared counter). Issue 18: a spawned Process's start+join faster than the
 standard library's spawn (> 1x). Numbers are measured, never assumed. Issue 8: the parent's
-peak memory growth while imap runs over generated items (mproc reads its input lazily; Python's
-Pool.imap reads all of it first). Issue 20 (--bigdata runs only these): Queue and Pipe of 8 MiB
-numpy arrays, a child sending to its parent, beside the standard library and beside a memcpy
-of the same bytes; targets: Queue >= 10x the standard library and >= 0.3x memcpy."""
+memory growth while imap runs over generated items and the reader is slower than the workers
+(mproc keeps at most max_inflight items taken and not read back; Python's Pool.imap feeds the
+workers as fast as its pipe takes them and keeps every result the reader has not taken yet).
+Issue 20 (`--map`: only these rows): every Pool method at chunksize 1, the default and large
+chunks over small items, many apply_async, and a map over 64 arrays of 8 MiB (numpy), each
+beside the standard library in the same run, as throughput ratios. Issue 20 (`--bigdata`: only
+these rows): Queue and Pipe of 8 MiB numpy arrays, a child sending to its parent, beside the
+standard library and beside a memcpy of the same bytes; targets: Queue >= 10x the standard
+library and >= 0.3x memcpy."""
 import multiprocessing as std
 import resource
 import subprocess
@@ -19,7 +24,8 @@ import time
 
 import mproc
 
-SCALE = float(sys.argv[1]) if len(sys.argv) > 1 and not sys.argv[1].startswith("--") else 1.0
+_ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+SCALE = float(_ARGS[0]) if _ARGS and sys.argv[1] != "--imap" else 1.0
 ROUNDS = 3
 
 
@@ -134,16 +140,29 @@ def value_contended(mod):
     return two_processes(mod, _value_loop, lambda m: m.Value("i", 0), check)
 
 
+def _rss():
+    """The resident set size now, in bytes (/proc/self/statm: pages)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
 def imap_child(modname, n):
-    """Run in a fresh interpreter: imap over n generated items; print the peak RSS growth (MiB)."""
+    """Run in a fresh interpreter: imap over n generated items with a consumer slower than the
+    workers (a 20 ms pause every 10000 results); print the parent's RSS growth (MiB) over the
+    loop, sampled every 1000 results, and the count. ru_maxrss cannot tell it: its high-water
+    mark was often set before the loop (imports, the pool's start), which printed 0.0."""
     mod = mproc if modname == "mproc" else std
     with mod.Pool(2) as pool:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        base = peak = _rss()
         count = 0
         for _ in pool.imap(ident, (("x" * 64, i) for i in range(n)), chunksize=256):
             count += 1
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print((peak - base) / 1024.0, count)
+            if count % 1000 == 0:
+                peak = max(peak, _rss())
+                if count % 10000 == 0:
+                    time.sleep(0.02)
+        peak = max(peak, _rss())
+    print((peak - base) / float(1 << 20), count)
 
 
 def imap_memory():
@@ -152,9 +171,121 @@ def imap_memory():
     for name in ("mproc", "python"):
         r = subprocess.run([sys.executable, __file__, "--imap", name, str(n)], capture_output=True,
                            text=True, check=True)
-        out[name] = float(r.stdout.split()[0])
-    print("%-32s %12s %12s" % ("imap of %d items" % n, "mproc MiB", "python MiB"))
-    print("%-32s %12.1f %12.1f" % ("parent peak RSS growth", out["mproc"], out["python"]))
+        got, count = r.stdout.split()
+        assert int(count) == n, (name, count)
+        out[name] = float(got)
+    print("%-32s %12s %12s" % ("imap of %d items, slow reader" % n, "mproc MiB", "python MiB"))
+    print("%-32s %12.1f %12.1f" % ("parent RSS growth (sampled)", out["mproc"], out["python"]))
+
+
+# ---- Pool map rows (issue 20): every Pool method beside the standard library, same run --------
+# Small items: N_SMALL for chunksize 1 (the standard library takes 40-70 us an item there) and
+# N_BIG for the default and large chunks (large: 8 chunks over the input, as 10^6 / 125000).
+N_SMALL = int(100000 * SCALE)
+N_BIG = int(1000000 * SCALE)
+
+
+def add(a, b):
+    return a + b
+
+
+def _drain(it):
+    n = 0
+    for _ in it:
+        n += 1
+    return n
+
+
+def _map_case(method, chunks):
+    """(label, items, run(pool, data)) of one Pool method at chunksize 1 / default / large."""
+    n = N_SMALL if chunks == "1" else N_BIG
+    cs = {"1": 1, "default": None, "large": max(1, n // 8)}[chunks]
+    kw = {} if cs is None else {"chunksize": cs}
+    star = method.startswith("starmap")
+    fn = add if star else ident
+    runs = {
+        "map": lambda p, d: p.map(fn, d, **kw),
+        "map_async": lambda p, d: p.map_async(fn, d, **kw).get(),
+        "starmap": lambda p, d: p.starmap(fn, d, **kw),
+        "starmap_async": lambda p, d: p.starmap_async(fn, d, **kw).get(),
+        "imap": lambda p, d: _drain(p.imap(fn, d, **kw)),
+        "imap_unordered": lambda p, d: _drain(p.imap_unordered(fn, d, **kw)),
+    }
+    label = "%s cs=%s" % (method, "1 (default)" if method.startswith("imap") and cs == 1
+                          else chunks if cs is None or chunks == "1" else cs)
+    return label, n, star, runs[method]
+
+
+def _apply_many(p, d):
+    rs = [p.apply_async(ident, (x,)) for x in d]
+    for r in rs:
+        r.get()
+
+
+def _array_sum(a):
+    return float(a.sum())
+
+
+def map_rows():
+    """Items per second of each Pool method, mproc and multiprocessing alternating, best of
+    ROUNDS; ratio = mproc's throughput over the standard library's."""
+    cases = []
+    for method in ("map", "map_async", "starmap", "starmap_async", "imap", "imap_unordered"):
+        # imap's default chunksize is 1, as multiprocessing's: its cs=1 row is the default one
+        for chunks in ("1", "large") if method.startswith("imap") else ("1", "default", "large"):
+            cases.append(_map_case(method, chunks))
+    cases.append(("apply_async x %d" % (N_SMALL // 5), N_SMALL // 5, False, _apply_many))
+    print("%-32s %9s %12s %12s %8s %8s" % ("Pool method (small items)", "items", "mproc s",
+                                           "python s", "ratio", "target"))
+    with mproc.Pool(2) as mp, std.Pool(2) as sp:
+        mp.map(ident, range(100))
+        sp.map(ident, range(100))
+        data = {}
+        for label, n, star, run in cases:
+            key = (n, star)
+            if key not in data:
+                data[key] = [(i, i) for i in range(n)] if star else list(range(n))
+            d = data[key]
+            a = b = float("inf")
+            for _ in range(ROUNDS):
+                for name, p in (("mproc", mp), ("python", sp)):
+                    t0 = time.perf_counter()
+                    run(p, d)
+                    t = time.perf_counter() - t0
+                    if name == "mproc":
+                        a = min(a, t)
+                    else:
+                        b = min(b, t)
+            print("%-32s %9d %12.3f %12.3f %7.2fx %7.0fx %s" % (label, n, a, b, b / a, 2,
+                                                               "ok" if b / a >= 2 else "BELOW"),
+                  flush=True)
+    big_arrays()
+
+
+def big_arrays():
+    """Pool.map over 64 arrays of 8 MiB (numpy), returning their sums (target >= 5x)."""
+    try:
+        import numpy
+    except ImportError:
+        print("%-32s %s" % ("map over 64 x 8 MiB arrays", "skipped: python3-numpy not installed"))
+        return
+    n = max(2, int(64 * min(SCALE, 1.0)))
+    arrays = [numpy.full(1 << 20, float(i)) for i in range(n)]   # 2^20 float64 = 8 MiB
+    want = [float(a.sum()) for a in arrays]
+    a = b = float("inf")
+    with mproc.Pool(2) as mp, std.Pool(2) as sp:
+        for _ in range(ROUNDS):
+            for name, p in (("mproc", mp), ("python", sp)):
+                t0 = time.perf_counter()
+                got = p.map(_array_sum, arrays)
+                t = time.perf_counter() - t0
+                assert got == want
+                if name == "mproc":
+                    a = min(a, t)
+                else:
+                    b = min(b, t)
+    print("%-32s %9d %12.3f %12.3f %7.2fx %7.0fx %s" % ("map over %d x 8 MiB arrays" % n, n, a, b,
+                                                       b / a, 5, "ok" if b / a >= 5 else "BELOW"))
 
 
 # ---- issue 20: large data (numpy arrays through Queue and Pipe) ------------------------------
@@ -269,6 +400,10 @@ if __name__ == "__main__":
         imap_child(sys.argv[2], int(sys.argv[3]))
     elif "--bigdata" in sys.argv[1:]:
         big_data()
+    elif "--map" in sys.argv[1:]:   # only the Pool map rows and the imap memory row
+        map_rows()
+        imap_memory()
     else:
         main()
+        map_rows()
         big_data()

@@ -5,10 +5,12 @@ Task bytes (made by pool.py):
   b"M" | b"S" + len(fn) as 4 bytes + pickle(func) + pickle(x)  map item: func(x) / func(*x)
   b"L" | b"K" + len(fn) as 4 bytes + pickle(func) + pickle(list)  a chunk of map items: the list
                                                                  of func(x) / func(*x)
+  b"l" | b"k": as "L" / "K", the list made by mproc._oob.dumps (large buffers out of band)
 Result bytes: b"\\0" + pickle(value), or b"\\1" + pickle((exception or None, traceback text)).
 """
 import pickle
 import sys
+from itertools import starmap as _starmap
 import traceback
 
 from . import _core
@@ -23,7 +25,20 @@ _pending_inits = {}  # {key: (initializer, initargs)} of fork pools (pool.py fil
 
 def init_worker(arg):
     from . import process
-    process._after_fork_in_worker(_mproc.mproc_current_name() or "PoolWorker")
+    name, identity = _mproc.mproc_current_name() or "PoolWorker", None
+    if arg[:1] == b"I":  # the worker's identity: (parent's identity, first number, name)
+        n = int.from_bytes(arg[1:5], "little")
+        prefix, first, kind = _loads(arg[5:5 + n])
+        arg = arg[5 + n:]
+        try:
+            slot = int(name.rsplit("-", 1)[1])
+        except (IndexError, ValueError):
+            slot = 0
+        identity = tuple(prefix) + (first + slot,)
+        name = kind + "-" + ":".join(map(str, identity))
+    process._after_fork_in_worker(name)
+    if identity is not None:
+        _set_identity(process, identity, name)
     if not arg:
         return True
     if arg[:1] == b"F":
@@ -33,6 +48,8 @@ def init_worker(arg):
         from . import spawn
         f = io.BytesIO(arg[1:])
         spawn._prepare_child(f)
+        if identity is not None:  # the preparation named the process after its parent's data
+            _set_identity(process, identity, name)
         if f.tell() == len(arg) - 1:
             return True
         init, initargs = pickle.load(f)
@@ -44,6 +61,21 @@ def init_worker(arg):
         finally:
             _flush()
     return True
+
+
+def _set_identity(process, identity, name):
+    """current_process() of mproc and of multiprocessing: this worker's name and _identity
+    (programs pick a device or a seed with current_process()._identity[0])."""
+    me = process.current_process()
+    me._identity = identity
+    me._name = name
+    try:
+        import multiprocessing.process as std
+        std_me = std.current_process()
+        std_me._identity = identity
+        std_me._name = name
+    except Exception:
+        pass
 
 
 def _flush():
@@ -79,17 +111,20 @@ def run_task(mv):
             if blob != _fn_blob:
                 _fn = _loads(blob)
                 _fn_blob = bytes(blob)
-            x = _loads(mv[5 + n:])
+            if kind >= 97:  # "l", "k": the chunk was made by mproc._oob (see pool._chunk_bytes)
+                from ._oob import loads as oob_loads
+                x = oob_loads(mv[5 + n:])
+                kind -= 32
+            else:
+                x = _loads(mv[5 + n:])
             if kind == 77:  # "M"
                 value = _fn(x)
             elif kind == 83:  # "S": starmap
                 value = _fn(*x)
             elif kind == 76:  # "L": a chunk of map items
-                fn = _fn
-                value = [fn(a) for a in x]
+                value = list(map(_fn, x))
             else:  # "K": a chunk of starmap items
-                fn = _fn
-                value = [fn(*a) for a in x]
+                value = list(_starmap(_fn, x))
         try:
             out = b"\x00" + pickle.dumps(value, _core.PROTOCOL)
         except Exception as e:
@@ -113,8 +148,26 @@ def _rebuild_error(payload):
     if not isinstance(exc, BaseException):
         last = tb.strip().splitlines()[-1] if tb.strip() else "unknown error"
         exc = RuntimeError("remote exception that cannot be rebuilt here: " + last)
-    exc.__cause__ = _core.RemoteTraceback('\n"""\n%s"""' % tb)
+    exc.__cause__ = _remote_traceback_class()('\n"""\n%s"""' % tb)
     return exc
+
+
+_RemoteTraceback = None
+
+
+def _remote_traceback_class():
+    """mproc.RemoteTraceback that is also a multiprocessing.pool.RemoteTraceback, so that code
+    written for the standard library's Pool recognises the cause (made on first use: the
+    standard library's pool module is not imported by workers and children otherwise)."""
+    global _RemoteTraceback
+    if _RemoteTraceback is None:
+        try:
+            from multiprocessing.pool import RemoteTraceback as std
+            _RemoteTraceback = type("RemoteTraceback", (_core.RemoteTraceback, std),
+                                    {"__module__": _core.RemoteTraceback.__module__})
+        except ImportError:  # pragma: no cover
+            _RemoteTraceback = _core.RemoteTraceback
+    return _RemoteTraceback
 
 
 def _decode(data):

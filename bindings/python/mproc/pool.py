@@ -2,12 +2,17 @@
 dies fails only its task (WorkerDiedError) instead of hanging the pool, per-task timeouts
 (TaskTimeoutError), per-worker statistics (Pool.stats()), lazy bounded imap, progress bars,
 AsyncResult.cancel() and Ctrl-C that reaches the caller while it waits."""
+import collections
 import concurrent.futures
 import importlib
+import io
 import itertools
 import os
+import pickle
 import sys
 import threading
+import time
+import warnings
 import weakref
 import _signal
 from _signal import SIGINT as _SIGINT, default_int_handler as _default_int_handler, \
@@ -65,6 +70,9 @@ class ApplyResult:
     def ready(self):
         return bool(_mproc.mproc_async_ready(self._h))
 
+    def _is_done(self):
+        return self._h is not None and self.ready()
+
     def successful(self):
         if not self.ready():
             raise ValueError("{0!r} not ready".format(self))
@@ -77,9 +85,21 @@ class ApplyResult:
             self._cb_done.wait(timeout)
 
     def get(self, timeout=None):
-        self.wait(timeout)
-        if not self.ready():
-            raise _core.TimeoutError
+        if self._outcome is None and self._cb_done is None and type(self) is ApplyResult:
+            # One call waits and takes the bytes (the common case: no callbacks).
+            try:
+                data = _mproc.py_async_get(self._h, -1.0 if timeout is None else
+                                        max(0.0, timeout))
+            except Exception as e:
+                if _core.code_of(e) == _core.E.EAGAIN:
+                    raise _core.TimeoutError from None
+                self._outcome = (False, _pool_error(e, self._cancelled))
+            else:
+                self._outcome = _decode(data)
+        else:
+            self.wait(timeout)
+            if not self.ready():
+                raise _core.TimeoutError
         ok, value = self._result()
         if ok:
             return value
@@ -156,69 +176,459 @@ class MapResult(ApplyResult):
             if not ok:
                 return False, value
             values.append(value)
-        if self._star_chunks:
-            values = list(itertools.chain.from_iterable(values))
         return True, values
 
 
-class IMapIterator:
-    """Results of imap (in order) or imap_unordered (as they complete). The input is read
-    lazily, on the pool's dispatcher thread, with a bounded number of items in flight. When the
-    pool is closed or terminated before the input ends, the results of the items already taken
-    come, then next() raises ValueError (closed) or ProcessError (terminated) once, then
-    StopIteration."""
+class _Failed:
+    """A failed chunk's exception, kept in an iterator's queue of results in its place."""
+    __slots__ = ("exc",)
 
-    def __init__(self, pool, h, feeder=None, feed=None, progress=None):
-        self._pool = pool
-        self._h = h
-        self._feeder = feeder
-        self._feed = feed
-        self._progress = progress
+    def __init__(self, exc):
+        self.exc = exc
 
-    def __iter__(self):
-        return self
 
-    def next(self, timeout=None):
+# A lazy map keeps at most this many bytes of pickled input in the pool at once (beside
+# max_inflight), so that the default window stays small for big items.
+_INFLIGHT_BYTES = 64 << 20
+
+
+class _PipelinedMapResult(MapResult):
+    """map_async/starmap_async with chunks: a thread of the result waits for the chunks in
+    order and unpickles each one's results while later chunks still run (multiprocessing's
+    result thread does the same), then runs the callback. get() and wait() wait for it."""
+
+    def __init__(self, pool, it, callback, error_callback):
+        ApplyResult.__init__(self, pool, callback, error_callback)
+        self._cb_done = None
+        self._it = it
+        it._lock = threading.Lock()
+        self._event = threading.Event()
+        with pool._cb_cond:
+            self._cookie = next(_cookies)
+            pool._pending[self._cookie] = self
+        pool._results[self._cookie] = self
+        threading.Thread(target=self._drive, name="mproc-pool-map", daemon=True).start()
+
+    def _drive(self):
         try:
-            _, data = _mproc.py_async_next(self._h, -1.0 if timeout is None else max(0.0, timeout))
+            self._outcome = (True, self._it._all())
+        except BaseException as e:
+            if self._cancelled:
+                e = concurrent.futures.CancelledError("canceled")
+            self._outcome = (False, e)
+        self._it = None
+        ok, value = self._outcome
+        try:
+            if ok and self._callback:
+                self._callback(value)
+            elif not ok and self._error_callback:
+                self._error_callback(value)
+        except Exception:
+            import traceback
+            traceback.print_exc()
+        finally:
+            self._event.set()
+            pool, self._pool = self._pool, None
+            with pool._cb_cond:
+                pool._pending.pop(self._cookie, None)
+                pool._cb_cond.notify_all()
+
+    def ready(self):
+        return self._event.is_set()
+
+    def _is_done(self):
+        return self._event.is_set()
+
+    def wait(self, timeout=None):
+        self._event.wait(timeout)
+
+    def _result(self):
+        return self._outcome
+
+    def cancel(self):
+        it = self._it
+        if self.ready() or it is None:
+            return False
+        self._cancelled = True
+        it._cancel()
+        return True
+
+
+class IMapIterator:
+    """Results of imap (in order) or imap_unordered (as they complete).
+
+    The input is read lazily in the caller's thread: a whole chunk is pickled at once (one
+    pickle of the list of its items; the function once per batch, not per item) and chunks go
+    to the pool in batches, each one C map job, while at most max_inflight items are taken and
+    not read back. Each next() tops the window up. No Python runs on the pool's threads, so the
+    dispatcher never waits for the GIL (a lazy input read there, an item at a time, made imap
+    slower than the standard library's by up to 100x).
+
+    As multiprocessing: an exception of the input ends the input; it is raised in place of the
+    chunk that hit it (after the results of the chunks before it), then the iteration ends. An
+    item that cannot be pickled fails its chunk and the input goes on. A failed chunk raises its
+    task's exception; with chunksize > 1 the iteration then ends, as the standard library's.
+    When the pool is closed or terminated before the input ends, the results of the items
+    already taken come, then next() raises ValueError (closed) or ProcessError (terminated)
+    once, then StopIteration."""
+
+    def __init__(self, pool, func, iterable, chunksize, ordered, task_timeout, max_inflight,
+                 progress, star=False, eager=False):
+        self._pool = pool
+        self._lock = None        # taken around freeing a batch when another thread may cancel it
+        self._batches = collections.deque()  # [handle or _Failed, chunk sizes, bytes], oldest first
+        self._ready = collections.deque()    # chunks' lists of values (or _Failed) not given yet
+        self._cur = ()           # the list being given out, and the index of its next value
+        self._pos = 0
+        self._it = None
+        blob = _core.dumps(func)
+        tail = len(blob).to_bytes(4, "little") + blob
+        self._head = (b"K" if star else b"L") + tail
+        self._oob_head = (b"k" if star else b"l") + tail  # the chunk's pickle made by _oob
+        self._it = iter(iterable)
+        self._cs = chunksize
+        self._ordered = ordered
+        self._t = float(task_timeout or 0.0)
+        nw = pool._processes
+        self._bound = max_inflight or 4 * nw * max(chunksize, 32)
+        self._per_batch = max(1, self._bound // chunksize // 4)  # chunks per C job
+        if eager:  # a map: all of the input goes to the pool now, in about 4 batches
+            self._bound = None
+        self._taken = 0          # items taken from the input whose results are not decoded yet
+        self._bytes = 0          # pickled input of the batches in the pool
+        self._end = None         # the exception to raise once when the results run out
+        self._dead = False
+        self._done = 0
+        # A map has its input in memory and must be submitted whole before close() (as
+        # multiprocessing's): no byte budget then.
+        self._max_bytes = float("inf") if eager else _INFLIGHT_BYTES
+        try:
+            total = len(iterable)
+        except TypeError:
+            total = None
+        self._progress = _Progress(progress, total) if progress else None
+        pool._results[next(_cookies)] = self
+        self._fill()
+
+    # -- input -----------------------------------------------------------------------------
+    def _fill(self):
+        """Take chunks from the input and submit them in batches while the window has room."""
+        cs = self._cs
+        while self._it is not None:
+            room = float("inf") if self._bound is None else self._bound - self._taken
+            if self._taken and self._bound is not None and (
+                    room < min(self._bound, self._per_batch * cs)
+                    or self._bytes >= self._max_bytes):
+                return
+            if self._pool._state != RUN or self._pool._h is None:
+                self._cut(ValueError("Pool closed before the input of this imap was read to "
+                                     "its end") if self._pool._state == CLOSE else
+                          _core.ProcessError("Pool terminated before the input of this imap "
+                                             "was read to its end"), check=True)
+                return
+            items, sizes, nbytes = [], [], 0
+            it = self._it
+            while len(items) < self._per_batch and (not items or room >= cs) \
+                    and nbytes < self._max_bytes / 4:
+                try:
+                    chunk = list(itertools.islice(it, cs))
+                except Exception as e:
+                    self._submit(items, sizes, nbytes)
+                    self._cut(e)  # in place of this chunk, as multiprocessing
+                    return
+                if not chunk:
+                    self._it = None
+                    break
+                room -= len(chunk)
+                try:
+                    data = _chunk_bytes(self, chunk)
+                except Exception as e:  # this chunk fails; the input goes on
+                    self._submit(items, sizes, nbytes)
+                    items, sizes, nbytes = [], [], 0
+                    self._taken += len(chunk)
+                    self._batches.append([_Failed(e), [len(chunk)], 0])
+                    continue
+                items.append(data)
+                sizes.append(len(chunk))
+                nbytes += len(data)
+            if not self._submit(items, sizes, nbytes):
+                return
+
+    def _submit(self, items, sizes, nbytes):
+        if not items:
+            return True
+        try:
+            h, _ = _mproc.py_pool_map_async(self._pool._h, items, 1, self._t,
+                                         1 if self._ordered else 2, None, 0, False)
+        except Exception as e:
+            e = _pool_error(e)
+            if isinstance(e, ValueError):
+                e = ValueError("Pool closed before the input of this imap was read to its end")
+            self._cut(e)
+            return False
+        self._batches.append([h, sizes, nbytes])
+        self._taken += sum(sizes)
+        self._bytes += nbytes
+        return True
+
+    def _cut(self, exc, check=False):
+        """The input ends here; exc is raised once after the results of what was taken."""
+        if check:  # the pool stopped: only an error if the input had more
+            try:
+                more = next(self._it, _cut_marker) is not _cut_marker
+            except Exception:
+                more = True
+            if not more:
+                exc = None
+        self._it = None
+        self._end = exc
+
+    # -- results ---------------------------------------------------------------------------
+    def _take(self, entry, data):
+        """Queue the decoded results of one chunk of batch entry (index, bytes)."""
+        index, blob = data
+        n = entry[1][index] if index < len(entry[1]) else self._cs
+        self._taken -= n
+        ok, value = _decode(blob)
+        if ok:
+            self._ready.append(value)
+        else:
+            self._ready.append(_Failed(value))
+
+    def _release(self, entry):
+        self._bytes -= entry[2]
+        h = entry[0]
+        if not isinstance(h, _Failed):
+            if self._lock is None:
+                _mproc.mproc_async_free(h)
+            else:
+                with self._lock:
+                    entry[0] = None
+                    _mproc.mproc_async_free(h)
+
+    def _cancel(self):
+        with self._lock:
+            for entry in list(self._batches):
+                h = entry[0]
+                if h is not None and not isinstance(h, _Failed):
+                    _mproc.mproc_async_cancel(h)
+
+    def _next_of(self, entry, timeout):
+        """One result of a batch: True (queued), False (the batch is done), or raises
+        TimeoutError when timeout passed first."""
+        h = entry[0]
+        if isinstance(h, _Failed):
+            if entry[1]:
+                self._taken -= entry[1].pop()
+                self._ready.append(h)
+                return True
+            return False
+        try:
+            data = _mproc.py_async_next(h, timeout)
         except Exception as e:
             code = _core.code_of(e)
             if code == _core.E.EAGAIN:
                 raise _core.TimeoutError from None
             if code == _core.E.EITEREND:
-                self._report(True)
-                err = self._feeder.error if self._feeder is not None else None
-                if err is not None:
-                    self._feeder.error = None
-                    raise err
-                raise StopIteration from None
-            if code == _core.E.ECLOSED:
-                raise ValueError("Pool closed before the input of this imap was read to its end")
-            raise _pool_error(e) from None
-        self._report(False)
-        ok, value = _decode(data)
-        if ok:
-            return value
-        raise value
+                return False
+            self._taken -= self._cs  # the chunk's index is not known: count a whole one
+            self._ready.append(_Failed(_pool_error(e)))
+            return True
+        self._take(entry, data)
+        return True
 
-    def _report(self, end):
-        if self._progress is not None:
-            done, total, _ = _mproc.py_feed_state(self._feed)
-            if end:
-                total = done   # the input's length is known now, even if no chunk said it
-            self._progress.update(done, total or None)
-            if end:
-                self._progress.close()
+    def _collect(self, timeout):
+        """Wait for at least one chunk's results (or the end of a batch)."""
+        if self._ordered:
+            entry = self._batches[0]
+            if not self._next_of(entry, -1.0 if timeout is None else max(0.0, timeout)):
+                self._batches.popleft()
+                self._release(entry)
+            return
+        # Unordered: whichever batch has a result; wait on the oldest in short slices while
+        # newer ones exist (no C call waits for any of several jobs' next item).
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        slice_ = 0.0005
+        while True:
+            for entry in list(self._batches):
+                try:
+                    got = self._next_of(entry, 0.0)
+                except _core.TimeoutError:
+                    continue
+                if not got:
+                    self._batches.remove(entry)
+                    self._release(entry)
+                return
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise _core.TimeoutError
+            wait = -1.0 if len(self._batches) == 1 else slice_
+            if left is not None:
+                wait = left if wait < 0 else min(wait, left)
+            entry = self._batches[0]
+            try:
+                got = self._next_of(entry, wait)
+            except _core.TimeoutError:
+                slice_ = min(slice_ * 2, 0.02)
+                continue
+            if not got:
+                self._batches.popleft()
+                self._release(entry)
+            return
+
+    def _all(self):
+        """The list of every result, in order (a blocking map), or the failure of the lowest
+        failing chunk once every chunk has ended (as multiprocessing's map waits for all)."""
+        out, err = [], None
+        extend, nxt = out.extend, _mproc.py_async_next
+        try:
+            while self._batches:
+                entry = self._batches[0]
+                h = entry[0]
+                if isinstance(h, _Failed):
+                    err = err or h.exc
+                else:
+                    while True:
+                        try:
+                            _, blob = nxt(h, -1.0)
+                        except Exception as e:
+                            if _core.code_of(e) == _core.E.EITEREND:
+                                break
+                            err = err or _pool_error(e)
+                            continue
+                        ok, value = _decode(blob)
+                        if ok:
+                            if err is None:
+                                extend(value)
+                        elif err is None:
+                            err = value
+                self._batches.popleft()
+                self._release(entry)
+                if self._it is not None:
+                    self._fill()
+            if err is None and self._end is not None:
+                err = self._end
+        finally:
+            self._stop()
+        if err is not None:
+            raise err
+        return out
+
+    def next(self, timeout=None):
+        while True:
+            cur, pos = self._cur, self._pos
+            if pos < len(cur):
+                self._pos = pos + 1
+                if self._progress is not None:
+                    self._done += 1
+                    self._progress.update(self._done, self._progress._total)
+                return cur[pos]
+            if self._ready:
+                v = self._ready.popleft()
+                if type(v) is _Failed:
+                    if self._progress is not None:
+                        self._done += 1
+                    if self._cs > 1:  # multiprocessing's chunked imap ends at an error
+                        self._stop()
+                    raise v.exc
+                self._cur, self._pos = v, 0
+                continue
+            if self._dead:
+                raise StopIteration
+            if self._batches:
+                self._collect(timeout)
+                self._fill()
+                continue
+            self._fill()
+            if self._batches:
+                continue
+            end, self._end = self._end, None
+            self._stop()
+            if end is not None:
+                raise end
+            raise StopIteration
+
+    def __iter__(self):
+        # A for loop takes each chunk's values here without a next() call per value; the
+        # state stays in the iterator, so a loop left with break loses nothing.
+        return self if self._progress is not None else self._values()
+
+    def _values(self):
+        nxt = self.next
+        while True:
+            cur = self._cur
+            pos = self._pos
+            n = len(cur)
+            while pos < n and self._cur is cur:
+                self._pos = pos + 1
+                yield cur[pos]
+                pos = self._pos
+            try:
+                v = nxt()
+            except StopIteration:
+                return
+            yield v
 
     __next__ = next
 
+    def _stop(self):
+        if self._dead:
+            return
+        self._dead = True
+        self._it = None
+        self._ready.clear()
+        self._cur, self._pos = (), 0
+        while self._batches:
+            self._release(self._batches.popleft())
+        if self._progress is not None:
+            self._progress.update(self._done, self._done)
+            self._progress.close()
+        self._pool = None
+
+    def _is_done(self):
+        return self._dead
+
     def __del__(self):
-        h = getattr(self, "_h", None)
-        if h is not None and _mproc is not None:
-            try:
-                _mproc.mproc_async_free(h)
-            except Exception:
-                pass
+        if _mproc is None:
+            return
+        try:
+            for entry in getattr(self, "_batches", ()):
+                self._release(entry)
+            self._batches.clear()
+        except Exception:
+            pass
+
+
+_cut_marker = object()
+
+# ---- out-of-band buffers: where mproc._oob plugs in ---------------------------------------------
+# A chunk is pickled with protocol 5 (_core.PROTOCOL). When mproc._oob is there (the big-data
+# work: dumps/loads that move large pickle-5 buffers, numpy arrays and bytes-like objects,
+# through shared memory instead of copying them into the pickle), a chunk goes through it and
+# is tagged "l"/"k" so that the worker reads it with _oob.loads (_worker.run_task). Without it,
+# buffers travel inside the pickle as they always did.
+try:
+    from ._oob import dumps as _oob_dumps
+except ImportError:
+    _oob_dumps = None
+
+
+def _chunk_bytes(it, chunk):
+    """The task bytes of one chunk of an imap or a map."""
+    if _oob_dumps is not None:
+        try:
+            return it._oob_head + _oob_dumps(chunk)
+        except Exception:
+            pass  # what _oob cannot send (a lambda needs cloudpickle): the plain way
+    # Pickled after the head in one buffer: for large items, head + dumps() costs a second
+    # copy of the whole chunk (measured: twice the time for 64 MiB of arrays).
+    f = io.BytesIO()
+    f.write(it._head)
+    try:
+        pickle.Pickler(f, _core.PROTOCOL).dump(chunk)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return it._head + _core.dumps(chunk)  # cloudpickle, or the error that names the object
+    return f.getvalue()
 
 
 class Pool:
@@ -262,6 +672,7 @@ class Pool:
         self._cb_thread = None
         self._pending = {}
         self._feeds = []       # C payloads of maps (input, progress) the pool may still call
+        self._results = weakref.WeakValueDictionary()  # what _cache shows
         self._owner = os.getpid()
         _pools.add(self)
 
@@ -270,6 +681,15 @@ class Pool:
         """The C pool of local workers (mproc.mpi.Pool makes one over MPI ranks instead)."""
         method = context._method() if context is not None else _start._default_method()
         code = _start._prepare(method)
+        # Worker identities as multiprocessing's: (parent's identity..., N) with N from the
+        # process counter, one number per worker slot; the name as ForkPoolWorker-N.
+        from . import process as _process
+        ids = [next(_process._counter) for _ in range(processes)]
+        prefix = _process.current_process()._identity
+        kind = {_core.METHODS["fork"]: "Fork", _core.METHODS["forkserver"]: "ForkServer",
+                _core.METHODS["spawn"]: "Spawn"}.get(code, "Fork") + "PoolWorker"
+        self._worker_names = [(prefix + (n,), kind + "-" + ":".join(map(str, prefix + (n,))))
+                              for n in ids]
         key = None
         new_pool = _mproc.py_pool_new
         if code == _core.METHODS["spawn"]:
@@ -283,12 +703,37 @@ class Pool:
             init = b"F" + key.to_bytes(8, "little")
         else:
             init = b"P" + _core.dumps((initializer, tuple(initargs)))
+        head = _core.dumps((prefix, ids[0], kind))
+        init = b"I" + len(head).to_bytes(4, "little") + head + init
         try:
             return new_pool(processes, code, maxtasksperchild or 0, float(task_timeout or 0.0),
                             init)
         finally:
             if key is not None:
                 _pending_inits.pop(key, None)
+
+    # -- the standard library's internals that programs read -------------------------------
+    @property
+    def _pool(self):
+        """multiprocessing's list of workers: objects with pid, name, _identity, is_alive()."""
+        if self._h is None:
+            return []
+        names = getattr(self, "_worker_names", [])
+        return [_PoolWorker(st[0], *(names[i] if i < len(names) else
+                                     ((i + 1,), "PoolWorker-%d" % (i + 1))))
+                for i, st in enumerate(_mproc.py_pool_stats(self._h))]
+
+    @property
+    def _cache(self):
+        """multiprocessing's {job: result} of the results not ready yet."""
+        out = {}
+        for k, r in list(self._results.items()):
+            try:
+                if not r._is_done():
+                    out[k] = r
+            except Exception:
+                pass
+        return out
 
     # -- submission ------------------------------------------------------------------------
     def _check_running(self):
@@ -313,6 +758,7 @@ class Pool:
         self._feeds.append(feed)
 
     def _submit(self, res, submit):
+        self._results[next(_cookies)] = res
         if res._cb_done is None:
             try:
                 res._h = submit(None, 0)
@@ -351,10 +797,18 @@ class Pool:
 
     def apply_async(self, func, args=(), kwds={}, callback=None, error_callback=None, *,
                     task_timeout=None):
-        self._check_running()
+        if self._state != RUN:
+            raise ValueError("Pool not running")
         data = b"A" + _core.dumps((func, tuple(args), dict(kwds)))
         res = ApplyResult(self, callback, error_callback)
         t = float(task_timeout or 0.0)
+        if res._cb_done is None:
+            try:
+                res._h = _mproc.py_pool_apply_async(self._h, data, t, None, 0)
+            except Exception as e:
+                raise _pool_error(e) from None
+            self._results[next(_cookies)] = res
+            return res
         return self._submit(res, lambda q, c: _mproc.py_pool_apply_async(self._h, data, t, q, c))
 
     def _items(self, func, iterable, star):
@@ -362,12 +816,6 @@ class Pool:
         head = (b"S" if star else b"M") + len(blob).to_bytes(4, "little") + blob
         dumps = _core.dumps
         return [head + dumps(x) for x in iterable]
-
-    def _chunks(self, func, data, star, cs):
-        blob = _core.dumps(func)
-        head = (b"K" if star else b"L") + len(blob).to_bytes(4, "little") + blob
-        dumps = _core.dumps
-        return [head + dumps(data[i:i + cs]) for i in range(0, len(data), cs)]
 
     def _map_async(self, func, iterable, star, chunksize, callback, error_callback, task_timeout,
                    progress=False):
@@ -377,16 +825,17 @@ class Pool:
         p = bool(progress)
         data = iterable if isinstance(iterable, (list, tuple)) else list(iterable)
         cs = chunksize or -(-len(data) // (4 * self._processes)) or 1
-        res = MapResult(self, callback, error_callback)
         if cs > 1 and not p:
-            # As multiprocessing: one pickle per chunk of items, not one per item; the worker
-            # maps the chunk and answers with the list of its results.
-            items = self._chunks(func, data, star, cs)
-            res._star_chunks = True
-            cs = 1
-        else:
-            items = self._items(func, data, star)
-            res._star_chunks = False
+            # Chunks go to the pool in a few batches, and each chunk's results are unpickled as
+            # they come while later chunks run (by a thread of the result, as multiprocessing's
+            # result thread), instead of all unpickling at the end.
+            it = IMapIterator(self, func, data, cs, True, task_timeout, max(1, len(data)), None,
+                              star, eager=True)
+            return _PipelinedMapResult(self, it, callback, error_callback)
+        # Chunks of one item (or with progress, counted per item): one C map job over the items'
+        # pickles, chunked by the core.
+        res = MapResult(self, callback, error_callback)
+        items = self._items(func, data, star)
         res._total = len(items)
         t = float(task_timeout or 0.0)
 
@@ -437,25 +886,14 @@ class Pool:
             raise ValueError("Chunksize must be 1+, not {0:n}".format(chunksize))
         if max_inflight is not None and max_inflight < 1:
             raise ValueError("max_inflight must be 1+ or None")
-        blob = _core.dumps(func)
-        feeder = _Feeder(b"M" + len(blob).to_bytes(4, "little") + blob, iterable)
-        try:
-            total = len(iterable)
-        except TypeError:
-            total = None
-        try:
-            h, feed = _mproc.py_pool_imap_lazy(self._h, feeder, int(ordered), max_inflight or 0,
-                                            chunksize, float(task_timeout or 0.0), bool(progress))
-        except Exception as e:
-            raise _pool_error(e) from None
-        self._keep(feed)
-        bar = _Progress(progress, total) if progress else None
-        return IMapIterator(self, h, feeder, feed, bar)
+        return IMapIterator(self, func, iterable, chunksize, ordered, task_timeout, max_inflight,
+                            progress)
 
     def imap(self, func, iterable, chunksize=1, *, task_timeout=None, max_inflight=None,
              progress=None):
         """Results in order, the input read lazily with at most max_inflight items (default
-        4 x workers x chunksize) taken and not yet read back: an endless generator is fine."""
+        4 x workers x max(chunksize, 32)) taken and not yet read back, and at most 64 MiB of
+        pickled input in the pool: an endless generator is fine."""
         return self._imap(func, iterable, chunksize, True, task_timeout, max_inflight, progress)
 
     def imap_unordered(self, func, iterable, chunksize=1, *, task_timeout=None,
@@ -485,7 +923,8 @@ class Pool:
 
     def _drain_callbacks(self):
         """Wait until every callback of a finished result has run (as Python's join does)."""
-        if self._cb_thread is None or threading.current_thread() is self._cb_thread:
+        me = threading.current_thread()
+        if me is self._cb_thread or me.name == "mproc-pool-map":
             return
         with self._cb_cond:
             while self._pending:
@@ -520,9 +959,12 @@ class Pool:
     def __exit__(self, *exc):
         self.terminate()
 
-    def __del__(self):
+    def __del__(self, _warn=warnings.warn):
         if getattr(self, "_h", None) is None or _mproc is None:
             return
+        if self._state == RUN:  # as multiprocessing's
+            _warn("unclosed running multiprocessing pool %r" % (self,), ResourceWarning,
+                  source=self)
         try:
             self._free()
         except Exception:
@@ -534,28 +976,6 @@ class Pool:
     def __repr__(self):
         return "<%s.%s state=%s pool_size=%d>" % (type(self).__module__, type(self).__qualname__,
                                                    self._state, self._processes)
-
-
-class _Feeder:
-    """The input of a lazy imap: called on the pool's dispatcher thread (GIL taken there), gives
-    the next item's task bytes, or None at the end. An error of the input (or of pickling an
-    item) ends the input; the iterator raises it after the results of the items before it."""
-
-    def __init__(self, head, iterable):
-        self._head = head
-        self._it = iter(iterable)
-        self.error = None
-
-    def __call__(self):
-        try:
-            x = next(self._it)
-            return self._head + _core.dumps(x)
-        except StopIteration:
-            pass
-        except BaseException as e:
-            self.error = e
-        self._it = None
-        return None
 
 
 class _Progress:
@@ -624,9 +1044,41 @@ def _callback_loop(q, pending, cond):
             cond.notify_all()
 
 
-def ThreadPool(processes=None, initializer=None, initargs=()):
-    from multiprocessing.pool import ThreadPool as _TP
-    return _TP(processes, initializer, initargs)
+class _PoolWorker:
+    """An entry of Pool._pool: a worker slot's current process, as multiprocessing lists them."""
+
+    daemon = True
+
+    def __init__(self, pid, identity, name):
+        self.pid = self.ident = pid
+        self._identity = identity
+        self.name = name
+
+    def is_alive(self):
+        if not self.pid:
+            return False
+        try:
+            os.kill(self.pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+
+    @property
+    def exitcode(self):
+        return None if self.is_alive() else 0
+
+    def __repr__(self):
+        return "<%s name=%r pid=%d daemon>" % (type(self).__name__, self.name, self.pid)
+
+
+def __getattr__(name):
+    # The standard library's ThreadPool (threads need nothing of mproc), imported on first use.
+    if name == "ThreadPool":
+        from multiprocessing.pool import ThreadPool
+        return ThreadPool
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 
 def _terminate_all():

@@ -213,3 +213,28 @@ def value_ops(v, n):
     for _ in range(n):
         with v.get_lock():
             v.value += 1
+
+
+def touch_or_fail(path):
+    """Creates path, or raises for a path ending in "bad" (a failing map item)."""
+    if path.endswith("bad"):
+        raise ValueError("bad item " + path)
+    open(path, "w").close()
+    return path
+
+
+def wait_file_if_zero(arg):
+    """(x, path): x == 0 waits (60 s at most) until path exists; returns x."""
+    x, path = arg
+    if x == 0:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return x
+
+
+def identity_of_worker(x=None):
+    """The pool worker's multiprocessing-style identity, as the standard library's idioms read it."""
+    import multiprocessing
+    p = multiprocessing.current_process()
+    return p._identity, p.name

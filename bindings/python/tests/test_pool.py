@@ -1,6 +1,8 @@
 """Pool: the multiprocessing API plus worker death, task timeouts and stats."""
 import gc
+import multiprocessing.pool
 import os
+import re
 import signal
 import threading
 import weakref
@@ -224,7 +226,74 @@ def test_stats_shape(pool):
 def test_worker_identity():
     with mproc.Pool(1) as pool:
         name, ppid = pool.apply(_name_and_parent)
-    assert name.startswith("PoolWorker") and ppid == os.getpid()
+    assert re.fullmatch(r"(Fork|ForkServer|Spawn)PoolWorker-\d+", name) and ppid == os.getpid()
+
+
+@pytest.mark.parametrize("method,kind", [("fork", "ForkPoolWorker"),
+                                         ("forkserver", "ForkServerPoolWorker")])
+def test_worker_identity_as_multiprocessing(method, kind):
+    # (N,) and <Kind>PoolWorker-N, in mproc's and multiprocessing's current_process(): programs
+    # pick a device or a seed with current_process()._identity[0]
+    with mproc.get_context(method).Pool(2) as pool:
+        seen = set(pool.map(helpers.identity_of_worker, range(40), chunksize=1))
+        workers = pool._pool
+        mine = set(pool.map(_mproc_identity, range(40), chunksize=1))
+    assert len(seen) == 2 and seen == mine
+    for identity, name in seen:
+        assert len(identity) == 1 and identity[0] >= 1
+        assert name == "%s-%d" % (kind, identity[0])
+    assert sorted(w.name for w in workers) == sorted(name for _, name in seen)
+
+
+def _mproc_identity(x):
+    p = mproc.current_process()
+    return p._identity, p.name
+
+
+def test_pool_internals_that_programs_read(pool):
+    assert pool._processes == 2
+    workers = pool._pool
+    assert len(workers) == 2 and all(w.pid > 0 and w.is_alive() for w in workers)
+    assert {w.pid for w in workers} == set(pool.map(helpers.pid_of, range(20), chunksize=1))
+    r = pool.apply_async(helpers.sleep_then, (1, 0.5))
+    assert r in pool._cache.values()
+    assert r.get(timeout=60) == 1
+    assert r not in pool._cache.values()
+
+
+def test_unclosed_pool_warns_as_multiprocessing():
+    p = mproc.Pool(1)
+    with pytest.warns(ResourceWarning, match="unclosed running multiprocessing pool"):
+        del p
+        gc.collect()
+
+
+def test_maybe_encoding_error_is_multiprocessings(pool):
+    with pytest.raises(multiprocessing.pool.MaybeEncodingError, match="Error sending result"):
+        pool.apply(threading.Lock)
+    with pytest.raises(multiprocessing.pool.MaybeEncodingError):
+        pool.apply_async(threading.Lock).get(timeout=60)
+    with pytest.raises(multiprocessing.pool.MaybeEncodingError):
+        pool.starmap(threading.Lock, [(), ()], chunksize=2)
+
+
+def test_remote_traceback_is_multiprocessings(pool):
+    with pytest.raises(ValueError) as ei:
+        pool.apply(helpers.fail, (1,))
+    cause = ei.value.__cause__
+    assert isinstance(cause, multiprocessing.pool.RemoteTraceback)
+    assert isinstance(cause, mproc.RemoteTraceback)
+    assert str(cause).startswith('\n"""\n') and "in fail" in str(cause)
+
+
+def test_thread_pool_is_multiprocessings():
+    assert mproc.pool.ThreadPool is multiprocessing.pool.ThreadPool
+    tp = mproc.pool.ThreadPool(2)
+    try:
+        assert tp.map(helpers.square, range(5)) == [0, 1, 4, 9, 16]
+    finally:
+        tp.close()
+        tp.join()
 
 
 def _name_and_parent():

@@ -1,0 +1,232 @@
+"""Pool maps of issue 20: chunks pickled whole, imap's input read in the caller's thread, and
+the standard library's semantics kept (each case beside multiprocessing where they must agree)."""
+import concurrent.futures
+import itertools
+import multiprocessing
+import os
+import pickle
+import threading
+
+import pytest
+
+import mproc
+import helpers
+
+
+@pytest.fixture(params=["fork", "forkserver"])
+def pool(request):
+    p = mproc.get_context(request.param).Pool(2)
+    yield p
+    p.terminate()
+    p.join()
+
+
+@pytest.fixture
+def std_pool():
+    p = multiprocessing.get_context("fork").Pool(2)
+    yield p
+    p.terminate()
+    p.join()
+
+
+def outcomes(it, limit=100):
+    """What an iterator gives: values, and the names of the exceptions it raised, to its end."""
+    out = []
+    for _ in range(limit):
+        try:
+            out.append(next(it))
+        except StopIteration:
+            return out
+        except Exception as e:
+            out.append(type(e).__name__)
+    pytest.fail("the iterator did not end")
+
+
+def broken_input(n):
+    for i in range(n):
+        yield i
+    raise KeyError("input broke")
+
+
+@pytest.mark.parametrize("chunksize", [1, 4])
+def test_imap_input_error_is_raised_at_the_chunk_that_hit_it(pool, std_pool, chunksize):
+    # multiprocessing raises in place of the chunk being read, whose items are not run
+    want = outcomes(std_pool.imap(helpers.square, broken_input(10), chunksize))
+    got = outcomes(pool.imap(helpers.square, broken_input(10), chunksize))
+    assert got == want
+    assert got[-1] == "KeyError" and len(got) == (11 if chunksize == 1 else 9)
+
+
+@pytest.mark.parametrize("chunksize", [1, 3])
+def test_imap_failed_chunk_as_multiprocessing(pool, std_pool, chunksize):
+    # chunksize 1: each failed item raises and the iteration goes on; a failed chunk of more
+    # items raises once and ends the iteration
+    def run(p):
+        return outcomes(p.imap(helpers.fail, range(7), chunksize))
+    assert run(pool) == run(std_pool)
+
+
+def test_imap_item_that_cannot_be_pickled_fails_alone(pool):
+    lock = threading.Lock()
+    it = pool.imap(helpers.square, [1, lock, 3])
+    assert next(it) == 1
+    with pytest.raises(pickle.PicklingError, match="lock"):
+        next(it)
+    assert next(it) == 9
+    with pytest.raises(StopIteration):
+        next(it)
+
+
+def test_imap_unordered_gives_later_results_while_an_early_item_runs(pool, tmp_path):
+    flag = str(tmp_path / "go")
+    items = [(x, flag) for x in range(40)]
+    it = pool.imap_unordered(helpers.wait_file_if_zero, items, max_inflight=8)
+    # item 0 waits until most others came (a few may sit queued behind it on its worker);
+    # their batches were submitted after item 0's, so the iterator did not wait for it
+    got = [it.next(timeout=60) for _ in range(30)]
+    assert 0 not in got
+    open(flag, "w").close()
+    got += list(it)
+    assert sorted(got) == list(range(40))
+
+
+def test_imap_loop_left_with_break_loses_nothing(pool):
+    it = pool.imap(helpers.square, range(100), chunksize=7)
+    first = []
+    for v in it:
+        first.append(v)
+        if len(first) == 10:
+            break
+    assert first + list(it) == [x * x for x in range(100)]
+
+
+def test_imap_timeout_then_result(pool, tmp_path):
+    flag = str(tmp_path / "go")
+    it = pool.imap(helpers.wait_file_if_zero, [(0, flag), (1, flag)])
+    with pytest.raises(multiprocessing.TimeoutError):
+        it.next(timeout=0.05)
+    open(flag, "w").close()
+    assert it.next(timeout=60) == 0 and it.next(timeout=60) == 1
+
+
+@pytest.mark.parametrize("chunksize", [None, 1, 7])
+def test_map_async_and_starmap_async_callbacks(pool, chunksize):
+    seen = []
+    r = pool.map_async(helpers.square, range(100), chunksize, callback=seen.append)
+    assert r.get(timeout=60) == [x * x for x in range(100)]
+    assert seen == [[x * x for x in range(100)]]  # the callback ran before get() returned
+    assert r.ready() and r.successful()
+    r = pool.starmap_async(helpers.add, [(i, 1) for i in range(50)], chunksize)
+    assert r.get(timeout=60) == [i + 1 for i in range(50)]
+
+
+@pytest.mark.parametrize("chunksize", [1, 3])
+def test_map_async_error_callback(pool, chunksize):
+    errors = []
+    r = pool.map_async(helpers.fail, range(10), chunksize, error_callback=errors.append)
+    with pytest.raises(ValueError, match="bad value"):
+        r.get(timeout=60)
+    assert not r.successful()
+    assert len(errors) == 1 and isinstance(errors[0], ValueError)
+
+
+def test_map_raises_only_after_every_chunk_ran(pool, tmp_path):
+    # as multiprocessing's map: the failure comes once all chunks are done
+    paths = [str(tmp_path / ("f%d" % i)) for i in range(40)]
+    paths[3] += "bad"
+    with pytest.raises(ValueError, match="bad item"):
+        pool.map(helpers.touch_or_fail, paths, chunksize=4)
+    assert all(os.path.exists(p) for p in paths if not p.endswith("bad"))
+
+
+def test_map_async_chunked_cancel(pool):
+    r = pool.map_async(helpers.sleep_forever, range(4), chunksize=2)
+    assert r.cancel()
+    with pytest.raises(concurrent.futures.CancelledError):
+        r.get(timeout=60)
+    assert r.cancelled()
+    assert pool.map(helpers.square, range(6), chunksize=2) == [0, 1, 4, 9, 16, 25]
+
+
+def test_join_waits_for_a_chunked_map_async_callback(pool):
+    done = []
+    event = threading.Event()
+
+    def slow_callback(v):
+        event.wait(0.2)
+        done.append(len(v))
+    pool.map_async(helpers.square, range(64), chunksize=8, callback=slow_callback)
+    pool.close()
+    pool.join()
+    assert done == [64]
+
+
+def test_chunked_map_after_close_raises(pool):
+    pool.close()
+    with pytest.raises(ValueError, match="Pool not running"):
+        pool.map(helpers.square, range(10), chunksize=3)
+    with pytest.raises(ValueError, match="Pool not running"):
+        pool.imap(helpers.square, range(10), chunksize=3)
+    pool.join()
+
+
+def test_map_of_large_items_in_chunks(pool):
+    blobs = [bytes([i]) * (3 << 20) for i in range(6)]   # 3 MiB each: larger than the rings
+    assert pool.map(len, blobs, chunksize=2) == [3 << 20] * 6
+    assert list(pool.imap(len, iter(blobs), chunksize=2)) == [3 << 20] * 6
+
+
+def test_imap_window_bounds_what_is_taken(pool):
+    taken = []
+
+    def counted():
+        for i in itertools.count():
+            taken.append(i)
+            yield i
+    it = pool.imap(helpers.square, counted(), chunksize=5, max_inflight=20)
+    assert [next(it) for _ in range(12)] == [x * x for x in range(12)]
+    # at most max_inflight taken and not read back, plus the chunk being given out
+    assert len(taken) <= 12 + 20 + 5
+
+
+@pytest.mark.parametrize("n,chunksize", [(10, 3), (1000, 7), (64, None)])
+def test_map_async_then_close_completes(pool, n, chunksize):
+    # as multiprocessing: work submitted before close() runs to its end
+    r = pool.map_async(helpers.square, range(n), chunksize)
+    s = pool.starmap_async(helpers.add, [(i, i) for i in range(n)], chunksize)
+    pool.close()
+    assert r.get(timeout=60) == [x * x for x in range(n)]
+    assert s.get(timeout=60) == [2 * x for x in range(n)]
+    pool.join()
+
+
+def test_chunks_go_through_oob_when_it_is_there(monkeypatch):
+    # mproc._oob (large pickle-5 buffers through shared memory) plugs in at pool._chunk_bytes
+    # and _worker.run_task; a stand-in module that marks what it carried (ints + 1000) shows
+    # the chunks take that way, and that what it cannot send goes the plain way
+    import sys
+    import types
+    fake = types.ModuleType("mproc._oob")
+    sent = []
+
+    def dumps(obj):
+        if any(callable(x) for x in obj):
+            raise TypeError("not this one")
+        sent.append(len(obj))
+        return b"OOB:" + pickle.dumps(obj, 5)
+
+    def loads(buf):
+        buf = bytes(buf)
+        assert buf[:4] == b"OOB:"
+        return [x + 1000 for x in pickle.loads(buf[4:])]
+    fake.dumps, fake.loads = dumps, loads
+    monkeypatch.setitem(sys.modules, "mproc._oob", fake)
+    monkeypatch.setattr(mproc, "_oob", fake, raising=False)
+    monkeypatch.setattr(mproc.pool, "_oob_dumps", fake.dumps)
+    with mproc.get_context("fork").Pool(2) as p:   # fork: the workers have the stand-in
+        assert p.map(helpers.square, range(50), chunksize=5) == \
+            [(x + 1000) ** 2 for x in range(50)]
+        assert list(p.imap(helpers.ident, range(20), chunksize=3)) == \
+            [x + 1000 for x in range(20)]
+        assert p.map(callable, [len, 1, 2], chunksize=2) == [True, False, False]
+    assert sum(sent) == 50 + 20 + 1   # [2] was sent by _oob; [len, 1] the plain way
