@@ -11,7 +11,6 @@
 %native(py_pool_apply_block) PyObject *mproc_py_pool_apply_block(PyObject *self, PyObject *args);
 %native(py_pool_map_async) PyObject *mproc_py_pool_map_async(PyObject *self, PyObject *args);
 %native(py_pool_stats) PyObject *mproc_py_pool_stats(PyObject *self, PyObject *args);
-%native(py_pool_imap_lazy) PyObject *mproc_py_pool_imap_lazy(PyObject *self, PyObject *args);
 %native(py_pool_join) PyObject *mproc_py_pool_join(PyObject *self, PyObject *args);
 %native(py_process_join) PyObject *mproc_py_process_join(PyObject *self, PyObject *args);
 %native(py_feed_state) PyObject *mproc_py_feed_state(PyObject *self, PyObject *args);

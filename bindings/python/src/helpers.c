@@ -419,43 +419,15 @@ static PyObject *mproc_py_result(int rc, const void *data, size_t len) {
   return PyBytes_FromStringAndSize((const char *)(data ? data : ""), (Py_ssize_t)len);
 }
 
-/* ---- lazy input and progress: the payload of a map's C callbacks ---------------------------
- * Both callbacks run on the pool's dispatcher thread. The input callback takes the GIL to call
- * the Python feeder (which pickles the next item); every blocking call of the binding releases
- * the GIL, so the dispatcher always gets it. The progress callback only stores two counters,
- * which the waiting Python thread reads between its slices. The pool may call in after the
- * result handle is freed: the Python package keeps the feed (a capsule) until it is quiet. */
+/* ---- progress: the payload of a map's progress callback -----------------------------------
+ * The callback runs on the pool's dispatcher thread and only stores two counters, which the
+ * waiting Python thread reads between its slices. The pool may call in after the result handle
+ * is freed: the Python package keeps the feed (a capsule) until it is quiet. (Python's imap
+ * reads its input in the caller's thread and sends it as map jobs: nothing here runs Python.) */
 typedef struct mproc_py_feed {
-  PyObject *feeder;        /* callable() -> bytes, or None at the end of the input */
-  PyObject *cur;           /* the bytes given last (copied by the pool after the call) */
-  int lazy;
-  int source_done;         /* atomics: written by the dispatcher, read under the GIL */
-  size_t done, total;
+  size_t done, total;      /* atomics: written by the dispatcher, read under the GIL */
 } mproc_py_feed;
 
-static int mproc_py_feed_next(const void **arg, size_t *len, void *payload) {
-  mproc_py_feed *f = (mproc_py_feed *)payload;
-#if PY_VERSION_HEX >= 0x030D0000
-  if (Py_IsFinalizing()) return 0;
-#else
-  if (_Py_IsFinalizing()) return 0;
-#endif
-  PyGILState_STATE g = PyGILState_Ensure();
-  int rc = 0;
-  PyObject *b = PyObject_CallNoArgs(f->feeder);
-  if (b && PyBytes_Check(b)) {
-    Py_XSETREF(f->cur, b);
-    *arg = PyBytes_AS_STRING(b);
-    *len = (size_t)PyBytes_GET_SIZE(b);
-    rc = 1;
-  } else {
-    if (!b) PyErr_WriteUnraisable(f->feeder);  /* the feeder keeps the input's errors itself */
-    Py_XDECREF(b);
-    __atomic_store_n(&f->source_done, 1, __ATOMIC_RELEASE);
-  }
-  PyGILState_Release(g);
-  return rc;
-}
 static void mproc_py_feed_progress(size_t done, size_t total, void *payload) {
   mproc_py_feed *f = (mproc_py_feed *)payload;
   __atomic_store_n(&f->total, total, __ATOMIC_RELAXED);
@@ -463,25 +435,16 @@ static void mproc_py_feed_progress(size_t done, size_t total, void *payload) {
 }
 static void mproc_py_feed_destroy(PyObject *cap) {
   mproc_py_feed *f = (mproc_py_feed *)PyCapsule_GetPointer(cap, "mproc.feed");
-  if (!f) return;
-  Py_XDECREF(f->feeder);
-  Py_XDECREF(f->cur);
   free(f);
 }
-static mproc_py_feed *mproc_py_feed_new(PyObject *feeder, int lazy, PyObject **cap) {
+static mproc_py_feed *mproc_py_feed_new(PyObject **cap) {
   mproc_py_feed *f = (mproc_py_feed *)calloc(1, sizeof *f);
   if (!f) {
     PyErr_NoMemory();
     return NULL;
   }
-  f->lazy = lazy;
-  if (feeder && feeder != Py_None) {
-    Py_INCREF(feeder);
-    f->feeder = feeder;
-  }
   *cap = PyCapsule_New(f, "mproc.feed", mproc_py_feed_destroy);
   if (!*cap) {
-    Py_XDECREF(f->feeder);
     free(f);
     return NULL;
   }
@@ -496,8 +459,7 @@ PyObject *mproc_py_feed_state(PyObject *self, PyObject *args) {
   if (!f) return NULL;
   size_t done = __atomic_load_n(&f->done, __ATOMIC_ACQUIRE);
   size_t total = __atomic_load_n(&f->total, __ATOMIC_RELAXED);
-  int src = !f->lazy || __atomic_load_n(&f->source_done, __ATOMIC_ACQUIRE);
-  int quiet = src && total > 0 && done >= total;
+  int quiet = total > 0 && done >= total;
   return Py_BuildValue("(nnO)", (Py_ssize_t)done, (Py_ssize_t)total, quiet ? Py_True : Py_False);
 }
 
@@ -664,7 +626,7 @@ PyObject *mproc_py_pool_map_async(PyObject *self, PyObject *args) {
     return NULL;
   PyObject *cap = NULL;
   if (progress) {
-    mproc_py_feed *f = mproc_py_feed_new(NULL, 0, &cap);
+    mproc_py_feed *f = mproc_py_feed_new(&cap);
     if (!f) {
       free(node);
       return NULL;
@@ -717,47 +679,6 @@ PyObject *mproc_py_pool_map_async(PyObject *self, PyObject *args) {
     cap = Py_None;
   }
   return Py_BuildValue("(NN)", hr, cap);
-}
-
-/* pool_imap_lazy(pool, feeder, ordered, max_inflight, chunksize, task_timeout, progress)
- *   -> (async, feed): feeder() gives each item's bytes, None at the end; it runs on the pool's
- * dispatcher thread. The feed must stay alive until feed_state says quiet, or the pool is freed. */
-PyObject *mproc_py_pool_imap_lazy(PyObject *self, PyObject *args) {
-  (void)self;
-  PyObject *h, *feeder;
-  int ordered, progress;
-  Py_ssize_t inflight, chunksize;
-  double timeout;
-  void *pool;
-  if (!PyArg_ParseTuple(args, "OOinndp", &h, &feeder, &ordered, &inflight, &chunksize, &timeout,
-                        &progress))
-    return NULL;
-  if (chunksize < 0 || inflight < 0) {
-    PyErr_SetString(PyExc_ValueError, "chunksize and max_inflight must be positive");
-    return NULL;
-  }
-  if (mproc_py_ptr(h, &pool, mproc_py_type_pool) < 0) return NULL;
-  PyObject *cap = NULL;
-  mproc_py_feed *f = mproc_py_feed_new(feeder, 1, &cap);
-  if (!f) return NULL;
-  mproc_async_opts_t o = MPROC_ASYNC_OPTS_INIT;
-  o.timeout = timeout;
-  o.chunksize = (size_t)chunksize;
-  if (progress) {
-    o.progress = mproc_py_feed_progress;
-    o.progress_payload = f;
-  }
-  mproc_async_t *r = NULL;
-  int rc;
-  Py_BEGIN_ALLOW_THREADS
-  rc = mproc_pool_imap_lazy((mproc_pool_t *)pool, mproc_py_task, mproc_py_feed_next, f, ordered,
-                            (size_t)inflight, &o, &r);
-  Py_END_ALLOW_THREADS
-  if (rc < 0) {
-    Py_DECREF(cap);
-    return mproc_py_raise(rc);
-  }
-  return Py_BuildValue("(NN)", MPROC_PY_NEWPTR(r, mproc_py_type_async), cap);
 }
 
 /* async_wait(r, timeout) -> bool ready (timeout < 0: forever); Ctrl-C raises. */

@@ -79,7 +79,6 @@ PyObject *mproc_py_pool_apply_async(PyObject *self, PyObject *args);
 PyObject *mproc_py_pool_apply_block(PyObject *self, PyObject *args);
 PyObject *mproc_py_pool_map_async(PyObject *self, PyObject *args);
 PyObject *mproc_py_pool_stats(PyObject *self, PyObject *args);
-PyObject *mproc_py_pool_imap_lazy(PyObject *self, PyObject *args);
 PyObject *mproc_py_pool_join(PyObject *self, PyObject *args);
 PyObject *mproc_py_process_join(PyObject *self, PyObject *args);
 PyObject *mproc_py_feed_state(PyObject *self, PyObject *args);
