@@ -153,6 +153,17 @@ METHODS = dict(sorted(((k[len("MPROC_START_"):].lower(), v) for k, v in vars(_mp
                      key=lambda kv: kv[1]))
 
 
+def pid_alive(pid):
+    """True while a process of that pid exists (it may belong to another user)."""
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
 def _flush_std_streams():
     for s in (sys.stdout, sys.stderr):
         try:

@@ -9,7 +9,6 @@ Task bytes (made by pool.py):
 Result bytes: b"\\0" + pickle(value), or b"\\1" + pickle((exception or None, traceback text)).
 """
 import pickle
-import sys
 from itertools import starmap as _starmap
 import traceback
 
@@ -59,7 +58,7 @@ def init_worker(arg):
         try:
             init(*initargs)
         finally:
-            _flush()
+            _core._flush_std_streams()
     return True
 
 
@@ -76,15 +75,6 @@ def _set_identity(process, identity, name):
         std_me._name = name
     except Exception:
         pass
-
-
-def _flush():
-    for s in (sys.stdout, sys.stderr):
-        try:
-            if s is not None:
-                s.flush()
-        except (AttributeError, ValueError, OSError):
-            pass
 
 
 def encode_error(e):
@@ -132,7 +122,7 @@ def run_task(mv):
             out = encode_error(err)
     except BaseException as e:
         out = encode_error(e)
-    _flush()
+    _core._flush_std_streams()
     return out
 
 

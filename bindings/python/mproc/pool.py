@@ -54,6 +54,19 @@ def _pool_error(e, cancelled=False):
     return e
 
 
+
+def _call_back(callback, error_callback, ok, value):
+    """A result's callback (or error_callback) as the standard library's result handler runs
+    it: an exception it raises is printed, not raised into the pool's thread."""
+    try:
+        if ok and callback:
+            callback(value)
+        elif not ok and error_callback:
+            error_callback(value)
+    except Exception:
+        import traceback
+        traceback.print_exc()
+
 class ApplyResult:
     """multiprocessing.pool.AsyncResult."""
 
@@ -131,14 +144,7 @@ class ApplyResult:
 
     def _run_callbacks(self):
         try:
-            ok, value = self._result()
-            if ok and self._callback:
-                self._callback(value)
-            elif not ok and self._error_callback:
-                self._error_callback(value)
-        except Exception:
-            import traceback
-            traceback.print_exc()
+            _call_back(self._callback, self._error_callback, *self._result())
         finally:
             self._cb_done.set()
 
@@ -217,15 +223,8 @@ class _PipelinedMapResult(MapResult):
                 e = concurrent.futures.CancelledError("canceled")
             self._outcome = (False, e)
         self._it = None
-        ok, value = self._outcome
         try:
-            if ok and self._callback:
-                self._callback(value)
-            elif not ok and self._error_callback:
-                self._error_callback(value)
-        except Exception:
-            import traceback
-            traceback.print_exc()
+            _call_back(self._callback, self._error_callback, *self._outcome)
         finally:
             self._event.set()
             pool, self._pool = self._pool, None
@@ -1055,15 +1054,7 @@ class _PoolWorker:
         self.name = name
 
     def is_alive(self):
-        if not self.pid:
-            return False
-        try:
-            os.kill(self.pid, 0)
-            return True
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
+        return bool(self.pid) and _core.pid_alive(self.pid)
 
     @property
     def exitcode(self):

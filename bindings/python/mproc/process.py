@@ -471,13 +471,7 @@ class _ParentProcess(BaseProcess):
         self._authkey = b""
 
     def is_alive(self):
-        try:
-            os.kill(self._pid, 0)
-            return True
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
+        return _core.pid_alive(self._pid)
 
     @property
     def pid(self):
