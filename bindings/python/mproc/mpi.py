@@ -413,7 +413,7 @@ def _pool_init(ctx, arg, n, payload):
             try:
                 init(*initargs)
             finally:
-                _worker._flush()
+                _core._flush_std_streams()
         return 0
     except BaseException as e:
         text = "".join(traceback.format_exception(type(e), e, e.__traceback__)).encode()
@@ -449,7 +449,7 @@ def serve():
         sys.stderr.write("mproc.mpi: worker rank %d: %s\n"
                          % (_lib.mproc_mpi_rank(), core.mproc_last_error().decode(errors="replace")))
     _lib.mproc_mpi_finalize()
-    _worker._flush()
+    _core._flush_std_streams()
     raise SystemExit(0 if rc >= 0 else 1)
 
 
