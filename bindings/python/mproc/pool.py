@@ -585,7 +585,12 @@ class IMapIterator:
         self._pool = None
 
     def _is_done(self):
-        return self._dead
+        """Every result is in (as multiprocessing's, which leaves _cache then): the input is read
+        to its end and each batch in the pool has finished, whether read back or not."""
+        if self._dead:
+            return True
+        return self._it is None and all(isinstance(e[0], _Failed) or
+                                        _mproc.mproc_async_ready(e[0]) for e in self._batches)
 
     def __del__(self):
         if _mproc is None:

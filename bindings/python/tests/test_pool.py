@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import threading
+import time
 import weakref
 
 import pytest
@@ -259,6 +260,39 @@ def test_pool_internals_that_programs_read(pool):
     assert r in pool._cache.values()
     assert r.get(timeout=60) == 1
     assert r not in pool._cache.values()
+
+
+def _fail_on_5(x):
+    if x == 5:
+        raise ZeroDivisionError(x)
+    return x
+
+
+def test_imap_leaves_cache_once_its_results_are_in(pool):
+    """multiprocessing drops an imap from _cache when its last result arrives, whether the
+    caller read it all or not (CPython's Doc/includes/mp_pool.py asserts this)."""
+    it = pool.imap(_fail_on_5, range(10))
+    got = []
+    for _ in range(10):  # ten next() calls, the sixth raises; no eleventh
+        try:
+            got.append(next(it))
+        except ZeroDivisionError:
+            got.append("error")
+    assert got == [0, 1, 2, 3, 4, "error", 6, 7, 8, 9]
+    assert it in pool._cache.values() or not pool._cache  # the last batch may still be running
+    deadline = time.monotonic() + 30
+    while pool._cache and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not pool._cache
+    with pytest.raises(ZeroDivisionError):
+        list(pool.imap(_fail_on_5, range(10)))  # abandoned at its error
+    # an input that fits in the imap's window (a longer one is read lazily, as it is consumed)
+    small = pool.imap(helpers.square, range(200), chunksize=50)
+    assert next(small) == 0
+    while pool._cache and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not pool._cache  # every result is in, though 199 are not read yet
+    assert list(small) == [x * x for x in range(1, 200)]
 
 
 def test_unclosed_pool_warns_as_multiprocessing():
