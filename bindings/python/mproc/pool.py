@@ -55,17 +55,22 @@ def _pool_error(e, cancelled=False):
 
 
 
-def _call_back(callback, error_callback, ok, value):
+def _call_back(pool, callback, error_callback, ok, value):
     """A result's callback (or error_callback) as the standard library's result handler runs
-    it: an exception it raises is printed, not raised into the pool's thread."""
-    try:
-        if ok and callback:
-            callback(value)
-        elif not ok and error_callback:
-            error_callback(value)
-    except Exception:
-        import traceback
-        traceback.print_exc()
+    it: one at a time per pool (callbacks may share state without a lock, as they may with
+    multiprocessing's single result thread), and an exception it raises is printed, not raised
+    into the pool's thread."""
+    if not (callback or error_callback):
+        return
+    with pool._cb_serial:
+        try:
+            if ok and callback:
+                callback(value)
+            elif not ok and error_callback:
+                error_callback(value)
+        except Exception:
+            import traceback
+            traceback.print_exc()
 
 class ApplyResult:
     """multiprocessing.pool.AsyncResult."""
@@ -144,7 +149,7 @@ class ApplyResult:
 
     def _run_callbacks(self):
         try:
-            _call_back(self._callback, self._error_callback, *self._result())
+            _call_back(self._pool, self._callback, self._error_callback, *self._result())
         finally:
             self._cb_done.set()
 
@@ -213,7 +218,14 @@ class _PipelinedMapResult(MapResult):
             self._cookie = next(_cookies)
             pool._pending[self._cookie] = self
         pool._results[self._cookie] = self
-        threading.Thread(target=self._drive, name="mproc-pool-map", daemon=True).start()
+        try:
+            threading.Thread(target=self._drive, name="mproc-pool-map", daemon=True).start()
+        except BaseException:  # no thread: nothing will end this map, so join() must not wait
+            it._cancel()
+            with pool._cb_cond:
+                pool._pending.pop(self._cookie, None)
+                pool._cb_cond.notify_all()
+            raise
 
     def _drive(self):
         try:
@@ -224,7 +236,7 @@ class _PipelinedMapResult(MapResult):
             self._outcome = (False, e)
         self._it = None
         try:
-            _call_back(self._callback, self._error_callback, *self._outcome)
+            _call_back(self._pool, self._callback, self._error_callback, *self._outcome)
         finally:
             self._event.set()
             pool, self._pool = self._pool, None
@@ -267,9 +279,11 @@ class IMapIterator:
     chunk that hit it (after the results of the chunks before it), then the iteration ends. An
     item that cannot be pickled fails its chunk and the input goes on. A failed chunk raises its
     task's exception; with chunksize > 1 the iteration then ends, as the standard library's.
-    When the pool is closed or terminated before the input ends, the results of the items
-    already taken come, then next() raises ValueError (closed) or ProcessError (terminated)
-    once, then StopIteration."""
+    Pool.close() sends the rest of an input of known length (len()) to the pool first, so every
+    result comes, as multiprocessing's. When the pool is terminated, or closed before an input
+    of unknown length (a generator, maybe endless) ends, the results of the items already taken
+    come, then next() raises ProcessError (terminated) or ValueError (closed) once, then
+    StopIteration."""
 
     def __init__(self, pool, func, iterable, chunksize, ordered, task_timeout, max_inflight,
                  progress, star=False, eager=False):
@@ -305,6 +319,7 @@ class IMapIterator:
             total = len(iterable)
         except TypeError:
             total = None
+        self._sized = total is not None  # a finite input close() may read to its end
         self._progress = _Progress(progress, total) if progress else None
         pool._results[next(_cookies)] = self
         self._fill()
@@ -399,6 +414,7 @@ class IMapIterator:
         h = entry[0]
         if not isinstance(h, _Failed):
             if self._lock is None:
+                entry[0] = None
                 _mproc.mproc_async_free(h)
             else:
                 with self._lock:
@@ -589,8 +605,15 @@ class IMapIterator:
         to its end and each batch in the pool has finished, whether read back or not."""
         if self._dead:
             return True
-        return self._it is None and all(isinstance(e[0], _Failed) or
-                                        _mproc.mproc_async_ready(e[0]) for e in self._batches)
+        if self._lock is None:
+            return self._batches_done()
+        with self._lock:  # a map's thread frees its batches' handles under it
+            return self._batches_done()
+
+    def _batches_done(self):
+        return self._it is None and all(e[0] is None or isinstance(e[0], _Failed) or
+                                        _mproc.mproc_async_ready(e[0])
+                                        for e in list(self._batches))
 
     def __del__(self):
         if _mproc is None:
@@ -672,6 +695,7 @@ class Pool:
         self._state = RUN
         self._cb_lock = threading.Lock()
         self._cb_cond = threading.Condition(self._cb_lock)
+        self._cb_serial = threading.RLock()  # callbacks run one at a time (_call_back)
         self._cbq = None
         self._cb_thread = None
         self._pending = {}
@@ -907,6 +931,15 @@ class Pool:
     # -- lifecycle -------------------------------------------------------------------------
     def close(self):
         if self._state == RUN:
+            # The rest of an imap's input of known length (a list, a range) goes to the pool
+            # now, as multiprocessing's task thread sends all of it before the pool ends:
+            # close(); join(); list(it) gives every result. An input of unknown length (a
+            # generator, maybe endless) is cut instead (the iterator says so once).
+            for r in list(self._results.values()):
+                if isinstance(r, IMapIterator) and r._sized and r._it is not None \
+                        and not r._dead:
+                    r._bound, r._max_bytes = None, float("inf")
+                    r._fill()
             self._state = CLOSE
             _mproc.mproc_pool_close(self._h)
 

@@ -5,6 +5,7 @@ Large buffers (numpy arrays, bytearray ...) travel out of band (_oob.py); a mess
 for the queue's ring goes to shared memory of its own, so put() never waits for a reader
 (only for a free slot when maxsize is set)."""
 import queue as _queue
+import weakref
 
 from . import _core
 from . import _mproc
@@ -120,8 +121,15 @@ class _ReaderView:
     drained it). Mixing recv() with the queue's own get() on the same queue is not supported."""
 
     def __init__(self, q):
-        self._q = q
+        self._qref = weakref.ref(q)  # the queue keeps its view: no cycle, its __del__ frees it
         self._next = []
+
+    @property
+    def _q(self):
+        q = self._qref()
+        if q is None:
+            raise ValueError("the queue of this reader is gone")
+        return q
 
     def fileno(self):
         return _mproc.mproc_queue_fileno(self._q._h)

@@ -16,6 +16,7 @@ Interoperability with the standard library's module, by name, both ways:
   It also takes an mproc name with or without the "mproc-" prefix.
 OS-level failures are OSError subclasses with their errno, as the standard library's."""
 import ctypes
+import sys
 import errno as _errno
 import mmap
 import os
@@ -64,6 +65,7 @@ class SharedMemory:
         self._mmap = None
         self._fd = -1
         self._buf = None
+        self._carr = None  # the ctypes array under _buf: its references tell of live slices
         if create:
             if size == 0:
                 raise ValueError("'size' must be a positive number different from zero")
@@ -89,7 +91,8 @@ class SharedMemory:
             self._name = _PREFIX + _mproc.mproc_shm_name(self._h)
             self._size = _mproc.mproc_shm_size(self._h)
             addr = _mproc.py_ptr_of("shm", self._h)
-            self._buf = memoryview((ctypes.c_char * self._size).from_address(addr)).cast("B")
+            self._carr = (ctypes.c_char * self._size).from_address(addr)
+            self._buf = memoryview(self._carr).cast("B")
 
     def _attach_std(self, name):
         """Map /dev/shm/<name> as multiprocessing.shared_memory does; False if there is none."""
@@ -131,6 +134,12 @@ class SharedMemory:
         if self._buf is not None:
             self._buf.release()
             self._buf = None
+        if self._carr is not None:
+            # A slice of buf still alive holds the array (through the view's buffer): unmapping
+            # now would leave it pointing at nothing. mmap.close() refuses the same way.
+            if sys.getrefcount(self._carr) > 2:
+                raise BufferError("cannot close exported pointers exist")
+            self._carr = None
         if self._h is not None:
             h, self._h = self._h, None
             _mproc.mproc_shm_close(h)

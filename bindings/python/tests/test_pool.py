@@ -413,3 +413,54 @@ def test_apply_from_other_threads(pool, default_sigint):
         t.join()
     assert sorted(out) == [0, 1, 4, 9]
     assert pool.apply(helpers.add, (2, 3)) == 5  # and from the main thread again
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_close_then_join_gives_every_imap_result(pool, ordered):
+    """multiprocessing's idiom: close() and join() before reading an imap over a list or range;
+    every result comes (an input longer than the imap's window is sent at close())."""
+    n = 3000
+    it = (pool.imap if ordered else pool.imap_unordered)(helpers.square, range(n))
+    first = next(it)
+    pool.close()
+    pool.join()
+    rest = list(it)
+    if ordered:
+        assert [first] + rest == [x * x for x in range(n)]
+    else:
+        assert sorted([first] + rest) == [x * x for x in range(n)]
+
+
+def test_close_cuts_an_input_of_unknown_length(pool):
+    """A generator may be endless: close() does not read it to its end (multiprocessing's join
+    would wait forever); the items taken give their results, then ValueError once."""
+    import itertools
+    it = pool.imap(helpers.square, itertools.count(), max_inflight=4)
+    assert next(it) == 0
+    pool.close()
+    pool.join()
+    with pytest.raises(ValueError):
+        while True:
+            it.next(timeout=60)
+
+
+def test_callbacks_run_one_at_a_time(pool):
+    """As with multiprocessing's single result thread, callbacks of different results never
+    overlap, so they may share state without a lock."""
+    active, most, seen = [0], [0], []
+
+    def cb(value):
+        active[0] += 1
+        most[0] = max(most[0], active[0])
+        time.sleep(0.01)
+        seen.append(value)
+        active[0] -= 1
+
+    rs = [pool.map_async(helpers.square, range(40), chunksize=10, callback=cb) for _ in range(4)]
+    rs += [pool.apply_async(helpers.square, (i,), callback=cb) for i in range(8)]
+    for r in rs:
+        r.wait(60)
+    pool.close()
+    pool.join()
+    assert len(seen) == 12
+    assert most[0] == 1

@@ -123,3 +123,23 @@ def test_connection_wait_on_pipes_and_sentinels():
     p.start()
     assert connection.wait([p.sentinel], timeout=60) == [p.sentinel]
     p.join()
+
+
+def test_reader_view_makes_no_cycle():
+    """concurrent.futures reads a context queue's _reader: the view must not keep the queue (and
+    its shared memory) alive until the cyclic collector runs."""
+    import gc
+    import weakref
+    gc.disable()
+    try:
+        q = mproc.SimpleQueue()
+        r = q._reader
+        q.put(5)
+        assert r.poll(5) and r.recv() == 5
+        ref = weakref.ref(q)
+        del q
+        assert ref() is None
+        with pytest.raises(ValueError):
+            r.recv()
+    finally:
+        gc.enable()

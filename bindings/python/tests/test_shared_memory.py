@@ -97,3 +97,18 @@ def test_os_failures_are_os_errors_with_errno():
         shared_memory.SharedMemory("no-such-block")
     assert e.value.errno == errno.ENOENT
     assert "mproc_" not in str(e.value)
+
+
+def test_close_refuses_while_a_slice_of_buf_lives():
+    """As mmap.close() in the standard library: BufferError, and the slice stays valid."""
+    shm = shared_memory.SharedMemory(create=True, size=100)
+    try:
+        v = shm.buf[:10]
+        v[0] = 7
+        with pytest.raises(BufferError):
+            shm.close()
+        assert v[0] == 7
+        v.release()
+        shm.close()
+    finally:
+        shm.unlink()
