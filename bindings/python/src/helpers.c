@@ -52,12 +52,11 @@ void mproc_py_exc_text(char *buf, size_t cap) {
   Py_XDECREF(tb);
 }
 
-/* Process body: arg is what mproc.process packed; the result is the exit code. */
-static int mproc_py_process_main(void *arg, size_t len, void *payload) {
-  (void)payload;
-  PyOS_AfterFork_Child();
+/* A child's Python side: module._child_main(bytes of arg); its int result is the exit code (1
+ * when it raised, after printing the error). The GIL is held. */
+int mproc_py_child_main(const char *module, const void *arg, size_t len) {
   int code = 1;
-  PyObject *mod = PyImport_ImportModule("mproc.process");
+  PyObject *mod = PyImport_ImportModule(module);
   PyObject *r = NULL;
   if (mod) {
     PyObject *b = PyBytes_FromStringAndSize((const char *)arg, (Py_ssize_t)len);
@@ -72,6 +71,13 @@ static int mproc_py_process_main(void *arg, size_t len, void *payload) {
   }
   if (PyErr_Occurred()) PyErr_Print();
   return code;
+}
+
+/* Process body: arg is what mproc.process packed; the result is the exit code. */
+static int mproc_py_process_main(void *arg, size_t len, void *payload) {
+  (void)payload;
+  PyOS_AfterFork_Child();
+  return mproc_py_child_main("mproc.process", arg, len);
 }
 
 /* Pool initializer: always installed, so every worker re-initialises the interpreter first,

@@ -60,6 +60,8 @@ extern PyObject *mproc_py_run_task;     /* mproc._worker.run_task, in a worker *
 int mproc_py_pool_init(mproc_task_ctx_t *ctx, const void *arg, size_t len, void *payload);
 int mproc_py_task(mproc_task_ctx_t *ctx, const void *arg, size_t len, void *payload);
 int mproc_py_task_apply(mproc_task_ctx_t *ctx, const void *arg, size_t len, void *payload);
+/* module._child_main(arg as bytes) -> exit code, for the fork and spawn process bodies. */
+int mproc_py_child_main(const char *module, const void *arg, size_t len);
 
 /* Waiting in slices, with PyErr_CheckSignals() between them (helpers.c). */
 #define MPROC_PY_SLICE 0.1

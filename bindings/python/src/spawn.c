@@ -8,22 +8,7 @@
  * fresh one (no PyOS_AfterFork_Child). The result is the exit code. */
 static int mproc_py_spawn_main(void *arg, size_t len, void *payload) {
   (void)payload;
-  int code = 1;
-  PyObject *mod = PyImport_ImportModule("mproc.spawn");
-  PyObject *r = NULL;
-  if (mod) {
-    PyObject *b = PyBytes_FromStringAndSize((const char *)arg, (Py_ssize_t)len);
-    if (b) r = PyObject_CallMethod(mod, "_child_main", "O", b);
-    Py_XDECREF(b);
-    Py_DECREF(mod);
-  }
-  if (r) {
-    code = (int)PyLong_AsLong(r);
-    if (PyErr_Occurred()) code = 1;
-    Py_DECREF(r);
-  }
-  if (PyErr_Occurred()) PyErr_Print();
-  return code;
+  return mproc_py_child_main("mproc.spawn", arg, len);
 }
 
 /* The Python bodies, tasks and initializer, by the names both sides register (also for a pool
