@@ -134,5 +134,14 @@ def no_leaks(_runtime_started, request):
 
 
 @pytest.fixture(params=["fork", "forkserver"])
+def pool(request):
+    """A two-worker pool of each start method that forks, terminated after the test."""
+    p = mproc.get_context(request.param).Pool(2)
+    yield p
+    p.terminate()
+    p.join()
+
+
+@pytest.fixture(params=["fork", "forkserver"])
 def ctx(request):
     return mproc.get_context(request.param)

@@ -23,14 +23,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE] + sys.path))
 
 
-@pytest.fixture(params=["fork", "forkserver"])
-def pool(request):
-    p = mproc.get_context(request.param).Pool(2)
-    yield p
-    p.terminate()
-    p.join()
-
-
 def run_script(tmp_path, body, **kw):
     script = tmp_path / "script.py"
     script.write_text(textwrap.dedent(body))

@@ -14,14 +14,6 @@ import mproc
 import helpers
 
 
-@pytest.fixture(params=["fork", "forkserver"])
-def pool(request):
-    p = mproc.get_context(request.param).Pool(2)
-    yield p
-    p.terminate()
-    p.join()
-
-
 def test_apply_and_apply_async(pool):
     assert pool.apply(helpers.add, (2, 3)) == 5
     assert pool.apply(helpers.add, (), {"a": 1, "b": 2}) == 3

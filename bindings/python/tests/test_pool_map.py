@@ -13,14 +13,6 @@ import mproc
 import helpers
 
 
-@pytest.fixture(params=["fork", "forkserver"])
-def pool(request):
-    p = mproc.get_context(request.param).Pool(2)
-    yield p
-    p.terminate()
-    p.join()
-
-
 @pytest.fixture
 def std_pool():
     p = multiprocessing.get_context("fork").Pool(2)
