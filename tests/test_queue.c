@@ -447,6 +447,76 @@ static void test_queue_putv_and_get_msg(void **state) {
   assert_int_equal(mproc_msg_free(NULL), 0);
 }
 
+/* A message taken with get_msg is the taker's own memory, also across a fork: the child gets a
+ * copy (as of the fork), not the parent's shared view. Each side writes its view and sees only
+ * its own bytes, and the extent the parent gives back (and the queue reuses for the next
+ * message) does not change the child's. */
+struct fork_views {
+  mproc_queue_t *ctl[2]; /* [child -> parent, parent -> child] */
+  mproc_msg_t *m;
+  size_t n;
+  uint64_t sum; /* of the message as put */
+};
+
+static int body_write_own_view(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  struct fork_views *f = payload;
+  unsigned char *v = mproc_msg_data(f->m);
+  char b[8];
+  size_t k;
+  if (mproc_msg_size(f->m) != f->n || checksum(v, f->n) != f->sum) return 1;
+  memset(v, 0xAA, 4096); /* the child's write: the parent must not see it */
+  v[f->n - 1] = 0xAA;
+  if (mproc_queue_put(f->ctl[0], "w", 1, 10)) return 2;
+  /* the parent wrote its view, freed the message and took a new one in the same extent */
+  if (mproc_queue_get(f->ctl[1], b, sizeof b, &k, 10)) return 3;
+  for (size_t i = 0; i < 4096; i++)
+    if (v[i] != 0xAA) return 4;
+  if (v[f->n - 1] != 0xAA) return 5;
+  unsigned char *orig = malloc(f->n);
+  if (!orig) return 6;
+  fill_pattern(orig, f->n, 21);
+  int same = memcmp(v + 4096, orig + 4096, f->n - 4097) == 0; /* the bytes in between */
+  free(orig);
+  if (!same) return 7;
+  return mproc_msg_free(f->m) == 0 ? 0 : 8; /* the child's copy: unmapped, not given back */
+}
+
+static void test_queue_msg_view_private_after_fork(void **state) {
+  (void)state;
+  struct fork_views f = {{make_queue(0, 0), make_queue(0, 0)}, NULL, (size_t)3 << 20, 0};
+  mproc_queue_t *q = make_queue(0, 0);
+  unsigned char *big = malloc(f.n);
+  f.sum = fill_pattern(big, f.n, 21);
+  assert_int_equal(mproc_queue_put(q, big, f.n, 0), 0); /* over half the ring: out of line */
+  assert_int_equal(mproc_queue_get_msg(q, &f.m, 0), 0);
+  assert_int_equal(stats_of(q).big_messages, 1); /* handed over in its shared memory */
+  unsigned char *v = mproc_msg_data(f.m);
+  mproc_process_t *p = spawn(body_write_own_view, &f, NULL, 0, MPROC_START_FORK);
+  char b[8];
+  size_t k;
+  assert_int_equal(mproc_queue_get(f.ctl[0], b, sizeof b, &k, 10), 0);
+  assert_true(checksum(v, f.n) == f.sum); /* the child's writes are its own */
+  memset(v, 0x55, 4096);                  /* ours: the child must not see them */
+  v[f.n - 1] = 0x55;
+  /* give the extent back and fill it with another message: the child's copy stays as it was */
+  assert_int_equal(mproc_msg_free(f.m), 0);
+  uint64_t sum2 = fill_pattern(big, f.n, 22);
+  assert_int_equal(mproc_queue_put(q, big, f.n, 0), 0);
+  mproc_msg_t *m2 = NULL;
+  assert_int_equal(mproc_queue_get_msg(q, &m2, 0), 0);
+  assert_true(checksum(mproc_msg_data(m2), f.n) == sum2);
+  assert_int_equal(mproc_queue_put(f.ctl[1], "g", 1, 10), 0);
+  assert_int_equal(join_code(p), 0);
+  assert_true(checksum(mproc_msg_data(m2), f.n) == sum2); /* and the child's writes stay there */
+  assert_int_equal(mproc_msg_free(m2), 0);
+  assert_int_equal(stats_of(q).big_messages, 0);
+  free(big);
+  assert_int_equal(mproc_queue_free(q), 0);
+  assert_int_equal(mproc_queue_free(f.ctl[0]), 0);
+  assert_int_equal(mproc_queue_free(f.ctl[1]), 0);
+}
+
 /* ---- sharing -------------------------------------------------------------------------------- */
 
 static int body_echo_upper(void *arg, size_t len, void *payload) {
@@ -748,20 +818,24 @@ static void test_queue_granted_producer_killed_mid_big_put(void **state) {
 static int body_trapped_get(void *arg, size_t len, void *payload) {
   (void)arg, (void)len;
   struct crash_job *j = payload;
+  char b[16];
+  size_t n;
+  for (int i = 0; i < j->before; i++) /* kWarm of them earn the single-consumer path */
+    if (mproc_queue_get(j->q, b, sizeof b, &n, 10) != 0) return 3;
   unsigned char *m = trap_buffer(j->big, j->big / 2);
   if (!m) return 2;
-  size_t n;
   mproc_queue_get(j->q, m, j->big, &n, -1); /* stopped and killed in here */
   return 1;
 }
 
 /* A consumer killed half-way through copying a large message out loses that message only; the
- * next consumer frees its extent. */
-static void test_queue_consumer_killed_mid_big_get(void **state) {
-  (void)state;
+ * next consumer frees its extent. With `before` = kWarm the consumer has the single-consumer
+ * path (no clock): the next consumer revokes it and finds it dead. */
+static void consumer_killed_mid_big_get(int before) {
   mproc_queue_t *q = make_queue(0, 64 << 10);
   volatile int *trapped = new_trap_flag();
-  struct crash_job j = {q, (size_t)4 << 20, 1};
+  struct crash_job j = {q, (size_t)4 << 20, before};
+  for (int i = 0; i < before; i++) put_str(q, "before");
   unsigned char *m = calloc(1, j.big);
   assert_int_equal(mproc_queue_put(q, m, j.big, 0), 0);
   free(m);
@@ -774,34 +848,66 @@ static void test_queue_consumer_killed_mid_big_get(void **state) {
   mproc_queue_stats_t s = stats_of(q);
   assert_int_equal(s.consumer_deaths, 1);
   assert_int_equal(s.lost, 1);
-  assert_int_equal(s.puts, 2);
+  assert_int_equal(s.puts, (uint64_t)before + 2);
   assert_int_equal(s.big_messages, 0);
+  assert_int_equal(s.consumer_grants, before >= kWarm ? 1 : 0);
+  assert_int_equal(s.consumer_revokes, before >= kWarm ? 1 : 0);
   assert_int_equal(mproc_queue_empty(q), 1);
   free_trap_flag();
   assert_int_equal(mproc_queue_free(q), 0);
 }
 
+static void test_queue_consumer_killed_mid_big_get(void **state) {
+  (void)state;
+  consumer_killed_mid_big_get(0);
+}
+
+static void test_queue_granted_consumer_killed_mid_big_get(void **state) {
+  (void)state;
+  consumer_killed_mid_big_get(kWarm);
+}
+
 static int body_get_forever(void *arg, size_t len, void *payload) {
-  (void)arg, (void)len;
+  (void)len;
+  int before;
+  memcpy(&before, arg, sizeof before);
   void *m;
   size_t n;
+  for (int i = 0; i < before; i++) {
+    if (mproc_queue_get_alloc(payload, &m, &n, 10) != 0) return 2;
+    free(m);
+  }
   mproc_queue_get_alloc(payload, &m, &n, -1); /* killed in here */
   return 1;
 }
 
-/* A consumer killed while it waits (holding the consumer side) leaves the queue whole. */
-static void test_queue_consumer_killed_mid_get(void **state) {
-  (void)state;
+/* A consumer killed while it waits (holding the consumer side, or granted it after `before`
+ * gets) leaves the queue whole. */
+static void consumer_killed_mid_get(int before) {
   mproc_queue_t *q = make_queue(0, 64 << 10);
-  mproc_process_t *cons = spawn(body_get_forever, q, NULL, 0, MPROC_START_FORK);
-  WAIT_FOR(tu_proc_state(mproc_process_pid(cons)) == 'S');
+  for (int i = 0; i < before; i++) put_str(q, "before");
+  mproc_process_t *cons = spawn(body_get_forever, q, &before, sizeof before, MPROC_START_FORK);
+  WAIT_FOR(mproc_queue_empty(q) == 1 && tu_proc_state(mproc_process_pid(cons)) == 'S');
   assert_int_equal(mproc_process_kill(cons), 0);
   assert_int_equal(join_code(cons), -SIGKILL);
   put_str(q, "after");
   expect_str(q, "after", 5);
   mproc_queue_stats_t s = stats_of(q);
   assert_int_equal(s.lost, 0);
+  assert_int_equal(s.consumer_deaths, 1);
+  assert_int_equal(s.gets, (uint64_t)before + 1);
+  assert_int_equal(s.consumer_grants, before >= kWarm ? 1 : 0);
   assert_int_equal(mproc_queue_free(q), 0);
+}
+
+static void test_queue_consumer_killed_mid_get(void **state) {
+  (void)state;
+  consumer_killed_mid_get(0);
+}
+
+static void test_queue_granted_consumer_killed_mid_get(void **state) {
+  (void)state;
+  consumer_killed_mid_get(kWarm);
 }
 /* ---- the single-producer path -------------------------------------------------------------- */
 
@@ -893,6 +999,111 @@ static void test_queue_granted_producer_wakes_sleeping_consumer(void **state) {
   mproc_queue_stats_t s = stats_of(q);
   assert_int_equal(s.grants, 1);
   assert_int_equal(s.revokes, 0);
+  assert_int_equal(mproc_queue_free(q), 0);
+}
+
+/* ---- the single-consumer path -------------------------------------------------------------- */
+
+struct take_job {
+  mproc_queue_t *q;
+  uint32_t count;       /* messages to take; 0: until an empty message */
+  int pause;            /* pauses (see body_take_seq) after kWarm messages */
+  unsigned char *seen;  /* shared: delivery count of each sequence number, or NULL */
+};
+
+/* Take {0, seq} messages: in order from `from` when count > 0 (after kWarm of them, with the
+ * pattern of pauses of body_put_seq when `pause`), else until an empty message, counting each
+ * seq in `seen`. */
+static int body_take_seq(void *arg, size_t len, void *payload) {
+  (void)len;
+  struct take_job *j = payload;
+  uint32_t from;
+  memcpy(&from, arg, sizeof from);
+  for (uint32_t i = 0; j->count == 0 || i < j->count; i++) {
+    static const int pauses[] = {0, 50, 300, 2000};
+    if (j->pause && i >= kWarm) usleep((useconds_t)pauses[i % 4]);
+    uint32_t m[256];
+    size_t n = 0;
+    if (mproc_queue_get(j->q, m, sizeof m, &n, 10) != 0) return 1;
+    if (n == 0 && j->count == 0) return 0;
+    if (n < 2 * sizeof m[0] || m[0] != 0) return 2;
+    if (j->seen) {
+      if (m[1] >= 400000) return 3;
+      j->seen[m[1]]++;
+    } else if (m[1] != from + i) {
+      return 4;
+    }
+  }
+  return 0;
+}
+
+/* A thread that gets kWarm times in a row is granted the single-consumer path; the next other
+ * consumer revokes it (here: after the granted one exited); two consumers at once are granted
+ * and revoked in turn, and every message is delivered exactly once. */
+static void test_queue_single_consumer_grant_and_revoke(void **state) {
+  (void)state;
+  mproc_queue_t *q = make_queue(0, 0);
+  for (uint32_t i = 0; i < 2 * kWarm; i++) {
+    uint32_t m[2] = {0, i};
+    assert_int_equal(mproc_queue_put(q, m, sizeof m, -1), 0);
+  }
+  struct take_job j = {q, kWarm, 0, NULL};
+  uint32_t from = 0;
+  mproc_process_t *c = spawn(body_take_seq, &j, &from, sizeof from, MPROC_START_FORK);
+  assert_int_equal(join_code(c), 0);
+  mproc_queue_stats_t s = stats_of(q);
+  assert_int_equal(s.consumer_grants, 1);
+  assert_int_equal(s.consumer_revokes, 0);
+  assert_int_equal(s.gets, kWarm);
+  for (uint32_t i = kWarm; i < 2 * kWarm; i++) {
+    uint32_t m[2];
+    size_t n = 0;
+    assert_int_equal(mproc_queue_get(q, m, sizeof m, &n, 10), 0);
+    assert_int_equal(m[1], i);
+  }
+  s = stats_of(q);
+  assert_int_equal(s.consumer_revokes, 1);
+  assert_int_equal(s.consumer_deaths, 0); /* it had finished its gets */
+  /* two consumers at once, 200000 messages taken while both get */
+  const uint32_t total = 200000;
+  unsigned char *seen = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  assert_true(seen != MAP_FAILED);
+  struct take_job k = {q, 0, 0, seen};
+  mproc_process_t *cs[2];
+  for (int i = 0; i < 2; i++) cs[i] = spawn(body_take_seq, &k, &from, sizeof from, MPROC_START_FORK);
+  for (uint32_t i = 0; i < total; i++) {
+    uint32_t m[2] = {0, i};
+    assert_int_equal(mproc_queue_put(q, m, sizeof m, -1), 0);
+  }
+  for (int i = 0; i < 2; i++) assert_int_equal(mproc_queue_put(q, NULL, 0, -1), 0);
+  for (int i = 0; i < 2; i++) assert_int_equal(join_code(cs[i]), 0);
+  for (uint32_t i = 0; i < total; i++) assert_int_equal(seen[i], 1);
+  munmap(seen, total);
+  s = stats_of(q);
+  assert_int_equal(s.gets, s.puts);
+  assert_true(s.consumer_revokes <= 14); /* each doubles the run that earns the next grant */
+  assert_int_equal(mproc_queue_free(q), 0);
+}
+
+/* A producer asleep for room while the granted consumer gets is woken (the consumer does not
+ * fence: the producer's short first sleep and membarrier cover it). A lost wake-up would leave
+ * a put to its 10 s timeout. */
+static void test_queue_granted_consumer_wakes_sleeping_producer(void **state) {
+  (void)state;
+  mproc_queue_t *q = make_queue(0, 64 << 10);
+  struct take_job j = {q, kWarm + 400, 1, NULL};
+  uint32_t from = 0;
+  mproc_process_t *c = spawn(body_take_seq, &j, &from, sizeof from, MPROC_START_FORK);
+  static unsigned char m[1024]; /* 63 of them fill the ring: the producer waits for room */
+  for (uint32_t i = 0; i < j.count; i++) {
+    uint32_t h[2] = {0, i};
+    memcpy(m, h, sizeof h);
+    assert_int_equal(mproc_queue_put(q, m, i < kWarm ? sizeof h : sizeof m, 10), 0);
+  }
+  assert_int_equal(join_code(c), 0);
+  mproc_queue_stats_t s = stats_of(q);
+  assert_int_equal(s.consumer_grants, 1);
+  assert_int_equal(s.consumer_revokes, 0);
   assert_int_equal(mproc_queue_free(q), 0);
 }
 
@@ -1070,6 +1281,7 @@ int main(void) {
       TEST(queue, big_messages_outlive_their_producer),
       TEST(queue, reserve_commit_peek_release),
       TEST(queue, putv_and_get_msg),
+      TEST(queue, msg_view_private_after_fork),
       TEST(queue, shared_with_forked_child),
       TEST(queue, open_by_name_in_forkserver_child),
       TEST(queue, passed_over_a_socket),
@@ -1079,9 +1291,13 @@ int main(void) {
       TEST(queue, producer_killed_mid_big_put),
       TEST(queue, consumer_killed_mid_big_get),
       TEST(queue, consumer_killed_mid_get),
+      TEST(queue, granted_consumer_killed_mid_big_get),
+      TEST(queue, granted_consumer_killed_mid_get),
       TEST(queue, single_producer_grant_and_revoke),
       TEST(queue, granted_producer_wakes_sleeping_consumer),
       TEST(queue, granted_producer_killed_mid_big_put),
+      TEST(queue, single_consumer_grant_and_revoke),
+      TEST(queue, granted_consumer_wakes_sleeping_producer),
       TEST(queue, stress_4_producers_4_consumers),
       TEST(queue, bad_input),
   };

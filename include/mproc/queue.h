@@ -51,6 +51,8 @@ typedef struct mproc_queue_stats {
   uint64_t big_messages;    /* messages held out of line (too large for the ring), unread or
                                being read */
   uint64_t big_bytes;       /* bytes of shared memory those messages hold */
+  uint64_t consumer_grants;  /* a consumer thread got the lock-free single-consumer path */
+  uint64_t consumer_revokes; /* another consumer took that path back */
 } mproc_queue_stats_t;
 
 /* Make a queue. opts may be NULL. Free with mproc_queue_free().

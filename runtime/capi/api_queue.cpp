@@ -276,6 +276,10 @@ MPROC_API int mproc_queue_stats(const mproc_queue_t *q, mproc_queue_stats_t *out
       out->big_messages = s.big_messages;
       out->big_bytes = s.big_bytes;
     }
+    if (out->size >= offsetof(mproc_queue_stats_t, consumer_revokes) + sizeof(uint64_t)) {
+      out->consumer_grants = s.consumer_grants;
+      out->consumer_revokes = s.consumer_revokes;
+    }
     return 0;
   });
 }

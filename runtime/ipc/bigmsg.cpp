@@ -163,6 +163,14 @@ void ExtentMaps::drop(const Extent &e, unsigned char *addr) {
   munmap(addr, e.len);
 }
 
+void ExtentMaps::detach(const Extent &e, unsigned char *addr) {
+  for (Entry &c : cache_)
+    if (c.addr == addr && c.off == e.off && c.len == e.len && c.holds) {
+      c = Entry{};
+      return;
+    }
+}
+
 void ExtentMaps::clear() {
   for (Entry &c : cache_) {
     if (c.addr && !c.holds) munmap(c.addr, c.len);  // a held one goes with its drop()

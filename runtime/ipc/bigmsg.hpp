@@ -80,6 +80,9 @@ class ExtentMaps {
   int map(int fd, const Extent &e, unsigned char **out, bool hold = false);
   // A held mapping is no longer used (it stays cached, or is unmapped if it was not).
   void drop(const Extent &e, unsigned char *addr);
+  // Forget a held mapping without unmapping it (the caller replaced what addr maps: a forked
+  // child's copy); a later drop() of it unmaps it, a later map() of the extent maps it afresh.
+  void detach(const Extent &e, unsigned char *addr);
   void clear();
 
  private:

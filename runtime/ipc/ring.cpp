@@ -24,14 +24,15 @@
 // frees them with a release store of head. FIFO order holds per producer (and globally, by the
 // order in which producers take plock).
 //
-// The single-producer path. Most queues have one producer thread at a time, and the two locked
-// instructions of plock cost it most of a put: each waits for the put's stores, whose cache lines
-// the consumer has just read, to reach the other core, one put after the other. So a thread that
-// took plock pb_need times in a row is granted the producer side (pb_owner = its tid) and puts
-// without plock: it raises its busy word, checks that it still owns the side, puts, and lowers
-// the word, with plain stores and loads. Another producer takes plock, revokes (pb_owner = 0),
-// runs membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) and waits for the owner's busy word to fall:
-// the membarrier stands for the full barrier the owner no longer executes (asymmetric Dekker, as
+// The single-thread paths. Most queues have one producer thread and one consumer thread at a
+// time, and the two locked instructions of plock cost a put most of its time: each waits for
+// the put's stores, whose cache lines the consumer has just read, to reach the other core, one
+// put after the other (clock costs a get the same). So a thread that took plock pb_need times in
+// a row is granted the producer side (pb_owner = its tid) and puts without plock: it raises its
+// busy word, checks that it still owns the side, puts, and lowers the word, with plain stores
+// and loads. Another producer takes plock, revokes (pb_owner = 0), runs
+// membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) and waits for the owner's busy word to fall: the
+// membarrier stands for the full barrier the owner no longer executes (asymmetric Dekker, as
 // userspace RCU does), so either the owner saw the revocation or its busy word is visible. It
 // then owns the side under plock as before; pb_need doubles at each revocation, so producers that
 // take turns stay on plock. Each granted thread has a busy word of its own (pb_slot, given at the
@@ -39,16 +40,18 @@
 // on its way to finding the grant gone, and must not clear the word of the thread granted since.
 // The grantee registers for membarrier first; where membarrier is missing, nobody is granted.
 // A granted owner that dies inside a put leaves its busy word up: the revoker finds its tid gone
-// and recovers as for plock.
+// and recovers as for plock. The consumer side has the same grant (cb_owner, cb_slot, cb_need,
+// under clock; RingGrant names either side's fields), so a lone consumer gets without clock; a
+// granted consumer that dies inside a get is recovered from as a dead holder of clock.
 //
 // Sleeping. A waiter spins briefly (adaptive per handle), then raises the flag c_sleeping /
 // p_sleeping and sleeps on the 32-bit futex word data_seq / space_seq. The other side makes its
 // change with a seq_cst store and then reads the flag (seq_cst): at least one of the two sees
 // the other (Dekker), so a wake-up is never lost, and an idle queue costs no CPU. A granted
-// producer has no barrier between its tail store and its look at the flag, so a consumer that
-// sleeps while a producer is granted first sleeps at most kFencelessSleep (a wake-up it missed
-// costs at most that), then runs the membarrier (which makes the Dekker pair whole again) and
-// sleeps for good. The first side to find the flag up clears it (exchange), bumps the word and
+// thread has no barrier between its tail (head) store and its look at the flag, so a consumer
+// (producer) that sleeps while the other side is granted first sleeps at most kFencelessSleep
+// (a wake-up it missed costs at most that), then runs the membarrier (which makes the Dekker
+// pair whole again) and sleeps for good. The first side to find the flag up clears it (exchange), bumps the word and
 // wakes every sleeper; later puts and gets find it down and make no system call, so a burst
 // costs one wake-up, not one per message, while the sleeper is on its way back.
 //
@@ -56,8 +59,9 @@
 // of plock (MPROC_EOWNERDEAD, or a revoker that finds the granted thread gone) counts the message
 // if its record was published, else withdraws it and frees the extent it had taken (w_big).
 // A consumer killed while copying an out-of-line message out (r_state: its record taken, at
-// r_head) loses that message; the next owner of clock frees its extent (r_big). A consumer killed
-// at any other point leaves the message it was taking in the queue.
+// r_head) loses that message; the next owner of clock (or a revoker that finds the granted
+// consumer gone) frees its extent (r_big). A consumer killed at any other point leaves the
+// message it was taking in the queue.
 #include "ipc/ring.hpp"
 
 #include <fcntl.h>
@@ -172,6 +176,7 @@ int Ring::create(const RingConfig &cfg, std::unique_ptr<Ring> *out) {
   h->plock.word.store(0);
   h->clock.word.store(0);
   h->pb_need = kBiasFirst;
+  h->cb_need = kBiasFirst;
   h->version = kRingVersion;
   h->joinable = cfg.joinable;
   h->token = random_token();
@@ -340,7 +345,8 @@ static void copy_parts(unsigned char *dst, const RingPart *parts, size_t n) {
   }
 }
 
-int Ring::put_locked(const RingPart *parts, size_t n, size_t len, const Deadline &d, bool poll) {
+int Ring::put_locked(const RingPart *parts, size_t n, size_t len, const Deadline &d, bool poll,
+                     bool *published) {
   const uint64_t t0 = h_->tail.load(std::memory_order_relaxed);
   const size_t whole = rec_size(len);
   // Out of line: too large for the ring, or large and still no room for it after kRoomWait.
@@ -376,7 +382,7 @@ int Ring::put_locked(const RingPart *parts, size_t n, size_t len, const Deadline
   // Published with a release store; put() looks for sleepers after the unlock, whose locked
   // instruction has already drained the store buffer (one full barrier fewer per put).
   h_->tail.store(h_->w_end, std::memory_order_release);
-  wake_owed_ = true;
+  *published = true;
   if (big) h_->w_big = Extent{0, 0};
   h_->w_state = 0;
   bump(h_->st_puts);
@@ -394,10 +400,10 @@ bool Ring::try_put_granted(uint32_t tid, const RingPart *parts, size_t n, size_t
     return false;
   }
   note_cpu(h_->p_cpu);
-  *rc = put_locked(parts, n, len, d, poll);
+  bool published = false;
+  *rc = put_locked(parts, n, len, d, poll, &published);
   busy.store(0, std::memory_order_release);
-  if (wake_owed_) {
-    wake_owed_ = false;
+  if (published) {
     // No barrier between the tail store and this look: a consumer that goes to sleep meanwhile
     // is covered by its short first sleep and its membarrier (top).
     std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -428,10 +434,10 @@ int Ring::put(const RingPart *parts, size_t n, double timeout) {
     rc = lock_producer(d, poll);
     if (rc == 0) {
       note_cpu(h_->p_cpu);
-      rc = put_locked(parts, n, len, d, poll);
+      bool published = false;  // a local: other threads may put through this handle meanwhile
+      rc = put_locked(parts, n, len, d, poll, &published);
       unlock_producer();
-      if (wake_owed_) {
-        wake_owed_ = false;
+      if (published) {
         full_fence_after_unlock();  // tail store, then the flag (top)
         wake_sleepers(h_->data_seq, h_->c_sleeping);
         if (h_->watchers.load()) signal_fifo();
@@ -466,7 +472,7 @@ int Ring::read_big(uint64_t hd, const void *payload, size_t len, Extent *out, si
 }
 
 int Ring::get_locked(void *buf, size_t cap, size_t *out_len, void **out_buf, const Deadline &d,
-                     bool poll, TakenMsg *take) {
+                     bool poll, TakenMsg *take, bool *freed) {
   if (int rc = wait_data(d, poll)) return rc;
   const uint64_t hd = h_->head.load(std::memory_order_relaxed);
   RecHdr r;
@@ -498,7 +504,7 @@ int Ring::get_locked(void *buf, size_t cap, size_t *out_len, void **out_buf, con
     if (total) memcpy(dst, src, total);
     bump(h_->items_got);
     h_->head.store(hd + rec_size(r.len), std::memory_order_release);
-    wake_owed_ = true;  // get() looks for sleeping producers after the unlock (as put())
+    *freed = true;  // get() looks for sleeping producers after the unlock (as put())
   } else {
     unsigned char *p;
     if (int rc = cmaps_.map(memfd_.get(), x, &p)) {
@@ -523,21 +529,51 @@ int Ring::get_locked(void *buf, size_t cap, size_t *out_len, void **out_buf, con
   return 0;
 }
 
+// The granted consumer's get (top), as try_put_granted: false when the grant was revoked
+// meanwhile (nothing done).
+bool Ring::try_get_granted(uint32_t tid, void *buf, size_t cap, size_t *out_len, void **out_buf,
+                           const Deadline &d, bool poll, TakenMsg *take, int *rc) {
+  std::atomic<uint32_t> &busy = h_->cb_slot[tid % kSlots].busy;  // this thread's own (top)
+  busy.store(1, std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);  // the revoker's membarrier orders these
+  if (h_->cb_owner.load(std::memory_order_relaxed) != tid) {
+    busy.store(0, std::memory_order_release);
+    return false;
+  }
+  note_cpu(h_->c_cpu);
+  bool freed = false;
+  *rc = get_locked(buf, cap, out_len, out_buf, d, poll, take, &freed);
+  busy.store(0, std::memory_order_release);  // what we did is the next owner's to see
+  if (freed) {
+    // No barrier between the head store and this look: a producer that goes to sleep for room
+    // meanwhile is covered by its short first sleep and its membarrier (top).
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    wake_sleepers(h_->space_seq, h_->p_sleeping);
+  }
+  return true;
+}
+
 int Ring::get(void *buf, size_t cap, size_t *out_len, void **out_buf, double timeout,
               TakenMsg *take) {
   const Deadline d = Deadline::after(timeout);
   const bool poll = timeout == 0;
   int rc = MPROC_ETIMEDOUT;
   if (!poll || has_data_or_closed()) {
-    rc = lock_consumer(d, poll);
-    if (rc == 0) {
-      note_cpu(h_->c_cpu);
-      rc = get_locked(buf, cap, out_len, out_buf, d, poll, take);
-      unlock_consumer();
-      if (wake_owed_) {
-        wake_owed_ = false;
-        full_fence_after_unlock();  // head store, then the flag
-        wake_sleepers(h_->space_seq, h_->p_sleeping);
+    const uint32_t tid = current_tid();
+    if (h_->cb_owner.load(std::memory_order_relaxed) == tid && g_mb_registered &&
+        try_get_granted(tid, buf, cap, out_len, out_buf, d, poll, take, &rc)) {
+      // done without clock (top)
+    } else {
+      rc = lock_consumer(d, poll);
+      if (rc == 0) {
+        note_cpu(h_->c_cpu);
+        bool freed = false;  // a local: other threads may get through this handle meanwhile
+        rc = get_locked(buf, cap, out_len, out_buf, d, poll, take, &freed);
+        unlock_consumer();
+        if (freed) {
+          full_fence_after_unlock();  // head store, then the flag
+          wake_sleepers(h_->space_seq, h_->p_sleeping);
+        }
       }
     }
   }
@@ -587,6 +623,8 @@ unsigned char *Ring::overwrite_shared(const unsigned char *p, size_t n) {
   dead(h_->big.lock.word);
   dead(h_->pb_owner);
   for (RingSlot &s : h_->pb_slot) dead(s.tid);
+  dead(h_->cb_owner);
+  for (RingSlot &s : h_->cb_slot) dead(s.tid);
   memcpy(at(h_->head.load()), p + hn, std::min(n - hn, cap_));
   return data_ + 2 * cap_;
 }
@@ -595,7 +633,7 @@ RingStats Ring::stats() const {
   return RingStats{h_->st_puts.load(),    h_->st_gets.load(),    h_->st_pdeaths.load(),
                    h_->st_cdeaths.load(),  h_->st_dropped.load(), h_->st_lost.load(),
                    h_->st_grants.load(),   h_->st_revokes.load(), h_->big.live.load(),
-                   h_->big.live_bytes.load()};
+                   h_->big.live_bytes.load(), h_->st_cgrants.load(), h_->st_crevokes.load()};
 }
 
 }  // namespace mproc

@@ -1,6 +1,6 @@
 // The shared-memory ring behind mproc_queue_t: an MPMC FIFO of byte messages in one memfd.
 // The protocol (record kinds, locks, futex handshake, crash recovery) is described at the top of
-// ring.cpp; ring_sides.cpp has the locks, the single-producer grant, recovery and waiting;
+// ring.cpp; ring_sides.cpp has the locks, the single-thread grants, recovery and waiting;
 // bigmsg.cpp the extents that hold messages too large for the ring.
 #pragma once
 
@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "base/fd.hpp"
 #include "base/futex.hpp"
@@ -18,6 +19,7 @@ namespace mproc {
 
 struct RingHeader;
 struct RingSlot;
+struct RingGrant;
 
 struct RingConfig {
   size_t capacity = 0;     // bytes of the data ring (rounded up to a power of two); 0: default
@@ -29,6 +31,7 @@ struct RingConfig {
 struct RingStats {
   uint64_t puts, gets, producer_deaths, consumer_deaths, dropped, lost, grants, revokes;
   uint64_t big_messages, big_bytes;  // out-of-line messages held (unread or being read), bytes
+  uint64_t consumer_grants, consumer_revokes;
 };
 
 constexpr size_t kRingMessageMax = static_cast<size_t>(1) << 40;
@@ -53,6 +56,17 @@ struct TakenMsg {
 
 // Keeps a queue's file and extent table reachable for the messages taken out of it, also after
 // the handle that took them is freed (its own mapping of the header page and its own fd).
+//
+// Fork. A taken message is the caller's own memory, as a malloc'ed copy would be, so a forked
+// child must get a copy of it, not the parent's shared mapping: else a write on one side would
+// show on the other, and once the parent freed the message the queue could reuse the extent
+// under the child's view. In the child (pthread_atfork), every taken message's mapping is
+// replaced at the same address by private anonymous memory holding a copy of its bytes. A
+// MAP_PRIVATE mapping of the same file range would not do: the child would still see the
+// parent's (and the queue's) later writes to every page it had not written itself. The copy is
+// made at the fork, in the child, and costs the bytes the parent holds (the standard library's
+// fork copies the same pages lazily); the parent's memory is untouched. The owners' mutexes are
+// taken around the fork (prepare), so no other thread of the parent holds one in the child.
 class BigOwner {
  public:
   ~BigOwner();
@@ -63,9 +77,17 @@ class BigOwner {
 
  private:
   friend class Ring;
+  friend struct BigOwnerFork;
   BigOwner() = default;
+  // A taken message's mapping: addr maps the extent's len bytes, of which size are the message.
+  struct Held {
+    unsigned char *addr;
+    Extent ext;
+    size_t size;
+  };
   std::mutex mu_;     // taken messages are released by any thread
   ExtentMaps maps_;   // under mu_: the extents taken here, mapped
+  std::vector<Held> held_;  // under mu_: the messages taken and not released (see Fork)
   RingHeader *h_ = nullptr;
   UniqueFd fd_;
   uint64_t base_ = 0;
@@ -139,17 +161,20 @@ class Ring {
   void unlock_consumer();
   void recover_producer();
   void recover_producer_message();
-  int take_producer_side(uint32_t owner, bool force, const Deadline &d, bool poll);
-  bool claim_slot(uint32_t tid);
-  int wait_not_busy(RingSlot &s, uint32_t tid, const Deadline &d, bool poll);
+  int after_lock(const RingGrant &g, bool owner_died, const Deadline &d, bool poll);
+  int take_side(const RingGrant &g, uint32_t owner, bool force, const Deadline &d, bool poll);
+  bool claim_slot(const RingGrant &g, uint32_t tid);
+  int wait_not_busy(const RingGrant &g, RingSlot &s, uint32_t tid, const Deadline &d, bool poll);
   bool fenceless_producer() const;
   template <class Ready>
   static int sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32_t> &sleeping,
                          const std::atomic<int32_t> *other_cpu, const Ready &ready,
-                         const Deadline &d, const Ring *producers = nullptr,
+                         const Deadline &d, const RingGrant *peer = nullptr,
                          bool interruptible = true);
   bool try_put_granted(uint32_t tid, const RingPart *parts, size_t n, size_t len,
                        const Deadline &d, bool poll, int *rc);
+  bool try_get_granted(uint32_t tid, void *buf, size_t cap, size_t *out_len, void **out_buf,
+                       const Deadline &d, bool poll, TakenMsg *take, int *rc);
   void recover_consumer();
   int wait_space(size_t need, bool slot, const Deadline &d, bool poll);
   int wait_data(const Deadline &d, bool poll);
@@ -160,12 +185,13 @@ class Ring {
   void drain_fifo();
   void begin_message(uint64_t t0, uint64_t end);
   void end_message_failed();
-  int put_locked(const RingPart *parts, size_t n, size_t len, const Deadline &d, bool poll);
+  int put_locked(const RingPart *parts, size_t n, size_t len, const Deadline &d, bool poll,
+                 bool *published);
   int begin_big(size_t len, unsigned char **out);
   void throttle_big(const Deadline &d, bool poll);
   void write_big(size_t len);
   int get_locked(void *buf, size_t cap, size_t *out_len, void **out_buf, const Deadline &d,
-                 bool poll, TakenMsg *take = nullptr);
+                 bool poll, TakenMsg *take, bool *freed);
   int take_big(uint64_t hd, size_t rec_len, const Extent &x, size_t size, TakenMsg *take);
   int read_big(uint64_t hd, const void *payload, size_t len, Extent *out, size_t *size);
   unsigned char *at(uint64_t pos) const;
@@ -186,8 +212,10 @@ class Ring {
   uint64_t head_cache_ = 0;     // last head this handle read (producer side)
   uint64_t tail_cache_ = 0;     // last tail this handle read (consumer side)
   uint64_t last_look_ns_ = 0;   // when this handle last looked at tail for new data (wait_data)
-  int spin_ = 20;               // adaptive spin budget of this handle (microseconds)
-  bool wake_owed_ = false;      // published under the lock; look for sleepers after the unlock
+  // Adaptive spin budgets (microseconds) of this handle's producer and consumer sides: each
+  // changes under its side's lock only (a handle may put in one thread and get in another).
+  int p_spin_ = 20;
+  int c_spin_ = 20;
   ExtentMaps pmaps_, cmaps_;    // extents mapped by the producer side / the consumer side
   uint64_t file_size_ = 0;      // the memfd's size last seen (it only grows)
   Extent peek_big_{0, 0};       // the extent of the message peeked by this handle

@@ -1,5 +1,5 @@
 // The queue ring's shared layout and the helpers its two source files share: ring.cpp (setup,
-// records, put and get) and ring_sides.cpp (locks, the single-producer grant, crash recovery,
+// records, put and get) and ring_sides.cpp (locks, the single-thread grants, crash recovery,
 // waiting). The protocol is described at the top of ring.cpp. Internal to runtime/ipc.
 #pragma once
 #include <sched.h>
@@ -16,7 +16,7 @@
 namespace mproc {
 
 constexpr uint64_t kRingMagic = 0x676e6972636f706dULL;  // "mprocring"
-constexpr uint32_t kRingVersion = 5;
+constexpr uint32_t kRingVersion = 6;  // 6: the single-consumer grant (cb_*)
 constexpr size_t kHdrBytes = 4096;  // header page (x86-64 and arm64 with 4 KiB pages)
 constexpr size_t kRec = 8;          // record header
 constexpr size_t kReserve = kRec;   // kept free (a margin; no record needs it any more)
@@ -25,7 +25,7 @@ constexpr int kSpinMax = 100;
 constexpr int kSpinPauses = 64;        // pauses (~20 ns each here) between two looks while spinning
 constexpr uint64_t kLookGapNs = 1000;  // a consumer keeping pace looks at tail at most this often
 constexpr uint32_t kSlots = 16;        // busy words of granted threads (see RingHeader)
-constexpr uint32_t kBiasFirst = 256;   // plock takes in a row that grant the single-producer path
+constexpr uint32_t kBiasFirst = 256;   // lock takes in a row that grant a side's single-thread path
 constexpr uint32_t kBiasMax = 1u << 20;
 constexpr double kFencelessSleep = 200e-6;  // first sleep of a consumer while a producer is granted
 // A message whose record finds no room in the ring for kRoomWait goes out of line from this size
@@ -53,10 +53,10 @@ struct BigRef {
 
 inline size_t rec_size(size_t len) { return kRec + ((len + 7) & ~static_cast<size_t>(7)); }
 
-// A thread's busy word on the single-producer path, held by one thread at a time.
+// A thread's busy word on a single-thread path, held by one thread at a time.
 struct RingSlot {
   std::atomic<uint32_t> tid;   // the thread this slot belongs to (set at its grant), 0: none
-  std::atomic<uint32_t> busy;  // 1 while that thread makes a put on the single-producer path
+  std::atomic<uint32_t> busy;  // 1 while that thread makes a put (get) on the single-thread path
 };
 
 // Lines are split by writer: config (read-mostly), wake words, producer side, consumer side.
@@ -83,7 +83,8 @@ struct RingHeader {
   std::atomic<int32_t> p_cpu;   // CPU (+1) of the last put; a consumer does not spin on it
   std::atomic<int32_t> c_cpu;   // CPU (+1) of the last get; a producer does not spin on it
 
-  alignas(64) RingSlot pb_slot[kSlots];  // busy words of granted threads, slot tid % kSlots
+  alignas(64) RingSlot pb_slot[kSlots];  // busy words of granted producers, slot tid % kSlots
+  alignas(64) RingSlot cb_slot[kSlots];  // the same for granted consumers
 
   alignas(64) MutexWord plock;
   std::atomic<uint32_t> pb_owner;  // thread granted the single-producer path, 0: none
@@ -98,6 +99,10 @@ struct RingHeader {
   alignas(64) std::atomic<uint64_t> tail;
 
   alignas(64) MutexWord clock;
+  std::atomic<uint32_t> cb_owner;  // thread granted the single-consumer path, 0: none
+  uint32_t cb_last, cb_streak;     // under clock: as pb_last, pb_streak
+  uint32_t cb_need;
+  std::atomic<uint64_t> st_cgrants, st_crevokes;
   uint32_t r_state;  // 1 while an out-of-line message is being copied out (r_big, at r_head)
   uint64_t r_head;
   Extent r_big;
@@ -110,6 +115,33 @@ struct RingHeader {
 static_assert(sizeof(RingHeader) <= kHdrBytes, "ring header fits its page");
 static_assert(sizeof(RecHdr) == kRec, "record header size");
 
+// One side's single-thread grant (ring.cpp, "The single-thread paths"), as fields of the header:
+// the producer's pb_* under plock, the consumer's cb_* under clock. Process-local, made per call.
+struct RingGrant {
+  std::atomic<uint32_t> &owner;
+  RingSlot *slots;
+  uint32_t &last, &streak, &need;
+  std::atomic<uint64_t> &grants, &revokes;
+  bool consumer;
+};
+inline RingGrant producer_grant(RingHeader *h) {
+  return RingGrant{h->pb_owner, h->pb_slot, h->pb_last, h->pb_streak, h->pb_need,
+                   h->st_grants, h->st_revokes, false};
+}
+inline RingGrant consumer_grant(RingHeader *h) {
+  return RingGrant{h->cb_owner, h->cb_slot, h->cb_last, h->cb_streak, h->cb_need,
+                   h->st_cgrants, h->st_crevokes, true};
+}
+
+// The side's granted thread may be working without barriers (ring.cpp): it holds the grant, or
+// one revoked meanwhile is still on its way out.
+inline bool grant_fenceless(const RingGrant &g) {
+  if (g.owner.load(std::memory_order_relaxed) != 0) return true;
+  for (uint32_t i = 0; i < kSlots; i++)
+    if (g.slots[i].busy.load(std::memory_order_relaxed) != 0) return true;
+  return false;
+}
+
 // Add one to a counter that only the holder of one lock (plock or clock) changes: a plain store,
 // no locked instruction (others only read it).
 inline void bump(std::atomic<uint64_t> &c) {
@@ -119,7 +151,7 @@ inline void bump(std::atomic<uint64_t> &c) {
 // The record at hd lies within the bytes published before tail: 0, else MPROC_EIO (recorded).
 int check_record(const RecHdr &r, uint64_t hd, uint64_t tail, size_t cap);
 
-// membarrier(2) for the single-producer path (ring_sides.cpp). True once this process (a forked
+// membarrier(2) for the single-thread paths (ring_sides.cpp). True once this process (a forked
 // child registers again) may be granted: the kernel has the expedited global command.
 extern bool g_mb_registered;
 bool membarrier_register();

@@ -1,4 +1,4 @@
-// The queue ring's two sides: the producer and consumer locks, the single-producer grant and its
+// The queue ring's two sides: the producer and consumer locks, the single-thread grants and their
 // revocation, recovery from a process that died holding a side, and waiting (spin, then sleep
 // on a futex). The protocol is described at the top of ring.cpp.
 #include <linux/membarrier.h>
@@ -84,45 +84,65 @@ int queue_lock(MutexWord *m, const Deadline &d, bool poll) {
   }
 }
 
-// ---- locks and recovery -----------------------------------------------------------------------
+// ---- locks, grants and recovery -------------------------------------------------------------
 
 int Ring::lock_producer(const Deadline &d, bool poll) {
-  int r = queue_lock(&h_->plock, d, poll);
+  const int r = queue_lock(&h_->plock, d, poll);
   if (r < 0) return r;
-  const bool owner_died = r == 1;
-  const uint32_t tid = current_tid();
-  const uint32_t o = h_->pb_owner.load(std::memory_order_relaxed);
-  if (o != tid) {
-    // A plock holder that died may have been half-way through a revocation: finish it.
-    if (int rc = take_producer_side(o, owner_died, d, poll)) {
-      unlock_producer();
-      return rc;
-    }
-  }
-  if (owner_died) recover_producer();
-  if (o == tid) return 0;  // the granted thread on the plock path (reserve / commit)
-  if (h_->pb_last == tid) {
-    if (++h_->pb_streak >= h_->pb_need && claim_slot(tid) && membarrier_register()) {
-      h_->pb_owner.store(tid, std::memory_order_relaxed);  // plock's unlock publishes it
-      bump(h_->st_grants);
-    }
-  } else {
-    h_->pb_last = tid;
-    h_->pb_streak = 1;
+  if (int rc = after_lock(producer_grant(h_), r == 1, d, poll)) {
+    unlock_producer();
+    return rc;
   }
   return 0;
 }
 
-// Holding plock, the producer side taken: thread tid's busy word, if the slot is free or already
-// tid's. A slot whose thread is gone is freed (its word may be up: a thread that died on its way
-// to finding its grant revoked; a dead owner's put was recovered when the side was taken). False
-// when another live thread holds it: no grant then, and another run of pb_need takes first.
-bool Ring::claim_slot(uint32_t tid) {
-  RingSlot &s = h_->pb_slot[tid % kSlots];
+int Ring::lock_consumer(const Deadline &d, bool poll) {
+  const int r = queue_lock(&h_->clock, d, poll);
+  if (r < 0) return r;
+  if (int rc = after_lock(consumer_grant(h_), r == 1, d, poll)) {
+    unlock_consumer();
+    return rc;
+  }
+  return 0;
+}
+
+// Just took the side's lock (plock or clock; owner_died: from a holder that died): make the
+// side ours, revoking another thread's grant (top), recover, and count this take towards a
+// grant of our own.
+int Ring::after_lock(const RingGrant &g, bool owner_died, const Deadline &d, bool poll) {
+  const uint32_t tid = current_tid();
+  const uint32_t o = g.owner.load(std::memory_order_relaxed);
+  if (o != tid) {
+    // A holder that died may have been half-way through a revocation: finish it.
+    if (int rc = take_side(g, o, owner_died, d, poll)) return rc;
+  }
+  if (owner_died) {
+    if (g.consumer) recover_consumer();
+    else recover_producer();
+  }
+  if (o == tid) return 0;  // the granted thread on the locked path (reserve / commit, peek)
+  if (g.last == tid) {
+    if (++g.streak >= g.need && claim_slot(g, tid) && membarrier_register()) {
+      g.owner.store(tid, std::memory_order_relaxed);  // the lock's release publishes it
+      bump(g.grants);
+    }
+  } else {
+    g.last = tid;
+    g.streak = 1;
+  }
+  return 0;
+}
+
+// Holding the side's lock: thread tid's busy word, if the slot is free or already tid's. A slot
+// whose thread is gone is freed (its word may be up: a thread that died on its way to finding
+// its grant revoked; a dead owner's operation was recovered when the side was taken). False
+// when another live thread holds it: no grant then, and another run of `need` takes first.
+bool Ring::claim_slot(const RingGrant &g, uint32_t tid) {
+  RingSlot &s = g.slots[tid % kSlots];
   const uint32_t t = s.tid.load(std::memory_order_relaxed);
   if (t == tid) return true;
   if (t != 0 && tid_alive(t)) {
-    h_->pb_streak = 0;
+    g.streak = 0;
     return false;
   }
   s.busy.store(0, std::memory_order_relaxed);
@@ -130,33 +150,36 @@ bool Ring::claim_slot(uint32_t tid) {
   return true;
 }
 
-// Holding plock: make the producer side ours. Revoke the grant of thread o (see top) and wait
-// for a put it may still be making; after a plock holder died (force: it may have been half-way
-// through a revocation), wait for every busy word. A poll does not wait (MPROC_ETIMEDOUT). A
-// granted thread that died inside a put is recovered from as a dead plock holder would be.
-int Ring::take_producer_side(uint32_t o, bool force, const Deadline &d, bool poll) {
+// Holding the side's lock: make the side ours. Revoke the grant of thread o (see top) and wait
+// for an operation it may still be making; after a holder died (force: it may have been
+// half-way through a revocation), wait for every busy word. A poll does not wait
+// (MPROC_ETIMEDOUT). A granted thread that died inside a put or get is recovered from as a dead
+// lock holder would be.
+int Ring::take_side(const RingGrant &g, uint32_t o, bool force, const Deadline &d, bool poll) {
   if (o != 0 || force) {
-    h_->pb_owner.store(0);
+    g.owner.store(0);
     heavy_barrier();  // now o either saw the revocation or its busy word is visible (top)
     if (o != 0) {
-      bump(h_->st_revokes);
-      h_->pb_need = std::min(h_->pb_need * 2, kBiasMax);
+      bump(g.revokes);
+      g.need = std::min(g.need * 2, kBiasMax);
     }
-    h_->pb_streak = 0;
+    g.streak = 0;
   }
   if (o == 0 && !force) return 0;  // a revoker waited for the last owner before it let go
   for (uint32_t i = 0; i < kSlots; i++) {
-    RingSlot &s = h_->pb_slot[i];
+    RingSlot &s = g.slots[i];
     const uint32_t t = s.tid.load(std::memory_order_relaxed);
     if (t == 0 || (t != o && !force)) continue;
-    if (int rc = wait_not_busy(s, t, d, poll)) return rc;
+    if (int rc = wait_not_busy(g, s, t, d, poll)) return rc;
   }
   return 0;
 }
 
-// Holding plock: wait until thread t's busy word falls. Growing sleeps (its put may be waiting
-// for space), and a look at whether t lives first and then every kDeathCheckSlice.
-int Ring::wait_not_busy(RingSlot &s, uint32_t t, const Deadline &d, bool poll) {
+// Holding the side's lock: wait until thread t's busy word falls. Growing sleeps (its put may
+// be waiting for space, its get for data), and a look at whether t lives first and then every
+// kDeathCheckSlice.
+int Ring::wait_not_busy(const RingGrant &g, RingSlot &s, uint32_t t, const Deadline &d,
+                        bool poll) {
   long nap_ns = 2000;
   uint64_t next_check = 0;
   for (int i = 0;; i++) {
@@ -167,8 +190,8 @@ int Ring::wait_not_busy(RingSlot &s, uint32_t t, const Deadline &d, bool poll) {
     }
     if (now_ns() >= next_check) {
       if (!tid_alive(t)) {
-        h_->st_pdeaths.fetch_add(1);
-        if (h_->w_state) recover_producer_message();
+        if (g.consumer) recover_consumer();
+        else recover_producer();
         s.busy.store(0, std::memory_order_relaxed);
         return 0;
       }
@@ -182,21 +205,7 @@ int Ring::wait_not_busy(RingSlot &s, uint32_t t, const Deadline &d, bool poll) {
 }
 
 // A granted thread may be putting without barriers (top): its own, or one revoked meanwhile.
-bool Ring::fenceless_producer() const {
-  if (h_->pb_owner.load(std::memory_order_relaxed) != 0) return true;
-  for (uint32_t i = 0; i < kSlots; i++)
-    if (h_->pb_slot[i].busy.load(std::memory_order_relaxed) != 0) return true;
-  return false;
-}
-
-int Ring::lock_consumer(const Deadline &d, bool poll) {
-  int r = queue_lock(&h_->clock, d, poll);
-  if (r == 1) {
-    recover_consumer();
-    r = 0;
-  }
-  return r;
-}
+bool Ring::fenceless_producer() const { return grant_fenceless(producer_grant(h_)); }
 
 void Ring::unlock_producer() { mutex_unlock(&h_->plock); }
 void Ring::unlock_consumer() { mutex_unlock(&h_->clock); }
@@ -240,11 +249,11 @@ void Ring::recover_consumer() {
 // sleep on the futex. The budget adapts per handle to how long the other side took: it grows
 // when the answer came within kSpinMax (a longer spin would have caught it without a wake-up)
 // and shrinks (to kSpinMin) when the other side kept us waiting longer anyway.
-// `producers`, for a consumer's wait: the ring, whose granted producer may not fence (top).
+// `peer`: the other side's grant, whose granted thread may not fence (top).
 template <class Ready>
 int Ring::sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32_t> &sleeping,
                       const std::atomic<int32_t> *other_cpu, const Ready &ready,
-                      const Deadline &d, const Ring *producers, bool interruptible) {
+                      const Deadline &d, const RingGrant *peer, bool interruptible) {
   if (ready()) return 0;
   const InterruptWatch watch;
   const uint64_t t0 = now_ns();
@@ -273,8 +282,8 @@ int Ring::sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32_
       rc = 0;
       break;
     }
-    // A granted producer may miss the flag just raised: sleep briefly, then the membarrier.
-    const bool nap = !barrier_done && producers && producers->fenceless_producer();
+    // A granted peer may miss the flag just raised: sleep briefly, then the membarrier.
+    const bool nap = !barrier_done && peer && grant_fenceless(*peer);
     const Deadline until = nap ? Deadline::earlier(d, Deadline::after(kFencelessSleep))
                            : interruptible ? InterruptWatch::slice(d) : d;
     int r = futex_wait(&seq, s, until);
@@ -283,7 +292,7 @@ int Ring::sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32_
       break;
     }
     if (nap && r == -ETIMEDOUT && !d.expired()) {
-      heavy_barrier();  // from here a granted producer sees the flag, or we see its message
+      heavy_barrier();  // from here a granted peer sees the flag, or we see its change
       barrier_done = true;
       continue;
     }
@@ -326,7 +335,9 @@ int Ring::wait_space(size_t need, bool slot, const Deadline &d, bool poll) {
   };
   if (!ready()) {
     if (poll) return MPROC_ETIMEDOUT;
-    if (int rc = sleep_until(spin_, h_->space_seq, h_->p_sleeping, &h_->c_cpu, ready, d))
+    const RingGrant consumers = consumer_grant(h_);
+    if (int rc = sleep_until(p_spin_, h_->space_seq, h_->p_sleeping, &h_->c_cpu, ready, d,
+                             &consumers))
       return rc;
   }
   if (slot && h_->closed.load()) return MPROC_ECLOSED;
@@ -357,7 +368,9 @@ int Ring::wait_data(const Deadline &d, bool poll) {
   };
   if (!ready()) {
     if (poll) return MPROC_ETIMEDOUT;
-    if (int rc = sleep_until(spin_, h_->data_seq, h_->c_sleeping, &h_->p_cpu, ready, d, this))
+    const RingGrant producers = producer_grant(h_);
+    if (int rc = sleep_until(c_spin_, h_->data_seq, h_->c_sleeping, &h_->p_cpu, ready, d,
+                             &producers))
       return rc;
   }
   tail_cache_ = h_->tail.load(std::memory_order_acquire);

@@ -3,9 +3,11 @@
 // place; each holds its side's lock between the two calls. get_msg hands an out-of-line message
 // over in its own extent (BigOwner returns it). The protocol is at the top of ring.cpp.
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -139,6 +141,67 @@ int Ring::release() {
   return 0;
 }
 
+// ---- fork (see BigOwner in ring.hpp) ------------------------------------------------------------
+
+// The live owners of this process, so that a forked child can copy what they hold. A plain
+// pthread mutex, taken around the fork with every owner's mu_ (prepare), so the child finds
+// none held by a thread that does not exist there.
+struct BigOwnerFork {
+  static pthread_mutex_t mu;
+  static std::vector<BigOwner *> *owners;  // under mu
+  static pthread_once_t once;
+
+  static void prepare() {
+    pthread_mutex_lock(&mu);
+    if (owners)
+      for (BigOwner *o : *owners) o->mu_.lock();
+  }
+  static void parent() {
+    if (owners)
+      for (BigOwner *o : *owners) o->mu_.unlock();
+    pthread_mutex_unlock(&mu);
+  }
+  static void child() {
+    if (owners)
+      for (BigOwner *o : *owners) {
+        for (const BigOwner::Held &m : o->held_) copy_private(o, m);
+        o->mu_.unlock();  // taken by this thread in prepare(): the same thread here
+      }
+    pthread_mutex_unlock(&mu);
+  }
+  // Replace the shared mapping at m.addr by private memory holding a copy of its bytes: filled
+  // at a new address, then moved over the old mapping in one mremap() (the address stays valid
+  // throughout). With no memory for the copy, the child keeps the shared view (nothing else to
+  // do in a fork handler, which cannot report an error).
+  static void copy_private(BigOwner *o, const BigOwner::Held &m) {
+    const size_t len = static_cast<size_t>(m.ext.len);
+    void *p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return;
+    memcpy(p, m.addr, m.size);
+    if (mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, m.addr) == MAP_FAILED) {
+      munmap(p, len);
+      return;
+    }
+    o->maps_.detach(m.ext, m.addr);  // not the extent's mapping any more: release() unmaps it
+  }
+  static void install() { pthread_atfork(&prepare, &parent, &child); }
+  static void add(BigOwner *o) {
+    pthread_once(&once, &install);
+    pthread_mutex_lock(&mu);
+    if (!owners) owners = new std::vector<BigOwner *>();
+    owners->push_back(o);
+    pthread_mutex_unlock(&mu);
+  }
+  static void remove(BigOwner *o) {
+    pthread_mutex_lock(&mu);
+    if (owners) owners->erase(std::remove(owners->begin(), owners->end(), o), owners->end());
+    pthread_mutex_unlock(&mu);
+  }
+};
+pthread_mutex_t BigOwnerFork::mu = PTHREAD_MUTEX_INITIALIZER;
+std::vector<BigOwner *> *BigOwnerFork::owners = nullptr;
+pthread_once_t BigOwnerFork::once = PTHREAD_ONCE_INIT;
+
 // ---- messages handed over (get_msg) ---------------------------------------------------------------
 
 // Holding clock at the BIG record at hd: hand its extent to the caller, mapped (see TakenMsg).
@@ -146,7 +209,9 @@ int Ring::take_big(uint64_t hd, size_t rec_len, const Extent &x, size_t size, Ta
   unsigned char *p;
   {
     std::lock_guard<std::mutex> g(owner_->mu_);
+    owner_->held_.reserve(owner_->held_.size() + 1);  // may throw: before anything is taken
     if (int rc = owner_->maps_.map(memfd_.get(), x, &p, true)) return rc;
+    owner_->held_.push_back(BigOwner::Held{p, x, size});
   }
   h_->r_big = x;  // as a get's copy: a death before the return frees the extent (top)
   h_->r_head = hd;
@@ -190,11 +255,13 @@ std::shared_ptr<BigOwner> Ring::big_owner() {
     return nullptr;
   }
   o->base_ = big_file().base;
+  BigOwnerFork::add(o.get());
   owner_ = o;
   return owner_;
 }
 
 BigOwner::~BigOwner() {
+  BigOwnerFork::remove(this);
   if (h_) munmap(h_, kHdrBytes);
 }
 
@@ -202,6 +269,12 @@ void BigOwner::release(TakenMsg *m) {
   if (m->ext.len) {
     {
       std::lock_guard<std::mutex> g(mu_);
+      for (Held &h : held_)
+        if (h.addr == m->data) {
+          h = held_.back();
+          held_.pop_back();
+          break;
+        }
       maps_.drop(m->ext, m->data);
     }
     if (m->pid == getpid()) free_extent(&h_->big, BigFile{fd_.get(), base_}, m->ext);
