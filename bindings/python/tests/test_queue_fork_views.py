@@ -68,8 +68,8 @@ def test_received_object_is_private_after_fork(kind):
     if kind in ("numpy", "picklebuffer"):
         assert view is not None and not view.readonly  # a writable view of the message
     HELD[kind] = got
+    p = ctx.Process(target=child_writes_own_view, args=(kind, wrote, go))
     try:
-        p = ctx.Process(target=child_writes_own_view, args=(kind, wrote, go))
         p.start()
         assert wrote.wait(10)
         assert bytes(memoryview(got)) == pattern(1)  # the child's writes are its own
@@ -86,9 +86,11 @@ def test_received_object_is_private_after_fork(kind):
         assert p.exitcode == 0
         assert bytes(memoryview(again)) == pattern(2)  # and the child's writes stay there
         del again
-    finally:
+    finally:  # also after a failed check: no child or queue left behind
         HELD.pop(kind, None)
         go.set()
+        if p.is_alive():
+            p.join(30)
     q.close()
 
 
