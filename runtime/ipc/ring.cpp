@@ -374,7 +374,7 @@ int Ring::put_locked(const RingPart *parts, size_t n, size_t len, const Deadline
     const RecHdr r{kFull, static_cast<uint32_t>(len)};
     memcpy(p, &r, kRec);
     if (n == 1) {
-      if (len) memcpy(p + kRec, parts[0].data, len);
+      copy_msg(p + kRec, parts[0].data, len);
     } else {
       copy_parts(p + kRec, parts, n);
     }
@@ -501,7 +501,7 @@ int Ring::get_locked(void *buf, size_t cap, size_t *out_len, void **out_buf, con
     dst = static_cast<unsigned char *>(buf);
   }
   if (r.kind == kFull) {
-    if (total) memcpy(dst, src, total);
+    copy_msg(dst, src, total);
     bump(h_->items_got);
     h_->head.store(hd + rec_size(r.len), std::memory_order_release);
     *freed = true;  // get() looks for sleeping producers after the unlock (as put())
