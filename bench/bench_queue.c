@@ -8,7 +8,7 @@
  *   ceiling for this ring size and record layout (see bare_rate).
  * Prints one line per case with the ratios mproc/peer (> 1: mproc is faster).
  * usage: bench_queue [scale]   (scale multiplies the message counts; default 1)
- *        bench_queue scale small [rounds]   (1->1 8 B only, against the bare ring; see small_case) */
+ *        bench_queue scale small|small2 [rounds]   (1->1 / 2->2 8 B only; see small_case) */
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -359,19 +359,29 @@ static void rate_case(const char *label, size_t size, long count, int np, long p
 }
 
 /* `bench_queue SCALE small [ROUNDS]`: only 1->1 8-byte messages, mproc and the bare ring in
- * turns, each round's pair and its ratio printed, then the medians (what docs/queue.md quotes). */
-static void small_case(long count, int rounds) {
+ * turns, each round's pair and its ratio printed, then the medians (what docs/queue.md quotes).
+ * `small2`: 2->2 8-byte messages, mproc only (the bare ring has one producer and one consumer). */
+static void small_case(long count, int rounds, int np) {
   double mv[64], xv[64], rv[64];
   if (rounds < 1) rounds = 1;
   if (rounds > 64) rounds = 64;
   for (int i = 0; i < rounds; i++) {
-    mv[i] = mproc_rate(8, count, 1);
+    mv[i] = mproc_rate(8, count, np);
+    if (np > 1) {
+      printf("round %2d: %d->%d mproc %10.0f msg/s\n", i, np, np, mv[i]);
+      continue;
+    }
     xv[i] = bare_rate(8, count);
     rv[i] = mv[i] / xv[i];
     printf("round %2d: mproc %10.0f msg/s | bare ring %10.0f msg/s | mproc/bare ring %5.2fx\n", i,
            mv[i], xv[i], rv[i]);
   }
-  double m = median(mv, rounds), x = median(xv, rounds), r = median(rv, rounds);
+  double m = median(mv, rounds);
+  if (np > 1) {
+    printf("%d->%d, 8 B (%d rounds)   mproc %10.0f msg/s (median)\n", np, np, rounds, m);
+    return;
+  }
+  double x = median(xv, rounds), r = median(rv, rounds);
   printf("1->1, 8 B (%d rounds)   mproc %10.0f msg/s | bare ring %10.0f msg/s | mproc/bare ring: "
          "%.2fx of the medians, median of the rounds' ratios %.2fx\n",
          rounds, m, x, m / x, r);
@@ -380,8 +390,8 @@ static void small_case(long count, int rounds) {
 int main(int argc, char **argv) {
   double scale = argc > 1 ? atof(argv[1]) : 1.0;
   if (scale <= 0) scale = 1.0;
-  if (argc > 2 && strcmp(argv[2], "small") == 0) {
-    small_case((long)(2000000 * scale), argc > 3 ? atoi(argv[3]) : 9);
+  if (argc > 2 && (strcmp(argv[2], "small") == 0 || strcmp(argv[2], "small2") == 0)) {
+    small_case((long)(2000000 * scale), argc > 3 ? atoi(argv[3]) : 9, argv[2][5] ? 2 : 1);
     mproc_shutdown();
     return 0;
   }
