@@ -28,7 +28,7 @@ constexpr uint64_t kLookGapNs = 1000;  // a consumer keeping pace looks at tail 
 constexpr uint32_t kSlots = 16;        // busy words of granted threads (see RingHeader)
 constexpr uint32_t kBiasFirst = 256;   // lock takes in a row that grant a side's single-thread path
 constexpr uint32_t kBiasMax = 1u << 20;
-constexpr double kFencelessSleep = 200e-6;  // first sleep of a consumer while a producer is granted
+constexpr double kFencelessSleep = 200e-6;  // first sleep of one side while the other is granted
 // A message whose record finds no room in the ring for kRoomWait goes out of line from this size
 // on (smaller ones wait for room: an extent costs a 64 KiB grain and a system call or two).
 constexpr size_t kOutOfLineMin = 64 * 1024;
