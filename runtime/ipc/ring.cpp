@@ -427,7 +427,8 @@ int Ring::put(const RingPart *parts, size_t n, double timeout) {
   const bool poll = timeout == 0;
   int rc;
   const uint32_t tid = current_tid();
-  if (h_->pb_owner.load(std::memory_order_relaxed) == tid && g_mb_registered &&
+  if (h_->pb_owner.load(std::memory_order_relaxed) == tid &&
+      g_mb_registered.load(std::memory_order_acquire) &&
       try_put_granted(tid, parts, n, len, d, poll, &rc)) {
     // done without plock (top)
   } else {
@@ -560,7 +561,8 @@ int Ring::get(void *buf, size_t cap, size_t *out_len, void **out_buf, double tim
   int rc = MPROC_ETIMEDOUT;
   if (!poll || has_data_or_closed()) {
     const uint32_t tid = current_tid();
-    if (h_->cb_owner.load(std::memory_order_relaxed) == tid && g_mb_registered &&
+    if (h_->cb_owner.load(std::memory_order_relaxed) == tid &&
+        g_mb_registered.load(std::memory_order_acquire) &&
         try_get_granted(tid, buf, cap, out_len, out_buf, d, poll, take, &rc)) {
       // done without clock (top)
     } else {

@@ -178,7 +178,7 @@ int check_record(const RecHdr &r, uint64_t hd, uint64_t tail, size_t cap);
 
 // membarrier(2) for the single-thread paths (ring_sides.cpp). True once this process (a forked
 // child registers again) may be granted: the kernel has the expedited global command.
-extern bool g_mb_registered;
+extern std::atomic<bool> g_mb_registered;
 bool membarrier_register();
 // A full barrier on every running thread of every registered process (asymmetric Dekker).
 void heavy_barrier();

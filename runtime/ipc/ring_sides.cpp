@@ -19,15 +19,17 @@
 
 namespace mproc {
 
-bool g_mb_registered = false;
+std::atomic<bool> g_mb_registered{false};
 
 namespace {
 
 // membarrier(2): this process registered for MEMBARRIER_CMD_GLOBAL_EXPEDITED (reset in a forked
-// child, which must register again), or found that it cannot.
-bool g_mb_unavailable = false;
+// child, which must register again), or found that it cannot. Atomics: any thread may register
+// while others look (release / acquire: a thread that sees the flag sees a finished registration,
+// and registering twice is harmless).
+std::atomic<bool> g_mb_unavailable{false};
 pthread_once_t g_mb_once = PTHREAD_ONCE_INIT;
-void mb_reset_after_fork() { g_mb_registered = false; }
+void mb_reset_after_fork() { g_mb_registered.store(false, std::memory_order_relaxed); }
 void mb_install_reset() { pthread_atfork(nullptr, nullptr, &mb_reset_after_fork); }
 
 long membarrier(int cmd) { return syscall(__NR_membarrier, cmd, 0, 0); }
@@ -37,16 +39,16 @@ long membarrier(int cmd) { return syscall(__NR_membarrier, cmd, 0, 0); }
 // Register this process, so that another's heavy_barrier() reaches its threads. False where the
 // kernel (or a seccomp filter) has no expedited global membarrier: no grant then (asked once).
 bool membarrier_register() {
-  if (g_mb_registered) return true;
-  if (g_mb_unavailable) return false;
+  if (g_mb_registered.load(std::memory_order_acquire)) return true;
+  if (g_mb_unavailable.load(std::memory_order_relaxed)) return false;
   pthread_once(&g_mb_once, mb_install_reset);
   long q = membarrier(MEMBARRIER_CMD_QUERY);
   if (q < 0 || !(q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) ||
       membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) != 0) {
-    g_mb_unavailable = true;
+    g_mb_unavailable.store(true, std::memory_order_relaxed);
     return false;
   }
-  g_mb_registered = true;
+  g_mb_registered.store(true, std::memory_order_release);
   return true;
 }
 
