@@ -986,6 +986,33 @@ static void test_queue_single_producer_grant_and_revoke(void **state) {
   assert_int_equal(mproc_queue_free(q), 0);
 }
 
+/* A granted producer waiting for room keeps its busy word up; a poll that revokes it gives up
+ * waiting for that put (MPROC_EFULL) and lets the lock go. The next producer must still wait for
+ * the revoked put to end: both would otherwise write the record at the same tail, and one
+ * message would be lost. */
+static void test_queue_revoked_producer_still_waiting(void **state) {
+  (void)state;
+  mproc_queue_t *q = make_queue(0, 64 << 10); /* 4096 records of 16 bytes */
+  struct seq_job a = {q, kWarm + 5000, 0};
+  uint32_t id = 0;
+  mproc_process_t *pa = spawn(body_put_seq, &a, &id, sizeof id, MPROC_START_FORK);
+  WAIT_FOR(mproc_queue_full(q) == 1 && tu_proc_state(mproc_process_pid(pa)) == 'S');
+  uint32_t m[2] = {1, 0};
+  assert_int_equal(mproc_queue_put(q, m, sizeof m, 0), MPROC_EFULL); /* revokes, does not wait */
+  assert_int_equal(stats_of(q).revokes, 1);
+  struct seq_job b = {q, 1, 0};
+  id = 1;
+  mproc_process_t *pb = spawn(body_put_seq, &b, &id, sizeof id, MPROC_START_FORK);
+  WAIT_FOR(tu_proc_state(mproc_process_pid(pb)) == 'S'); /* waiting for room, or for a's put */
+  expect_seqs(q, 2, a.count + b.count);
+  assert_int_equal(join_code(pa), 0);
+  assert_int_equal(join_code(pb), 0);
+  char buf[16];
+  size_t n;
+  assert_int_equal(mproc_queue_get(q, buf, sizeof buf, &n, 0), MPROC_EEMPTY);
+  assert_int_equal(mproc_queue_free(q), 0);
+}
+
 /* A consumer asleep while the granted producer puts is woken (the producer does not fence: the
  * consumer's short first sleep and membarrier cover it). A lost wake-up would leave a get to
  * its 10 s timeout. */
@@ -1340,6 +1367,7 @@ int main(void) {
       TEST(queue, granted_consumer_killed_mid_get),
       TEST(queue, single_producer_grant_and_revoke),
       TEST(queue, granted_producer_wakes_sleeping_consumer),
+      TEST(queue, revoked_producer_still_waiting),
       TEST(queue, granted_producer_killed_mid_big_put),
       TEST(queue, single_consumer_grant_and_revoke),
       TEST(queue, granted_consumer_wakes_sleeping_producer),

@@ -152,11 +152,14 @@ bool Ring::claim_slot(const RingGrant &g, uint32_t tid) {
   return true;
 }
 
-// Holding the side's lock: make the side ours. Revoke the grant of thread o (see top) and wait
-// for an operation it may still be making; after a holder died (force: it may have been
-// half-way through a revocation), wait for every busy word. A poll does not wait
-// (MPROC_ETIMEDOUT). A granted thread that died inside a put or get is recovered from as a dead
-// lock holder would be.
+// Holding the side's lock: make the side ours. Revoke the grant of thread o (see top), then wait
+// until no busy word is up: o's operation, or that of a thread revoked earlier by a revoker that
+// gave up waiting for it (a poll, or its deadline) and let the lock go while it was still inside
+// a put or get (waiting for room or data, after which it writes or reads at the position it
+// read first). Its word stays visible until it falls: the revoker's membarrier made it so, and
+// a thread that raises its word later finds the grant gone and touches nothing. force: a holder
+// died, maybe half-way through a revocation. A poll does not wait (MPROC_ETIMEDOUT). A granted
+// thread that died inside a put or get is recovered from as a dead lock holder would be.
 int Ring::take_side(const RingGrant &g, uint32_t o, bool force, const Deadline &d, bool poll) {
   if (o != 0 || force) {
     g.owner.store(0);
@@ -167,11 +170,10 @@ int Ring::take_side(const RingGrant &g, uint32_t o, bool force, const Deadline &
     }
     g.streak = 0;
   }
-  if (o == 0 && !force) return 0;  // a revoker waited for the last owner before it let go
   for (uint32_t i = 0; i < kSlots; i++) {
     RingSlot &s = g.slots[i];
     const uint32_t t = s.tid.load(std::memory_order_relaxed);
-    if (t == 0 || (t != o && !force)) continue;
+    if (t == 0 || s.busy.load(std::memory_order_acquire) == 0) continue;
     if (int rc = wait_not_busy(g, s, t, d, poll)) return rc;
   }
   return 0;
