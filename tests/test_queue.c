@@ -996,14 +996,21 @@ static void test_queue_revoked_producer_still_waiting(void **state) {
   struct seq_job a = {q, kWarm + 5000, 0};
   uint32_t id = 0;
   mproc_process_t *pa = spawn(body_put_seq, &a, &id, sizeof id, MPROC_START_FORK);
-  WAIT_FOR(mproc_queue_full(q) == 1 && tu_proc_state(mproc_process_pid(pa)) == 'S');
+  /* a is granted and asleep in a put, waiting for room: the ring is full and stays so */
+  size_t was = 0, now = 1;
+  WAIT_FOR(tu_proc_state(mproc_process_pid(pa)) == 'S' && mproc_queue_qsize(q, &was) == 0 &&
+           was > kWarm && usleep(50000) == 0 && mproc_queue_qsize(q, &now) == 0 && now == was &&
+           tu_proc_state(mproc_process_pid(pa)) == 'S');
+  assert_int_equal(stats_of(q).grants, 1);
   uint32_t m[2] = {1, 0};
   assert_int_equal(mproc_queue_put(q, m, sizeof m, 0), MPROC_EFULL); /* revokes, does not wait */
   assert_int_equal(stats_of(q).revokes, 1);
   struct seq_job b = {q, 1, 0};
   id = 1;
   mproc_process_t *pb = spawn(body_put_seq, &b, &id, sizeof id, MPROC_START_FORK);
-  WAIT_FOR(tu_proc_state(mproc_process_pid(pb)) == 'S'); /* waiting for room, or for a's put */
+  /* Give b time to reach its wait (behind a's put; it naps in 1 ms steps there, so its state
+   * says little on a loaded machine). Were it later, the test would pass without checking. */
+  usleep(200000);
   expect_seqs(q, 2, a.count + b.count);
   assert_int_equal(join_code(pa), 0);
   assert_int_equal(join_code(pb), 0);
