@@ -986,6 +986,19 @@ static void test_queue_single_producer_grant_and_revoke(void **state) {
   assert_int_equal(mproc_queue_free(q), 0);
 }
 
+/* body_put_seq with puts that give up after 30 s (a failed check leaves no child behind). */
+static int body_put_seq_30s(void *arg, size_t len, void *payload) {
+  (void)len;
+  struct seq_job *j = payload;
+  uint32_t m[2];
+  memcpy(&m[0], arg, sizeof m[0]);
+  for (uint32_t i = 0; i < j->count; i++) {
+    m[1] = i;
+    if (mproc_queue_put(j->q, m, sizeof m, 30) != 0) return 1;
+  }
+  return 0;
+}
+
 /* A granted producer waiting for room keeps its busy word up; a poll that revokes it gives up
  * waiting for that put (MPROC_EFULL) and lets the lock go. The next producer must still wait for
  * the revoked put to end: both would otherwise write the record at the same tail, and one
@@ -995,7 +1008,7 @@ static void test_queue_revoked_producer_still_waiting(void **state) {
   mproc_queue_t *q = make_queue(0, 64 << 10); /* 4096 records of 16 bytes */
   struct seq_job a = {q, kWarm + 5000, 0};
   uint32_t id = 0;
-  mproc_process_t *pa = spawn(body_put_seq, &a, &id, sizeof id, MPROC_START_FORK);
+  mproc_process_t *pa = spawn(body_put_seq_30s, &a, &id, sizeof id, MPROC_START_FORK);
   /* a is granted and asleep in a put, waiting for room: the ring is full and stays so */
   size_t was = 0, now = 1;
   WAIT_FOR(tu_proc_state(mproc_process_pid(pa)) == 'S' && mproc_queue_qsize(q, &was) == 0 &&
@@ -1007,7 +1020,7 @@ static void test_queue_revoked_producer_still_waiting(void **state) {
   assert_int_equal(stats_of(q).revokes, 1);
   struct seq_job b = {q, 1, 0};
   id = 1;
-  mproc_process_t *pb = spawn(body_put_seq, &b, &id, sizeof id, MPROC_START_FORK);
+  mproc_process_t *pb = spawn(body_put_seq_30s, &b, &id, sizeof id, MPROC_START_FORK);
   /* Give b time to reach its wait (behind a's put; it naps in 1 ms steps there, so its state
    * says little on a loaded machine). Were it later, the test would pass without checking. */
   usleep(200000);
