@@ -413,7 +413,7 @@ MPROC_API int mproc_barrier_arrive(mproc_barrier_t *b, uint64_t *ticket) {
   return MPROC_GUARD({
     if (int rc = CHECK_BARRIER(b)) return rc;
     if (!ticket) return fail(MPROC_EINVAL, "ticket is NULL");
-    return mproc::barrier_arrive(b->st, b->action, b->payload, -1, ticket);
+    return mproc::barrier_arrive(b->st, b->action, b->payload, ticket, -1);
   });
 }
 
