@@ -3,11 +3,10 @@
 // the handle registry, so a freed handle is MPROC_EBADF.
 #include <mproc/shm.h>
 
-#include <cstring>
+#include <cstddef>
 #include <type_traits>
 
 #include "capi/capi.hpp"
-#include "proc/runtime.hpp"
 #include "shm/named.hpp"
 #include "sync/value.hpp"
 

@@ -1,13 +1,10 @@
-// C ABI: locks, semaphores, conditions, events, barriers. Thin shims over sync/sync.cpp.
+// C ABI: locks, semaphores, conditions, events, barriers. Thin shims over sync/ (sync.cpp,
+// barrier.cpp, sync_handles.cpp).
 // Hot calls (lock acquire/release, semaphore acquire/release) check the handle's magic only;
 // the others also consult the handle registry (a freed handle is MPROC_EBADF).
 #include <mproc/sync.h>
 
-#include <climits>
-#include <cstring>
-
 #include "capi/capi.hpp"
-#include "proc/runtime.hpp"
 #include "sync/sync.hpp"
 
 using mproc::check_live;
