@@ -61,14 +61,23 @@ MPROC_API int mproc_conn_attach(mproc_conn_t **out, const char *token) {
   });
 }
 
+namespace {
+int send_checked(mproc_conn_t *c, const void *data, size_t len, double timeout) {
+  if (!c->can_send) return fail(MPROC_EPERM, "connection is receive-only");
+  if (!data && len) return fail(MPROC_EINVAL, "data is NULL but len is %zu", len);
+  if (len > MPROC_QUEUE_MSG_MAX)
+    return fail(MPROC_EMSGSIZE, "message of %zu bytes is over MPROC_QUEUE_MSG_MAX", len);
+  return mproc::conn_send(*c, data, len, mproc::Deadline::after(timeout));
+}
+}  // namespace
+
 MPROC_API int mproc_conn_send_bytes(mproc_conn_t *c, const void *data, size_t len) {
-  return MPROC_ON(c, {
-    if (!c->can_send) return fail(MPROC_EPERM, "connection is receive-only");
-    if (!data && len) return fail(MPROC_EINVAL, "data is NULL but len is %zu", len);
-    if (len > MPROC_QUEUE_MSG_MAX)
-      return fail(MPROC_EMSGSIZE, "message of %zu bytes is over MPROC_QUEUE_MSG_MAX", len);
-    return mproc::conn_send(*c, data, len);
-  });
+  return MPROC_ON(c, return send_checked(c, data, len, -1););
+}
+
+MPROC_API int mproc_conn_send_bytes_timeout(mproc_conn_t *c, const void *data, size_t len,
+                                            double timeout) {
+  return MPROC_WAIT_ON(c, timeout, return send_checked(c, data, len, timeout););
 }
 
 MPROC_API int mproc_conn_recv_bytes(mproc_conn_t *c, void *buf, size_t cap, size_t *out_len,
