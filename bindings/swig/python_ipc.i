@@ -18,3 +18,5 @@
 %native(py_barrier_new) PyObject *mproc_py_barrier_new(PyObject *self, PyObject *args);
 %native(py_barrier_attach) PyObject *mproc_py_barrier_attach(PyObject *self, PyObject *args);
 %native(py_queue_new) PyObject *mproc_py_queue_new(PyObject *self, PyObject *args);
+%native(py_arena_new) PyObject *mproc_py_arena_new(PyObject *self, PyObject *args);
+%native(py_arena_open) PyObject *mproc_py_arena_open(PyObject *self, PyObject *args);
