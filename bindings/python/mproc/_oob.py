@@ -125,6 +125,8 @@ def join(parts):
 def loads(data):
     """The object of a message made by dumps() or dumps_to() (or a plain pickle)."""
     mv = memoryview(data)
+    if mv.ndim == 1 and mv.format == "B" and mv.nbytes and mv[0] == 0x80:  # a plain pickle
+        return pickle.loads(data)
     if mv.nbytes < _HEAD.size or mv[:4] != _MAGIC:
         if mv.nbytes >= _RHEAD.size and mv[:4] == _REF_MAGIC:
             return _loads_ref(mv)

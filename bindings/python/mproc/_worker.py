@@ -18,6 +18,7 @@ import traceback
 
 from . import _core
 from . import _mproc
+from . import _oob
 
 _loads = pickle.loads
 _dumps = _core.dumps
@@ -98,7 +99,6 @@ def run_task(mv):
     try:
         kind = mv[0]
         if kind == 97:  # "a": apply, made by mproc._oob (see pool._apply_bytes)
-            from . import _oob
             arena = _oob.arena_of(mv[1:17])
             fn, args, kwargs = _oob.loads(mv[17:])
             value = fn(*args, **kwargs)
@@ -112,7 +112,6 @@ def run_task(mv):
                 _fn = _loads(blob)
                 _fn_blob = bytes(blob)
             if kind >= 97:  # "m", "s", "l", "k": made by mproc._oob (see pool._chunk_bytes)
-                from . import _oob
                 arena = _oob.arena_of(mv[5 + n:21 + n])
                 x = _oob.loads(mv[21 + n:])
                 kind -= 32
@@ -129,7 +128,6 @@ def run_task(mv):
         try:
             out = None
             if arena is not None:  # large buffers of the result by reference (one copy)
-                from . import _oob
                 try:
                     out = b"\x02" + _oob.dumps_to(value, arena, True)
                 except Exception:
@@ -191,7 +189,6 @@ def _decode(data):
             return False, e
     if mv[0] == 2:  # large buffers in the pool's data arena (run_task)
         try:
-            from . import _oob
             return True, _oob.loads(mv[1:])
         except Exception as e:
             return False, e

@@ -421,7 +421,7 @@ static PyTypeObject arena_type = {
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_methods = arena_methods,
     .tp_getset = arena_getset,
-    .tp_doc = "A pool's shared memory for large arguments and results (bindings/python/src/arena.c).",
+    .tp_doc = "A pool's shared memory for large arguments and results.",
 };
 
 static int arena_types_ready(void) {
@@ -474,7 +474,8 @@ PyObject *mproc_py_arena_new(PyObject *self, PyObject *args) {
   }
   ArenaHead *h = (ArenaHead *)p;
   uint64_t id = 0;
-  if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id) id = (uint64_t)getpid() << 32 ^ (uint64_t)p;
+  if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id)
+    id = (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)p;
   h->id = id;
   h->limit = size;
   h->base = ARENA_BASE;

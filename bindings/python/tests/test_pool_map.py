@@ -217,6 +217,7 @@ def test_chunks_go_through_oob_when_it_is_there(monkeypatch):
     monkeypatch.setattr(mproc, "_oob", fake, raising=False)
     monkeypatch.setattr(mproc.pool, "_oob_dumps", fake.dumps)
     monkeypatch.setattr(mproc.pool, "_arena_of", lambda pool: (None, bytes(16)))
+    monkeypatch.setattr(mproc._worker, "_oob", fake)
     with mproc.get_context("fork").Pool(2) as p:   # fork: the workers have the stand-in
         assert p.map(helpers.square, range(50), chunksize=5) == \
             [(x + 1000) ** 2 for x in range(50)]
