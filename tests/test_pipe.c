@@ -75,6 +75,7 @@ static void test_pipe_one_way(void **state) {
   assert_int_equal(n, 7);
   assert_memory_equal(b, "one way", 7);
   assert_int_equal(mproc_conn_send_bytes(r, "x", 1), MPROC_EPERM);
+  assert_int_equal(mproc_conn_send_bytes_timeout(r, "x", 1, 0), MPROC_EPERM);
   assert_int_equal(mproc_conn_recv_bytes(w, b, sizeof b, &n, 0), MPROC_EPERM);
   assert_int_equal(mproc_conn_poll(w, 0), MPROC_EPERM);
   assert_int_equal(mproc_conn_free(r), 0);
@@ -311,6 +312,65 @@ static void test_pipe_wait_on_several_objects(void **state) {
   assert_int_equal(mproc_conn_free(j.w), 0);
 }
 
+/* A timed send: MPROC_ETIMEDOUT with nothing sent while the pipe is full, never half a message;
+ * a message longer than the ring streams to a live reader. */
+static void test_pipe_send_timeout(void **state) {
+  (void)state;
+  mproc_conn_t *ends[2];
+  assert_int_equal(mproc_pipe(&ends[0], &ends[1], 1), 0);
+  char kib[1024];
+  int sent = 0;
+  for (;; sent++) {
+    memset(kib, sent & 0xff, sizeof kib);
+    int rc = mproc_conn_send_bytes_timeout(ends[0], kib, sizeof kib, 0);
+    if (rc == MPROC_ETIMEDOUT) break;
+    assert_int_equal(rc, 0);
+    assert_true(sent < 1024); /* the ring is 256 KiB: it must fill */
+  }
+  assert_true(sent > 100);
+  assert_non_null(strstr(mproc_last_error(), "mproc_conn_send_bytes_timeout: no room"));
+  assert_int_equal(mproc_conn_send_bytes_timeout(ends[0], kib, sizeof kib, 0.02), MPROC_ETIMEDOUT);
+  /* Make room for a few KiB only: a 200 KiB message still finds no room for all of it. */
+  size_t n;
+  for (int i = 0; i < 8; i++) assert_int_equal(mproc_conn_recv_bytes(ends[1], kib, sizeof kib, &n, 0), 0);
+  size_t big_len = (size_t)200 << 10;
+  unsigned char *big = malloc(big_len);
+  for (size_t i = 0; i < big_len; i++) big[i] = (unsigned char)(i * 13);
+  assert_int_equal(mproc_conn_send_bytes_timeout(ends[0], big, big_len, 0.01), MPROC_ETIMEDOUT);
+  /* Everything that was sent arrives whole and in order, and nothing of the refused message. */
+  for (int i = 8; i < sent; i++) {
+    assert_int_equal(mproc_conn_recv_bytes(ends[1], kib, sizeof kib, &n, 0), 0);
+    assert_int_equal(n, sizeof kib);
+    assert_int_equal((unsigned char)kib[0], i & 0xff);
+    assert_int_equal((unsigned char)kib[sizeof kib - 1], i & 0xff);
+  }
+  assert_int_equal(mproc_conn_poll(ends[1], 0), 0);
+  /* Now it fits. */
+  assert_int_equal(mproc_conn_send_bytes_timeout(ends[0], big, big_len, 1), 0);
+  void *r = NULL;
+  assert_int_equal(mproc_conn_recv_bytes_alloc(ends[1], &r, &n, 1), 0);
+  assert_int_equal(n, big_len);
+  assert_memory_equal(r, big, big_len);
+  free(r);
+  free(big);
+  /* Longer than the ring, to an echo child: it streams whatever the timeout. */
+  mproc_process_t *p = spawn(body_echo, ends);
+  assert_int_equal(mproc_conn_close(ends[1]), 0);
+  size_t huge_len = (size_t)3 << 20;
+  unsigned char *huge = malloc(huge_len);
+  for (size_t i = 0; i < huge_len; i++) huge[i] = (unsigned char)(i * 31 + 1);
+  assert_int_equal(mproc_conn_send_bytes_timeout(ends[0], huge, huge_len, 0), 0);
+  assert_int_equal(mproc_conn_recv_bytes_alloc(ends[0], &r, &n, 20), 0);
+  assert_int_equal(n, huge_len);
+  assert_memory_equal(r, huge, huge_len);
+  free(r);
+  free(huge);
+  assert_int_equal(mproc_conn_close(ends[0]), 0);
+  assert_int_equal(join_code(p), 0);
+  assert_int_equal(mproc_conn_free(ends[0]), 0);
+  assert_int_equal(mproc_conn_free(ends[1]), 0);
+}
+
 static void test_pipe_bad_input(void **state) {
   (void)state;
   mproc_conn_t *a = NULL, *b = NULL;
@@ -322,11 +382,16 @@ static void test_pipe_bad_input(void **state) {
   assert_int_equal(mproc_conn_recv_bytes(b, NULL, 3, &n, 0), MPROC_EINVAL);
   assert_int_equal(mproc_conn_recv_bytes(b, buf, sizeof buf, NULL, 0), MPROC_EINVAL);
   assert_int_equal(mproc_conn_send_bytes(NULL, "x", 1), MPROC_EINVAL);
+  assert_int_equal(mproc_conn_send_bytes_timeout(NULL, "x", 1, 0), MPROC_EINVAL);
+  assert_int_equal(mproc_conn_send_bytes_timeout(a, NULL, 3, 0), MPROC_EINVAL);
+  assert_int_equal(mproc_conn_send_bytes_timeout(a, "x", 1, 0.0 / 0.0), MPROC_EINVAL);
+  assert_non_null(strstr(mproc_last_error(), "timeout is NaN"));
   mproc_wait_item_t it = {MPROC_WAIT_CONN, b, -1, 0};
   assert_int_equal(mproc_wait(&it, SIZE_MAX, 0), MPROC_EINVAL);
   assert_non_null(strstr(mproc_last_error(), "mproc_wait: n is"));
   assert_int_equal(mproc_conn_close(a), 0);
   assert_int_equal(mproc_conn_send_bytes(a, "x", 1), MPROC_ECLOSED);
+  assert_int_equal(mproc_conn_send_bytes_timeout(a, "x", 1, 1), MPROC_ECLOSED);
   assert_int_equal(mproc_conn_recv_bytes(a, buf, sizeof buf, &n, 0), MPROC_ECLOSED);
   assert_int_equal(mproc_conn_fileno(a), MPROC_ECLOSED);
   assert_int_equal(mproc_conn_socket(a), MPROC_ECLOSED);
@@ -348,6 +413,7 @@ int main(void) {
       TEST(pipe, idle_receiver_uses_no_cpu),
       TEST(pipe, many_round_trips_in_order),
       TEST(pipe, wait_on_several_objects),
+      TEST(pipe, send_timeout),
       TEST(pipe, bad_input),
   };
   return tu_run("pipe", tests);

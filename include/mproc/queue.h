@@ -173,10 +173,17 @@ typedef struct mproc_conn mproc_conn_t;
  * *out_b only sends (as Python's Pipe(duplex=False)). Free both with mproc_conn_free().
  * Errors: MPROC_EINVAL (NULL out), MPROC_EMFILE. */
 MPROC_API int mproc_pipe(mproc_conn_t **out_a, mproc_conn_t **out_b, int duplex);
-/* Send len bytes as one message; blocks while the peer is not reading. Never raises SIGPIPE.
+/* Send len bytes as one message; blocks while the pipe is full (a peer not reading). Never
+ * raises SIGPIPE.
  * Errors: MPROC_EPIPE (peer closed), MPROC_EPERM (receive-only end), MPROC_ECLOSED,
  * MPROC_EINVAL, MPROC_EBADF. */
 MPROC_API int mproc_conn_send_bytes(mproc_conn_t *c, const void *data, size_t len);
+/* The same, waiting at most timeout seconds (as mproc_queue_put) for the peer to make room.
+ * A message that fits in the pipe's ring (256 KiB) waits for room for all of it, so a timeout
+ * never leaves it half sent; a longer one streams, and the timeout bounds only the wait before
+ * it begins. Errors: as mproc_conn_send_bytes, MPROC_ETIMEDOUT (nothing was sent). */
+MPROC_API int mproc_conn_send_bytes_timeout(mproc_conn_t *c, const void *data, size_t len,
+                                            double timeout);
 /* Receive one message into buf; *out_len gets its size. timeout as mproc_queue_get. Too small
  * a buffer: MPROC_EMSGSIZE with the size in *out_len, message kept. Errors: MPROC_EPIPE (peer
  * closed, nothing left), MPROC_ETIMEDOUT, MPROC_EPERM (send-only end), MPROC_ECLOSED. */

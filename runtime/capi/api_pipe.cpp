@@ -12,10 +12,12 @@ using mproc::fail;
 using mproc::HandleKind;
 
 namespace {
+// A live handle (closing and freeing need no more); the other calls also need it open.
+int check_live(const mproc_conn_t *c) {
+  return mproc::check_live(c, HandleKind::kPipe, "connection");
+}
 int check(const mproc_conn_t *c) {
-  if (!c) return fail(MPROC_EINVAL, "connection handle is NULL");
-  if (!mproc::handle_valid(c, HandleKind::kPipe))
-    return fail(MPROC_EBADF, "not a live connection handle (freed or never made)");
+  if (int rc = check_live(c)) return rc;
   if (!c->fd.valid()) return fail(MPROC_ECLOSED, "connection is closed");
   return 0;
 }
@@ -40,19 +42,13 @@ MPROC_API int mproc_pipe(mproc_conn_t **out_a, mproc_conn_t **out_b, int duplex)
 }
 
 MPROC_API int mproc_conn_fds(const mproc_conn_t *c, int *out, size_t cap) {
-  return MPROC_GUARD({
-    if (int rc = check(c)) return rc;
-    if (!out && cap) return fail(MPROC_EINVAL, "out is NULL but cap is %zu", cap);
-    return mproc::conn_fds(*c, out, cap);
-  });
+  return MPROC_ON(c, if (!out && cap) return fail(MPROC_EINVAL, "out is NULL but cap is %zu", cap);
+                  return mproc::conn_fds(*c, out, cap););
 }
 
 MPROC_API int mproc_conn_export(const mproc_conn_t *c, char *buf, size_t cap) {
-  return MPROC_GUARD({
-    if (int rc = check(c)) return rc;
-    if (!buf) return fail(MPROC_EINVAL, "buf is NULL");
-    return mproc::conn_export(*c, buf, cap);
-  });
+  return MPROC_ON(c, if (!buf) return fail(MPROC_EINVAL, "buf is NULL");
+                  return mproc::conn_export(*c, buf, cap););
 }
 
 MPROC_API int mproc_conn_attach(mproc_conn_t **out, const char *token) {
@@ -65,15 +61,23 @@ MPROC_API int mproc_conn_attach(mproc_conn_t **out, const char *token) {
   });
 }
 
+namespace {
+int send_checked(mproc_conn_t *c, const void *data, size_t len, double timeout) {
+  if (!c->can_send) return fail(MPROC_EPERM, "connection is receive-only");
+  if (!data && len) return fail(MPROC_EINVAL, "data is NULL but len is %zu", len);
+  if (len > MPROC_QUEUE_MSG_MAX)
+    return fail(MPROC_EMSGSIZE, "message of %zu bytes is over MPROC_QUEUE_MSG_MAX", len);
+  return mproc::conn_send(*c, data, len, mproc::Deadline::after(timeout));
+}
+}  // namespace
+
 MPROC_API int mproc_conn_send_bytes(mproc_conn_t *c, const void *data, size_t len) {
-  return MPROC_GUARD({
-    if (int rc = check(c)) return rc;
-    if (!c->can_send) return fail(MPROC_EPERM, "connection is receive-only");
-    if (!data && len) return fail(MPROC_EINVAL, "data is NULL but len is %zu", len);
-    if (len > MPROC_QUEUE_MSG_MAX)
-      return fail(MPROC_EMSGSIZE, "message of %zu bytes is over MPROC_QUEUE_MSG_MAX", len);
-    return mproc::conn_send(*c, data, len);
-  });
+  return MPROC_ON(c, return send_checked(c, data, len, -1););
+}
+
+MPROC_API int mproc_conn_send_bytes_timeout(mproc_conn_t *c, const void *data, size_t len,
+                                            double timeout) {
+  return MPROC_WAIT_ON(c, timeout, return send_checked(c, data, len, timeout););
 }
 
 MPROC_API int mproc_conn_recv_bytes(mproc_conn_t *c, void *buf, size_t cap, size_t *out_len,
@@ -99,42 +103,26 @@ MPROC_API int mproc_conn_recv_bytes_alloc(mproc_conn_t *c, void **out, size_t *o
 }
 
 MPROC_API int mproc_conn_poll(mproc_conn_t *c, double timeout) {
-  return MPROC_GUARD({
-    if (int rc = mproc::check_timeout(timeout)) return rc;
-    if (int rc = check_recv(c)) return rc;
-    return mproc::conn_poll(*c, timeout);
-  });
+  return MPROC_GUARD(if (int rc = mproc::check_timeout(timeout)) return rc;
+                     if (int rc = check_recv(c)) return rc; return mproc::conn_poll(*c, timeout););
 }
 
 MPROC_API int mproc_conn_fileno(const mproc_conn_t *c) {
-  return MPROC_GUARD({
-    if (int rc = check(c)) return rc;
-    return mproc::conn_fileno(*const_cast<mproc_conn_t *>(c));
-  });
+  return MPROC_ON(c, return mproc::conn_fileno(*const_cast<mproc_conn_t *>(c)););
 }
 
 MPROC_API int mproc_conn_socket(const mproc_conn_t *c) {
-  return MPROC_GUARD({
-    if (int rc = check(c)) return rc;
-    return c->fd.get();
-  });
+  return MPROC_ON(c, return c->fd.get(););
 }
 
 MPROC_API int mproc_conn_close(mproc_conn_t *c) {
-  return MPROC_GUARD({
-    if (!c) return fail(MPROC_EINVAL, "connection handle is NULL");
-    if (!mproc::handle_valid(c, HandleKind::kPipe))
-      return fail(MPROC_EBADF, "not a live connection handle (freed or never made)");
-    mproc::conn_close(*c);
-    return 0;
-  });
+  return MPROC_GUARD(if (int rc = check_live(c)) return rc; mproc::conn_close(*c); return 0;);
 }
 
 MPROC_API int mproc_conn_free(mproc_conn_t *c) {
   return MPROC_GUARD({
     if (!c) return 0;
-    if (!mproc::handle_valid(c, HandleKind::kPipe))
-      return fail(MPROC_EBADF, "not a live connection handle (freed or never made)");
+    if (int rc = check_live(c)) return rc;
     mproc::handle_unregister(c);
     mproc::conn_close(*c);
     delete c;
@@ -149,7 +137,8 @@ MPROC_API int mproc_wait(mproc_wait_item_t *items, size_t n, double timeout) {
   return MPROC_GUARD({
     if (int rc = mproc::check_timeout(timeout)) return rc;
     if (!items && n) return fail(MPROC_EINVAL, "items is NULL but n is %zu", n);
-    if (n > kWaitMax) return fail(MPROC_EINVAL, "n is %zu, over the limit of %zu items", n, kWaitMax);
+    if (n > kWaitMax)
+      return fail(MPROC_EINVAL, "n is %zu, over the limit of %zu items", n, kWaitMax);
     std::vector<mproc::WaitSource> src(n);
     for (size_t i = 0; i < n; i++) {
       mproc_wait_item_t &it = items[i];

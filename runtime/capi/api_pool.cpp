@@ -16,7 +16,7 @@ using mproc::Job;
 using Iter = mproc::Job::Iter;
 
 namespace {
-int check_pool(const mproc_pool_t *p) {
+int check(const mproc_pool_t *p) {
   if (!p) return fail(MPROC_EINVAL, "pool is NULL");
   if (!mproc::handle_valid(p, HandleKind::kPool))
     return fail(MPROC_EBADF, "not a live pool handle (freed or never made)");
@@ -25,18 +25,27 @@ int check_pool(const mproc_pool_t *p) {
   return 0;
 }
 
-int check_async(const mproc_async_t *r) {
-  if (!r) return fail(MPROC_EINVAL, "result handle is NULL");
-  if (!mproc::handle_valid(r, HandleKind::kOther))
-    return fail(MPROC_EBADF, "not a live result handle (freed or never made)");
-  return 0;
-}
+int check(const mproc_async_t *r) { return mproc::check_live(r, HandleKind::kOther, "result"); }
 
 int read_async_opts(const mproc_async_opts_t *opts, mproc_async_opts_t *o) {
   *o = mproc_async_opts_t MPROC_ASYNC_OPTS_INIT;
   if (int rc = mproc::read_opts(opts, sizeof(size_t), "mproc_async_opts_t", o)) return rc;
-  if (!(o->timeout >= 0)) return fail(MPROC_EINVAL, "task timeout %g is negative or NaN", o->timeout);
+  if (!(o->timeout >= 0))
+    return fail(MPROC_EINVAL, "task timeout %g is negative or NaN", o->timeout);
   return 0;
+}
+
+// The *_async calls (and imap): check the pool and the options, build the job with
+// build(options, &job), and hand back its result handle.
+template <class Build>
+int submit_async(mproc_pool_t *pool, const mproc_async_opts_t *opts, mproc_async_t **out,
+                 Build build) {
+  if (int rc = check(pool)) return rc;
+  mproc_async_opts_t o;
+  if (int rc = read_async_opts(opts, &o)) return rc;
+  std::shared_ptr<Job> job;
+  if (int rc = build(o, &job)) return rc;
+  return job->submit(pool, out, false);
 }
 
 }  // namespace
@@ -125,9 +134,7 @@ MPROC_API int mproc_async_opts_init(mproc_async_opts_t *opts) {
 }
 
 MPROC_API int mproc_pool_new(mproc_pool_t **out, const mproc_pool_opts_t *opts) {
-  return MPROC_GUARD({
-    if (!out) return fail(MPROC_EINVAL, "out is NULL");
-    *out = nullptr;
+  return MPROC_NEW(out, {
     mproc_pool_opts_t o = MPROC_POOL_OPTS_INIT;
     if (int rc = mproc::read_opts(opts, offsetof(mproc_pool_opts_t, ring_bytes) + sizeof(size_t),
                                   "mproc_pool_opts_t", &o))
@@ -155,25 +162,15 @@ MPROC_API int mproc_pool_new(mproc_pool_t **out, const mproc_pool_opts_t *opts) 
 }
 
 MPROC_API int mproc_pool_workers(const mproc_pool_t *pool) {
-  return MPROC_GUARD({
-    if (int rc = check_pool(pool)) return rc;
-    return pool->pool->nworkers();
-  });
+  return MPROC_ON(pool, return pool->pool->nworkers(););
 }
 
 MPROC_API int mproc_pool_apply_async(mproc_pool_t *pool, mproc_task_fn fn, const void *arg,
                                      size_t len, const mproc_async_opts_t *opts,
                                      mproc_async_t **out) {
-  return MPROC_GUARD({
-    if (!out) return fail(MPROC_EINVAL, "out is NULL");
-    *out = nullptr;
-    if (int rc = check_pool(pool)) return rc;
-    mproc_async_opts_t o;
-    if (int rc = read_async_opts(opts, &o)) return rc;
-    std::shared_ptr<Job> job;
-    if (int rc = Job::apply(*pool->pool, fn, arg, len, o, &job)) return rc;
-    return job->submit(pool, out, false);
-  });
+  return MPROC_NEW(out, return submit_async(pool, opts, out, [&](auto &o, auto *job) {
+    return Job::apply(*pool->pool, fn, arg, len, o, job);
+  }););
 }
 
 MPROC_API int mproc_pool_apply(mproc_pool_t *pool, mproc_task_fn fn, const void *arg, size_t len,
@@ -181,7 +178,7 @@ MPROC_API int mproc_pool_apply(mproc_pool_t *pool, mproc_task_fn fn, const void 
   return MPROC_GUARD({
     if (out) *out = nullptr;
     if (out_len) *out_len = 0;
-    if (int rc = check_pool(pool)) return rc;
+    if (int rc = check(pool)) return rc;
     std::shared_ptr<Job> job;
     if (int rc = Job::apply(*pool->pool, fn, arg, len, MPROC_ASYNC_OPTS_INIT, &job)) return rc;
     if (int rc = job->submit(pool, nullptr, true)) return rc;
@@ -192,24 +189,15 @@ MPROC_API int mproc_pool_apply(mproc_pool_t *pool, mproc_task_fn fn, const void 
 MPROC_API int mproc_pool_map_async(mproc_pool_t *pool, mproc_task_fn fn, const void *const *args,
                                    const size_t *lens, size_t n, const mproc_async_opts_t *opts,
                                    mproc_async_t **out) {
-  return MPROC_GUARD({
-    if (!out) return fail(MPROC_EINVAL, "out is NULL");
-    *out = nullptr;
-    if (int rc = check_pool(pool)) return rc;
-    mproc_async_opts_t o;
-    if (int rc = read_async_opts(opts, &o)) return rc;
-    std::shared_ptr<Job> job;
-    if (int rc = Job::var(*pool->pool, fn, args, lens, n, Iter::kNone, o, &job)) return rc;
-    return job->submit(pool, out, false);
-  });
+  return MPROC_NEW(out, return submit_async(pool, opts, out, [&](auto &o, auto *job) {
+    return Job::var(*pool->pool, fn, args, lens, n, Iter::kNone, o, job);
+  }););
 }
 
 MPROC_API int mproc_pool_map(mproc_pool_t *pool, mproc_task_fn fn, const void *const *args,
                              const size_t *lens, size_t n, size_t chunksize, mproc_async_t **out) {
-  return MPROC_GUARD({
-    if (!out) return fail(MPROC_EINVAL, "out is NULL");
-    *out = nullptr;
-    if (int rc = check_pool(pool)) return rc;
+  return MPROC_NEW(out, {
+    if (int rc = check(pool)) return rc;
     mproc_async_opts_t o = MPROC_ASYNC_OPTS_INIT;
     o.chunksize = chunksize;
     std::shared_ptr<Job> job;
@@ -225,12 +213,9 @@ MPROC_API int mproc_pool_map_fixed_async(mproc_pool_t *pool, mproc_elem_fn fn, c
   return MPROC_GUARD({
     if (!out_r) return fail(MPROC_EINVAL, "out_r is NULL");
     *out_r = nullptr;
-    if (int rc = check_pool(pool)) return rc;
-    mproc_async_opts_t o;
-    if (int rc = read_async_opts(opts, &o)) return rc;
-    std::shared_ptr<Job> job;
-    if (int rc = Job::fixed(*pool->pool, fn, in, in_size, out, out_size, n, o, &job)) return rc;
-    return job->submit(pool, out_r, false);
+    return submit_async(pool, opts, out_r, [&](auto &o, auto *job) {
+      return Job::fixed(*pool->pool, fn, in, in_size, out, out_size, n, o, job);
+    });
   });
 }
 
@@ -239,7 +224,7 @@ MPROC_API int mproc_pool_map_fixed(mproc_pool_t *pool, mproc_elem_fn fn, const v
                                    size_t chunksize, size_t *failed_index) {
   return MPROC_GUARD({
     if (failed_index) *failed_index = SIZE_MAX;
-    if (int rc = check_pool(pool)) return rc;
+    if (int rc = check(pool)) return rc;
     mproc_async_opts_t o = MPROC_ASYNC_OPTS_INIT;
     o.chunksize = chunksize;
     std::shared_ptr<Job> job;
@@ -253,76 +238,45 @@ MPROC_API int mproc_pool_map_fixed(mproc_pool_t *pool, mproc_elem_fn fn, const v
 MPROC_API int mproc_pool_imap(mproc_pool_t *pool, mproc_task_fn fn, const void *const *args,
                               const size_t *lens, size_t n, int ordered,
                               const mproc_async_opts_t *opts, mproc_async_t **out) {
-  return MPROC_GUARD({
-    if (!out) return fail(MPROC_EINVAL, "out is NULL");
-    *out = nullptr;
-    if (int rc = check_pool(pool)) return rc;
-    mproc_async_opts_t o;
-    if (int rc = read_async_opts(opts, &o)) return rc;
-    std::shared_ptr<Job> job;
-    Iter iter = ordered ? Iter::kOrdered : Iter::kUnordered;
-    if (int rc = Job::var(*pool->pool, fn, args, lens, n, iter, o, &job)) return rc;
-    return job->submit(pool, out, false);
-  });
+  Iter iter = ordered ? Iter::kOrdered : Iter::kUnordered;
+  return MPROC_NEW(out, return submit_async(pool, opts, out, [&](auto &o, auto *job) {
+    return Job::var(*pool->pool, fn, args, lens, n, iter, o, job);
+  }););
 }
 
 MPROC_API int mproc_pool_imap_lazy(mproc_pool_t *pool, mproc_task_fn fn, mproc_next_fn next,
                                    void *next_payload, int ordered, size_t max_inflight,
                                    const mproc_async_opts_t *opts, mproc_async_t **out) {
-  return MPROC_GUARD({
-    if (!out) return fail(MPROC_EINVAL, "out is NULL");
-    *out = nullptr;
-    if (int rc = check_pool(pool)) return rc;
-    mproc_async_opts_t o;
-    if (int rc = read_async_opts(opts, &o)) return rc;
-    std::shared_ptr<Job> job;
-    Iter iter = ordered ? Iter::kOrdered : Iter::kUnordered;
-    if (int rc = Job::lazy(*pool->pool, fn, next, next_payload, iter, max_inflight, o, &job))
-      return rc;
-    return job->submit(pool, out, false);
-  });
+  Iter iter = ordered ? Iter::kOrdered : Iter::kUnordered;
+  return MPROC_NEW(out, return submit_async(pool, opts, out, [&](auto &o, auto *job) {
+    return Job::lazy(*pool->pool, fn, next, next_payload, iter, max_inflight, o, job);
+  }););
 }
 
 MPROC_API int mproc_pool_close(mproc_pool_t *pool) {
-  return MPROC_GUARD({
-    if (int rc = check_pool(pool)) return rc;
-    return pool->pool->close();
-  });
+  return MPROC_ON(pool, return pool->pool->close(););
 }
 
 MPROC_API int mproc_pool_terminate(mproc_pool_t *pool) {
-  return MPROC_GUARD({
-    if (int rc = check_pool(pool)) return rc;
-    return pool->pool->terminate();
-  });
+  return MPROC_ON(pool, return pool->pool->terminate(););
 }
 
 MPROC_API int mproc_pool_join(mproc_pool_t *pool, double timeout) {
-  return MPROC_GUARD({
-    if (int rc = mproc::check_timeout(timeout)) return rc;
-    if (int rc = check_pool(pool)) return rc;
-    return pool->pool->join(timeout, true);
-  });
+  return MPROC_WAIT_ON(pool, timeout, return pool->pool->join(timeout, true););
 }
 
 MPROC_API int mproc_pool_free(mproc_pool_t *pool) {
-  return MPROC_GUARD({
-    if (!pool) return 0;
-    if (int rc = check_pool(pool)) return rc;
+  return MPROC_FREE(pool, {
     mproc::handle_unregister(pool);
     pool->pool->terminate();
     pool->pool->join(-1);
     delete pool;
-    return 0;
   });
 }
 
 MPROC_API int mproc_pool_stats(const mproc_pool_t *pool, mproc_worker_stats_t *out, size_t cap) {
-  return MPROC_GUARD({
-    if (int rc = check_pool(pool)) return rc;
-    if (!out && cap) return fail(MPROC_EINVAL, "out is NULL with cap %zu", cap);
-    return pool->pool->stats(out, cap);
-  });
+  return MPROC_ON(pool, if (!out && cap) return fail(MPROC_EINVAL, "out is NULL with cap %zu", cap);
+                  return pool->pool->stats(out, cap););
 }
 
 MPROC_API int mproc_async_get(mproc_async_t *r, double timeout, const void **data, size_t *len) {
@@ -330,18 +284,14 @@ MPROC_API int mproc_async_get(mproc_async_t *r, double timeout, const void **dat
     if (int rc = mproc::check_timeout(timeout)) return rc;
     if (data) *data = nullptr;
     if (len) *len = 0;
-    if (int rc = check_async(r)) return rc;
+    if (int rc = check(r)) return rc;
     if (int rc = r->job->await(timeout)) return rc;
     return r->job->value(data, len);
   });
 }
 
 MPROC_API int mproc_async_wait(mproc_async_t *r, double timeout) {
-  return MPROC_GUARD({
-    if (int rc = mproc::check_timeout(timeout)) return rc;
-    if (int rc = check_async(r)) return rc;
-    return r->job->await(timeout);
-  });
+  return MPROC_WAIT_ON(r, timeout, return r->job->await(timeout););
 }
 
 MPROC_API int mproc_async_wait_any(mproc_async_t *const *rs, size_t n, double timeout) {
@@ -350,7 +300,7 @@ MPROC_API int mproc_async_wait_any(mproc_async_t *const *rs, size_t n, double ti
     if (!rs || n == 0) return fail(MPROC_EINVAL, "no results to wait for");
     std::vector<std::shared_ptr<Job>> jobs;
     for (size_t i = 0; i < n; i++) {
-      if (int rc = check_async(rs[i])) return fail(rc, "rs[%zu]: %s", i, mproc::last_error_text());
+      if (int rc = check(rs[i])) return fail(rc, "rs[%zu]: %s", i, mproc::last_error_text());
       jobs.push_back(rs[i]->job);
     }
     int found = -1;
@@ -370,26 +320,16 @@ MPROC_API int mproc_async_wait_any(mproc_async_t *const *rs, size_t n, double ti
 }
 
 MPROC_API int mproc_async_ready(const mproc_async_t *r) {
-  return MPROC_GUARD({
-    if (int rc = check_async(r)) return rc;
-    return r->job->ready() ? 1 : 0;
-  });
+  return MPROC_ON(r, return r->job->ready() ? 1 : 0;);
 }
 
 MPROC_API int mproc_async_successful(const mproc_async_t *r) {
-  return MPROC_GUARD({
-    if (int rc = check_async(r)) return rc;
-    return r->job->successful();
-  });
+  return MPROC_ON(r, return r->job->successful(););
 }
 
 MPROC_API size_t mproc_async_count(const mproc_async_t *r) {
   size_t n = 0;
-  MPROC_GUARD({
-    if (int rc = check_async(r)) return rc;
-    n = r->job->count();
-    return 0;
-  });
+  MPROC_ON(r, n = r->job->count(); return 0;);
   return n;
 }
 
@@ -397,7 +337,7 @@ MPROC_API int mproc_async_item(const mproc_async_t *r, size_t i, const void **da
   return MPROC_GUARD({
     if (data) *data = nullptr;
     if (len) *len = 0;
-    if (int rc = check_async(r)) return rc;
+    if (int rc = check(r)) return rc;
     return r->job->item_result(i, data, len);
   });
 }
@@ -408,35 +348,22 @@ MPROC_API int mproc_async_next(mproc_async_t *r, double timeout, size_t *index, 
     if (data) *data = nullptr;
     if (len) *len = 0;
     if (int rc = mproc::check_timeout(timeout)) return rc;
-    if (int rc = check_async(r)) return rc;
+    if (int rc = check(r)) return rc;
     return r->job->next(&r->iter_item, index, data, len, timeout);
   });
 }
 
 MPROC_API int mproc_async_error(const mproc_async_t *r, int *task_code, size_t *index,
                                 const char **message) {
-  return MPROC_GUARD({
-    if (int rc = check_async(r)) return rc;
-    return r->job->error(task_code, index, message);
-  });
+  return MPROC_ON(r, return r->job->error(task_code, index, message););
 }
 
 MPROC_API int mproc_async_cancel(mproc_async_t *r) {
-  return MPROC_GUARD({
-    if (int rc = check_async(r)) return rc;
-    return r->job->cancel();
-  });
+  return MPROC_ON(r, return r->job->cancel(););
 }
 
 MPROC_API int mproc_async_free(mproc_async_t *r) {
-  return MPROC_GUARD({
-    if (!r) return 0;
-    if (int rc = check_async(r)) return rc;
-    mproc::handle_unregister(r);
-    r->job->drop_handle();
-    delete r;
-    return 0;
-  });
+  return MPROC_FREE(r, mproc::handle_unregister(r); r->job->drop_handle(); delete r;);
 }
 
 }  // extern "C"

@@ -20,15 +20,23 @@ using mproc::ProcessCore;
 using mproc::Runtime;
 
 namespace {
-// A handle must be live and used in the process that made it.
+// A live handle (enough for the calls that only read it); the others must also be made in this
+// process.
+int check_live(const mproc_process_t *p) {
+  return mproc::check_live(p, HandleKind::kProcess, "process");
+}
 int check(const mproc_process_t *p) {
-  if (!p) return fail(MPROC_EINVAL, "process handle is NULL");
-  if (!mproc::handle_valid(p, HandleKind::kProcess))
-    return fail(MPROC_EBADF, "not a live process handle (freed or never made)");
+  if (int rc = check_live(p)) return rc;
   if (p->core->owner_pid != mproc::current_pid())
     return fail(MPROC_EWRONGPROC, "handle belongs to process %d, not to this process %d",
                 p->core->owner_pid, static_cast<int>(getpid()));
   return 0;
+}
+
+// With p->core->mu held: MPROC_ENOTSTARTED unless the process was started.
+int check_started(const mproc_process_t *p) {
+  if (p->core->state != ProcessCore::State::kNew) return 0;
+  return fail(MPROC_ENOTSTARTED, "process '%s' was never started", p->core->name.c_str());
 }
 
 bool valid_method(int m) {
@@ -39,18 +47,13 @@ bool valid_method(int m) {
 extern "C" {
 
 MPROC_API int mproc_process_opts_init(mproc_process_opts_t *opts) {
-  return MPROC_GUARD({
-    if (!opts) return fail(MPROC_EINVAL, "opts is NULL");
-    *opts = mproc_process_opts_t MPROC_PROCESS_OPTS_INIT;
-    return 0;
-  });
+  return MPROC_GUARD(if (!opts) return fail(MPROC_EINVAL, "opts is NULL");
+                     *opts = mproc_process_opts_t MPROC_PROCESS_OPTS_INIT; return 0;);
 }
 
 MPROC_API int mproc_process_new(mproc_process_t **out, mproc_process_fn fn, const void *arg,
                                 size_t len, const mproc_process_opts_t *opts) {
-  return MPROC_GUARD({
-    if (!out) return fail(MPROC_EINVAL, "out is NULL");
-    *out = nullptr;
+  return MPROC_NEW(out, {
     if (!fn) return fail(MPROC_EINVAL, "process function is NULL");
     if (!arg && len > 0) return fail(MPROC_EINVAL, "argument is NULL but its length is %zu", len);
     if (len > MPROC_PROCESS_ARG_MAX)
@@ -63,7 +66,8 @@ MPROC_API int mproc_process_new(mproc_process_t **out, mproc_process_fn fn, cons
     if (o.start_method != MPROC_START_DEFAULT && !valid_method(o.start_method))
       return fail(MPROC_EINVAL, "unknown start method %d", o.start_method);
     const int method =
-        o.start_method == MPROC_START_DEFAULT ? Runtime::get().default_method.load() : o.start_method;
+        o.start_method == MPROC_START_DEFAULT ? Runtime::get().default_method.load()
+                                              : o.start_method;
     if (method == MPROC_START_SPAWN && o.payload)
       return fail(MPROC_EINVAL, "a payload pointer cannot reach a spawned child (pass bytes)");
     if (o.argv && method != MPROC_START_SPAWN)
@@ -98,8 +102,7 @@ MPROC_API int mproc_process_new(mproc_process_t **out, mproc_process_fn fn, cons
 }
 
 MPROC_API int mproc_process_start(mproc_process_t *p) {
-  return MPROC_GUARD({
-    if (int rc = check(p)) return rc;
+  return MPROC_ON(p, {
     {
       std::lock_guard<std::mutex> g(p->core->mu);
       if (p->core->state != ProcessCore::State::kNew)
@@ -110,13 +113,11 @@ MPROC_API int mproc_process_start(mproc_process_t *p) {
 }
 
 MPROC_API int mproc_process_join(mproc_process_t *p, double timeout) {
-  return MPROC_GUARD({
-    if (int rc = mproc::check_timeout(timeout)) return rc;
-    if (int rc = check(p)) return rc;  // also a child joining its own handle: EWRONGPROC
+  // check(p) also makes a child joining its own handle EWRONGPROC.
+  return MPROC_WAIT_ON(p, timeout, {
     {
       std::lock_guard<std::mutex> g(p->core->mu);
-      if (p->core->state == ProcessCore::State::kNew)
-        return fail(MPROC_ENOTSTARTED, "process '%s' was never started", p->core->name.c_str());
+      if (int rc = check_started(p)) return rc;
     }
     int rc = p->core->wait_exit(timeout, true);
     if (rc == MPROC_EINTR) return fail(MPROC_EINTR, "interrupted");
@@ -126,39 +127,28 @@ MPROC_API int mproc_process_join(mproc_process_t *p, double timeout) {
 }
 
 MPROC_API int mproc_process_is_alive(const mproc_process_t *p) {
-  return MPROC_GUARD({
-    if (int rc = check(p)) return rc;
-    return p->core->alive() ? 1 : 0;
-  });
+  return MPROC_ON(p, return p->core->alive() ? 1 : 0;);
 }
 
 MPROC_API int mproc_process_pid(const mproc_process_t *p) {
   return MPROC_GUARD({
-    if (!p) return fail(MPROC_EINVAL, "process handle is NULL");
-    if (!mproc::handle_valid(p, HandleKind::kProcess))
-      return fail(MPROC_EBADF, "not a live process handle (freed or never made)");
+    if (int rc = check_live(p)) return rc;
     std::lock_guard<std::mutex> g(p->core->mu);
-    if (p->core->state == ProcessCore::State::kNew)
-      return fail(MPROC_ENOTSTARTED, "process '%s' was never started", p->core->name.c_str());
+    if (int rc = check_started(p)) return rc;
     return p->core->pid;
   });
 }
 
 MPROC_API int mproc_process_exitcode(const mproc_process_t *p, int *out) {
-  return MPROC_GUARD({
-    if (int rc = check(p)) return rc;
+  return MPROC_ON(p, {
     if (!out) return fail(MPROC_EINVAL, "out is NULL");
     std::lock_guard<std::mutex> g(p->core->mu);
-    switch (p->core->state) {
-      case ProcessCore::State::kNew:
-        return fail(MPROC_ENOTSTARTED, "process '%s' was never started", p->core->name.c_str());
-      case ProcessCore::State::kRunning:
-        return fail(MPROC_ERUNNING, "process '%s' (pid %d) is still running",
-                    p->core->name.c_str(), p->core->pid);
-      default:
-        *out = p->core->exitcode;
-        return 0;
-    }
+    if (int rc = check_started(p)) return rc;
+    if (p->core->state == ProcessCore::State::kRunning)
+      return fail(MPROC_ERUNNING, "process '%s' (pid %d) is still running", p->core->name.c_str(),
+                  p->core->pid);
+    *out = p->core->exitcode;
+    return 0;
   });
 }
 
@@ -171,51 +161,35 @@ MPROC_API const char *mproc_process_name(const mproc_process_t *p) {
 }
 
 MPROC_API int mproc_process_daemon(const mproc_process_t *p) {
-  return MPROC_GUARD({
-    if (!p) return fail(MPROC_EINVAL, "process handle is NULL");
-    if (!mproc::handle_valid(p, HandleKind::kProcess))
-      return fail(MPROC_EBADF, "not a live process handle (freed or never made)");
-    return p->core->daemon ? 1 : 0;
-  });
+  return MPROC_GUARD(if (int rc = check_live(p)) return rc; return p->core->daemon ? 1 : 0;);
 }
 
 MPROC_API int mproc_process_sentinel(const mproc_process_t *p) {
-  return MPROC_GUARD({
-    if (int rc = check(p)) return rc;
+  return MPROC_ON(p, {
     std::lock_guard<std::mutex> g(p->core->mu);
-    if (p->core->state == ProcessCore::State::kNew)
-      return fail(MPROC_ENOTSTARTED, "process '%s' was never started", p->core->name.c_str());
+    if (int rc = check_started(p)) return rc;
     return p->core->pidfd.get();
   });
 }
 
 MPROC_API int mproc_process_signal(mproc_process_t *p, int signo) {
-  return MPROC_GUARD({
-    if (int rc = check(p)) return rc;
-    if (signo <= 0 || signo >= NSIG) return fail(MPROC_EINVAL, "bad signal number %d", signo);
-    return mproc::process_signal(*p->core, signo);
-  });
+  return MPROC_ON(p, if (signo <= 0 || signo >= NSIG)
+                      return fail(MPROC_EINVAL, "bad signal number %d", signo);
+                  return mproc::process_signal(*p->core, signo););
 }
 
 MPROC_API int mproc_process_terminate(mproc_process_t *p) {
-  return MPROC_GUARD({
-    if (int rc = check(p)) return rc;
-    return mproc::process_signal(*p->core, SIGTERM);
-  });
+  return MPROC_ON(p, return mproc::process_signal(*p->core, SIGTERM););
 }
 
 MPROC_API int mproc_process_kill(mproc_process_t *p) {
-  return MPROC_GUARD({
-    if (int rc = check(p)) return rc;
-    return mproc::process_signal(*p->core, SIGKILL);
-  });
+  return MPROC_ON(p, return mproc::process_signal(*p->core, SIGKILL););
 }
 
 MPROC_API int mproc_process_free(mproc_process_t *p) {
   return MPROC_GUARD({
     if (!p) return 0;
-    if (!mproc::handle_valid(p, HandleKind::kProcess))
-      return fail(MPROC_EBADF, "not a live process handle (freed or never made)");
+    if (int rc = check_live(p)) return rc;
     if (p->core->owner_pid == getpid() && p->core->alive())
       return fail(MPROC_ERUNNING, "process '%s' (pid %d) is still running; join or kill it first",
                   p->core->name.c_str(), p->core->pid);

@@ -11,11 +11,15 @@ using mproc::HandleKind;
 namespace {
 // A queue handle is usable in any process that holds it (made before a fork, opened by name or
 // received): there is no owner check, only the registry's.
-int check(const mproc_queue_t *q) {
-  if (!q) return fail(MPROC_EINVAL, "queue handle is NULL");
-  if (!mproc::handle_valid(q, HandleKind::kQueue))
-    return fail(MPROC_EBADF, "not a live queue handle (freed or never made)");
-  return 0;
+int check(const mproc_queue_t *q) { return mproc::check_live(q, HandleKind::kQueue, "queue"); }
+
+// A pending reserve (put side) or peek (get side) of this handle blocks the other calls of that
+// side: they would write into, or take, the same slot.
+int check_no_reserve(const mproc_queue_t *q) {
+  return q->ring->reserving() ? fail(MPROC_EBUSY, "this handle has a reserve pending") : 0;
+}
+int check_no_peek(const mproc_queue_t *q) {
+  return q->ring->peeking() ? fail(MPROC_EBUSY, "this handle has a peek pending") : 0;
 }
 
 int read_opts(const mproc_queue_opts_t *opts, mproc::RingConfig *cfg) {
@@ -35,8 +39,6 @@ int read_opts(const mproc_queue_opts_t *opts, mproc::RingConfig *cfg) {
 }
 
 int make(mproc_queue_t **out, const mproc_queue_opts_t *opts, bool joinable) {
-  if (!out) return fail(MPROC_EINVAL, "out is NULL");
-  *out = nullptr;
   mproc::RingConfig cfg;
   if (int rc = read_opts(opts, &cfg)) return rc;
   cfg.joinable = joinable;
@@ -47,41 +49,30 @@ int make(mproc_queue_t **out, const mproc_queue_opts_t *opts, bool joinable) {
 extern "C" {
 
 MPROC_API int mproc_queue_opts_init(mproc_queue_opts_t *opts) {
-  return MPROC_GUARD({
-    if (!opts) return fail(MPROC_EINVAL, "opts is NULL");
-    *opts = mproc_queue_opts_t MPROC_QUEUE_OPTS_INIT;
-    return 0;
-  });
+  return MPROC_GUARD(if (!opts) return fail(MPROC_EINVAL, "opts is NULL");
+                     *opts = mproc_queue_opts_t MPROC_QUEUE_OPTS_INIT; return 0;);
 }
 
 MPROC_API int mproc_queue_new(mproc_queue_t **out, const mproc_queue_opts_t *opts) {
-  return MPROC_GUARD({ return make(out, opts, false); });
+  return MPROC_NEW(out, return make(out, opts, false););
 }
 
 MPROC_API int mproc_simple_queue_new(mproc_queue_t **out) {
-  return MPROC_GUARD({ return make(out, nullptr, false); });
+  return MPROC_NEW(out, return make(out, nullptr, false););
 }
 
 MPROC_API int mproc_joinable_queue_new(mproc_queue_t **out, const mproc_queue_opts_t *opts) {
-  return MPROC_GUARD({ return make(out, opts, true); });
+  return MPROC_NEW(out, return make(out, opts, true););
 }
 
 MPROC_API int mproc_queue_free(mproc_queue_t *q) {
-  return MPROC_GUARD({
-    if (!q) return 0;
-    if (int rc = check(q)) return rc;
-    mproc::handle_unregister(q);
-    delete q;
-    return 0;
-  });
+  return MPROC_FREE(q, mproc::handle_unregister(q); delete q;);
 }
 
 MPROC_API int mproc_queue_put(mproc_queue_t *q, const void *data, size_t len, double timeout) {
-  return MPROC_GUARD({
-    if (int rc = mproc::check_timeout(timeout)) return rc;
-    if (int rc = check(q)) return rc;
+  return MPROC_WAIT_ON(q, timeout, {
     if (!data && len) return fail(MPROC_EINVAL, "data is NULL but len is %zu", len);
-    if (q->ring->reserving()) return fail(MPROC_EBUSY, "this handle has a reserve pending");
+    if (int rc = check_no_reserve(q)) return rc;
     return q->ring->put(data, len, timeout);
   });
 }
@@ -89,25 +80,21 @@ MPROC_API int mproc_queue_put(mproc_queue_t *q, const void *data, size_t len, do
 MPROC_API int mproc_queue_putv(mproc_queue_t *q, const mproc_queue_part_t *parts, size_t n,
                                double timeout) {
   static_assert(sizeof(mproc_queue_part_t) == sizeof(mproc::RingPart), "same layout");
-  return MPROC_GUARD({
-    if (int rc = mproc::check_timeout(timeout)) return rc;
-    if (int rc = check(q)) return rc;
+  return MPROC_WAIT_ON(q, timeout, {
     if (!parts && n) return fail(MPROC_EINVAL, "parts is NULL but n is %zu", n);
     for (size_t i = 0; i < n; i++)
       if (!parts[i].data && parts[i].len)
         return fail(MPROC_EINVAL, "parts[%zu].data is NULL but its len is %zu", i, parts[i].len);
-    if (q->ring->reserving()) return fail(MPROC_EBUSY, "this handle has a reserve pending");
+    if (int rc = check_no_reserve(q)) return rc;
     return q->ring->put(reinterpret_cast<const mproc::RingPart *>(parts), n, timeout);
   });
 }
 
 MPROC_API int mproc_queue_get_msg(mproc_queue_t *q, mproc_msg_t **out, double timeout) {
-  return MPROC_GUARD({
-    if (int rc = mproc::check_timeout(timeout)) return rc;
-    if (int rc = check(q)) return rc;
+  return MPROC_WAIT_ON(q, timeout, {
     if (!out) return fail(MPROC_EINVAL, "out is NULL");
     *out = nullptr;
-    if (q->ring->peeking()) return fail(MPROC_EBUSY, "this handle has a peek pending");
+    if (int rc = check_no_peek(q)) return rc;
     std::shared_ptr<mproc::BigOwner> owner = q->ring->big_owner();
     if (!owner) return MPROC_ENOMEM;
     auto *m = new mproc_msg{{}, std::move(owner)};
@@ -134,130 +121,90 @@ MPROC_API int mproc_msg_free(mproc_msg_t *m) {
 
 MPROC_API int mproc_queue_get(mproc_queue_t *q, void *buf, size_t cap, size_t *out_len,
                               double timeout) {
-  return MPROC_GUARD({
-    if (int rc = mproc::check_timeout(timeout)) return rc;
-    if (int rc = check(q)) return rc;
+  return MPROC_WAIT_ON(q, timeout, {
     if (!out_len) return fail(MPROC_EINVAL, "out_len is NULL");
     if (!buf && cap) return fail(MPROC_EINVAL, "buf is NULL but cap is %zu", cap);
-    if (q->ring->peeking()) return fail(MPROC_EBUSY, "this handle has a peek pending");
+    if (int rc = check_no_peek(q)) return rc;
     return q->ring->get(buf, cap, out_len, nullptr, timeout);
   });
 }
 
 MPROC_API int mproc_queue_get_alloc(mproc_queue_t *q, void **out, size_t *out_len,
                                     double timeout) {
-  return MPROC_GUARD({
-    if (int rc = mproc::check_timeout(timeout)) return rc;
-    if (int rc = check(q)) return rc;
+  return MPROC_WAIT_ON(q, timeout, {
     if (!out || !out_len) return fail(MPROC_EINVAL, "out or out_len is NULL");
     *out = nullptr;
-    if (q->ring->peeking()) return fail(MPROC_EBUSY, "this handle has a peek pending");
+    if (int rc = check_no_peek(q)) return rc;
     return q->ring->get(nullptr, 0, out_len, out, timeout);
   });
 }
 
 MPROC_API int mproc_queue_reserve(mproc_queue_t *q, size_t len, void **out, double timeout) {
-  return MPROC_GUARD({
-    if (int rc = mproc::check_timeout(timeout)) return rc;
-    if (int rc = check(q)) return rc;
+  return MPROC_WAIT_ON(q, timeout, {
     if (!out) return fail(MPROC_EINVAL, "out is NULL");
-    if (q->ring->reserving()) return fail(MPROC_EBUSY, "this handle has a reserve pending");
+    if (int rc = check_no_reserve(q)) return rc;
     return q->ring->reserve(len, out, timeout);
   });
 }
 
 MPROC_API int mproc_queue_commit(mproc_queue_t *q, size_t len) {
-  return MPROC_GUARD({
-    if (int rc = check(q)) return rc;
-    if (!q->ring->reserving()) return fail(MPROC_EINVAL, "nothing reserved");
-    return q->ring->commit(len);
-  });
+  return MPROC_ON(q, if (!q->ring->reserving()) return fail(MPROC_EINVAL, "nothing reserved");
+                  return q->ring->commit(len););
 }
 
 MPROC_API int mproc_queue_cancel(mproc_queue_t *q) {
-  return MPROC_GUARD({
-    if (int rc = check(q)) return rc;
-    if (!q->ring->reserving()) return fail(MPROC_EINVAL, "nothing reserved");
-    return q->ring->cancel();
-  });
+  return MPROC_ON(q, if (!q->ring->reserving()) return fail(MPROC_EINVAL, "nothing reserved");
+                  return q->ring->cancel(););
 }
 
 MPROC_API int mproc_queue_peek(mproc_queue_t *q, const void **out, size_t *out_len,
                                double timeout) {
-  return MPROC_GUARD({
-    if (int rc = mproc::check_timeout(timeout)) return rc;
-    if (int rc = check(q)) return rc;
+  return MPROC_WAIT_ON(q, timeout, {
     if (!out || !out_len) return fail(MPROC_EINVAL, "out or out_len is NULL");
-    if (q->ring->peeking()) return fail(MPROC_EBUSY, "this handle has a peek pending");
+    if (int rc = check_no_peek(q)) return rc;
     return q->ring->peek(out, out_len, timeout);
   });
 }
 
 MPROC_API int mproc_queue_release(mproc_queue_t *q) {
-  return MPROC_GUARD({
-    if (int rc = check(q)) return rc;
-    if (!q->ring->peeking()) return fail(MPROC_EINVAL, "nothing peeked");
-    return q->ring->release();
-  });
+  return MPROC_ON(q, if (!q->ring->peeking()) return fail(MPROC_EINVAL, "nothing peeked");
+                  return q->ring->release(););
 }
 
 MPROC_API int mproc_queue_qsize(const mproc_queue_t *q, size_t *out) {
-  return MPROC_GUARD({
-    if (int rc = check(q)) return rc;
-    if (!out) return fail(MPROC_EINVAL, "out is NULL");
-    *out = q->ring->qsize();
-    return 0;
-  });
+  return MPROC_ON(q, if (!out) return fail(MPROC_EINVAL, "out is NULL");
+                  *out = q->ring->qsize(); return 0;);
 }
 
 MPROC_API int mproc_queue_empty(const mproc_queue_t *q) {
-  return MPROC_GUARD({
-    if (int rc = check(q)) return rc;
-    return q->ring->qsize() == 0 ? 1 : 0;
-  });
+  return MPROC_ON(q, return q->ring->qsize() == 0 ? 1 : 0;);
 }
 
 MPROC_API int mproc_queue_full(const mproc_queue_t *q) {
-  return MPROC_GUARD({
-    if (int rc = check(q)) return rc;
-    return q->ring->full() ? 1 : 0;
-  });
+  return MPROC_ON(q, return q->ring->full() ? 1 : 0;);
 }
 
 MPROC_API int mproc_queue_close(mproc_queue_t *q) {
-  return MPROC_GUARD({
-    if (int rc = check(q)) return rc;
-    return q->ring->close();
-  });
+  return MPROC_ON(q, return q->ring->close(););
 }
 
 MPROC_API int mproc_queue_is_closed(const mproc_queue_t *q) {
-  return MPROC_GUARD({
-    if (int rc = check(q)) return rc;
-    return q->ring->closed() ? 1 : 0;
-  });
+  return MPROC_ON(q, return q->ring->closed() ? 1 : 0;);
 }
 
 MPROC_API int mproc_queue_task_done(mproc_queue_t *q) {
-  return MPROC_GUARD({
-    if (int rc = check(q)) return rc;
-    if (!q->ring->joinable()) return fail(MPROC_EINVAL, "not a joinable queue");
-    return q->ring->task_done();
-  });
+  return MPROC_ON(q, if (!q->ring->joinable()) return fail(MPROC_EINVAL, "not a joinable queue");
+                  return q->ring->task_done(););
 }
 
 MPROC_API int mproc_queue_join(mproc_queue_t *q, double timeout) {
-  return MPROC_GUARD({
-    if (int rc = mproc::check_timeout(timeout)) return rc;
-    if (int rc = check(q)) return rc;
-    if (!q->ring->joinable()) return fail(MPROC_EINVAL, "not a joinable queue");
-    return q->ring->join(timeout);
-  });
+  return MPROC_WAIT_ON(q, timeout,
+                       if (!q->ring->joinable()) return fail(MPROC_EINVAL, "not a joinable queue");
+                       return q->ring->join(timeout););
 }
 
 MPROC_API int mproc_queue_stats(const mproc_queue_t *q, mproc_queue_stats_t *out) {
-  return MPROC_GUARD({
-    if (int rc = check(q)) return rc;
+  return MPROC_ON(q, {
     if (!out) return fail(MPROC_EINVAL, "out is NULL");
     if (out->size < offsetof(mproc_queue_stats_t, lost) + sizeof(uint64_t))
       return fail(MPROC_EINVAL, "out->size %zu is not a size of mproc_queue_stats_t", out->size);
@@ -281,44 +228,27 @@ MPROC_API int mproc_queue_stats(const mproc_queue_t *q, mproc_queue_stats_t *out
 }
 
 MPROC_API int mproc_queue_fileno(mproc_queue_t *q) {
-  return MPROC_GUARD({
-    if (int rc = check(q)) return rc;
-    return q->ring->fileno();
-  });
+  return MPROC_ON(q, return q->ring->fileno(););
 }
 
 MPROC_API int mproc_queue_name(const mproc_queue_t *q, char *buf, size_t cap) {
-  return MPROC_GUARD({
-    if (int rc = check(q)) return rc;
-    if (!buf) return fail(MPROC_EINVAL, "buf is NULL");
-    return mproc::queue_name(*q->ring, buf, cap);
-  });
+  return MPROC_ON(q, if (!buf) return fail(MPROC_EINVAL, "buf is NULL");
+                  return mproc::queue_name(*q->ring, buf, cap););
 }
 
 MPROC_API int mproc_queue_open(mproc_queue_t **out, const char *name) {
-  return MPROC_GUARD({
-    if (!out) return fail(MPROC_EINVAL, "out is NULL");
-    *out = nullptr;
-    if (!name) return fail(MPROC_EINVAL, "name is NULL");
-    return mproc::queue_open(name, out);
-  });
+  return MPROC_NEW(out, if (!name) return fail(MPROC_EINVAL, "name is NULL");
+                   return mproc::queue_open(name, out););
 }
 
 MPROC_API int mproc_queue_send_handle(const mproc_queue_t *q, int sockfd) {
-  return MPROC_GUARD({
-    if (int rc = check(q)) return rc;
-    if (sockfd < 0) return fail(MPROC_EBADF, "bad socket fd %d", sockfd);
-    return mproc::queue_send(*q->ring, sockfd);
-  });
+  return MPROC_ON(q, if (sockfd < 0) return fail(MPROC_EBADF, "bad socket fd %d", sockfd);
+                  return mproc::queue_send(*q->ring, sockfd););
 }
 
 MPROC_API int mproc_queue_recv_handle(mproc_queue_t **out, int sockfd) {
-  return MPROC_GUARD({
-    if (!out) return fail(MPROC_EINVAL, "out is NULL");
-    *out = nullptr;
-    if (sockfd < 0) return fail(MPROC_EBADF, "bad socket fd %d", sockfd);
-    return mproc::queue_recv(sockfd, out);
-  });
+  return MPROC_NEW(out, if (sockfd < 0) return fail(MPROC_EBADF, "bad socket fd %d", sockfd);
+                   return mproc::queue_recv(sockfd, out););
 }
 
 }  // extern "C"

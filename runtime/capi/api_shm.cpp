@@ -3,42 +3,29 @@
 // the handle registry, so a freed handle is MPROC_EBADF.
 #include <mproc/shm.h>
 
-#include <cstring>
+#include <cstddef>
+#include <type_traits>
 
 #include "capi/capi.hpp"
-#include "proc/runtime.hpp"
 #include "shm/named.hpp"
 #include "sync/value.hpp"
 
 using mproc::AtomicOp;
+using mproc::check_live;
+using mproc::check_ptr;
 using mproc::fail;
 using mproc::HandleKind;
 using mproc::SharedValue;
 
 namespace {
-int check_value(const mproc_value_t *v) {
-  if (!v) return fail(MPROC_EINVAL, "value handle is NULL");
-  if (!mproc::handle_valid(v, HandleKind::kValue) || v->magic != mproc::kValueMagic)
-    return fail(MPROC_EBADF, "not a live value handle (freed or never made)");
-  return 0;
+int check(const mproc_value_t *v) {
+  return check_live(v, HandleKind::kValue, mproc::kValueMagic, "value");
 }
-
-int check_array(const mproc_array_t *a) {
-  if (!a) return fail(MPROC_EINVAL, "array handle is NULL");
-  if (!mproc::handle_valid(a, HandleKind::kArray) || a->magic != mproc::kArrayMagic)
-    return fail(MPROC_EBADF, "not a live array handle (freed or never made)");
-  return 0;
+int check(const mproc_array_t *a) {
+  return check_live(a, HandleKind::kArray, mproc::kArrayMagic, "array");
 }
-
-int check_shm(const mproc_shm_t *s) {
-  if (!s) return fail(MPROC_EINVAL, "shm handle is NULL");
-  if (!mproc::handle_valid(s, HandleKind::kShm) || s->magic != mproc::kShmMagic)
-    return fail(MPROC_EBADF, "not a live shm handle (closed or never made)");
-  return 0;
-}
-
-int check_ptr(const void *p, const char *what) {
-  return p ? 0 : fail(MPROC_EINVAL, "%s is NULL", what);
+int check(const mproc_shm_t *s) {
+  return check_live(s, HandleKind::kShm, mproc::kShmMagic, "shm", "closed");
 }
 
 int read_opts(const mproc_value_opts_t *opts, mproc_value_opts_t *o) {
@@ -51,19 +38,52 @@ int read_opts(const mproc_value_opts_t *opts, mproc_value_opts_t *o) {
   return 0;
 }
 
-int make(SharedValue **out, char tc, size_t length, const void *init,
-         const mproc_value_opts_t *opts, bool is_array) {
-  if (int rc = check_ptr(out, "out")) return rc;
-  *out = nullptr;
+// Values and arrays share these bodies: a value is an array of one element, at index 0.
+template <class H>
+int make(H **out, char tc, size_t length, const void *init, const mproc_value_opts_t *opts) {
   mproc_value_opts_t o;
   if (int rc = read_opts(opts, &o)) return rc;
-  return mproc::value_new(tc, length, init, o.raw != 0, o.raw ? nullptr : o.lock, is_array, out);
+  SharedValue *v = nullptr;
+  int rc = mproc::value_new(tc, length, init, o.raw != 0, o.raw ? nullptr : o.lock,
+                            std::is_same_v<H, mproc_array_t>, &v);
+  *out = static_cast<H *>(v);
+  return rc;
+}
+
+template <class H>
+int attach(H **out, const char *token) {
+  if (int rc = mproc::check_token(token)) return rc;
+  SharedValue *v = nullptr;
+  int rc = mproc::value_attach(token, std::is_same_v<H, mproc_array_t>, &v);
+  *out = static_cast<H *>(v);
+  return rc;
+}
+
+// Element access: `out` (a pointer) must not be NULL; `in` is checked only when a pointer.
+template <class T>
+int get_at(SharedValue *v, size_t i, T *out, int (*core)(SharedValue *, size_t, T *)) {
+  if (int rc = check_ptr(out, "out")) return rc;
+  return core(v, i, out);
+}
+template <class T>
+int set_at(SharedValue *v, size_t i, T in, int (*core)(SharedValue *, size_t, T)) {
+  if constexpr (std::is_pointer_v<T>)
+    if (int rc = check_ptr(in, "in")) return rc;
+  return core(v, i, in);
 }
 
 int atomic(mproc_value_t *v, AtomicOp op, int64_t arg, int64_t *io) {
   if (!v) return fail(MPROC_EINVAL, "value handle is NULL");
   if (v->magic != mproc::kValueMagic) return fail(MPROC_EBADF, "not a live value handle");
   return mproc::value_atomic(v, op, arg, io);
+}
+
+// The atomics that report the old value where the caller asks for it.
+int atomic_old(mproc_value_t *v, AtomicOp op, int64_t arg, int64_t *old) {
+  int64_t o = 0;
+  int rc = atomic(v, op, arg, &o);
+  if (rc == 0 && old) *old = o;
+  return rc;
 }
 
 int get_lock(SharedValue *v, mproc_lock_t **out) {
@@ -73,18 +93,18 @@ int get_lock(SharedValue *v, mproc_lock_t **out) {
 }
 
 int export_token(const SharedValue *v, char *buf, size_t cap) {
-  if (!buf) return fail(MPROC_EINVAL, "buf is NULL");
-  if (cap == 0) return fail(MPROC_ENOSPC, "cap is 0");
+  if (int rc = mproc::check_token_buf(buf, cap)) return rc;
   return mproc::value_export(v, buf, cap);
 }
 
-int attach(SharedValue **out, const char *token, bool is_array) {
-  if (int rc = check_ptr(out, "out")) return rc;
-  *out = nullptr;
-  if (int rc = check_ptr(token, "token")) return rc;
-  if (strnlen(token, MPROC_TOKEN_MAX) >= MPROC_TOKEN_MAX)
-    return fail(MPROC_EINVAL, "token is longer than MPROC_TOKEN_MAX");
-  return mproc::value_attach(token, is_array, out);
+// The calls that return a pointer (no code): NULL, with the cause recorded, when h is not live.
+template <class H, class Get>
+auto ptr_or_null(const char *fn, const H *h, Get get) -> decltype(get()) {
+  if (int rc = check(h)) {
+    mproc::api_result(fn, rc);
+    return nullptr;
+  }
+  return get();
 }
 
 int read_shm_opts(const mproc_shm_opts_t *opts, mproc_shm_opts_t *o) {
@@ -108,11 +128,6 @@ int create_block(mproc_shm_t **out, const char *name, size_t size, unsigned leas
                 MPROC_SHM_SIZE_MAX);
   return mproc::shm_create(name, size, lease_users, out);
 }
-
-int check_name(const char *name) {
-  if (!name) return fail(MPROC_EINVAL, "name is NULL");
-  return mproc::shm_check_name(name);
-}
 }  // namespace
 
 extern "C" {
@@ -126,136 +141,76 @@ MPROC_API int mproc_typecode_size(char typecode) {
 }
 
 MPROC_API int mproc_value_opts_init(mproc_value_opts_t *opts) {
-  return MPROC_GUARD({
-    if (int rc = check_ptr(opts, "opts")) return rc;
-    *opts = mproc_value_opts_t MPROC_VALUE_OPTS_INIT;
-    return 0;
-  });
+  return MPROC_GUARD(if (int rc = check_ptr(opts, "opts")) return rc;
+                     *opts = mproc_value_opts_t MPROC_VALUE_OPTS_INIT; return 0;);
 }
 
 /* ---- Value ---- */
 
 MPROC_API int mproc_value_new(mproc_value_t **out, char typecode, const void *init,
                               const mproc_value_opts_t *opts) {
-  return MPROC_GUARD({
-    SharedValue *v = nullptr;
-    if (!out) return fail(MPROC_EINVAL, "out is NULL");
-    int rc = make(&v, typecode, 1, init, opts, false);
-    *out = static_cast<mproc_value_t *>(v);
-    return rc;
-  });
+  return MPROC_NEW(out, return make(out, typecode, 1, init, opts););
 }
 
 MPROC_API int mproc_value_get(mproc_value_t *v, void *out) {
-  return MPROC_GUARD({
-    if (int rc = check_value(v)) return rc;
-    if (int rc = check_ptr(out, "out")) return rc;
-    return mproc::value_get(v, 0, out);
-  });
+  return MPROC_ON(v, return get_at(v, 0, out, mproc::value_get););
 }
 
 MPROC_API int mproc_value_set(mproc_value_t *v, const void *in) {
-  return MPROC_GUARD({
-    if (int rc = check_value(v)) return rc;
-    if (int rc = check_ptr(in, "in")) return rc;
-    return mproc::value_set(v, 0, in);
-  });
+  return MPROC_ON(v, return set_at(v, 0, in, mproc::value_set););
 }
 
 MPROC_API int mproc_value_get_double(mproc_value_t *v, double *out) {
-  return MPROC_GUARD({
-    if (int rc = check_value(v)) return rc;
-    if (int rc = check_ptr(out, "out")) return rc;
-    return mproc::value_get_double(v, 0, out);
-  });
+  return MPROC_ON(v, return get_at(v, 0, out, mproc::value_get_double););
 }
 
 MPROC_API int mproc_value_set_double(mproc_value_t *v, double x) {
-  return MPROC_GUARD({
-    if (int rc = check_value(v)) return rc;
-    return mproc::value_set_double(v, 0, x);
-  });
+  return MPROC_ON(v, return set_at(v, 0, x, mproc::value_set_double););
 }
 
 MPROC_API int mproc_value_get_int64(mproc_value_t *v, int64_t *out) {
-  return MPROC_GUARD({
-    if (int rc = check_value(v)) return rc;
-    if (int rc = check_ptr(out, "out")) return rc;
-    return mproc::value_get_int64(v, 0, out);
-  });
+  return MPROC_ON(v, return get_at(v, 0, out, mproc::value_get_int64););
 }
 
 MPROC_API int mproc_value_set_int64(mproc_value_t *v, int64_t x) {
-  return MPROC_GUARD({
-    if (int rc = check_value(v)) return rc;
-    return mproc::value_set_int64(v, 0, x);
-  });
+  return MPROC_ON(v, return set_at(v, 0, x, mproc::value_set_int64););
 }
 
 MPROC_API void *mproc_value_ptr(mproc_value_t *v) {
-  if (int rc = check_value(v)) {
-    mproc::api_result(__func__, rc);
-    return nullptr;
-  }
-  return v->data;
+  return ptr_or_null(__func__, v, [&]() -> void * { return v->data; });
 }
 
 MPROC_API int mproc_value_typecode(const mproc_value_t *v) {
-  return MPROC_GUARD({
-    if (int rc = check_value(v)) return rc;
-    return static_cast<int>(v->st->typecode);
-  });
+  return MPROC_ON(v, return static_cast<int>(v->st->typecode););
 }
 
 MPROC_API int mproc_value_get_lock(mproc_value_t *v, mproc_lock_t **out) {
-  return MPROC_GUARD({
-    if (int rc = check_ptr(out, "out")) return rc;
-    *out = nullptr;
-    if (int rc = check_value(v)) return rc;
-    return get_lock(v, out);
-  });
+  return MPROC_NEW(out, if (int rc = check(v)) return rc; return get_lock(v, out););
 }
 
 MPROC_API int mproc_value_load(mproc_value_t *v, int64_t *out) {
-  return MPROC_GUARD({
-    if (int rc = check_ptr(out, "out")) return rc;
-    return atomic(v, AtomicOp::kLoad, 0, out);
-  });
+  return MPROC_GUARD(if (int rc = check_ptr(out, "out")) return rc;
+                     return atomic(v, AtomicOp::kLoad, 0, out););
 }
 
 MPROC_API int mproc_value_store(mproc_value_t *v, int64_t x) {
-  return MPROC_GUARD({
-    int64_t unused = 0;
-    return atomic(v, AtomicOp::kStore, x, &unused);
-  });
+  return MPROC_GUARD(return atomic_old(v, AtomicOp::kStore, x, nullptr););
 }
 
 MPROC_API int mproc_value_exchange(mproc_value_t *v, int64_t x, int64_t *old) {
-  return MPROC_GUARD({
-    int64_t o = 0;
-    int rc = atomic(v, AtomicOp::kExchange, x, &o);
-    if (rc == 0 && old) *old = o;
-    return rc;
-  });
+  return MPROC_GUARD(return atomic_old(v, AtomicOp::kExchange, x, old););
 }
 
 MPROC_API int mproc_value_compare_exchange(mproc_value_t *v, int64_t *expected, int64_t desired) {
-  return MPROC_GUARD({
-    if (int rc = check_ptr(expected, "expected")) return rc;
-    return atomic(v, AtomicOp::kCompareExchange, desired, expected);
-  });
+  return MPROC_GUARD(if (int rc = check_ptr(expected, "expected")) return rc;
+                     return atomic(v, AtomicOp::kCompareExchange, desired, expected););
 }
 
 // fetch_add/fetch_sub on an integer value: one locked instruction, inlined here; errors take the
 // guarded call, kept out of line so the fast path stays small.
 static __attribute__((noinline)) int fetch_full(const char *fn, mproc_value_t *v, AtomicOp op,
                                                 int64_t delta, int64_t *old) {
-  return mproc::guard(fn, [&]() -> int {
-    int64_t o = 0;
-    int rc = atomic(v, op, delta, &o);
-    if (rc == 0 && old) *old = o;
-    return rc;
-  });
+  return mproc::guard(fn, [&]() -> int { return atomic_old(v, op, delta, old); });
 }
 
 MPROC_API int mproc_value_fetch_add(mproc_value_t *v, int64_t delta, int64_t *old) {
@@ -281,180 +236,93 @@ MPROC_API int mproc_value_fetch_sub(mproc_value_t *v, int64_t delta, int64_t *ol
 }
 
 MPROC_API int mproc_value_export(const mproc_value_t *v, char *buf, size_t cap) {
-  return MPROC_GUARD({
-    if (int rc = check_value(v)) return rc;
-    return export_token(v, buf, cap);
-  });
+  return MPROC_ON(v, return export_token(v, buf, cap););
 }
 
 MPROC_API int mproc_value_attach(mproc_value_t **out, const char *token) {
-  return MPROC_GUARD({
-    SharedValue *v = nullptr;
-    if (!out) return fail(MPROC_EINVAL, "out is NULL");
-    int rc = attach(&v, token, false);
-    *out = static_cast<mproc_value_t *>(v);
-    return rc;
-  });
+  return MPROC_NEW(out, return attach(out, token););
 }
 
-MPROC_API int mproc_value_free(mproc_value_t *v) {
-  return MPROC_GUARD({
-    if (!v) return 0;
-    if (int rc = check_value(v)) return rc;
-    mproc::value_free(v);
-    return 0;
-  });
-}
+MPROC_API int mproc_value_free(mproc_value_t *v) { return MPROC_FREE(v, mproc::value_free(v);); }
 
 /* ---- Array ---- */
 
 MPROC_API int mproc_array_new(mproc_array_t **out, char typecode, size_t length, const void *init,
                               const mproc_value_opts_t *opts) {
-  return MPROC_GUARD({
-    SharedValue *v = nullptr;
-    if (!out) return fail(MPROC_EINVAL, "out is NULL");
-    int rc = make(&v, typecode, length, init, opts, true);
-    *out = static_cast<mproc_array_t *>(v);
-    return rc;
-  });
+  return MPROC_NEW(out, return make(out, typecode, length, init, opts););
 }
 
 MPROC_API int mproc_array_length(const mproc_array_t *a, size_t *out) {
-  return MPROC_GUARD({
-    if (int rc = check_array(a)) return rc;
-    if (int rc = check_ptr(out, "out")) return rc;
-    *out = static_cast<size_t>(a->st->length);
-    return 0;
-  });
+  return MPROC_ON(a, if (int rc = check_ptr(out, "out")) return rc;
+                  *out = static_cast<size_t>(a->st->length); return 0;);
 }
 
 MPROC_API int mproc_array_get(mproc_array_t *a, size_t i, void *out) {
-  return MPROC_GUARD({
-    if (int rc = check_array(a)) return rc;
-    if (int rc = check_ptr(out, "out")) return rc;
-    return mproc::value_get(a, i, out);
-  });
+  return MPROC_ON(a, return get_at(a, i, out, mproc::value_get););
 }
 
 MPROC_API int mproc_array_set(mproc_array_t *a, size_t i, const void *in) {
-  return MPROC_GUARD({
-    if (int rc = check_array(a)) return rc;
-    if (int rc = check_ptr(in, "in")) return rc;
-    return mproc::value_set(a, i, in);
-  });
+  return MPROC_ON(a, return set_at(a, i, in, mproc::value_set););
 }
 
 MPROC_API int mproc_array_get_double(mproc_array_t *a, size_t i, double *out) {
-  return MPROC_GUARD({
-    if (int rc = check_array(a)) return rc;
-    if (int rc = check_ptr(out, "out")) return rc;
-    return mproc::value_get_double(a, i, out);
-  });
+  return MPROC_ON(a, return get_at(a, i, out, mproc::value_get_double););
 }
 
 MPROC_API int mproc_array_set_double(mproc_array_t *a, size_t i, double x) {
-  return MPROC_GUARD({
-    if (int rc = check_array(a)) return rc;
-    return mproc::value_set_double(a, i, x);
-  });
+  return MPROC_ON(a, return set_at(a, i, x, mproc::value_set_double););
 }
 
 MPROC_API int mproc_array_get_int64(mproc_array_t *a, size_t i, int64_t *out) {
-  return MPROC_GUARD({
-    if (int rc = check_array(a)) return rc;
-    if (int rc = check_ptr(out, "out")) return rc;
-    return mproc::value_get_int64(a, i, out);
-  });
+  return MPROC_ON(a, return get_at(a, i, out, mproc::value_get_int64););
 }
 
 MPROC_API int mproc_array_set_int64(mproc_array_t *a, size_t i, int64_t x) {
-  return MPROC_GUARD({
-    if (int rc = check_array(a)) return rc;
-    return mproc::value_set_int64(a, i, x);
-  });
+  return MPROC_ON(a, return set_at(a, i, x, mproc::value_set_int64););
 }
 
 MPROC_API int mproc_array_read(mproc_array_t *a, size_t start, size_t count, void *out) {
-  return MPROC_GUARD({
-    if (int rc = check_array(a)) return rc;
-    if (!out && count) return fail(MPROC_EINVAL, "out is NULL");
-    return mproc::value_read(a, start, count, out);
-  });
+  return MPROC_ON(a, if (!out && count) return fail(MPROC_EINVAL, "out is NULL");
+                  return mproc::value_read(a, start, count, out););
 }
 
 MPROC_API int mproc_array_write(mproc_array_t *a, size_t start, size_t count, const void *in) {
-  return MPROC_GUARD({
-    if (int rc = check_array(a)) return rc;
-    if (!in && count) return fail(MPROC_EINVAL, "in is NULL");
-    return mproc::value_write(a, start, count, in);
-  });
+  return MPROC_ON(a, if (!in && count) return fail(MPROC_EINVAL, "in is NULL");
+                  return mproc::value_write(a, start, count, in););
 }
 
 MPROC_API void *mproc_array_ptr(mproc_array_t *a) {
-  if (int rc = check_array(a)) {
-    mproc::api_result(__func__, rc);
-    return nullptr;
-  }
-  return a->data;
+  return ptr_or_null(__func__, a, [&]() -> void * { return a->data; });
 }
 
 MPROC_API int mproc_array_typecode(const mproc_array_t *a) {
-  return MPROC_GUARD({
-    if (int rc = check_array(a)) return rc;
-    return static_cast<int>(a->st->typecode);
-  });
+  return MPROC_ON(a, return static_cast<int>(a->st->typecode););
 }
 
 MPROC_API int mproc_array_get_lock(mproc_array_t *a, mproc_lock_t **out) {
-  return MPROC_GUARD({
-    if (int rc = check_ptr(out, "out")) return rc;
-    *out = nullptr;
-    if (int rc = check_array(a)) return rc;
-    return get_lock(a, out);
-  });
+  return MPROC_NEW(out, if (int rc = check(a)) return rc; return get_lock(a, out););
 }
 
 MPROC_API int mproc_array_export(const mproc_array_t *a, char *buf, size_t cap) {
-  return MPROC_GUARD({
-    if (int rc = check_array(a)) return rc;
-    return export_token(a, buf, cap);
-  });
+  return MPROC_ON(a, return export_token(a, buf, cap););
 }
 
 MPROC_API int mproc_array_attach(mproc_array_t **out, const char *token) {
-  return MPROC_GUARD({
-    SharedValue *v = nullptr;
-    if (!out) return fail(MPROC_EINVAL, "out is NULL");
-    int rc = attach(&v, token, true);
-    *out = static_cast<mproc_array_t *>(v);
-    return rc;
-  });
+  return MPROC_NEW(out, return attach(out, token););
 }
 
-MPROC_API int mproc_array_free(mproc_array_t *a) {
-  return MPROC_GUARD({
-    if (!a) return 0;
-    if (int rc = check_array(a)) return rc;
-    mproc::value_free(a);
-    return 0;
-  });
-}
+MPROC_API int mproc_array_free(mproc_array_t *a) { return MPROC_FREE(a, mproc::value_free(a);); }
 
 /* ---- Named blocks ---- */
 
 MPROC_API int mproc_shm_opts_init(mproc_shm_opts_t *opts) {
-  return MPROC_GUARD({
-    if (int rc = check_ptr(opts, "opts")) return rc;
-    *opts = mproc_shm_opts_t MPROC_SHM_OPTS_INIT;
-    return 0;
-  });
+  return MPROC_GUARD(if (int rc = check_ptr(opts, "opts")) return rc;
+                     *opts = mproc_shm_opts_t MPROC_SHM_OPTS_INIT; return 0;);
 }
 
 MPROC_API int mproc_shm_create_ex(mproc_shm_t **out, const char *name, size_t size,
                                   const mproc_shm_opts_t *opts) {
-  return MPROC_GUARD({
-    if (int rc = check_ptr(out, "out")) return rc;
-    *out = nullptr;
+  return MPROC_NEW(out, {
     mproc_shm_opts_t o;
     if (int rc = read_shm_opts(opts, &o)) return rc;
     unsigned users = !o.lease ? 0 : o.max_users ? o.max_users : MPROC_SHM_LEASE_USERS_DEFAULT;
@@ -463,65 +331,31 @@ MPROC_API int mproc_shm_create_ex(mproc_shm_t **out, const char *name, size_t si
 }
 
 MPROC_API int mproc_shm_create(mproc_shm_t **out, const char *name, size_t size) {
-  return MPROC_GUARD({
-    if (int rc = check_ptr(out, "out")) return rc;
-    *out = nullptr;
-    return create_block(out, name, size, 0);
-  });
+  return MPROC_NEW(out, return create_block(out, name, size, 0););
 }
 
 MPROC_API int mproc_shm_attach(mproc_shm_t **out, const char *name) {
-  return MPROC_GUARD({
-    if (int rc = check_ptr(out, "out")) return rc;
-    *out = nullptr;
-    if (int rc = check_name(name)) return rc;
-    return mproc::shm_attach(name, out);
-  });
+  return MPROC_NEW(out, if (int rc = check_ptr(name, "name")) return rc;
+                   if (int rc = mproc::shm_check_name(name)) return rc;
+                   return mproc::shm_attach(name, out););
 }
 
 MPROC_API const char *mproc_shm_name(const mproc_shm_t *s) {
-  if (int rc = check_shm(s)) {
-    mproc::api_result(__func__, rc);
-    return nullptr;
-  }
-  return s->name.c_str();
+  return ptr_or_null(__func__, s, [&] { return s->name.c_str(); });
 }
 
 MPROC_API int mproc_shm_size(const mproc_shm_t *s, size_t *out) {
-  return MPROC_GUARD({
-    if (int rc = check_shm(s)) return rc;
-    if (int rc = check_ptr(out, "out")) return rc;
-    *out = s->size;
-    return 0;
-  });
+  return MPROC_ON(s, if (int rc = check_ptr(out, "out")) return rc; *out = s->size; return 0;);
 }
 
 MPROC_API void *mproc_shm_ptr(const mproc_shm_t *s) {
-  if (int rc = check_shm(s)) {
-    mproc::api_result(__func__, rc);
-    return nullptr;
-  }
-  return s->addr;
+  return ptr_or_null(__func__, s, [&] { return s->addr; });
 }
 
-MPROC_API int mproc_shm_unlink(mproc_shm_t *s) {
-  return MPROC_GUARD({
-    if (int rc = check_shm(s)) return rc;
-    return mproc::shm_unlink(s);
-  });
-}
+MPROC_API int mproc_shm_unlink(mproc_shm_t *s) { return MPROC_ON(s, return mproc::shm_unlink(s);); }
 
-MPROC_API int mproc_shm_close(mproc_shm_t *s) {
-  return MPROC_GUARD({
-    if (!s) return 0;
-    if (int rc = check_shm(s)) return rc;
-    mproc::shm_close(s);
-    return 0;
-  });
-}
+MPROC_API int mproc_shm_close(mproc_shm_t *s) { return MPROC_FREE(s, mproc::shm_close(s);); }
 
-MPROC_API int mproc_shm_cleanup(void) {
-  return MPROC_GUARD({ return mproc::shm_cleanup(); });
-}
+MPROC_API int mproc_shm_cleanup(void) { return MPROC_GUARD(return mproc::shm_cleanup();); }
 
 }  // extern "C"

@@ -1,27 +1,35 @@
-// C ABI: locks, semaphores, conditions, events, barriers. Thin shims over sync/sync.cpp.
+// C ABI: locks, semaphores, conditions, events, barriers. Thin shims over sync/ (sync.cpp,
+// barrier.cpp, sync_handles.cpp).
 // Hot calls (lock acquire/release, semaphore acquire/release) check the handle's magic only;
 // the others also consult the handle registry (a freed handle is MPROC_EBADF).
 #include <mproc/sync.h>
 
-#include <climits>
-#include <cstring>
-
 #include "capi/capi.hpp"
-#include "proc/runtime.hpp"
 #include "sync/sync.hpp"
 
+using mproc::check_live;
+using mproc::check_token;
 using mproc::fail;
 using mproc::HandleKind;
 
 namespace {
-template <class H>
-int check(const H *h, HandleKind kind, uint32_t magic, const char *what) {
-  if (!h) return fail(MPROC_EINVAL, "%s handle is NULL", what);
-  if (!mproc::handle_valid(h, kind) || h->magic != magic)
-    return fail(MPROC_EBADF, "not a live %s handle (freed or never made)", what);
-  return 0;
+int check(const mproc_lock_t *l) {
+  return check_live(l, HandleKind::kLock, mproc::kLockMagic, "lock");
+}
+int check(const mproc_sem_t *s) {
+  return check_live(s, HandleKind::kSemaphore, mproc::kSemMagic, "semaphore");
+}
+int check(const mproc_cond_t *c) {
+  return check_live(c, HandleKind::kCondition, mproc::kCondMagic, "condition");
+}
+int check(const mproc_event_t *e) {
+  return check_live(e, HandleKind::kEvent, mproc::kEventMagic, "event");
+}
+int check(const mproc_barrier_t *b) {
+  return check_live(b, HandleKind::kBarrier, mproc::kBarrierMagic, "barrier");
 }
 
+// The hot calls' check: the magic word only, no registry look-up.
 template <class H>
 int check_fast(const H *h, uint32_t magic, const char *what) {
   if (!h) return fail(MPROC_EINVAL, "%s handle is NULL", what);
@@ -29,19 +37,11 @@ int check_fast(const H *h, uint32_t magic, const char *what) {
   return 0;
 }
 
-int check_out(const void *out) { return out ? 0 : fail(MPROC_EINVAL, "out is NULL"); }
-
-int check_export(const char *buf, size_t cap) {
-  if (!buf) return fail(MPROC_EINVAL, "buf is NULL");
-  if (cap == 0) return fail(MPROC_ENOSPC, "cap is 0");
-  return 0;
-}
-
-int check_token(const char *token) {
-  if (!token) return fail(MPROC_EINVAL, "token is NULL");
-  if (strnlen(token, MPROC_TOKEN_MAX) >= MPROC_TOKEN_MAX)
-    return fail(MPROC_EINVAL, "token is longer than MPROC_TOKEN_MAX");
-  return 0;
+// *_export(h, buf, cap): check the buffer, then let the core write the token.
+template <class H, class Export>
+int export_token(const H *h, char *buf, size_t cap, Export core_export) {
+  if (int rc = mproc::check_token_buf(buf, cap)) return rc;
+  return core_export(h, buf, cap);
 }
 
 int check_ticket(const mproc_barrier_t *b, uint64_t ticket) {
@@ -50,11 +50,12 @@ int check_ticket(const mproc_barrier_t *b, uint64_t ticket) {
               static_cast<unsigned>(ticket & 0xffffffffu), b->st->parties);
 }
 
-#define CHECK_LOCK(l) check(l, HandleKind::kLock, mproc::kLockMagic, "lock")
-#define CHECK_SEM(s) check(s, HandleKind::kSemaphore, mproc::kSemMagic, "semaphore")
-#define CHECK_COND(c) check(c, HandleKind::kCondition, mproc::kCondMagic, "condition")
-#define CHECK_EVENT(e) check(e, HandleKind::kEvent, mproc::kEventMagic, "event")
-#define CHECK_BARRIER(b) check(b, HandleKind::kBarrier, mproc::kBarrierMagic, "barrier")
+int sem_make(mproc_sem_t **out, unsigned int value, bool bounded) {
+  if (value > MPROC_SEM_VALUE_MAX)
+    return fail(MPROC_ERANGE, "initial value %u is over MPROC_SEM_VALUE_MAX", value);
+  if (bounded && value == 0) return fail(MPROC_EINVAL, "a bounded semaphore needs a bound >= 1");
+  return mproc::sem_new(value, bounded ? value : 0, out);
+}
 }  // namespace
 
 extern "C" {
@@ -62,19 +63,11 @@ extern "C" {
 /* ---- Lock / RLock ---- */
 
 MPROC_API int mproc_lock_new(mproc_lock_t **out) {
-  return MPROC_GUARD({
-    if (int rc = check_out(out)) return rc;
-    *out = nullptr;
-    return mproc::lock_new(false, out);
-  });
+  return MPROC_NEW(out, return mproc::lock_new(false, out););
 }
 
 MPROC_API int mproc_rlock_new(mproc_lock_t **out) {
-  return MPROC_GUARD({
-    if (int rc = check_out(out)) return rc;
-    *out = nullptr;
-    return mproc::lock_new(true, out);
-  });
+  return MPROC_NEW(out, return mproc::lock_new(true, out););
 }
 
 // Acquire and release: a free lock (or one held with nobody waiting) costs one CAS, inlined here;
@@ -109,31 +102,19 @@ MPROC_API int mproc_lock_release(mproc_lock_t *lock) {
 }
 
 MPROC_API int mproc_lock_owned(const mproc_lock_t *lock) {
-  return MPROC_GUARD({
-    if (int rc = CHECK_LOCK(lock)) return rc;
-    return mproc::lock_owned_by_me(lock->st) ? 1 : 0;
-  });
+  return MPROC_ON(lock, return mproc::lock_owned_by_me(lock->st) ? 1 : 0;);
 }
 
 MPROC_API int mproc_lock_is_recursive(const mproc_lock_t *lock) {
-  return MPROC_GUARD({
-    if (int rc = CHECK_LOCK(lock)) return rc;
-    return lock->st->recursive ? 1 : 0;
-  });
+  return MPROC_ON(lock, return lock->st->recursive ? 1 : 0;);
 }
 
 MPROC_API int mproc_lock_export(const mproc_lock_t *lock, char *buf, size_t cap) {
-  return MPROC_GUARD({
-    if (int rc = CHECK_LOCK(lock)) return rc;
-    if (int rc = check_export(buf, cap)) return rc;
-    return mproc::lock_export(lock, buf, cap);
-  });
+  return MPROC_ON(lock, return export_token(lock, buf, cap, mproc::lock_export););
 }
 
 MPROC_API int mproc_lock_attach(mproc_lock_t **out, const char *token) {
-  return MPROC_GUARD({
-    if (int rc = check_out(out)) return rc;
-    *out = nullptr;
+  return MPROC_NEW(out, {
     if (int rc = check_token(token)) return rc;
     const char *end = nullptr;
     if (int rc = mproc::lock_attach_part(token, false, out, &end)) return rc;
@@ -147,33 +128,21 @@ MPROC_API int mproc_lock_attach(mproc_lock_t **out, const char *token) {
 }
 
 MPROC_API int mproc_lock_free(mproc_lock_t *lock) {
-  return MPROC_GUARD({
-    if (!lock) return 0;
-    if (int rc = CHECK_LOCK(lock)) return rc;
+  return MPROC_FREE(lock, {
     if (lock->borrowed)
       return fail(MPROC_EINVAL, "this lock handle belongs to its value or condition");
     mproc::lock_free(lock);
-    return 0;
   });
 }
 
 /* ---- Semaphore ---- */
 
-static int sem_make(mproc_sem_t **out, unsigned int value, bool bounded) {
-  if (int rc = check_out(out)) return rc;
-  *out = nullptr;
-  if (value > MPROC_SEM_VALUE_MAX)
-    return fail(MPROC_ERANGE, "initial value %u is over MPROC_SEM_VALUE_MAX", value);
-  if (bounded && value == 0) return fail(MPROC_EINVAL, "a bounded semaphore needs a bound >= 1");
-  return mproc::sem_new(value, bounded ? value : 0, out);
-}
-
 MPROC_API int mproc_sem_new(mproc_sem_t **out, unsigned int value) {
-  return MPROC_GUARD({ return sem_make(out, value, false); });
+  return MPROC_NEW(out, return sem_make(out, value, false););
 }
 
 MPROC_API int mproc_bounded_sem_new(mproc_sem_t **out, unsigned int value) {
-  return MPROC_GUARD({ return sem_make(out, value, true); });
+  return MPROC_NEW(out, return sem_make(out, value, true););
 }
 
 MPROC_API int mproc_sem_acquire(mproc_sem_t *sem, double timeout) {
@@ -192,44 +161,24 @@ MPROC_API int mproc_sem_release(mproc_sem_t *sem) {
 }
 
 MPROC_API int mproc_sem_get_value(const mproc_sem_t *sem) {
-  return MPROC_GUARD({
-    if (int rc = CHECK_SEM(sem)) return rc;
-    return static_cast<int>(sem->st->value.load());
-  });
+  return MPROC_ON(sem, return static_cast<int>(sem->st->value.load()););
 }
 
 MPROC_API int mproc_sem_export(const mproc_sem_t *sem, char *buf, size_t cap) {
-  return MPROC_GUARD({
-    if (int rc = CHECK_SEM(sem)) return rc;
-    if (int rc = check_export(buf, cap)) return rc;
-    return mproc::sem_export(sem, buf, cap);
-  });
+  return MPROC_ON(sem, return export_token(sem, buf, cap, mproc::sem_export););
 }
 
 MPROC_API int mproc_sem_attach(mproc_sem_t **out, const char *token) {
-  return MPROC_GUARD({
-    if (int rc = check_out(out)) return rc;
-    *out = nullptr;
-    if (int rc = check_token(token)) return rc;
-    return mproc::sem_attach(token, out);
-  });
+  return MPROC_NEW(out, if (int rc = check_token(token)) return rc;
+                   return mproc::sem_attach(token, out););
 }
 
-MPROC_API int mproc_sem_free(mproc_sem_t *sem) {
-  return MPROC_GUARD({
-    if (!sem) return 0;
-    if (int rc = CHECK_SEM(sem)) return rc;
-    mproc::sem_free(sem);
-    return 0;
-  });
-}
+MPROC_API int mproc_sem_free(mproc_sem_t *sem) { return MPROC_FREE(sem, mproc::sem_free(sem);); }
 
 /* ---- Condition ---- */
 
 MPROC_API int mproc_cond_new(mproc_cond_t **out, mproc_lock_t *lock) {
-  return MPROC_GUARD({
-    if (int rc = check_out(out)) return rc;
-    *out = nullptr;
+  return MPROC_NEW(out, {
     if (lock && !mproc::handle_valid(lock, HandleKind::kLock))
       return fail(MPROC_EBADF, "not a live lock handle (freed or never made)");
     return mproc::cond_new(lock, out);
@@ -237,163 +186,91 @@ MPROC_API int mproc_cond_new(mproc_cond_t **out, mproc_lock_t *lock) {
 }
 
 MPROC_API int mproc_cond_get_lock(const mproc_cond_t *cond, mproc_lock_t **out) {
-  return MPROC_GUARD({
-    if (int rc = check_out(out)) return rc;
-    *out = nullptr;
-    if (int rc = CHECK_COND(cond)) return rc;
-    *out = cond->lock;
-    return 0;
-  });
+  return MPROC_NEW(out, if (int rc = check(cond)) return rc; *out = cond->lock; return 0;);
 }
 
 MPROC_API int mproc_cond_acquire(mproc_cond_t *cond, double timeout) {
-  return MPROC_GUARD({
-    if (int rc = mproc::check_timeout(timeout)) return rc;
-    if (int rc = CHECK_COND(cond)) return rc;
-    return mproc::lock_acquire(cond->lock->st, timeout);
-  });
+  return MPROC_WAIT_ON(cond, timeout, return mproc::lock_acquire(cond->lock->st, timeout););
 }
 
 MPROC_API int mproc_cond_release(mproc_cond_t *cond) {
-  return MPROC_GUARD({
-    if (int rc = CHECK_COND(cond)) return rc;
-    return mproc::lock_release(cond->lock->st);
-  });
+  return MPROC_ON(cond, return mproc::lock_release(cond->lock->st););
 }
 
 MPROC_API int mproc_cond_wait(mproc_cond_t *cond, double timeout) {
-  return MPROC_GUARD({
-    if (int rc = mproc::check_timeout(timeout)) return rc;
-    if (int rc = CHECK_COND(cond)) return rc;
-    return mproc::cond_wait(cond->st, cond->lock->st, timeout);
-  });
+  return MPROC_WAIT_ON(cond, timeout, return mproc::cond_wait(cond->st, cond->lock->st, timeout););
 }
 
 MPROC_API int mproc_cond_wait_for(mproc_cond_t *cond, mproc_cond_pred_fn pred, void *payload,
                                   double timeout) {
-  return MPROC_GUARD({
-    if (int rc = mproc::check_timeout(timeout)) return rc;
-    if (int rc = CHECK_COND(cond)) return rc;
+  return MPROC_WAIT_ON(cond, timeout, {
     if (!pred) return fail(MPROC_EINVAL, "predicate is NULL");
     return mproc::cond_wait_for(cond->st, cond->lock->st, pred, payload, timeout);
   });
 }
 
 MPROC_API int mproc_cond_notify(mproc_cond_t *cond, int n) {
-  return MPROC_GUARD({
-    if (int rc = CHECK_COND(cond)) return rc;
+  return MPROC_ON(cond, {
     if (n < 0) return fail(MPROC_EINVAL, "n is negative (%d)", n);
     return mproc::cond_notify(cond->st, cond->lock->st, n);
   });
 }
 
 MPROC_API int mproc_cond_notify_all(mproc_cond_t *cond) {
-  return MPROC_GUARD({
-    if (int rc = CHECK_COND(cond)) return rc;
-    return mproc::cond_notify(cond->st, cond->lock->st, -1);
-  });
+  return MPROC_ON(cond, return mproc::cond_notify(cond->st, cond->lock->st, -1););
 }
 
 MPROC_API int mproc_cond_export(const mproc_cond_t *cond, char *buf, size_t cap) {
-  return MPROC_GUARD({
-    if (int rc = CHECK_COND(cond)) return rc;
-    if (int rc = check_export(buf, cap)) return rc;
-    return mproc::cond_export(cond, buf, cap);
-  });
+  return MPROC_ON(cond, return export_token(cond, buf, cap, mproc::cond_export););
 }
 
 MPROC_API int mproc_cond_attach(mproc_cond_t **out, const char *token) {
-  return MPROC_GUARD({
-    if (int rc = check_out(out)) return rc;
-    *out = nullptr;
-    if (int rc = check_token(token)) return rc;
-    return mproc::cond_attach(token, out);
-  });
+  return MPROC_NEW(out, if (int rc = check_token(token)) return rc;
+                   return mproc::cond_attach(token, out););
 }
 
 MPROC_API int mproc_cond_free(mproc_cond_t *cond) {
-  return MPROC_GUARD({
-    if (!cond) return 0;
-    if (int rc = CHECK_COND(cond)) return rc;
-    mproc::cond_free(cond);
-    return 0;
-  });
+  return MPROC_FREE(cond, mproc::cond_free(cond););
 }
 
 /* ---- Event ---- */
 
 MPROC_API int mproc_event_new(mproc_event_t **out) {
-  return MPROC_GUARD({
-    if (int rc = check_out(out)) return rc;
-    *out = nullptr;
-    return mproc::event_new(out);
-  });
+  return MPROC_NEW(out, return mproc::event_new(out););
 }
 
 MPROC_API int mproc_event_set(mproc_event_t *ev) {
-  return MPROC_GUARD({
-    if (int rc = CHECK_EVENT(ev)) return rc;
-    mproc::event_set(ev->st);
-    return 0;
-  });
+  return MPROC_ON(ev, mproc::event_set(ev->st); return 0;);
 }
 
 MPROC_API int mproc_event_clear(mproc_event_t *ev) {
-  return MPROC_GUARD({
-    if (int rc = CHECK_EVENT(ev)) return rc;
-    mproc::event_clear(ev->st);
-    return 0;
-  });
+  return MPROC_ON(ev, mproc::event_clear(ev->st); return 0;);
 }
 
 MPROC_API int mproc_event_is_set(const mproc_event_t *ev) {
-  return MPROC_GUARD({
-    if (int rc = CHECK_EVENT(ev)) return rc;
-    return ev->st->flag.load() ? 1 : 0;
-  });
+  return MPROC_ON(ev, return ev->st->flag.load() ? 1 : 0;);
 }
 
 MPROC_API int mproc_event_wait(mproc_event_t *ev, double timeout) {
-  return MPROC_GUARD({
-    if (int rc = mproc::check_timeout(timeout)) return rc;
-    if (int rc = CHECK_EVENT(ev)) return rc;
-    return mproc::event_wait(ev->st, timeout);
-  });
+  return MPROC_WAIT_ON(ev, timeout, return mproc::event_wait(ev->st, timeout););
 }
 
 MPROC_API int mproc_event_export(const mproc_event_t *ev, char *buf, size_t cap) {
-  return MPROC_GUARD({
-    if (int rc = CHECK_EVENT(ev)) return rc;
-    if (int rc = check_export(buf, cap)) return rc;
-    return mproc::event_export(ev, buf, cap);
-  });
+  return MPROC_ON(ev, return export_token(ev, buf, cap, mproc::event_export););
 }
 
 MPROC_API int mproc_event_attach(mproc_event_t **out, const char *token) {
-  return MPROC_GUARD({
-    if (int rc = check_out(out)) return rc;
-    *out = nullptr;
-    if (int rc = check_token(token)) return rc;
-    return mproc::event_attach(token, out);
-  });
+  return MPROC_NEW(out, if (int rc = check_token(token)) return rc;
+                   return mproc::event_attach(token, out););
 }
 
-MPROC_API int mproc_event_free(mproc_event_t *ev) {
-  return MPROC_GUARD({
-    if (!ev) return 0;
-    if (int rc = CHECK_EVENT(ev)) return rc;
-    mproc::event_free(ev);
-    return 0;
-  });
-}
+MPROC_API int mproc_event_free(mproc_event_t *ev) { return MPROC_FREE(ev, mproc::event_free(ev);); }
 
 /* ---- Barrier ---- */
 
 MPROC_API int mproc_barrier_new(mproc_barrier_t **out, unsigned int parties,
                                 mproc_barrier_action_fn action, void *payload) {
-  return MPROC_GUARD({
-    if (int rc = check_out(out)) return rc;
-    *out = nullptr;
+  return MPROC_NEW(out, {
     if (parties == 0 || parties > MPROC_BARRIER_PARTIES_MAX)
       return fail(MPROC_EINVAL, "parties must be 1..%d, not %u", MPROC_BARRIER_PARTIES_MAX,
                   parties);
@@ -402,98 +279,59 @@ MPROC_API int mproc_barrier_new(mproc_barrier_t **out, unsigned int parties,
 }
 
 MPROC_API int mproc_barrier_wait(mproc_barrier_t *b, double timeout) {
-  return MPROC_GUARD({
-    if (int rc = mproc::check_timeout(timeout)) return rc;
-    if (int rc = CHECK_BARRIER(b)) return rc;
-    return mproc::barrier_wait(b->st, b->action, b->payload, timeout);
-  });
+  return MPROC_WAIT_ON(b, timeout,
+                       return mproc::barrier_wait(b->st, b->action, b->payload, timeout););
 }
 
 MPROC_API int mproc_barrier_arrive(mproc_barrier_t *b, uint64_t *ticket) {
-  return MPROC_GUARD({
-    if (int rc = CHECK_BARRIER(b)) return rc;
+  return MPROC_ON(b, {
     if (!ticket) return fail(MPROC_EINVAL, "ticket is NULL");
-    return mproc::barrier_arrive(b->st, b->action, b->payload, -1, ticket);
+    return mproc::barrier_arrive(b->st, b->action, b->payload, ticket, -1);
   });
 }
 
 MPROC_API int mproc_barrier_await(mproc_barrier_t *b, uint64_t ticket, double timeout) {
-  return MPROC_GUARD({
-    if (int rc = mproc::check_timeout(timeout)) return rc;
-    if (int rc = CHECK_BARRIER(b)) return rc;
-    if (int rc = check_ticket(b, ticket)) return rc;
-    return mproc::barrier_await(b->st, ticket, timeout, false);
-  });
+  return MPROC_WAIT_ON(b, timeout, if (int rc = check_ticket(b, ticket)) return rc;
+                       return mproc::barrier_await(b->st, ticket, timeout, false););
 }
 
 MPROC_API int mproc_barrier_cancel(mproc_barrier_t *b, uint64_t ticket) {
-  return MPROC_GUARD({
-    if (int rc = CHECK_BARRIER(b)) return rc;
-    if (int rc = check_ticket(b, ticket)) return rc;
-    return mproc::barrier_cancel(b->st, ticket);
-  });
+  return MPROC_ON(b, if (int rc = check_ticket(b, ticket)) return rc;
+                  return mproc::barrier_cancel(b->st, ticket););
 }
 
 MPROC_API int mproc_barrier_reset(mproc_barrier_t *b) {
-  return MPROC_GUARD({
-    if (int rc = CHECK_BARRIER(b)) return rc;
-    return mproc::barrier_reset(b->st);
-  });
+  return MPROC_ON(b, return mproc::barrier_reset(b->st););
 }
 
 MPROC_API int mproc_barrier_abort(mproc_barrier_t *b) {
-  return MPROC_GUARD({
-    if (int rc = CHECK_BARRIER(b)) return rc;
-    return mproc::barrier_abort(b->st);
-  });
+  return MPROC_ON(b, return mproc::barrier_abort(b->st););
 }
 
 MPROC_API int mproc_barrier_parties(const mproc_barrier_t *b) {
-  return MPROC_GUARD({
-    if (int rc = CHECK_BARRIER(b)) return rc;
-    return static_cast<int>(b->st->parties);
-  });
+  return MPROC_ON(b, return static_cast<int>(b->st->parties););
 }
 
 MPROC_API int mproc_barrier_n_waiting(const mproc_barrier_t *b) {
-  return MPROC_GUARD({
-    if (int rc = CHECK_BARRIER(b)) return rc;
-    return b->st->broken.load() ? 0 : static_cast<int>(b->st->count.load());
-  });
+  return MPROC_ON(b, return b->st->broken.load() ? 0 : static_cast<int>(b->st->count.load()););
 }
 
 MPROC_API int mproc_barrier_broken(const mproc_barrier_t *b) {
-  return MPROC_GUARD({
-    if (int rc = CHECK_BARRIER(b)) return rc;
-    return b->st->broken.load() ? 1 : 0;
-  });
+  return MPROC_ON(b, return b->st->broken.load() ? 1 : 0;);
 }
 
 MPROC_API int mproc_barrier_export(const mproc_barrier_t *b, char *buf, size_t cap) {
-  return MPROC_GUARD({
-    if (int rc = CHECK_BARRIER(b)) return rc;
-    if (int rc = check_export(buf, cap)) return rc;
-    return mproc::barrier_export(b, buf, cap);
-  });
+  return MPROC_ON(b, return export_token(b, buf, cap, mproc::barrier_export););
 }
 
 MPROC_API int mproc_barrier_attach(mproc_barrier_t **out, const char *token,
                                    mproc_barrier_action_fn action, void *payload) {
-  return MPROC_GUARD({
-    if (int rc = check_out(out)) return rc;
-    *out = nullptr;
-    if (int rc = check_token(token)) return rc;
-    return mproc::barrier_attach(token, action, payload, out);
-  });
+  return MPROC_NEW(out, if (int rc = check_token(token)) return rc;
+                   return mproc::barrier_attach(token, action, payload, out););
 }
 
 MPROC_API int mproc_barrier_free(mproc_barrier_t *b) {
-  return MPROC_GUARD({
-    if (!b) return 0;
-    if (int rc = CHECK_BARRIER(b)) return rc;
-    mproc::barrier_free(b);
-    return 0;
-  });
+  return MPROC_FREE(b, mproc::barrier_free(b););
 }
 
 }  // extern "C"

@@ -180,8 +180,8 @@ int wait_input(mproc_conn &c, const Deadline &dl, bool poll, bool interruptible 
 }
 
 // Sender: wait for `need` free bytes. 0, MPROC_EPIPE when the receiver is gone, or (when
-// interruptible: before a message's first frame) MPROC_EINTR.
-int wait_space(mproc_conn &c, size_t need, bool interruptible) {
+// interruptible: before a message's first frame) MPROC_EINTR, or MPROC_ETIMEDOUT once `d` passed.
+int wait_space(mproc_conn &c, size_t need, bool interruptible, const Deadline &d) {
   auto room = [&] { return c.out.has_room(need); };
   if (room()) return 0;
   const uint64_t until = now_ns() + kWriterSpinNs;
@@ -193,7 +193,9 @@ int wait_space(mproc_conn &c, size_t need, bool interruptible) {
   while (!room()) {
     if (hung_up(c)) return peer_closed();
     if (interruptible && watch.fired()) return interrupted();
-    c.out.sleep_for_room(need, Deadline::after(0.05));  // slices: re-check hang-up
+    if (d.expired()) return fail(MPROC_ETIMEDOUT, "no room for the message before the timeout");
+    // Slices, to re-check hang-up.
+    c.out.sleep_for_room(need, Deadline::earlier(d, Deadline::after(0.05)));
   }
   return 0;
 }
@@ -266,7 +268,7 @@ int conn_pair(bool duplex, mproc_conn **a, mproc_conn **b) {
   return 0;
 }
 
-int conn_send(mproc_conn &c, const void *data, size_t len) {
+int conn_send(mproc_conn &c, const void *data, size_t len, const Deadline &dl) {
   SpscRing &ring = c.out;
   SpscHeader *d = ring.header();
   if (c.peer_gone) return peer_closed();
@@ -281,10 +283,25 @@ int conn_send(mproc_conn &c, const void *data, size_t len) {
   const struct iovec iov = {const_cast<void *>(data), len};
   int pi = 0;
   size_t off = 0, po = 0;
+  // With a deadline, a message that fits in the ring waits for room for all its frames before
+  // the first goes in, so that it never stops half sent; a longer one streams and, once begun,
+  // is finished whatever the deadline (as it is not interrupted after its first frame).
+  if (!dl.infinite) {
+    uint64_t all = 0;
+    size_t o = 0;
+    do {
+      const size_t part = std::min<size_t>(len - o, ring.max_payload());
+      all += SpscRing::frame_bytes(part);
+      o += part;
+    } while (o < len);
+    if (all <= ring.capacity())
+      if (int rc = wait_space(c, all, true, dl)) return rc;
+  }
   do {
     const size_t part = std::min<size_t>(len - off, ring.max_payload());
-    // Once begun, a message is finished (no interrupt after its first frame).
-    if (int rc = wait_space(c, SpscRing::frame_bytes(part), off == 0)) return rc;
+    // Once begun, a message is finished (no interrupt or timeout after its first frame).
+    if (int rc = wait_space(c, SpscRing::frame_bytes(part), off == 0, off == 0 ? dl : Deadline()))
+      return rc;
     ring.put_frame(len, off == 0, part, &iov, 1, &pi, &po);
     if (ring.publish() > 0) alive = true;  // a live reader was asleep
     if (d->pollers.load() || d->watchers.load()) signal_evfd(d, c.out_evfd);

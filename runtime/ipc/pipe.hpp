@@ -40,7 +40,9 @@ namespace mproc {
 class Ring;
 
 int conn_pair(bool duplex, mproc_conn **a, mproc_conn **b);
-int conn_send(mproc_conn &c, const void *data, size_t len);
+// Send one message; d bounds the wait before it begins (see pipe.cpp). MPROC_ETIMEDOUT: nothing
+// of it was sent.
+int conn_send(mproc_conn &c, const void *data, size_t len, const Deadline &d);
 // Receive into buf, or into a malloc'ed buffer when out_buf is not NULL.
 int conn_recv(mproc_conn &c, void *buf, size_t cap, size_t *out_len, void **out_buf,
               double timeout);

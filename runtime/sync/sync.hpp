@@ -1,6 +1,8 @@
 // Process-shared synchronization in shared memory: the lock, rlock, semaphore, condition, event
 // and barrier states on the robust mutex word (base/mutex.hpp). The states are plain structs that
 // live in an arena block (shm/arena.hpp); the C handles (struct mproc_lock ...) point at them.
+// The wait protocols are in sync.cpp (lock to event) and barrier.cpp, the handles in
+// sync_handles.cpp.
 //
 // Speed: the C entry points inline lock_acquire_fast / lock_release_fast (one CAS each, the
 // thread id cached in an initial-exec TLS word, the lock's kind cached in the handle so that the
@@ -135,8 +137,8 @@ int barrier_wait(BarrierState *s, BarrierAction action, void *payload, double ti
 // barrier_wait in two steps, for waits made in slices: arrive (the index, and the ticket naming
 // this generation; the last party releases the others) and await the ticket's generation. An
 // await that times out without break_on_timeout leaves the barrier as it is.
-int barrier_arrive(BarrierState *s, BarrierAction action, void *payload, double timeout,
-                   uint64_t *ticket);
+int barrier_arrive(BarrierState *s, BarrierAction action, void *payload, uint64_t *ticket,
+                   double timeout);
 int barrier_await(BarrierState *s, uint64_t ticket, double timeout, bool break_on_timeout);
 // Give up the ticket's wait: break its generation if it is still current (MPROC_ECANCELED), else
 // report how it ended (the arrival index, or MPROC_EBROKEN).
