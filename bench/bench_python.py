@@ -11,11 +11,11 @@ memory growth while imap runs over generated items and the reader is slower than
 (mproc keeps at most max_inflight items taken and not read back; Python's Pool.imap feeds the
 workers as fast as its pipe takes them and keeps every result the reader has not taken yet).
 Issue 20 (`--map`: only these rows): every Pool method at chunksize 1, the default and large
-chunks over small items, many apply_async, and a map over 64 arrays of 8 MiB (numpy), each
-beside the standard library in the same run, as throughput ratios. Issue 20 (`--bigdata`: only
-these rows): Queue and Pipe of 8 MiB numpy arrays, a child sending to its parent, beside the
-standard library and beside a memcpy of the same bytes; targets: Queue >= 10x the standard
-library and >= 0.3x memcpy."""
+chunks over small items, many apply_async, each beside the standard library in the same run, as
+throughput ratios. Issue 20 (`--bigdata`: only these rows): Pool.map over 64 arrays of 8 MiB
+(numpy) returning their sums, and returning the arrays; Queue and Pipe of 8 MiB numpy arrays, a
+child sending to its parent; each beside the standard library and beside a memcpy of the same
+bytes; targets: the map of sums >= 5x, Queue >= 10x the standard library and >= 0.3x memcpy."""
 import multiprocessing as std
 import resource
 import subprocess
@@ -259,11 +259,13 @@ def map_rows():
             print("%-32s %9d %12.3f %12.3f %7.2fx %7.0fx %s" % (label, n, a, b, b / a, 2,
                                                                "ok" if b / a >= 2 else "BELOW"),
                   flush=True)
-    big_arrays()
 
 
-def big_arrays():
-    """Pool.map over 64 arrays of 8 MiB (numpy), returning their sums (target >= 5x)."""
+def big_arrays(rows=2):
+    """Pool.map over 64 arrays of 8 MiB (numpy), returning their sums (target >= 5x), and the
+    same arrays through the pool and back (map of the identity): each beside the standard
+    library in the same run and beside a memcpy of the bytes that cross (the arrays once, or in
+    and out), both pools of 2 workers started as each library starts them by default."""
     try:
         import numpy
     except ImportError:
@@ -272,20 +274,42 @@ def big_arrays():
     n = max(2, int(64 * min(SCALE, 1.0)))
     arrays = [numpy.full(1 << 20, float(i)) for i in range(n)]   # 2^20 float64 = 8 MiB
     want = [float(a.sum()) for a in arrays]
-    a = b = float("inf")
-    with mproc.Pool(2) as mp, std.Pool(2) as sp:
-        for _ in range(ROUNDS):
-            for name, p in (("mproc", mp), ("python", sp)):
-                t0 = time.perf_counter()
-                got = p.map(_array_sum, arrays)
-                t = time.perf_counter() - t0
-                assert got == want
-                if name == "mproc":
-                    a = min(a, t)
-                else:
-                    b = min(b, t)
-    print("%-32s %9d %12.3f %12.3f %7.2fx %7.0fx %s" % ("map over %d x 8 MiB arrays" % n, n, a, b,
-                                                       b / a, 5, "ok" if b / a >= 5 else "BELOW"))
+    dsts = [numpy.empty_like(a) for a in arrays]
+
+    def copy_all():
+        t0 = time.perf_counter()
+        for a, d in zip(arrays, dsts):
+            numpy.copyto(d, a)
+        return time.perf_counter() - t0
+    copy_all()
+    print("%-40s %8s %9s %9s %8s %9s %7s" % ("Pool.map, %d arrays of 8 MiB" % n, "mproc s",
+                                            "python s", "memcpy s", "x python", "x memcpy",
+                                            "target"))
+    for label, fn, check, crossings, target in (
+            ("sums (a.sum() of each)", _array_sum, lambda got: got == want, 1, 5),
+            ("the arrays back (identity)", ident,
+             lambda got: all(g.shape == a.shape and g[0] == a[0] and g[-1] == a[-1]
+                             for g, a in zip(got, arrays)), 2, None))[:rows]:
+        ts = {"mproc": [], "python": []}
+        mc = float("inf")
+        with mproc.Pool(2) as mp, std.Pool(2) as sp:
+            for _ in range(ROUNDS + 1):  # the first round warms both up (and is not counted)
+                for name, p in (("mproc", mp), ("python", sp)):
+                    t0 = time.perf_counter()
+                    got = p.map(fn, arrays)
+                    ts[name].append(time.perf_counter() - t0)
+                    assert check(got)
+                    del got
+                mc = min(mc, crossings * copy_all())
+        a, b = sorted(ts["mproc"][1:]), sorted(ts["python"][1:])
+        ma, mb = a[len(a) // 2], b[len(b) // 2]
+        ok = "" if target is None else ("%dx %s" % (target, "ok" if mb / ma >= target
+                                                    else "BELOW"))
+        print("%-40s %8.3f %9.3f %9.3f %7.2fx %8.2fx %s" % (label, ma, mb, mc, mb / ma, mc / ma,
+                                                           ok))
+        print("%-40s %s / %s" % ("  (every round: mproc / python)",
+                                 " ".join("%.3f" % t for t in ts["mproc"][1:]),
+                                 " ".join("%.3f" % t for t in ts["python"][1:])), flush=True)
 
 
 # ---- issue 20: large data (numpy arrays through Queue and Pipe) ------------------------------
@@ -355,6 +379,7 @@ def big_data():
     except ImportError:
         print("numpy is not installed: the large-data rows are skipped")
         return
+    big_arrays()
     n = max(4, int(8 * SCALE))
     hot, cold = memcpy_time(1), memcpy_time(4)
     gb = lambda t: BIG / t / 1e9  # noqa: E731

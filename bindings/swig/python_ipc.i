@@ -1,4 +1,5 @@
-/* Python: queues, sync and shared memory (included when MPROC_WRAP_IPC); bindings/python/src/ipc.c. */
+/* Python: queues, sync, shared memory, pools' data arenas (included when MPROC_WRAP_IPC);
+ * bindings/python/src/ipc.c and arena.c. */
 
 %native(py_shm_create_ex) PyObject *mproc_py_shm_create_ex(PyObject *self, PyObject *args);
 %native(py_ptr_of) PyObject *mproc_py_ptr_of(PyObject *self, PyObject *args);
@@ -18,3 +19,5 @@
 %native(py_barrier_new) PyObject *mproc_py_barrier_new(PyObject *self, PyObject *args);
 %native(py_barrier_attach) PyObject *mproc_py_barrier_attach(PyObject *self, PyObject *args);
 %native(py_queue_new) PyObject *mproc_py_queue_new(PyObject *self, PyObject *args);
+%native(py_arena_new) PyObject *mproc_py_arena_new(PyObject *self, PyObject *args);
+%native(py_arena_open) PyObject *mproc_py_arena_open(PyObject *self, PyObject *args);

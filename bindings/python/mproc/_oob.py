@@ -25,13 +25,24 @@ Pool and other callers: ``dumps(obj)`` returns a bytes-like object (bytes or byt
 to any call that takes a buffer; ``loads(buf)`` takes any bytes-like object. ``dumps_parts(obj)``
 returns the same message as a list of buffers whose concatenation is dumps(obj), for a transport
 that can gather (no copy of the large buffers at all on this side).
+
+Pools: ``dumps_to(obj, arena)`` places each large buffer in a pool's data arena (shared memory
+that the pool's workers map too, bindings/python/src/arena.c) with one copy, and the message
+carries references to them (b"MPOR"): the receiver's loads() adopts each one and gives it to
+pickle as a writable view of the shared memory, no copy at all. The objects it makes keep their
+extents (a numpy array's ``base``); an extent goes back to the arena when its last object does,
+also after the pool is gone (its mapping lives as long as the objects).
 """
+import os
 import pickle
 import struct
+import weakref
 
 from . import _core
+from . import _mproc
 
-__all__ = ["dumps", "dumps_parts", "join", "loads", "THRESHOLD"]
+__all__ = ["dumps", "dumps_parts", "dumps_to", "join", "loads", "arena_new", "arena_at",
+           "THRESHOLD"]
 
 THRESHOLD = 64 * 1024  # bytes: smaller buffers stay in band (one copy either way, no header)
 PROTOCOL = 5
@@ -112,9 +123,13 @@ def join(parts):
 
 
 def loads(data):
-    """The object of a message made by dumps() (or a plain pickle)."""
+    """The object of a message made by dumps() or dumps_to() (or a plain pickle)."""
     mv = memoryview(data)
+    if mv.ndim == 1 and mv.format == "B" and mv.nbytes and mv[0] == 0x80:  # a plain pickle
+        return pickle.loads(data)
     if mv.nbytes < _HEAD.size or mv[:4] != _MAGIC:
+        if mv.nbytes >= _RHEAD.size and mv[:4] == _REF_MAGIC:
+            return _loads_ref(mv)
         return pickle.loads(data)
     if mv.format != "B" or mv.ndim != 1:
         mv = mv.cast("B")
@@ -130,4 +145,111 @@ def loads(data):
                                          % (i, off, ln))
         b = mv[off:off + ln]
         bufs.append(bytearray(b) if mv.readonly else b)
+    return pickle.loads(mv[at:at + plen], buffers=bufs)
+
+
+# ---- a pool's data arena: large buffers by reference (bindings/python/src/arena.c) -------------
+_REF_MAGIC = b"MPOR"
+# magic, number of buffers, the arena's (pid, fd, id) as arena_at takes them, length of the pickle
+_RHEAD = struct.Struct("<4sIiiQQ")
+_REF = 24  # a buffer's reference: slot, offset, length (Extent.detach())
+_COORDS = struct.Struct("<iiQ")
+NO_ARENA = _COORDS.pack(0, -1, 0)
+_arenas = weakref.WeakValueDictionary()  # id -> arena of this process, or one it opened
+_opened = {}  # the arenas this process opened (a worker's pool's): kept while it lives
+
+
+def arena_new():
+    """A new data arena of this process (for a pool)."""
+    a = _mproc.py_arena_new()
+    _arenas[a.coords[2]] = a
+    return a
+
+
+def coords(arena):
+    """How another process finds the arena (16 bytes; NO_ARENA for None)."""
+    return NO_ARENA if arena is None else _COORDS.pack(*arena.coords)
+
+
+def arena_at(pid, fd, aid):
+    """The arena of those coordinates: this process's own, or the one it opens (a worker)."""
+    a = _arenas.get(aid)
+    if a is not None:
+        return a
+    if pid == os.getpid():
+        raise pickle.UnpicklingError("the pool's shared memory of this message is gone (the "
+                                     "pool was freed before its result was read)")
+    a = _mproc.py_arena_open(pid, fd, aid)
+    if len(_opened) >= 4:  # a worker serves one pool; a few in case a process serves several
+        _opened.pop(next(iter(_opened)))
+    _opened[aid] = a
+    _arenas[aid] = a
+    return a
+
+
+_last = [b"", None]  # the last coordinates arena_of() saw, and their arena
+
+
+def arena_of(blob):
+    """The arena of coordinates made by coords(), or None."""
+    if blob == _last[0]:
+        return _last[1]
+    pid, fd, aid = _COORDS.unpack(blob)
+    a = None if fd < 0 else arena_at(pid, fd, aid)
+    _last[:] = [bytes(blob), a]
+    return a
+
+
+def dumps_to(obj, arena, plain=False):
+    """obj pickled with each large buffer copied once into the arena, the message carrying
+    references to them: bytes (a plain pickle when nothing went out of band). plain: no
+    cloudpickle for what pickle refuses (a task's result: MaybeEncodingError, as
+    multiprocessing)."""
+    exts = []
+    put = arena.put
+
+    def take(pb):
+        try:
+            raw = pb.raw()
+        except BufferError:
+            return True  # not contiguous: in band
+        if raw.nbytes < THRESHOLD:
+            return True
+        exts.append(put(raw))
+        return False
+
+    if plain:
+        data = pickle.dumps(obj, PROTOCOL, buffer_callback=take)
+    else:
+        data = _pickle(obj, take, exts)
+    if not exts:
+        return data
+    pid, fd, aid = arena.coords
+    parts = [_RHEAD.pack(_REF_MAGIC, len(exts), pid, fd, aid, len(data))]
+    parts.extend(e.detach() for e in exts)  # from here on the message holds them
+    parts.append(data)
+    return b"".join(parts)
+
+
+def weight(data):
+    """Bytes a message stands for: its own and those of the buffers it references."""
+    n = len(data)
+    if n >= _RHEAD.size and data[:4] == _REF_MAGIC:
+        k = _RHEAD.unpack_from(data, 0)[1]
+        for i in range(min(k, (n - _RHEAD.size) // _REF)):
+            n += struct.unpack_from("<Q", data, _RHEAD.size + _REF * i + 16)[0]
+    return n
+
+
+def _loads_ref(mv):
+    if mv.format != "B" or mv.ndim != 1:
+        mv = mv.cast("B")
+    magic, n, pid, fd, aid, plen = _RHEAD.unpack_from(mv, 0)
+    at = _RHEAD.size + _REF * n
+    if at + plen > mv.nbytes:
+        raise pickle.UnpicklingError("truncated message (pickle of %d bytes)" % plen)
+    arena = arena_at(pid, fd, aid)
+    adopt = arena.adopt
+    bufs = [memoryview(adopt(mv[_RHEAD.size + _REF * i:_RHEAD.size + _REF * (i + 1)]))
+            for i in range(n)]
     return pickle.loads(mv[at:at + plen], buffers=bufs)

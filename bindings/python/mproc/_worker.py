@@ -5,8 +5,12 @@ Task bytes (made by pool.py):
   b"M" | b"S" + len(fn) as 4 bytes + pickle(func) + pickle(x)  map item: func(x) / func(*x)
   b"L" | b"K" + len(fn) as 4 bytes + pickle(func) + pickle(list)  a chunk of map items: the list
                                                                  of func(x) / func(*x)
-  b"l" | b"k": as "L" / "K", the list made by mproc._oob.dumps (large buffers out of band)
-Result bytes: b"\\0" + pickle(value), or b"\\1" + pickle((exception or None, traceback text)).
+  b"a" | b"m" | b"s" | b"l" | b"k": as "A" / "M" / "S" / "L" / "K" with the pool's data arena
+      (16 bytes, mproc._oob.coords) before the pickle, which mproc._oob made: large buffers are
+      references to the arena (or, without one, out of band after the pickle)
+Result bytes: b"\\0" + pickle(value), b"\\2" + the value by mproc._oob.dumps_to (a task that
+came with an arena: large buffers of the result go back through it), or b"\\1" +
+pickle((exception or None, traceback text)).
 """
 import pickle
 from itertools import starmap as _starmap
@@ -14,6 +18,7 @@ import traceback
 
 from . import _core
 from . import _mproc
+from . import _oob
 
 _loads = pickle.loads
 _dumps = _core.dumps
@@ -90,9 +95,14 @@ def encode_error(e):
 
 def run_task(mv):
     global _fn_blob, _fn
+    arena = None
     try:
         kind = mv[0]
-        if kind == 65:  # "A"
+        if kind == 97:  # "a": apply, made by mproc._oob (see pool._apply_bytes)
+            arena = _oob.arena_of(mv[1:17])
+            fn, args, kwargs = _oob.loads(mv[17:])
+            value = fn(*args, **kwargs)
+        elif kind == 65:  # "A"
             fn, args, kwargs = _loads(mv[1:])
             value = fn(*args, **kwargs)
         else:
@@ -101,9 +111,9 @@ def run_task(mv):
             if blob != _fn_blob:
                 _fn = _loads(blob)
                 _fn_blob = bytes(blob)
-            if kind >= 97:  # "l", "k": the chunk was made by mproc._oob (see pool._chunk_bytes)
-                from ._oob import loads as oob_loads
-                x = oob_loads(mv[5 + n:])
+            if kind >= 97:  # "m", "s", "l", "k": made by mproc._oob (see pool._chunk_bytes)
+                arena = _oob.arena_of(mv[5 + n:21 + n])
+                x = _oob.loads(mv[21 + n:])
                 kind -= 32
             else:
                 x = _loads(mv[5 + n:])
@@ -116,7 +126,14 @@ def run_task(mv):
             else:  # "K": a chunk of starmap items
                 value = list(_starmap(_fn, x))
         try:
-            out = b"\x00" + pickle.dumps(value, _core.PROTOCOL)
+            out = None
+            if arena is not None:  # large buffers of the result by reference (one copy)
+                try:
+                    out = b"\x02" + _oob.dumps_to(value, arena, True)
+                except Exception:
+                    pass  # no room in the arena, or what only plain pickle says: as below
+            if out is None:
+                out = b"\x00" + pickle.dumps(value, _core.PROTOCOL)
         except Exception as e:
             err = _core.MaybeEncodingError(e, value)
             out = encode_error(err)
@@ -168,6 +185,11 @@ def _decode(data):
     if mv[0] == 0:
         try:
             return True, _core.loads(mv[1:])
+        except Exception as e:
+            return False, e
+    if mv[0] == 2:  # large buffers in the pool's data arena (run_task)
+        try:
+            return True, _oob.loads(mv[1:])
         except Exception as e:
             return False, e
     return False, _rebuild_error(mv[1:])

@@ -364,7 +364,7 @@ class IMapIterator:
                     continue
                 items.append(data)
                 sizes.append(len(chunk))
-                nbytes += len(data)
+                nbytes += _chunk_weight(data)
             if not self._submit(items, sizes, nbytes):
                 return
 
@@ -629,24 +629,57 @@ class IMapIterator:
 _cut_marker = object()
 
 # ---- out-of-band buffers: where mproc._oob plugs in ---------------------------------------------
-# A chunk is pickled with protocol 5 (_core.PROTOCOL). When mproc._oob is there (the big-data
-# work: dumps/loads that move large pickle-5 buffers, numpy arrays and bytes-like objects,
-# through shared memory instead of copying them into the pickle), a chunk goes through it and
-# is tagged "l"/"k" so that the worker reads it with _oob.loads (_worker.run_task). Without it,
-# buffers travel inside the pickle as they always did.
+# A task is pickled with protocol 5 (_core.PROTOCOL). Its large buffers (numpy arrays,
+# bytearrays, pickle.PickleBuffer: _oob.THRESHOLD bytes and more, contiguous) go by reference
+# through the pool's data arena: shared memory of the pool's process that its workers map too
+# (bindings/python/src/arena.c). Each is copied once into it, the worker's arrays are views of
+# it, and the worker's large results come back the same way (run_task, result tag 2). Such a
+# task is tagged in lower case ("a", "m", "s", "l", "k") and carries the arena's coordinates, so
+# that the worker has it for its results even when the arguments are small. Without an arena
+# (mproc.mpi's ranks may run on other hosts; no memfd) the buffers follow the pickle in the
+# task's bytes (_oob.dumps), and without _oob the task is a plain pickle, as it always was.
 try:
+    from . import _oob
     from ._oob import dumps as _oob_dumps
 except ImportError:
-    _oob_dumps = None
+    _oob = _oob_dumps = None
+
+
+def _arena_of(pool):
+    """The pool's data arena and its coordinates, made on first use: (None, NO_ARENA) when it
+    has none."""
+    a = pool.__dict__.get("_oob_arena")
+    if a is None:
+        a = (None, _oob.NO_ARENA)
+        # local workers only: a backend's worker (an MPI rank) may be on another host
+        if type(pool)._new_handle is Pool._new_handle and pool._h is not None:
+            try:
+                arena = _oob.arena_new()
+                a = (arena, _oob.coords(arena))
+            except Exception:
+                pass
+        pool._oob_arena = a
+    return a
+
+
+def _retire_arena(pool):
+    """The pool is freed: no more extents from its arena (the objects that use some keep the
+    memory mapped until they go)."""
+    a = pool.__dict__.pop("_oob_arena", None)
+    if a is not None and a[0] is not None:
+        a[0].retire()
 
 
 def _chunk_bytes(it, chunk):
     """The task bytes of one chunk of an imap or a map."""
-    if _oob_dumps is not None:
+    if _oob is not None:
+        arena, where = _arena_of(it._pool)
         try:
-            return it._oob_head + _oob_dumps(chunk)
+            if arena is not None:
+                return it._oob_head + where + _oob.dumps_to(chunk, arena)
+            return it._oob_head + where + _oob_dumps(chunk)
         except Exception:
-            pass  # what _oob cannot send (a lambda needs cloudpickle): the plain way
+            pass  # what _oob cannot send (a lambda needs cloudpickle; no room): the plain way
     # Pickled after the head in one buffer: for large items, head + dumps() costs a second
     # copy of the whole chunk (measured: twice the time for 64 MiB of arrays).
     f = io.BytesIO()
@@ -656,6 +689,60 @@ def _chunk_bytes(it, chunk):
     except (pickle.PicklingError, AttributeError, TypeError):
         return it._head + _core.dumps(chunk)  # cloudpickle, or the error that names the object
     return f.getvalue()
+
+
+def _chunk_weight(data):
+    """Bytes of input a chunk's task bytes stand for (the arena's buffers they reference too)."""
+    if _oob is None or data[:1] not in (b"l", b"k"):
+        return len(data)
+    at = 21 + int.from_bytes(data[1:5], "little")  # tag, length of fn, fn, arena (_worker)
+    return at + _oob.weight(memoryview(data)[at:])
+
+
+def _apply_bytes(pool, func, args, kwds):
+    """The task bytes of apply/apply_async."""
+    if _oob is not None:
+        arena, where = _arena_of(pool)
+        if arena is not None:
+            try:
+                return b"a" + where + _oob.dumps_to((func, tuple(args), dict(kwds)), arena)
+            except Exception:
+                pass
+    return b"A" + _core.dumps((func, tuple(args), dict(kwds)))
+
+
+def _item_bytes(pool, blob, star, iterable):
+    """The task bytes of each item of a map with chunks of one item (pool._items). Each item is
+    pickled as it always was; only one with a large buffer is pickled again, into the arena."""
+    head = (b"S" if star else b"M") + len(blob).to_bytes(4, "little") + blob
+    dumps = _core.dumps
+    arena = None if _oob is None else _arena_of(pool)[0]
+    if arena is None:
+        return [head + dumps(x) for x in iterable]
+    ohead = (b"s" if star else b"m") + head[1:] + _oob.coords(arena)
+    big = []
+    threshold = _oob.THRESHOLD
+
+    def probe(pb):  # keeps every buffer in band, and notes a large one
+        if not big and memoryview(pb).nbytes >= threshold:
+            big.append(True)
+        return True
+
+    plain, to, out = pickle.dumps, _oob.dumps_to, []
+    for x in iterable:
+        try:
+            data = plain(x, _core.PROTOCOL, buffer_callback=probe)
+        except Exception:
+            data = None
+        if big:
+            del big[:]
+            try:
+                data = to(x, arena)
+            except Exception:
+                pass  # no room in the arena: in band
+        # the lower-case tag also when small: the worker's large results use the arena
+        out.append(ohead + data if data is not None else head + dumps(x))
+    return out
 
 
 class Pool:
@@ -805,7 +892,7 @@ class Pool:
 
     def apply(self, func, args=(), kwds={}, *, task_timeout=None):
         self._check_running()
-        data = b"A" + _core.dumps((func, tuple(args), dict(kwds)))
+        data = _apply_bytes(self, func, args, kwds)
         try:
             if (not task_timeout and _getsignal(_SIGINT) is _default_int_handler
                     and _get_ident() == _main_thread().ident
@@ -827,7 +914,7 @@ class Pool:
                     task_timeout=None):
         if self._state != RUN:
             raise ValueError("Pool not running")
-        data = b"A" + _core.dumps((func, tuple(args), dict(kwds)))
+        data = _apply_bytes(self, func, args, kwds)
         res = ApplyResult(self, callback, error_callback)
         t = float(task_timeout or 0.0)
         if res._cb_done is None:
@@ -840,10 +927,7 @@ class Pool:
         return self._submit(res, lambda q, c: _mproc.py_pool_apply_async(self._h, data, t, q, c))
 
     def _items(self, func, iterable, star):
-        blob = _core.dumps(func)
-        head = (b"S" if star else b"M") + len(blob).to_bytes(4, "little") + blob
-        dumps = _core.dumps
-        return [head + dumps(x) for x in iterable]
+        return _item_bytes(self, _core.dumps(func), star, iterable)
 
     def _map_async(self, func, iterable, star, chunksize, callback, error_callback, task_timeout,
                    progress=False):
@@ -979,6 +1063,7 @@ class Pool:
             return
         self._state = TERMINATE
         _mproc.mproc_pool_free(h)  # terminates, joins; pending results fail (callbacks fire)
+        _retire_arena(self)
         self._feeds = []           # the dispatcher is gone: nothing calls them any more
         self._stop_callbacks()
 

@@ -111,6 +111,9 @@ PyObject *mproc_py_conn_poll(PyObject *self, PyObject *args);
 PyObject *mproc_py_barrier_new(PyObject *self, PyObject *args);
 PyObject *mproc_py_barrier_attach(PyObject *self, PyObject *args);
 PyObject *mproc_py_queue_new(PyObject *self, PyObject *args);
+/* A pool's data arena for large arguments and results (arena.c). */
+PyObject *mproc_py_arena_new(PyObject *self, PyObject *args);
+PyObject *mproc_py_arena_open(PyObject *self, PyObject *args);
 PyObject *mproc_py_spawn_process_new(PyObject *self, PyObject *args);
 PyObject *mproc_py_spawn_process_start(PyObject *self, PyObject *args);
 PyObject *mproc_py_spawn_pool_new(PyObject *self, PyObject *args);

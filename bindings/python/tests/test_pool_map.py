@@ -212,9 +212,12 @@ def test_chunks_go_through_oob_when_it_is_there(monkeypatch):
         assert buf[:4] == b"OOB:"
         return [x + 1000 for x in pickle.loads(buf[4:])]
     fake.dumps, fake.loads = dumps, loads
+    fake.arena_of = lambda coords: None  # no data arena: the buffers go in the task's bytes
     monkeypatch.setitem(sys.modules, "mproc._oob", fake)
     monkeypatch.setattr(mproc, "_oob", fake, raising=False)
     monkeypatch.setattr(mproc.pool, "_oob_dumps", fake.dumps)
+    monkeypatch.setattr(mproc.pool, "_arena_of", lambda pool: (None, bytes(16)))
+    monkeypatch.setattr(mproc._worker, "_oob", fake)
     with mproc.get_context("fork").Pool(2) as p:   # fork: the workers have the stand-in
         assert p.map(helpers.square, range(50), chunksize=5) == \
             [(x + 1000) ** 2 for x in range(50)]
