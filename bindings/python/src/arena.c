@@ -36,6 +36,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -453,6 +454,9 @@ PyObject *mproc_py_arena_new(PyObject *self, PyObject *args) {
   (void)self;
   (void)args;
   if (arena_types_ready() < 0) return NULL;
+  /* Workers open the arena through /proc/<pid>/fd, which a process that is not dumpable does
+   * not allow: such a pool has no arena (its data goes through the rings, as without one). */
+  if (prctl(PR_GET_DUMPABLE) != 1) return arena_oserror("not dumpable, so workers could not open it", EPERM);
   int fd = memfd_create("mproc-pool-data", MFD_CLOEXEC);
   if (fd < 0) return arena_oserror("memfd_create", errno);
   if (ftruncate(fd, (off_t)ARENA_BASE) < 0) {

@@ -244,3 +244,35 @@ def test_same_results_as_multiprocessing(pool):
         assert pool.apply(make, (MB, 2.0)).tolist() == sp.apply(make, (MB, 2.0)).tolist()
     del got, g
     assert arena_held(pool) == 0
+
+
+NOT_DUMPABLE = r"""
+import ctypes, sys
+import numpy as np
+import mproc
+
+def total(a):
+    return float(a.sum())
+
+if __name__ == "__main__":
+    assert ctypes.CDLL(None).prctl(4, 0, 0, 0, 0) == 0  # PR_SET_DUMPABLE 0
+    xs = [np.full(2 << 17, float(i)) for i in range(4)]
+    with mproc.Pool(2) as p:
+        assert p.map(total, xs) == [float(a.sum()) for a in xs]
+        assert float(p.apply(total, (xs[3],))) == float(xs[3].sum())
+        assert p.__dict__["_oob_arena"][0] is None  # no arena: the workers could not open it
+    print("ok")
+"""
+
+
+def test_a_process_that_is_not_dumpable_maps_without_an_arena(tmp_path):
+    # Workers open the arena through /proc/<pid>/fd, which a process that is not dumpable
+    # forbids: its pool sends the data through the rings instead, and gets the same results.
+    import subprocess
+    import sys
+    script = tmp_path / "not_dumpable.py"
+    script.write_text(NOT_DUMPABLE)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok"
