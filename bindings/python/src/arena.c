@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -97,11 +98,61 @@ typedef struct {
   uint64_t off;
   uint64_t nbytes;    /* the buffer's length (the extent may be longer) */
   pid_t holder;       /* this process, while it holds the extent; 0 once detached */
+  void *prev, *next;  /* in the list of extents this process holds (see held_add) */
 } ExtentObject;
 
 static PyTypeObject arena_type, extent_type;
 
 static ArenaHead *head_of(ArenaObject *a) { return (ArenaHead *)a->map; }
+
+/* ---- Extents held by this process, made private in a forked child -------------------------
+ * A forked child inherits the parent's arrays over held extents as views of the shared file:
+ * without this, the parent's later writes (or the extent's reuse once the parent frees it) would
+ * show in the child's copy of an ordinary object, and the child's writes in the parent's. So the
+ * child replaces each held extent, at the same address, with private memory holding a copy (as
+ * runtime/ipc's received queue messages are). The list has its own mutex, not the GIL: the C
+ * runtime forks replacement pool workers from a thread that does not hold the GIL. */
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+static ExtentObject *held_first;
+
+static void held_prepare(void) { pthread_mutex_lock(&held_mu); }
+static void held_parent(void) { pthread_mutex_unlock(&held_mu); }
+static void held_child(void) {
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  for (ExtentObject *x = held_first; x; x = (ExtentObject *)x->next) {
+    unsigned char *at = x->arena->map + x->off;
+    const size_t len = (size_t)((x->nbytes + page - 1) / page * page);
+    if (!len) continue;
+    void *tmp = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (tmp == MAP_FAILED) continue; /* no memory: the child keeps the shared view */
+    memcpy(tmp, at, len);
+    if (mremap(tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, at) == MAP_FAILED) munmap(tmp, len);
+  }
+  held_first = NULL; /* the child holds none of them (their holder is the parent) */
+  pthread_mutex_unlock(&held_mu);
+}
+static pthread_once_t held_once = PTHREAD_ONCE_INIT;
+static void held_install(void) { pthread_atfork(held_prepare, held_parent, held_child); }
+
+static void held_add(ExtentObject *x) {
+  pthread_once(&held_once, held_install);
+  pthread_mutex_lock(&held_mu);
+  x->prev = NULL;
+  x->next = held_first;
+  if (held_first) held_first->prev = x;
+  held_first = x;
+  pthread_mutex_unlock(&held_mu);
+}
+static void held_remove(ExtentObject *x) {
+  pthread_mutex_lock(&held_mu);
+  if (x->prev || held_first == x) {
+    if (x->prev) ((ExtentObject *)x->prev)->next = x->next;
+    else held_first = (ExtentObject *)x->next;
+    if (x->next) ((ExtentObject *)x->next)->prev = x->prev;
+  }
+  x->prev = x->next = NULL;
+  pthread_mutex_unlock(&held_mu);
+}
 
 static PyObject *arena_oserror(const char *what, int e) {
   return PyErr_Format(PyExc_OSError, "pool data arena: %s: %s", what, strerror(e));
@@ -265,13 +316,17 @@ static PyObject *extent_new(ArenaObject *a, uint32_t slot, uint64_t nbytes) {
   x->off = atomic_load(&head_of(a)->slots[slot].off);
   x->nbytes = nbytes;
   x->holder = getpid();
+  held_add(x);
   return (PyObject *)x;
 }
 
 static void extent_dealloc(PyObject *o) {
   ExtentObject *x = (ExtentObject *)o;
   /* Only the holder gives it back (not a forked child that inherited the object). */
-  if (x->holder && x->holder == getpid()) slot_release(x->arena, x->slot);
+  if (x->holder && x->holder == getpid()) {
+    held_remove(x);
+    slot_release(x->arena, x->slot);
+  }
   Py_DECREF(x->arena);
   PyObject_Free(o);
 }
@@ -291,12 +346,15 @@ static PyObject *extent_detach(PyObject *o, PyObject *unused) {
   (void)unused;
   ExtentObject *x = (ExtentObject *)o;
   if (!x->holder) return PyErr_Format(PyExc_ValueError, "extent detached already");
+  if (x->holder != getpid())
+    return PyErr_Format(PyExc_ValueError, "extent held by another process (its parent)");
   unsigned char ref[24];
   const uint64_t slot = x->slot;
   memcpy(ref, &slot, 8);
   memcpy(ref + 8, &x->off, 8);
   memcpy(ref + 16, &x->nbytes, 8);
   atomic_store(&head_of(x->arena)->slots[x->slot].holder, 0);
+  held_remove(x);
   x->holder = 0;
   return PyBytes_FromStringAndSize((const char *)ref, 24);
 }

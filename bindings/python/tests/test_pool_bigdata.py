@@ -276,3 +276,50 @@ def test_a_process_that_is_not_dumpable_maps_without_an_arena(tmp_path):
                        env=dict(os.environ))
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"
+
+
+FORK_HELD = {}  # what the forked child reads: inherited, not pickled
+
+
+def child_checks_its_copy(wrote, go):
+    got = FORK_HELD["got"]
+    if float(got[0]) != 7.0 or float(got[-1]) != 7.0:
+        raise SystemExit(1)
+    got[:] = 3.0  # the child's own copy
+    wrote.set()
+    if not go.wait(30):
+        raise SystemExit(2)
+    # The parent wrote its array, freed it and took another result in the same memory.
+    if float(got.min()) != 3.0 or float(got.max()) != 3.0:
+        raise SystemExit(3)
+
+
+def test_a_result_is_private_after_fork(pool):
+    # A result over an arena extent is the parent's own memory, also for a child forked after
+    # it came: as with multiprocessing, where the fork copies the parent's memory.
+    got = pool.apply(make, (MB // 8 * 4, 7.0))
+    assert isinstance(got.base, memoryview) or got.base is not None
+    ctx = mproc.get_context("fork")
+    wrote, go = ctx.Event(), ctx.Event()
+    FORK_HELD["got"] = got
+    p = ctx.Process(target=child_checks_its_copy, args=(wrote, go))
+    try:
+        p.start()
+        assert wrote.wait(30)
+        assert float(got.min()) == 7.0 and float(got.max()) == 7.0  # not the child's writes
+        got[:] = 5.0  # ours: the child must not see them
+        del FORK_HELD["got"]
+        del got
+        gc.collect()
+        again = pool.apply(make, (MB // 8 * 4, 9.0))  # reuses the freed extent's memory
+        go.set()
+        p.join(30)
+        assert p.exitcode == 0
+        assert float(again.min()) == 9.0 and float(again.max()) == 9.0
+        del again
+    finally:
+        FORK_HELD.clear()
+        go.set()
+        if p.is_alive():
+            p.join(30)
+    assert arena_held(pool) == 0
