@@ -6,7 +6,10 @@ Task bytes (made by pool.py):
   b"L" | b"K" + len(fn) as 4 bytes + pickle(func) + pickle(list)  a chunk of map items: the list
                                                                  of func(x) / func(*x)
   b"l" | b"k": as "L" / "K", the list made by mproc._oob.dumps (large buffers out of band)
-Result bytes: b"\\0" + pickle(value), or b"\\1" + pickle((exception or None, traceback text)).
+  b"N" + len(fn) as 4 bytes + pickle(func) + _mproc.py_pack_numbers(list): as "L", a chunk of
+       exact ints (b"q" + int64s) or floats (b"d" + doubles), read without unpickling
+Result bytes: b"\\0" + pickle(value), or b"\\1" + pickle((exception or None, traceback text)),
+or b"\\2" + py_pack_numbers(list) for a chunk whose results are all exact ints or all floats.
 """
 import pickle
 from itertools import starmap as _starmap
@@ -17,6 +20,7 @@ from . import _mproc
 
 _loads = pickle.loads
 _dumps = _core.dumps
+_pack = _mproc.py_pack_numbers
 _fn_blob = None
 _fn = None
 _pending_inits = {}  # {key: (initializer, initargs)} of fork pools (pool.py fills it)
@@ -105,6 +109,11 @@ def run_task(mv):
                 from ._oob import loads as oob_loads
                 x = oob_loads(mv[5 + n:])
                 kind -= 32
+            elif kind == 78:  # "N": packed numbers (pool.IMapIterator._encode)
+                # Iterated as it is: each int or float is made as the map takes it, not all
+                # first in a list (half the time: a new object each time in the same memory).
+                x = mv[6 + n:].cast(chr(mv[5 + n]))
+                kind = 76
             else:
                 x = _loads(mv[5 + n:])
             if kind == 77:  # "M"
@@ -116,7 +125,9 @@ def run_task(mv):
             else:  # "K": a chunk of starmap items
                 value = list(_starmap(_fn, x))
         try:
-            out = b"\x00" + pickle.dumps(value, _core.PROTOCOL)
+            out = _pack(value, b"\x02") if kind == 76 or kind == 75 else None
+            if out is None:
+                out = b"\x00" + pickle.dumps(value, _core.PROTOCOL)
         except Exception as e:
             err = _core.MaybeEncodingError(e, value)
             out = encode_error(err)
@@ -170,4 +181,6 @@ def _decode(data):
             return True, _core.loads(mv[1:])
         except Exception as e:
             return False, e
+    if mv[0] == 2:  # a chunk's results packed as numbers (run_task)
+        return True, mv[2:].cast(chr(mv[1])).tolist()
     return False, _rebuild_error(mv[1:])
