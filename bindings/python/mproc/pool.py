@@ -691,7 +691,7 @@ class IMapIterator:
             try:
                 got = self._next_of(entry, wait)
             except _core.TimeoutError:
-                slice_ = min(slice_ * 2, 0.02)
+                slice_ = min(slice_ * 2, 0.002)  # a newer batch may finish first: look often
                 continue
             if not got:
                 self._batches.popleft()
