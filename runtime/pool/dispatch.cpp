@@ -25,9 +25,8 @@
 namespace mproc {
 namespace {
 
-// Spins before sleeping, in ns. Short: on a 2-core machine the spinners compete with the threads
-// that would give them work.
-constexpr uint64_t kDispatcherSpinNs = 50000;
+// The dispatcher's spin before it sleeps is dispatcher_spin_ns_ (Pool::start: short when the
+// machine has no core to spare for it).
 constexpr uint64_t kHelperSpinNs = 100000;  // a blocking apply/map helps this long, then sleeps
 // A backend's workers cannot wake the dispatcher: it looks at the transport this often, from
 // the minimum after any progress, doubling up to the maximum while nothing comes.
@@ -486,7 +485,7 @@ void Pool::run() {
     }
     uint64_t t = now_ns();
     if (idle_since == 0) idle_since = t;
-    if (t - idle_since < kDispatcherSpinNs) {
+    if (t - idle_since < dispatcher_spin_ns_) {
       for (int k = 0; k < 32; k++) cpu_relax();
       continue;
     }

@@ -112,7 +112,7 @@ def run_task(mv):
             elif kind == 78:  # "N": packed numbers (pool.IMapIterator._encode)
                 # Iterated as it is: each int or float is made as the map takes it, not all
                 # first in a list (half the time: a new object each time in the same memory).
-                x = mv[6 + n:].cast(chr(mv[5 + n]))
+                x = memoryview(mv)[6 + n:].cast(chr(mv[5 + n]))  # mpi gives bytes
                 kind = 76
             else:
                 x = _loads(mv[5 + n:])

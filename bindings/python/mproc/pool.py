@@ -684,7 +684,9 @@ class IMapIterator:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise _core.TimeoutError
-            wait = -1.0 if len(self._batches) == 1 else slice_
+            # One batch: wait on it, unless the feeder may still add one that finishes first.
+            alone = len(self._batches) == 1 and (self._cond is None or self._it is None)
+            wait = -1.0 if alone else slice_
             if left is not None:
                 wait = left if wait < 0 else min(wait, left)
             entry = self._batches[0]
