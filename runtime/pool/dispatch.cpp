@@ -25,8 +25,9 @@
 namespace mproc {
 namespace {
 
-// The dispatcher's spin before it sleeps is dispatcher_spin_ns_ (Pool::start: short when the
-// machine has no core to spare for it).
+// Spins before sleeping, in ns. Short: on a 2-core machine the spinners compete with the threads
+// that would give them work.
+constexpr uint64_t kDispatcherSpinNs = 50000;
 constexpr uint64_t kHelperSpinNs = 100000;  // a blocking apply/map helps this long, then sleeps
 // A backend's workers cannot wake the dispatcher: it looks at the transport this often, from
 // the minimum after any progress, doubling up to the maximum while nothing comes.
@@ -485,7 +486,7 @@ void Pool::run() {
     }
     uint64_t t = now_ns();
     if (idle_since == 0) idle_since = t;
-    if (t - idle_since < dispatcher_spin_ns_) {
+    if (t - idle_since < kDispatcherSpinNs) {
       for (int k = 0; k < 32; k++) cpu_relax();
       continue;
     }

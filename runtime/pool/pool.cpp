@@ -6,7 +6,6 @@
 // moves chunks between the pending queue and the rings; the worker loop is in worker.cpp.
 #include "pool/pool.hpp"
 
-#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -72,20 +71,6 @@ int Pool::start(const mproc_pool_opts_t &o) {
   shm_->nworkers = static_cast<uint32_t>(n);
   shm_->ring_cap = cap;
   shm_->ring_stride = stride;
-  // An idle dispatcher or worker spins a while before it sleeps: work often comes within
-  // microseconds, and a sleeper costs its waker a system call. Spinning only pays while the
-  // spinner has a core of its own: with fewer cores than workers + 1 (the dispatcher) + 1 (the
-  // caller, who encodes and decodes), a spinning thread takes the core that a worker or the
-  // caller needs (on 2 cores a Python map's parent thread is the critical path), so it only
-  // glances before it sleeps.
-  {
-    cpu_set_t set;
-    long cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-    bool spare = cpus >= static_cast<long>(n) + 2;
-    constexpr uint64_t kSpinNs = 50000, kGlanceNs = 2000;
-    dispatcher_spin_ns_ = spare ? kSpinNs : kGlanceNs;
-    shm_->worker_spin_ns = spare ? kSpinNs : kGlanceNs;
-  }
   for (size_t i = 0; i < n; i++) {
     new (slot(i)) SlotShm();
     SpscRing::init(ring_hdr(i, 0), cap);

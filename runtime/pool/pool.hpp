@@ -152,7 +152,6 @@ class Pool {
   bool attached_ = false;  // holds the backend's one-pool-at-a-time claim (dispatcher, then ~Pool)
   mproc_transport_t transport_{};
   uint64_t init_id_ = 0;         // the id of the init messages (their answers echo it)
-  uint64_t dispatcher_spin_ns_ = 0;  // set by start(): see kSpinNs in pool.cpp
   uint64_t remote_poll_ns_ = 10000;  // ns: how long the dispatcher sleeps between looks at the transport
   std::string what_;             // dispatch lock: a chunk's description for the transport
   std::thread thread_;

@@ -27,7 +27,6 @@ struct PoolShm {
   uint32_t nworkers;
   uint64_t ring_cap;
   uint64_t ring_stride;
-  uint64_t worker_spin_ns;  // how long an idle worker spins before it sleeps (Pool::start)
   alignas(64) std::atomic<uint32_t> events;  // bumped by anyone who wants the dispatcher
   std::atomic<uint32_t> dispatcher_sleeps;
   std::atomic<uint32_t> helpers;  // callers collecting results themselves (see Pool::help)

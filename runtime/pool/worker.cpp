@@ -40,6 +40,10 @@ std::string format(const char *fmt, ...) {
 }
 
 namespace {
+// Spins before sleeping on a futex, in ns. Short: on a 2-core machine the spinners compete with
+// the threads that would give them work.
+constexpr long kWorkerSpinNs = 50000;
+
 // A fixed map's bulk segment as a worker has it mapped (the last one it saw).
 struct BulkMap {
   char *base = nullptr;
@@ -235,8 +239,7 @@ int worker_main(void *arg, size_t len, void *payload) {
   for (;;) {
     const int r = tasks.read(task);
     if (r == -EAGAIN) {
-      // Spin set by the parent (Pool::start): short when the machine has no core to spare.
-      tasks.wait_message(Deadline::after(1.0), static_cast<long>(shm->worker_spin_ns));
+      tasks.wait_message(Deadline::after(1.0), kWorkerSpinNs);
       if (!tasks.readable() && parent_gone()) return 0;
       continue;
     }
