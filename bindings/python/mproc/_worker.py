@@ -8,8 +8,11 @@ Task bytes (made by pool.py):
   b"a" | b"m" | b"s" | b"l" | b"k": as "A" / "M" / "S" / "L" / "K" with the pool's data arena
       (16 bytes, mproc._oob.coords) before the pickle, which mproc._oob made: large buffers are
       references to the arena (or, without one, out of band after the pickle)
+  b"N" + len(fn) as 4 bytes + pickle(func) + _mproc.py_pack_numbers(list): as "L", a chunk of
+       exact ints (b"q" + int64s) or floats (b"d" + doubles), read without unpickling
 Result bytes: b"\\0" + pickle(value), b"\\2" + the value by mproc._oob.dumps_to (a task that
-came with an arena: large buffers of the result go back through it), or b"\\1" +
+came with an arena: large buffers of the result go back through it), b"\\3" +
+py_pack_numbers(list) for a chunk whose results are all exact ints or all floats, or b"\\1" +
 pickle((exception or None, traceback text)).
 """
 import pickle
@@ -22,6 +25,7 @@ from . import _oob
 
 _loads = pickle.loads
 _dumps = _core.dumps
+_pack = _mproc.py_pack_numbers
 _fn_blob = None
 _fn = None
 _pending_inits = {}  # {key: (initializer, initargs)} of fork pools (pool.py fills it)
@@ -115,6 +119,11 @@ def run_task(mv):
                 arena = _oob.arena_of(mv[5 + n:21 + n])
                 x = _oob.loads(mv[21 + n:])
                 kind -= 32
+            elif kind == 78:  # "N": packed numbers (pool.IMapIterator._encode)
+                # Iterated as it is: each int or float is made as the map takes it, not all
+                # first in a list (half the time: a new object each time in the same memory).
+                x = memoryview(mv)[6 + n:].cast(chr(mv[5 + n]))  # mpi gives bytes
+                kind = 76
             else:
                 x = _loads(mv[5 + n:])
             if kind == 77:  # "M"
@@ -126,8 +135,9 @@ def run_task(mv):
             else:  # "K": a chunk of starmap items
                 value = list(_starmap(_fn, x))
         try:
-            out = None
-            if arena is not None:  # large buffers of the result by reference (one copy)
+            # a chunk's results that are all exact ints or all floats: packed (None if not)
+            out = _pack(value, b"\x03") if kind == 76 or kind == 75 else None
+            if out is None and arena is not None:  # large buffers by reference (one copy)
                 try:
                     out = b"\x02" + _oob.dumps_to(value, arena, True)
                 except Exception:
@@ -192,4 +202,6 @@ def _decode(data):
             return True, _oob.loads(mv[1:])
         except Exception as e:
             return False, e
+    if mv[0] == 3:  # a chunk's results packed as numbers (run_task)
+        return True, mv[2:].cast(chr(mv[1])).tolist()
     return False, _rebuild_error(mv[1:])

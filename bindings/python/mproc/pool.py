@@ -40,6 +40,7 @@ _STOP = -1
 # The result bytes' decoder is beside their encoder, in _worker (mproc.mpi needs it too).
 _rebuild_error = _worker._rebuild_error
 _decode = _worker._decode
+_pack_numbers = _mproc.py_pack_numbers
 
 
 def _pool_error(e, cancelled=False):
@@ -86,6 +87,14 @@ class ApplyResult:
         self._feed = None
 
     def ready(self):
+        # As multiprocessing's ApplyResult._set, which runs the callback before it sets the
+        # event: with a callback, ready only once the callback has run.
+        if self._cb_done is not None:
+            return self._cb_done.is_set()
+        return bool(_mproc.mproc_async_ready(self._h))
+
+    def _c_ready(self):
+        """The pool has the outcome (the callback may not have run yet)."""
         return bool(_mproc.mproc_async_ready(self._h))
 
     def _is_done(self):
@@ -116,7 +125,10 @@ class ApplyResult:
                 self._outcome = _decode(data)
         else:
             self.wait(timeout)
-            if not self.ready():
+            # The callback thread itself (a callback that reads its own result) does not wait
+            # for the callback it runs: the outcome is there.
+            if not (self.ready() or (self._cb_done is not None and self._c_ready() and
+                                     threading.current_thread() is self._pool._cb_thread)):
                 raise _core.TimeoutError
         ok, value = self._result()
         if ok:
@@ -127,7 +139,7 @@ class ApplyResult:
         """Cancel the task (or every task of a map): a queued one is dropped, a running one has
         its worker killed and replaced. get() then raises concurrent.futures.CancelledError.
         False when the result was ready already."""
-        if self.ready():
+        if self._c_ready():
             return False
         self._cancelled = True
         _mproc.mproc_async_cancel(self._h)
@@ -268,12 +280,16 @@ class _PipelinedMapResult(MapResult):
 class IMapIterator:
     """Results of imap (in order) or imap_unordered (as they complete).
 
-    The input is read lazily in the caller's thread: a whole chunk is pickled at once (one
-    pickle of the list of its items; the function once per batch, not per item) and chunks go
-    to the pool in batches, each one C map job, while at most max_inflight items are taken and
-    not read back. Each next() tops the window up. No Python runs on the pool's threads, so the
-    dispatcher never waits for the GIL (a lazy input read there, an item at a time, made imap
-    slower than the standard library's by up to 100x).
+    The input is read by a feeder thread of the iterator (as multiprocessing's task thread
+    reads it: imap() returns at once, and an input that blocks, or that waits for the caller's
+    results, works), a chunk at a time while at most max_inflight items are taken and not read
+    back. A whole chunk is pickled at once (one pickle of the list of its items; the function
+    once per batch, not per item) and chunks go to the pool in batches, each one C map job: a
+    batch leaves when it is full, when the pool has nothing left to run, or when the reader
+    waits for it. No Python runs on the pool's threads, so the dispatcher never waits for the
+    GIL (a lazy input read there, an item at a time, made imap slower than the standard
+    library's by up to 100x). A map (eager) has its input in a list: the caller's thread
+    submits all of it, and no feeder runs.
 
     As multiprocessing: an exception of the input ends the input; it is raised in place of the
     chunk that hit it (after the results of the chunks before it), then the iteration ends. An
@@ -291,14 +307,20 @@ class IMapIterator:
         self._lock = None        # taken around freeing a batch when another thread may cancel it
         self._batches = collections.deque()  # [handle or _Failed, chunk sizes, bytes], oldest first
         self._ready = collections.deque()    # chunks' lists of values (or _Failed) not given yet
-        self._cur = ()           # the list being given out, and the index of its next value
-        self._pos = 0
+        self._cur = _EMPTY       # an iterator over the list being given out
         self._it = None
         blob = _core.dumps(func)
         tail = len(blob).to_bytes(4, "little") + blob
         self._head = (b"K" if star else b"L") + tail
         self._oob_head = (b"k" if star else b"l") + tail  # the chunk's pickle made by _oob
-        self._it = iter(iterable)
+        self._num_head = None if star else b"N" + tail  # a chunk of numbers, packed
+        # A list, tuple or range is cut in slices (a C copy, not an item at a time); a range's
+        # chunks are ranges (a few bytes of pickle instead of one int per item; the worker
+        # iterates one to the same ints).
+        self._range = iterable if type(iterable) in (list, tuple, range) else None
+        self._rpos = 0
+        self._it = iter(iterable) if eager else _NOT_STARTED
+        self._src = None if eager else iterable  # iter() of it runs in the feeder, as Python's
         self._cs = chunksize
         self._ordered = ordered
         self._t = float(task_timeout or 0.0)
@@ -321,10 +343,152 @@ class IMapIterator:
             total = None
         self._sized = total is not None  # a finite input close() may read to its end
         self._progress = _Progress(progress, total) if progress else None
+        self._cond = None        # lazy: guards what the feeder and the reader share
+        self._pend, self._pend_sizes, self._pend_bytes = [], [], 0  # read, not yet submitted
+        self._waiting = False    # the reader waits for the feeder
         pool._results[next(_cookies)] = self
-        self._fill()
+        if eager:
+            self._fill()
+            return
+        self._cond = self._lock = threading.Condition()  # an RLock: __del__ may run under it
+        self._feeder = threading.Thread(target=_feed_loop, args=(weakref.ref(self), self._cond),
+                                        name="mproc-imap-feeder", daemon=True)
+        self._feeder.start()
 
-    # -- input -----------------------------------------------------------------------------
+    # -- input: the feeder thread (lazy) -----------------------------------------------------
+    def _feed_state(self):
+        """"go" (read a chunk), "wait" (the window is full) or "stop". Under _cond."""
+        if self._dead or self._it is None or self._pool is None:
+            return "stop"
+        pool = self._pool
+        if pool._state != RUN or pool._h is None or self._bound is None:
+            return "go"
+        if self._pend and (self._waiting or self._pool_idle()):
+            self._flush()
+            if self._it is None:
+                return "stop"
+        if self._taken and (self._taken + self._cs > self._bound
+                            or self._bytes + self._pend_bytes >= self._max_bytes):
+            return "wait"
+        return "go"
+
+    def _pool_idle(self):
+        """Everything submitted has finished (the pool would wait for the feeder)."""
+        if not self._batches:
+            return True
+        h = self._batches[-1][0]
+        return h is None or isinstance(h, _Failed) or bool(_mproc.mproc_async_ready(h))
+
+    def _stopped_error(self):
+        return (ValueError("Pool closed before the input of this imap was read to its end")
+                if self._pool is not None and self._pool._state == CLOSE else
+                _core.ProcessError("Pool terminated before the input of this imap was read "
+                                   "to its end"))
+
+    def _feed_one(self):
+        """Read, pickle and queue one chunk (feeder thread, without _cond while it reads: the
+        input may block). False when the feeder is done."""
+        cond, cs = self._cond, self._cs
+        src, pool = self._it, self._pool
+        if src is None or pool is None:
+            return False
+        chunk, err, data = None, None, None
+        if pool._state != RUN or pool._h is None:
+            # The pool stopped: only an error if the input had more (or read items are left).
+            try:
+                more = self._more(iter(self._src) if src is _NOT_STARTED else src)
+            except Exception:
+                more = True
+            with cond:
+                if self._it is not None and not self._dead:
+                    more = more or bool(self._pend)
+                    self._drop_pending()
+                    self._cut(self._stopped_error() if more else None)
+                cond.notify_all()
+            return False
+        try:
+            if src is _NOT_STARTED:
+                src = iter(self._src)
+                with cond:
+                    if self._it is _NOT_STARTED:
+                        self._it, self._src = src, None
+            chunk = self._read_chunk(src)
+        except Exception as e:
+            err = e
+        if chunk:
+            try:
+                data = self._encode(chunk)
+            except Exception as e:  # this chunk fails; the input goes on
+                data = _Failed(e)
+        with cond:
+            try:
+                if self._dead or self._it is None:
+                    return False
+                if pool._state != RUN or pool._h is None:
+                    self._drop_pending()
+                    self._cut(self._stopped_error())  # the chunk just read is not sent
+                    return False
+                if err is not None or not chunk:
+                    # The input ended (or raised: in place of this chunk, as multiprocessing).
+                    if self._flush():
+                        self._cut(err)
+                    return False
+                if isinstance(data, _Failed):
+                    if not self._flush():
+                        return False
+                    self._taken += len(chunk)
+                    self._batches.append([data, [len(chunk)], 0])
+                    return True
+                self._pend.append(data)
+                self._pend_sizes.append(len(chunk))
+                self._pend_bytes += _chunk_weight(data)
+                self._taken += len(chunk)
+                if (len(self._pend) >= self._per_batch or self._waiting
+                        or self._pend_bytes >= self._max_bytes / 4 or self._pool_idle()):
+                    return self._flush()
+                return True
+            finally:
+                cond.notify_all()
+
+    def _flush(self):
+        """Submit the chunks read and not yet sent, as one batch (under _cond). False when the
+        pool refused them (the input is cut)."""
+        if not self._pend:
+            return True
+        items, sizes, nbytes = self._pend, self._pend_sizes, self._pend_bytes
+        self._pend, self._pend_sizes, self._pend_bytes = [], [], 0
+        self._taken -= sum(sizes)  # _submit counts them again
+        return self._submit(items, sizes, nbytes)
+
+    def _drop_pending(self):
+        self._taken -= sum(self._pend_sizes)
+        self._pend, self._pend_sizes, self._pend_bytes = [], [], 0
+
+    def _wait_feed(self, timeout):
+        """The reader has nothing submitted left to read: submit what the feeder has read, or
+        wait for it. False once the input is done."""
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        cond = self._cond
+        with cond:
+            while True:
+                if self._batches or self._dead:
+                    return True
+                if self._pend:
+                    self._flush()
+                    return True
+                if self._it is None:
+                    return False
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise _core.TimeoutError
+                self._waiting = True
+                try:
+                    cond.notify_all()
+                    cond.wait(left)
+                finally:
+                    self._waiting = False
+
+    # -- input: a map (eager), in the caller's thread -----------------------------------------
     def _fill(self):
         """Take chunks from the input and submit them in batches while the window has room."""
         cs = self._cs
@@ -345,7 +509,7 @@ class IMapIterator:
             while len(items) < self._per_batch and (not items or room >= cs) \
                     and nbytes < self._max_bytes / 4:
                 try:
-                    chunk = list(itertools.islice(it, cs))
+                    chunk = self._read_chunk(it)
                 except Exception as e:
                     self._submit(items, sizes, nbytes)
                     self._cut(e)  # in place of this chunk, as multiprocessing
@@ -355,7 +519,7 @@ class IMapIterator:
                     break
                 room -= len(chunk)
                 try:
-                    data = _chunk_bytes(self, chunk)
+                    data = self._encode(chunk)
                 except Exception as e:  # this chunk fails; the input goes on
                     self._submit(items, sizes, nbytes)
                     items, sizes, nbytes = [], [], 0
@@ -385,11 +549,35 @@ class IMapIterator:
         self._bytes += nbytes
         return True
 
+    def _encode(self, chunk):
+        """The task bytes of one chunk: exact ints or floats packed (_worker's "N", a third of
+        pickle's time at each end, the same values back), anything else pickled."""
+        if self._num_head is not None:
+            data = _pack_numbers(chunk, self._num_head)
+            if data is not None:
+                return data
+        return _chunk_bytes(self, chunk)
+
+    def _read_chunk(self, it):
+        """The next chunk of the input: a list, or a slice of a list, tuple or range."""
+        r = self._range
+        if r is None:
+            return list(itertools.islice(it, self._cs))
+        chunk = r[self._rpos:self._rpos + self._cs]
+        self._rpos += len(chunk)
+        return chunk
+
+    def _more(self, it):
+        """Whether the input has more (reads an item of an iterator)."""
+        if self._range is not None:
+            return self._rpos < len(self._range)
+        return next(it, _cut_marker) is not _cut_marker
+
     def _cut(self, exc, check=False):
         """The input ends here; exc is raised once after the results of what was taken."""
         if check:  # the pool stopped: only an error if the input had more
             try:
-                more = next(self._it, _cut_marker) is not _cut_marker
+                more = self._more(self._it)
             except Exception:
                 more = True
             if not more:
@@ -402,24 +590,43 @@ class IMapIterator:
         """Queue the decoded results of one chunk of batch entry (index, bytes)."""
         index, blob = data
         n = entry[1][index] if index < len(entry[1]) else self._cs
-        self._taken -= n
+        self._untake(n)
+        if blob[:1] == b"\x03":  # packed numbers: made one at a time as the reader takes them
+            self._ready.append(memoryview(blob)[2:].cast(chr(blob[1])))
+            return
         ok, value = _decode(blob)
         if ok:
             self._ready.append(value)
         else:
             self._ready.append(_Failed(value))
 
+    def _untake(self, n):
+        """n items' results are decoded: room in the window (the feeder may go on)."""
+        cond = self._cond
+        if cond is None:
+            self._taken -= n
+            return
+        with cond:
+            self._taken -= n
+            cond.notify_all()
+
     def _release(self, entry):
-        self._bytes -= entry[2]
         h = entry[0]
-        if not isinstance(h, _Failed):
-            if self._lock is None:
+        if self._lock is None:
+            self._bytes -= entry[2]
+            if h is not None and not isinstance(h, _Failed):
                 entry[0] = None
                 _mproc.mproc_async_free(h)
-            else:
-                with self._lock:
-                    entry[0] = None
-                    _mproc.mproc_async_free(h)
+            return
+        with self._lock:
+            self._bytes -= entry[2]
+            entry[2] = 0
+            h = entry[0]
+            if h is not None and not isinstance(h, _Failed):
+                entry[0] = None
+                _mproc.mproc_async_free(h)
+            if self._cond is not None:
+                self._cond.notify_all()
 
     def _cancel(self):
         with self._lock:
@@ -434,7 +641,7 @@ class IMapIterator:
         h = entry[0]
         if isinstance(h, _Failed):
             if entry[1]:
-                self._taken -= entry[1].pop()
+                self._untake(entry[1].pop())
                 self._ready.append(h)
                 return True
             return False
@@ -446,7 +653,7 @@ class IMapIterator:
                 raise _core.TimeoutError from None
             if code == _core.E.EITEREND:
                 return False
-            self._taken -= self._cs  # the chunk's index is not known: count a whole one
+            self._untake(self._cs)  # the chunk's index is not known: count a whole one
             self._ready.append(_Failed(_pool_error(e)))
             return True
         self._take(entry, data)
@@ -477,14 +684,16 @@ class IMapIterator:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise _core.TimeoutError
-            wait = -1.0 if len(self._batches) == 1 else slice_
+            # One batch: wait on it, unless the feeder may still add one that finishes first.
+            alone = len(self._batches) == 1 and (self._cond is None or self._it is None)
+            wait = -1.0 if alone else slice_
             if left is not None:
                 wait = left if wait < 0 else min(wait, left)
             entry = self._batches[0]
             try:
                 got = self._next_of(entry, wait)
             except _core.TimeoutError:
-                slice_ = min(slice_ * 2, 0.02)
+                slice_ = min(slice_ * 2, 0.002)  # a newer batch may finish first: look often
                 continue
             if not got:
                 self._batches.popleft()
@@ -511,6 +720,10 @@ class IMapIterator:
                                 break
                             err = err or _pool_error(e)
                             continue
+                        if blob[:1] == b"\x03":  # packed numbers: no list in between
+                            if err is None:
+                                extend(memoryview(blob)[2:].cast(chr(blob[1])))
+                            continue
                         ok, value = _decode(blob)
                         if ok:
                             if err is None:
@@ -531,13 +744,12 @@ class IMapIterator:
 
     def next(self, timeout=None):
         while True:
-            cur, pos = self._cur, self._pos
-            if pos < len(cur):
-                self._pos = pos + 1
+            v = next(self._cur, _EMPTY)
+            if v is not _EMPTY:
                 if self._progress is not None:
                     self._done += 1
                     self._progress.update(self._done, self._progress._total)
-                return cur[pos]
+                return v
             if self._ready:
                 v = self._ready.popleft()
                 if type(v) is _Failed:
@@ -546,17 +758,22 @@ class IMapIterator:
                     if self._cs > 1:  # multiprocessing's chunked imap ends at an error
                         self._stop()
                     raise v.exc
-                self._cur, self._pos = v, 0
+                self._cur = iter(v)
                 continue
             if self._dead:
                 raise StopIteration
             if self._batches:
                 self._collect(timeout)
+                if self._cond is None:
+                    self._fill()
+                continue
+            if self._cond is not None:
+                if self._wait_feed(timeout):
+                    continue
+            else:
                 self._fill()
-                continue
-            self._fill()
-            if self._batches:
-                continue
+                if self._batches:
+                    continue
             end, self._end = self._end, None
             self._stop()
             if end is not None:
@@ -564,20 +781,15 @@ class IMapIterator:
             raise StopIteration
 
     def __iter__(self):
-        # A for loop takes each chunk's values here without a next() call per value; the
-        # state stays in the iterator, so a loop left with break loses nothing.
+        # A for loop takes each chunk's values here without a next() call per value (yield
+        # from the chunk's list iterator: no Python per value); the state stays in that list
+        # iterator, so a loop left with break, or next() calls between, lose nothing.
         return self if self._progress is not None else self._values()
 
     def _values(self):
         nxt = self.next
         while True:
-            cur = self._cur
-            pos = self._pos
-            n = len(cur)
-            while pos < n and self._cur is cur:
-                self._pos = pos + 1
-                yield cur[pos]
-                pos = self._pos
+            yield from self._cur
             try:
                 v = nxt()
             except StopIteration:
@@ -589,16 +801,26 @@ class IMapIterator:
     def _stop(self):
         if self._dead:
             return
-        self._dead = True
-        self._it = None
-        self._ready.clear()
-        self._cur, self._pos = (), 0
-        while self._batches:
-            self._release(self._batches.popleft())
+        cond = self._cond
+        if cond is not None:
+            cond.acquire()  # the feeder submits under it: nothing is submitted after this
+        try:
+            self._dead = True
+            self._it = self._src = None
+            self._drop_pending()
+            self._ready.clear()
+            self._cur = _EMPTY
+            while self._batches:
+                self._release(self._batches.popleft())
+            self._pool = None
+            if cond is not None:
+                cond.notify_all()  # the feeder ends
+        finally:
+            if cond is not None:
+                cond.release()
         if self._progress is not None:
             self._progress.update(self._done, self._done)
             self._progress.close()
-        self._pool = None
 
     def _is_done(self):
         """Every result is in (as multiprocessing's, which leaves _cache then): the input is read
@@ -611,7 +833,7 @@ class IMapIterator:
             return self._batches_done()
 
     def _batches_done(self):
-        return self._it is None and all(e[0] is None or isinstance(e[0], _Failed) or
+        return self._it is None and not self._pend and all(e[0] is None or isinstance(e[0], _Failed) or
                                         _mproc.mproc_async_ready(e[0])
                                         for e in list(self._batches))
 
@@ -619,6 +841,11 @@ class IMapIterator:
         if _mproc is None:
             return
         try:
+            cond = getattr(self, "_cond", None)
+            if cond is not None:  # the feeder ends (it holds this iterator weakly)
+                with cond:
+                    self._dead = True
+                    cond.notify_all()
             for entry in getattr(self, "_batches", ()):
                 self._release(entry)
             self._batches.clear()
@@ -627,6 +854,41 @@ class IMapIterator:
 
 
 _cut_marker = object()
+_EMPTY = iter(())  # an exhausted iterator; also next()'s default meaning "none left"
+_NOT_STARTED = object()  # an imap's input before the feeder called iter() on it
+
+
+def _feed_loop(ref, cond):
+    """An imap's feeder thread: reads the input a chunk at a time while the window has room.
+    It holds the iterator weakly while it waits, so an abandoned iterator is freed (its
+    __del__ ends the feeder); the pool's close() and terminate() wake it."""
+    try:
+        while True:
+            with cond:
+                while True:
+                    it = ref()
+                    if it is None:
+                        return
+                    state = it._feed_state()
+                    if state == "go":
+                        break
+                    if state == "stop":
+                        return
+                    it = None
+                    cond.wait()
+            try:
+                if not it._feed_one():
+                    return
+            except BaseException as e:  # not expected: the reader must not wait forever
+                with cond:
+                    if not it._dead and it._it is not None:
+                        it._drop_pending()
+                        it._cut(e)
+                    cond.notify_all()
+                return
+            it = None
+    finally:
+        it = None
 
 # ---- out-of-band buffers: where mproc._oob plugs in ---------------------------------------------
 # A task is pickled with protocol 5 (_core.PROTOCOL). Its large buffers (numpy arrays,
@@ -935,7 +1197,7 @@ class Pool:
         if chunksize is not None and chunksize < 1:
             raise ValueError("Chunksize must be 1+, not {0:n}".format(chunksize))
         p = bool(progress)
-        data = iterable if isinstance(iterable, (list, tuple)) else list(iterable)
+        data = iterable if isinstance(iterable, (list, tuple, range)) else list(iterable)
         cs = chunksize or -(-len(data) // (4 * self._processes)) or 1
         if cs > 1 and not p:
             # Chunks go to the pool in a few batches, and each chunk's results are unpickled as
@@ -1019,19 +1281,38 @@ class Pool:
             # now, as multiprocessing's task thread sends all of it before the pool ends:
             # close(); join(); list(it) gives every result. An input of unknown length (a
             # generator, maybe endless) is cut instead (the iterator says so once).
+            feeders = []
             for r in list(self._results.values()):
-                if isinstance(r, IMapIterator) and r._sized and r._it is not None \
-                        and not r._dead:
-                    r._bound, r._max_bytes = None, float("inf")
-                    r._fill()
+                if not isinstance(r, IMapIterator) or r._cond is None or r._dead:
+                    continue
+                with r._cond:
+                    if r._sized and r._it is not None:
+                        r._bound, r._max_bytes = None, float("inf")
+                        feeders.append(r._feeder)
+                    else:  # what the feeder has read goes to the pool; the rest is cut
+                        r._flush()
+                    r._cond.notify_all()
+            for t in feeders:
+                if t is not threading.current_thread():
+                    t.join()
             self._state = CLOSE
             _mproc.mproc_pool_close(self._h)
+            self._wake_feeders()
 
     def terminate(self):
         if self._h is None:
             return
         self._state = TERMINATE
         _mproc.mproc_pool_terminate(self._h)
+        self._wake_feeders()
+
+    def _wake_feeders(self):
+        """The pool stopped: imap feeders waiting for room see it and end."""
+        for r in list(self._results.values()):
+            cond = getattr(r, "_cond", None)
+            if cond is not None:
+                with cond:
+                    cond.notify_all()
 
     def join(self):
         if self._state == RUN:
@@ -1062,6 +1343,7 @@ class Pool:
         if h is None or os.getpid() != self._owner:
             return
         self._state = TERMINATE
+        self._wake_feeders()
         _mproc.mproc_pool_free(h)  # terminates, joins; pending results fail (callbacks fire)
         _retire_arena(self)
         self._feeds = []           # the dispatcher is gone: nothing calls them any more

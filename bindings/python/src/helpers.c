@@ -687,6 +687,53 @@ PyObject *mproc_py_pool_map_async(PyObject *self, PyObject *args) {
   return Py_BuildValue("(NN)", hr, cap);
 }
 
+/* pack_numbers(list or tuple[, head]) -> bytes or None: head, then b"q" and the items as native
+ * int64s when every item is exactly an int that fits, or b"d" and native doubles when every item
+ * is exactly a float; None otherwise (bool, int subclasses, big ints, mixed types: those are
+ * pickled). The other side reads it back with memoryview(b)[at + 1:].cast(fmt).tolist(): the
+ * same values and types as unpickling (a double's bits are kept, NaN payloads and -0.0
+ * included) without pickle's per-item opcodes (a chunk of ints or floats is a map's common
+ * case). Native byte order: both ends run on this machine (or, over MPI, on the same kind). */
+PyObject *mproc_py_pack_numbers(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *seq;
+  const char *head = "";
+  Py_ssize_t head_len = 0;
+  if (!PyArg_ParseTuple(args, "O|y#", &seq, &head, &head_len)) return NULL;
+  if (!PyList_CheckExact(seq) && !PyTuple_CheckExact(seq)) Py_RETURN_NONE;
+  Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+  if (n == 0) Py_RETURN_NONE;
+  PyObject **items = PySequence_Fast_ITEMS(seq);
+  int ints = PyLong_CheckExact(items[0]);
+  if (!ints && !PyFloat_CheckExact(items[0])) Py_RETURN_NONE;
+  PyObject *out = PyBytes_FromStringAndSize(NULL, head_len + 1 + 8 * n);
+  if (!out) return NULL;
+  char *p = PyBytes_AS_STRING(out);
+  memcpy(p, head, (size_t)head_len);
+  p += head_len;
+  *p++ = ints ? 'q' : 'd';
+  for (Py_ssize_t i = 0; i < n; i++, p += 8) {
+    PyObject *o = items[i];
+    if (ints) {
+      int overflow = 0;
+      long long v;
+      if (!PyLong_CheckExact(o) || ((v = PyLong_AsLongLongAndOverflow(o, &overflow)), overflow)) {
+        Py_DECREF(out);
+        Py_RETURN_NONE;
+      }
+      memcpy(p, &v, 8);
+    } else {
+      if (!PyFloat_CheckExact(o)) {
+        Py_DECREF(out);
+        Py_RETURN_NONE;
+      }
+      double v = PyFloat_AS_DOUBLE(o);
+      memcpy(p, &v, 8);
+    }
+  }
+  return out;
+}
+
 /* async_wait(r, timeout) -> bool ready (timeout < 0: forever); Ctrl-C raises. */
 PyObject *mproc_py_async_wait(PyObject *self, PyObject *args) {
   (void)self;

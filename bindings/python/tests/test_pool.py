@@ -456,3 +456,49 @@ def test_callbacks_run_one_at_a_time(pool):
     pool.join()
     assert len(seen) == 12
     assert most[0] == 1
+
+
+@pytest.mark.parametrize("kind", ["apply_async", "map_async cs=1", "map_async chunks",
+                                  "error_callback"])
+def test_result_is_ready_only_after_its_callback_ran(pool, kind):
+    """As multiprocessing's ApplyResult._set (the callback runs, then the event is set): ready()
+    and successful() report the result only once its callback has run, and the callback sees
+    ready() False."""
+    seen, gate, bound = [], threading.Event(), threading.Event()
+
+    def cb(value):
+        bound.wait(30)  # r is assigned
+        seen.append(("in callback, ready", r.ready()))
+        gate.wait(30)  # held: the worker's result is in, the callback has not finished
+        seen.append(("done", value))
+
+    if kind == "apply_async":
+        r = pool.apply_async(helpers.square, (3,), callback=cb)
+    elif kind == "map_async cs=1":
+        r = pool.map_async(helpers.square, [1, 2], chunksize=1, callback=cb)
+    elif kind == "map_async chunks":
+        r = pool.map_async(helpers.square, range(10), chunksize=5, callback=cb)
+    else:
+        r = pool.apply_async(helpers.fail, (1,), error_callback=cb)
+    bound.set()
+    try:
+        deadline = time.monotonic() + 30
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert seen == [("in callback, ready", False)]
+        for _ in range(20):  # the callback is held: the result must not look ready meanwhile
+            assert not r.ready()
+            time.sleep(0.005)
+        with pytest.raises(ValueError):
+            r.successful()
+        with pytest.raises(multiprocessing.TimeoutError):
+            r.get(timeout=0.01)
+    finally:
+        gate.set()
+    r.wait(30)
+    assert r.ready()
+    assert seen[-1][0] == "done"
+    if kind == "error_callback":
+        assert not r.successful()
+    else:
+        assert r.successful()

@@ -1,4 +1,4 @@
-"""Pool maps of issue 20: chunks pickled whole, imap's input read in the caller's thread, and
+"""Pool maps of issue 20: chunks pickled whole, imap's input read by a feeder thread, and
 the standard library's semantics kept (each case beside multiprocessing where they must agree)."""
 import concurrent.futures
 import itertools
@@ -223,5 +223,107 @@ def test_chunks_go_through_oob_when_it_is_there(monkeypatch):
             [(x + 1000) ** 2 for x in range(50)]
         assert list(p.imap(helpers.ident, range(20), chunksize=3)) == \
             [x + 1000 for x in range(20)]
-        assert p.map(callable, [len, 1, 2], chunksize=2) == [True, False, False]
-    assert sum(sent) == 50 + 20 + 1   # [2] was sent by _oob; [len, 1] the plain way
+        d = __import__("decimal").Decimal
+        assert p.map(callable, [len, d(1), d(2)], chunksize=2) == [True, False, False]
+    assert sum(sent) == 50 + 20 + 1   # [d(2)] was sent by _oob; [len, d(1)] the plain way
+    # (a chunk of plain ints or floats has no buffers: it is packed, _oob is not asked)
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_imap_returns_at_once_and_a_thread_reads_the_input(pool, std_pool, ordered):
+    """As multiprocessing's imap (its task thread reads the input): imap() returns before the
+    input gives anything, and an input that waits for the caller's results works (each item is
+    put by the caller after the result of the one before)."""
+    import queue
+
+    def run(p):
+        q = queue.Queue()
+
+        def feed():
+            while True:
+                x = q.get(timeout=30)  # Empty: the input was read by the caller's own thread
+                if x is None:
+                    return
+                yield x
+        it = (p.imap if ordered else p.imap_unordered)(helpers.square, feed())
+        out = []
+        for x in (3, 4, 5):
+            q.put(x)  # only now: imap() returned without reading
+            out.append(it.next(timeout=30))
+        q.put(None)
+        out.extend(it)
+        return out
+    assert run(std_pool) == [9, 16, 25]
+    assert run(pool) == [9, 16, 25]
+
+
+def test_imap_input_that_is_not_iterable_raises_at_next(pool, std_pool):
+    # multiprocessing calls iter() in its task thread: the error comes from next()
+    for p in (std_pool, pool):
+        it = p.imap(helpers.square, 5)
+        with pytest.raises(TypeError):
+            it.next(timeout=30)
+
+
+def test_abandoned_imap_ends_its_feeder(pool):
+    """An iterator dropped before its input ends is freed, and its feeder thread ends (the
+    no_leaks fixture checks the thread)."""
+    import gc
+    import weakref
+    it = pool.imap(helpers.square, itertools.count(), max_inflight=8)
+    assert [next(it) for _ in range(3)] == [0, 1, 4]
+    ref = weakref.ref(it)
+    del it
+    import time
+    deadline = time.monotonic() + 30
+    while ref() is not None and time.monotonic() < deadline:  # the feeder may hold it a moment
+        gc.collect()
+        time.sleep(0.01)
+    assert ref() is None
+
+
+def _exact(values):
+    """Each value with its type, a float by its bits (NaN payloads, -0.0)."""
+    import struct
+    return [(type(x), struct.pack("<d", x) if type(x) is float else x) for x in values]
+
+
+NUMBER_INPUTS = {
+    "ints": [0, 1, -1, 2 ** 63 - 1, -2 ** 63, 255, 256, 10 ** 12],
+    "floats": [0.0, -0.0, 1.5, float("inf"), float("-inf"), float("nan"), 1e-310],
+    "big int": [1, 2 ** 63, 3],                 # does not fit: pickled
+    "bools": [True, False, 1, 0],               # bool is not int: pickled
+    "int enum": [1, __import__("signal").SIGTERM, 2],
+    "mixed": [1, 2.5, 3],
+    "tuple of ints": (4, 5, 6, 7),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NUMBER_INPUTS))
+def test_chunks_of_numbers_give_what_pickle_gives(pool, std_pool, name):
+    """Chunks of exact ints or floats travel packed (not pickled), both ways: the values and
+    their types are the standard library's."""
+    data = NUMBER_INPUTS[name]
+    want = std_pool.map(helpers.ident, data, 2)
+    assert _exact(want) == _exact(data)
+    for cs in (1, 2, None):
+        assert _exact(pool.map(helpers.ident, data, cs)) == _exact(want)
+        assert _exact(pool.imap(helpers.ident, data, 3)) == _exact(want)
+        assert _exact(pool.map_async(helpers.ident, data, cs).get(30)) == _exact(want)
+    # results of another type than the input's: bools stay bools, big squares big ints
+    assert _exact(pool.map(callable, data, 2)) == _exact(std_pool.map(callable, data, 2))
+    if name in ("ints", "big int"):
+        want = std_pool.map(helpers.square, data, 3)
+        assert _exact(pool.map(helpers.square, data, 3)) == _exact(want)
+
+
+def test_a_range_is_sent_in_ranges_with_the_same_results(pool, std_pool):
+    for r in (range(0), range(7), range(10, -10, -3), range(2 ** 64, 2 ** 64 + 9, 2)):
+        want = std_pool.map(helpers.square, r, 2)
+        assert pool.map(helpers.square, r, 2) == want
+        assert list(pool.imap(helpers.square, r, 4)) == want
+        assert sorted(pool.imap_unordered(helpers.square, r, 3)) == sorted(want)
+    with pytest.raises(TypeError):  # as multiprocessing: an int is not a tuple of arguments
+        pool.starmap(helpers.add, range(4), 2)
+    with pytest.raises(TypeError):
+        std_pool.starmap(helpers.add, range(4), 2)
