@@ -11,6 +11,7 @@
 %native(py_pool_apply_block) PyObject *mproc_py_pool_apply_block(PyObject *self, PyObject *args);
 %native(py_pool_map_async) PyObject *mproc_py_pool_map_async(PyObject *self, PyObject *args);
 %native(py_pack_numbers) PyObject *mproc_py_pack_numbers(PyObject *self, PyObject *args);
+%native(py_map_packed) PyObject *mproc_py_map_packed(PyObject *self, PyObject *args);
 %native(py_pool_stats) PyObject *mproc_py_pool_stats(PyObject *self, PyObject *args);
 %native(py_pool_join) PyObject *mproc_py_pool_join(PyObject *self, PyObject *args);
 %native(py_process_join) PyObject *mproc_py_process_join(PyObject *self, PyObject *args);

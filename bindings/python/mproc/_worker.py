@@ -26,6 +26,7 @@ from . import _oob
 _loads = pickle.loads
 _dumps = _core.dumps
 _pack = _mproc.py_pack_numbers
+_map_packed = _mproc.py_map_packed
 _fn_blob = None
 _fn = None
 _pending_inits = {}  # {key: (initializer, initargs)} of fork pools (pool.py fills it)
@@ -99,7 +100,7 @@ def encode_error(e):
 
 def run_task(mv):
     global _fn_blob, _fn
-    arena = None
+    arena = value = None
     try:
         kind = mv[0]
         if kind == 97:  # "a": apply, made by mproc._oob (see pool._apply_bytes)
@@ -124,6 +125,9 @@ def run_task(mv):
                 # first in a list (half the time: a new object each time in the same memory).
                 x = memoryview(mv)[6 + n:].cast(chr(mv[5 + n]))  # mpi gives bytes
                 kind = 76
+                # The results packed as they come (bytes), or their list when not all numbers:
+                # no list of 10^5 result objects made only to be packed.
+                value = _map_packed(_fn, x, b"\x03")
             else:
                 x = _loads(mv[5 + n:])
             if kind == 77:  # "M"
@@ -131,12 +135,16 @@ def run_task(mv):
             elif kind == 83:  # "S": starmap
                 value = _fn(*x)
             elif kind == 76:  # "L": a chunk of map items
-                value = list(map(_fn, x))
+                if value is None:
+                    value = list(map(_fn, x))
             else:  # "K": a chunk of starmap items
                 value = list(_starmap(_fn, x))
         try:
             # a chunk's results that are all exact ints or all floats: packed (None if not)
-            out = _pack(value, b"\x03") if kind == 76 or kind == 75 else None
+            if type(value) is bytes and kind == 76:  # packed by _map_packed already
+                out = value
+            else:
+                out = _pack(value, b"\x03") if kind == 76 or kind == 75 else None
             if out is None and arena is not None:  # large buffers by reference (one copy)
                 try:
                     out = b"\x02" + _oob.dumps_to(value, arena, True)

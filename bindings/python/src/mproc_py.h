@@ -81,6 +81,7 @@ PyObject *mproc_py_pool_apply_async(PyObject *self, PyObject *args);
 PyObject *mproc_py_pool_apply_block(PyObject *self, PyObject *args);
 PyObject *mproc_py_pool_map_async(PyObject *self, PyObject *args);
 PyObject *mproc_py_pack_numbers(PyObject *self, PyObject *args);
+PyObject *mproc_py_map_packed(PyObject *self, PyObject *args);
 PyObject *mproc_py_pool_stats(PyObject *self, PyObject *args);
 PyObject *mproc_py_pool_join(PyObject *self, PyObject *args);
 PyObject *mproc_py_process_join(PyObject *self, PyObject *args);

@@ -238,3 +238,21 @@ def identity_of_worker(x=None):
     import multiprocessing
     p = multiprocessing.current_process()
     return p._identity, p.name
+
+
+def type_changes(x):
+    """An int for most items, a float, a str or a big int for some: a chunk's results change
+    type part of the way through."""
+    if x % 7 == 3:
+        return x / 2
+    if x % 11 == 5:
+        return "s%d" % x
+    if x % 13 == 6:
+        return x * 2 ** 70
+    return x
+
+
+def fail_at_500(x):
+    if x == 500:
+        raise ValueError("item %d" % x)
+    return x

@@ -327,3 +327,17 @@ def test_a_range_is_sent_in_ranges_with_the_same_results(pool, std_pool):
         pool.starmap(helpers.add, range(4), 2)
     with pytest.raises(TypeError):
         std_pool.starmap(helpers.add, range(4), 2)
+
+
+def test_packed_chunks_whose_results_change_type_or_raise(pool, std_pool):
+    # A packed chunk's results are packed as they come until one is not an exact int (or float,
+    # after a float): from there the chunk's results are a list, the ones before made again.
+    data = list(range(2000))
+    for cs in (None, 1, 3, 100, 1000):
+        want = std_pool.map(helpers.type_changes, data, cs)
+        assert _exact(pool.map(helpers.type_changes, data, cs)) == _exact(want)
+        assert _exact(list(pool.imap(helpers.type_changes, data, cs or 1))) == _exact(want)
+    with pytest.raises(ValueError, match="item 500"):
+        pool.map(helpers.fail_at_500, data, 1000)
+    with pytest.raises(ValueError, match="item 500"):
+        std_pool.map(helpers.fail_at_500, data, 1000)
