@@ -253,3 +253,14 @@ def _loads_ref(mv):
     bufs = [memoryview(adopt(mv[_RHEAD.size + _REF * i:_RHEAD.size + _REF * (i + 1)]))
             for i in range(n)]
     return pickle.loads(mv[at:at + plen], buffers=bufs)
+
+
+def _forget_arenas():
+    """In a forked child: the parent's arenas are not this process's (their held extents were
+    made private copies at the fork), so a later message naming one opens it anew."""
+    _arenas.clear()
+    _opened.clear()
+    _last[:] = [b"", None]
+
+
+os.register_at_fork(after_in_child=_forget_arenas)

@@ -263,9 +263,14 @@ static int arena_alloc(ArenaObject *a, uint64_t n, uint32_t *slot) {
       PyErr_SetString(PyExc_MemoryError, "pool data arena: every slot is in use");
       return -1;
     }
-    const uint64_t off = atomic_fetch_add(&h->end, need);
+    /* The end moves only when the extent fits: one that does not leaves the range for smaller
+     * ones (a fetch_add would lose the rest of the range to a single failed large put). */
+    uint64_t off = atomic_load(&h->end);
+    while (off >= h->base && off <= h->limit && need <= h->limit - off &&
+           !atomic_compare_exchange_weak(&h->end, &off, off + need)) {
+    }
     if (off < h->base || off > h->limit || need > h->limit - off) {
-      atomic_store(&s->state, SLOT_UNUSED);  /* the range is lost: the arena is full */
+      atomic_store(&s->state, SLOT_UNUSED);  /* no room at the end: the arena is full */
       PyErr_Format(PyExc_MemoryError, "pool data arena full (%llu bytes)",
                    (unsigned long long)h->limit);
       return -1;
