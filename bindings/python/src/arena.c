@@ -284,13 +284,19 @@ static int arena_alloc(ArenaObject *a, uint64_t n, uint32_t *slot) {
   if (fresh) {
     /* Pages first (no memory: an error here, not a SIGBUS at the first write), then the page
      * tables in one call rather than a fault per page at the copy. */
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = fallocate(a->fd, 0, (off_t)off, (off_t)len);
-    if (rc == 0) (void)madvise(a->map + off, len, MADV_POPULATE_WRITE);
-    Py_END_ALLOW_THREADS
+    /* A descriptor of our own for the call without the GIL: another thread may retire the
+     * arena (closing a->fd, whose number a new open() may then reuse) meanwhile. */
+    const int fd = fcntl(a->fd, F_DUPFD_CLOEXEC, 0);
+    int rc = fd < 0 ? -1 : 0;
+    if (fd >= 0) {
+      Py_BEGIN_ALLOW_THREADS
+      rc = fallocate(fd, 0, (off_t)off, (off_t)len);
+      if (rc == 0) (void)madvise(a->map + off, len, MADV_POPULATE_WRITE);
+      Py_END_ALLOW_THREADS
+    }
+    const int e = errno;
+    if (fd >= 0) close(fd);
     if (rc != 0) {
-      const int e = errno;
       atomic_store(&s->kept, 0);
       atomic_store(&s->state, SLOT_FREE);
       if (e == ENOSPC || e == ENOMEM)
