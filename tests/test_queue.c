@@ -78,8 +78,9 @@ static uint64_t checksum(const unsigned char *p, size_t n) {
 #define WAIT_FOR(cond)                                                          \
   do {                                                                          \
     double until_ = tu_now() + 10;                                              \
-    while (!(cond) && tu_now() < until_) usleep(1000);                          \
-    assert_true(cond);                                                          \
+    int ok_; /* the condition once per round: it may hold and then not again */ \
+    while (!(ok_ = (cond)) && tu_now() < until_) usleep(1000);                  \
+    assert_true(ok_);                                                           \
   } while (0)
 
 /* ---- basics ------------------------------------------------------------------------------- */

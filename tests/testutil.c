@@ -3,6 +3,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,9 +115,67 @@ int tu_group_setup(void **state) {
   return 0;
 }
 
+/* Kill every child of this process (the children of each of its threads). */
+static int kill_children(void) {
+  int n = 0;
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.') continue;
+    char path[300];
+    snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f) continue;
+    int pid;
+    while (fscanf(f, "%d", &pid) == 1)
+      if (kill(pid, SIGKILL) == 0) n++;
+    fclose(f);
+  }
+  closedir(d);
+  return n;
+}
+
+/* mproc_shutdown() joins the children a test left running, as multiprocessing does at exit. A
+ * test that failed before it ended its children would then hang until CTest's timeout with its
+ * failure unprinted: after kShutdownGrace seconds the watchdog kills them, and the teardown fails
+ * saying so. */
+enum { kShutdownGrace = 30 };
+static pthread_mutex_t g_wd_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_wd_cv = PTHREAD_COND_INITIALIZER;
+static int g_wd_done, g_wd_killed;
+
+static void *shutdown_watchdog(void *arg) {
+  (void)arg;
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += kShutdownGrace;
+  pthread_mutex_lock(&g_wd_mu);
+  int r = 0;
+  while (!g_wd_done && r != ETIMEDOUT) r = pthread_cond_timedwait(&g_wd_cv, &g_wd_mu, &until);
+  if (!g_wd_done) g_wd_killed = kill_children();
+  pthread_mutex_unlock(&g_wd_mu);
+  return NULL;
+}
+
 int tu_teardown(void **state) {
   (void)state;
-  assert_int_equal(mproc_shutdown(), 0);
+  pthread_t wd;
+  g_wd_done = 0;
+  g_wd_killed = 0;
+  int have_wd = pthread_create(&wd, NULL, shutdown_watchdog, NULL) == 0;
+  int rc = mproc_shutdown();
+  if (have_wd) {
+    pthread_mutex_lock(&g_wd_mu);
+    g_wd_done = 1;
+    pthread_cond_signal(&g_wd_cv);
+    pthread_mutex_unlock(&g_wd_mu);
+    pthread_join(wd, NULL);
+  }
+  if (g_wd_killed)
+    fail_msg("%d child process(es) still ran %d s after the test: killed", g_wd_killed,
+             kShutdownGrace);
+  assert_int_equal(rc, 0);
   siginfo_t si;
   memset(&si, 0, sizeof si);
   int r = waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT);
@@ -153,7 +213,13 @@ mproc_process_t *tu_start(mproc_process_fn fn, const void *arg, size_t len, int 
 
 int tu_join_code(mproc_process_t *p) {
   int code = -1000;
-  assert_int_equal(mproc_process_join(p, -1), 0);
+  /* generous, and still short of CTest's timeout: a child that never ends fails the test */
+  if (mproc_process_join(p, 90) != 0) {
+    mproc_process_kill(p);
+    mproc_process_join(p, 10);
+    mproc_process_free(p);
+    fail_msg("the child did not end within 90 s: killed");
+  }
   assert_int_equal(mproc_process_exitcode(p, &code), 0);
   assert_int_equal(mproc_process_free(p), 0);
   return code;
