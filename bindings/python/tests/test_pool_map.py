@@ -341,3 +341,125 @@ def test_packed_chunks_whose_results_change_type_or_raise(pool, std_pool):
         pool.map(helpers.fail_at_500, data, 1000)
     with pytest.raises(ValueError, match="item 500"):
         std_pool.map(helpers.fail_at_500, data, 1000)
+
+
+Pair = __import__("collections").namedtuple("Pair", "a b")
+TUPLE_INPUTS = {
+    "int pairs": [(i, -i) for i in range(7)] + [(2 ** 63 - 1, -2 ** 63)],
+    "int and float": [(1, 0.5), (2, -0.0), (3, float("nan")), (4, float("inf"))],
+    "one float": [(1.5,), (-0.0,), (1e-310,)],
+    "arity 16": [tuple(range(i, i + 16)) for i in range(3)],
+    "arity 17": [tuple(range(i, i + 17)) for i in range(3)],      # pickled
+    "arities differ": [(1, 2), (3, 4, 5), (6, 7)],                # pickled
+    "types differ": [(1, 2), (3.0, 4), (5, 6)],                   # pickled
+    "bool": [(1, 2), (True, 3)],                                  # pickled
+    "big int": [(1, 2), (2 ** 64, 3)],                            # pickled
+    "lists": [[1, 2], [3, 4]],                                    # pickled
+    "namedtuple": [Pair(1, 2), Pair(3, 4)],                       # pickled
+    "empty tuples": [(), ()],                                     # pickled
+    "tuple of tuples": ((1, 2), (3, 4), (5, 6)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TUPLE_INPUTS))
+def test_starmap_chunks_of_number_tuples_give_what_pickle_gives(pool, std_pool, name):
+    """starmap's chunks of tuples of exact ints or floats travel packed: the function gets the
+    arguments, of the types, the standard library gives it; anything else is pickled."""
+    data = TUPLE_INPUTS[name]
+    want = std_pool.starmap(helpers.args_of, data, 2)
+    for cs in (1, 2, None):
+        assert pool.starmap(helpers.args_of, data, cs) == want
+        assert pool.starmap_async(helpers.args_of, data, cs).get(30) == want
+    if all(len(t) == 2 for t in data):
+        want = std_pool.starmap(helpers.add, data, 3)
+        assert _exact(pool.starmap(helpers.add, data, 3)) == _exact(want)
+
+
+def test_packed_tuples_in_a_worker_that_raises_or_returns_other_types(pool, std_pool):
+    data = [(i, 1) for i in range(3000)]
+    for fn in (helpers.add, helpers.args_of):
+        assert pool.starmap(fn, data, 1000) == std_pool.starmap(fn, data, 1000)
+    with pytest.raises(ZeroDivisionError):
+        pool.starmap(divmod, [(i, 1 if i != 2500 else 0) for i in range(3000)], 1000)
+
+
+def test_packed_number_helpers_refuse_what_they_cannot_read():
+    from mproc import _mproc
+    blob = _mproc.py_pack_numbers([1, 2, 3], b"xy")
+    assert blob[:3] == b"xyq"
+    assert _mproc.py_unpack_numbers(blob, 2) == [1, 2, 3]
+    assert _mproc.py_pack_numbers([1, 2, 3], b"", 1, 2)[1:] == _mproc.py_pack_numbers([2])[1:]
+    assert _mproc.py_pack_numbers([1, 2, 3], b"", 2, 1) is None   # an empty window
+    for bad, at in ((blob, 0), (blob, 99), (blob, -1), (blob[:-1], 2), (b"", 0)):
+        with pytest.raises(ValueError):
+            _mproc.py_unpack_numbers(bad, at)
+    rows = _mproc.py_pack_tuples([(1, 2.5), (3, 4.5)], b"", 0, 2)
+    assert rows[:4] == b"T\x02qd"
+    assert _mproc.py_starmap_packed(helpers.args_of, rows, b"") == \
+        [helpers.args_of(1, 2.5), helpers.args_of(3, 4.5)]
+    assert _mproc.py_starmap_packed(helpers.add, rows, b"h")[:2] == b"hd"
+    for bad in (b"", b"T", b"T\x00", b"T\x02q", b"T\x02qx" + bytes(16), rows[:-1],
+                b"X" + rows[1:]):
+        with pytest.raises(ValueError):
+            _mproc.py_starmap_packed(helpers.add, bad, b"")
+
+
+def _arena_allocator():
+    """The interpreter's pymalloc arena allocator (ctx, alloc, free), read through its C API."""
+    import ctypes
+
+    class Alloc(ctypes.Structure):
+        _fields_ = [("ctx", ctypes.c_void_p), ("alloc", ctypes.c_void_p),
+                    ("free", ctypes.c_void_p)]
+    a = Alloc()
+    ctypes.pythonapi.PyObject_GetArenaAllocator(ctypes.byref(a))
+    return a.ctx, a.alloc, a.free
+
+
+def _rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _huge_kib():
+    """Anonymous memory of this process in transparent huge pages (KiB)."""
+    with open("/proc/self/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("AnonHugePages:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _thp_on_advice():
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return "[never]" not in f.read()
+    except OSError:
+        return False
+
+
+def test_large_results_made_in_huge_page_arenas_give_their_memory_back():
+    """unpack_numbers makes a large chunk's objects with pymalloc's arenas taken from huge-page
+    regions, then gives the interpreter its own allocator back; the objects' memory goes back to
+    the system when they are freed, as any arena's."""
+    from mproc import _mproc
+    before = _arena_allocator()
+    blob = _mproc.py_pack_numbers(list(range(10 ** 6)), b"") + b""
+    floats = _mproc.py_pack_numbers([i / 2 for i in range(10 ** 5)], b"")
+    import gc
+    gc.collect()
+    base, huge = _rss(), _huge_kib()
+    for _ in range(3):
+        xs = _mproc.py_unpack_numbers(blob, 0)
+        assert _arena_allocator() == before
+        if _thp_on_advice():  # the ints' 32 MB are in huge pages (most of them, at least)
+            assert _huge_kib() - huge >= 16 << 10
+        assert len(xs) == 10 ** 6 and xs[0] == 0 and xs[-1] == 10 ** 6 - 1 and sum(xs) == \
+            10 ** 6 * (10 ** 6 - 1) // 2
+        grown = _rss() - base
+        assert grown > 30 << 20  # 10^6 ints (32 bytes each) and the list
+        del xs
+        assert _mproc.py_unpack_numbers(floats, 0) == [i / 2 for i in range(10 ** 5)]
+        gc.collect()
+        # the ints' 32 MB are gone (the allocator may keep the list's 8 MB for reuse)
+        assert _rss() - base < 16 << 20, "the arenas' memory was not given back"
