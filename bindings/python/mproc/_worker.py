@@ -29,6 +29,7 @@ _dumps = _core.dumps
 _pack = _mproc.py_pack_numbers
 _map_packed = _mproc.py_map_packed
 _starmap_packed = _mproc.py_starmap_packed
+_loads_many = _mproc.py_loads  # pickle.loads; a large one's objects in huge-page arenas
 _fn_blob = None
 _fn = None
 _pending_inits = {}  # {key: (initializer, initargs)} of fork pools (pool.py fills it)
@@ -134,8 +135,8 @@ def run_task(mv):
                     x = memoryview(mv)[6 + n:].cast(chr(mv[5 + n]))  # mpi gives bytes
                     value = _map_packed(_fn, x, b"\x03")
                     kind = 76
-            else:
-                x = _loads(mv[5 + n:])
+            else:  # a chunk's list: its objects in huge-page arenas when it is large
+                x = _loads_many(mv[5 + n:])
             if kind == 77:  # "M"
                 value = _fn(x)
             elif kind == 83:  # "S": starmap
@@ -208,7 +209,7 @@ def _decode(data):
     mv = memoryview(data)
     if mv[0] == 0:
         try:
-            return True, _core.loads(mv[1:])
+            return True, _loads_many(mv[1:])
         except Exception as e:
             return False, e
     if mv[0] == 2:  # large buffers in the pool's data arena (run_task)

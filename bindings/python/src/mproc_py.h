@@ -86,6 +86,7 @@ PyObject *mproc_py_pool_map_async(PyObject *self, PyObject *args);
 PyObject *mproc_py_pack_numbers(PyObject *self, PyObject *args);
 PyObject *mproc_py_map_packed(PyObject *self, PyObject *args);
 PyObject *mproc_py_unpack_numbers(PyObject *self, PyObject *args);
+PyObject *mproc_py_loads(PyObject *self, PyObject *arg);
 PyObject *mproc_py_pack_tuples(PyObject *self, PyObject *args);
 PyObject *mproc_py_starmap_packed(PyObject *self, PyObject *args);
 PyObject *mproc_py_pool_stats(PyObject *self, PyObject *args);

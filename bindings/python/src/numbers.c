@@ -1,20 +1,21 @@
-/* Chunks of numbers, packed: a map's chunk of exact ints or floats travels as native 8-byte
- * values instead of a pickle (pack_numbers, map_packed), and comes back as a list of the same
- * values (unpack_numbers).
+/* Chunks of numbers, packed: a map's chunk of exact ints or floats (starmap's: tuples of them)
+ * travels as native 8-byte values instead of a pickle (pack_numbers, pack_tuples), the worker
+ * calls the function on them and packs the results as they come (map_packed, starmap_packed),
+ * and they come back as a list of the same values (unpack_numbers; async_next in helpers.c).
  *
  * Making many objects at once, the other cost: pymalloc takes its 1 MiB arenas from mmap one at
  * a time, and each of their 256 pages faults on first touch. On this project's 2-core VM a fault
  * costs about 11 us, so the 10^6 ints of a map's results (32 MB) took 90-110 ms to make, nearly
  * all of the parent's time in a chunked map, while the same loop with those arenas in huge pages
- * took 9-11 ms. So while unpack_numbers makes a large chunk's objects (a C loop that holds the GIL
- * and runs no Python code), pymalloc's arena allocator is a huge-page one: arenas carved in pairs
- * out of 2 MiB regions advised MADV_HUGEPAGE, each region one fault. pymalloc frees an arena with
- * the allocator current then, the interpreter's own (munmap of the arena), which is right for
- * these too: they are plain anonymous mappings, and the kernel splits a huge page when half of it
- * goes. The swap is made only when the interpreter's arena allocator is its own (the one seen
- * first, living in the interpreter, with no context: CPython's mmap arenas on Linux); with
- * PYTHONMALLOC=malloc pymalloc asks for no arenas and nothing changes. MPROC_HUGE_ARENAS=0 in the
- * environment turns it off (to compare). */
+ * took 9-11 ms. So while many objects are made at once (the numbers of a large chunk, or the
+ * unpickling of a large pickle: loads), pymalloc's arena allocator is a huge-page one: arenas
+ * carved in pairs out of 2 MiB regions advised MADV_HUGEPAGE, each region one fault. pymalloc
+ * frees an arena with the allocator current then, the interpreter's own (munmap of the arena),
+ * which is right for these too: they are plain anonymous mappings, and the kernel splits a huge
+ * page when half of it goes. The swap is made only when the interpreter's arena allocator is its
+ * own (the one seen first, living in the interpreter, with no context: CPython's mmap arenas on
+ * Linux); with PYTHONMALLOC=malloc pymalloc asks for no arenas and nothing changes.
+ * MPROC_HUGE_ARENAS=0 in the environment turns it off (to compare). */
 
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* dladdr */
@@ -27,38 +28,43 @@
 #include <string.h>
 #include <sys/mman.h>
 
-/* ---- huge-page arenas while a loop makes many objects ------------------------------------- */
-enum { kHugeRegion = 2 << 20, kHugeMinItems = 16384 };
+/* ---- huge-page arenas while many objects are made ----------------------------------------
+ * One scope for the process, counted: it is begun and ended with the GIL held, and the Python
+ * code a scope may run (pickle.loads calls constructors) may switch threads, so another thread
+ * can begin and end its own inside it, or outlive it; the interpreter's allocator comes back when
+ * the last one ends. Arenas made meanwhile by any thread are huge-page ones: plain mappings that
+ * the interpreter's own allocator frees as it frees its own. */
+enum { kHugeRegion = 2 << 20, kHugeMinItems = 16384, kHugeMinBytes = 256 << 10 };
 
-typedef struct {
+static struct {
   PyObjectArenaAllocator prev;
   char *next; /* the unused part of the current region */
   size_t left;
-  int on;
-} huge_scope;
+  int depth;
+} g_huge;
 
 static void *huge_alloc(void *ctx, size_t size) {
-  huge_scope *h = (huge_scope *)ctx;
+  (void)ctx;
   if (size == 0 || size > kHugeRegion || kHugeRegion % size != 0)
-    return h->prev.alloc(h->prev.ctx, size);
-  if (h->left < size) {
-    if (h->left) munmap(h->next, h->left);
-    h->left = 0;
+    return g_huge.prev.alloc(g_huge.prev.ctx, size);
+  if (g_huge.left < size) {
+    if (g_huge.left) munmap(g_huge.next, g_huge.left);
+    g_huge.left = 0;
     /* twice the size, then the ends cut off: a region aligned to its size, as a huge page is */
     char *p = (char *)mmap(NULL, 2 * (size_t)kHugeRegion, PROT_READ | PROT_WRITE,
                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return h->prev.alloc(h->prev.ctx, size);
+    if (p == MAP_FAILED) return g_huge.prev.alloc(g_huge.prev.ctx, size);
     char *a = (char *)(((uintptr_t)p + kHugeRegion - 1) & ~(uintptr_t)(kHugeRegion - 1));
     if (a > p) munmap(p, (size_t)(a - p));
     if (a + kHugeRegion < p + 2 * (size_t)kHugeRegion)
       munmap(a + kHugeRegion, (size_t)(p + 2 * (size_t)kHugeRegion - (a + kHugeRegion)));
     madvise(a, kHugeRegion, MADV_HUGEPAGE); /* advice: without huge pages it works as before */
-    h->next = a;
-    h->left = kHugeRegion;
+    g_huge.next = a;
+    g_huge.left = kHugeRegion;
   }
-  void *r = h->next;
-  h->next += size;
-  h->left -= size;
+  void *r = g_huge.next;
+  g_huge.next += size;
+  g_huge.left -= size;
   return r;
 }
 
@@ -84,30 +90,67 @@ static int huge_usable(void) {
   return state == 1 && cur.ctx == first.ctx && cur.alloc == first.alloc && cur.free == first.free;
 }
 
-/* Begin and end a scope of huge-page arenas; the GIL is held from one to the other, and no
- * Python code runs in between (so no other thread allocates, and nothing nests). */
-static void huge_begin(huge_scope *h, Py_ssize_t items) {
-  memset(h, 0, sizeof *h);
-  if (items < kHugeMinItems || !huge_usable()) return;
-  PyObject_GetArenaAllocator(&h->prev);
-  PyObjectArenaAllocator mine = {h, huge_alloc, huge_free};
-  PyObject_SetArenaAllocator(&mine);
-  h->on = 1;
+/* Begin a scope for about `items` objects (small ones begin none); pass what it returns to
+ * huge_end. The GIL is held. */
+static int huge_begin(Py_ssize_t items) {
+  if (items < kHugeMinItems) return 0;
+  if (g_huge.depth == 0) {
+    if (!huge_usable()) return 0;
+    PyObject_GetArenaAllocator(&g_huge.prev);
+    PyObjectArenaAllocator mine = {NULL, huge_alloc, huge_free};
+    PyObject_SetArenaAllocator(&mine);
+  }
+  g_huge.depth++;
+  return 1;
 }
 
-static void huge_end(huge_scope *h) {
-  if (!h->on) return;
-  PyObject_SetArenaAllocator(&h->prev);
-  if (h->left) munmap(h->next, h->left);
-  h->on = 0;
+static void huge_end(int begun) {
+  if (!begun || --g_huge.depth > 0) return;
+  PyObject_SetArenaAllocator(&g_huge.prev);
+  if (g_huge.left) munmap(g_huge.next, g_huge.left);
+  g_huge.left = 0;
+}
+
+/* loads(data[, buffers]) -> pickle.loads(data, buffers=buffers), in a scope of huge-page arenas
+ * when data is large (a chunk's items in a worker, a chunk's results in the parent: 10^5 new
+ * objects). */
+PyObject *mproc_py_loads(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *arg, *buffers = NULL;
+  if (!PyArg_ParseTuple(args, "O|O", &arg, &buffers)) return NULL;
+  static PyObject *loads;
+  if (!loads) {
+    PyObject *m = PyImport_ImportModule("pickle");
+    loads = m ? PyObject_GetAttrString(m, "loads") : NULL;
+    Py_XDECREF(m);
+    if (!loads) return NULL;
+  }
+  PyObject *kw = NULL;
+  if (buffers && buffers != Py_None) {
+    kw = Py_BuildValue("{sO}", "buffers", buffers);
+    if (!kw) return NULL;
+  }
+  Py_ssize_t len = 0;
+  if (PyBytes_Check(arg)) {
+    len = PyBytes_GET_SIZE(arg);
+  } else if (PyMemoryView_Check(arg)) {
+    len = PyMemoryView_GET_BUFFER(arg)->len;
+  }
+  /* a pickle of 256 KiB makes some 10^4 objects or more; a few bytes per object */
+  const int begun = huge_begin(len >= kHugeMinBytes ? kHugeMinItems : 0);
+  PyObject *a = PyTuple_Pack(1, arg);
+  PyObject *r = a ? PyObject_Call(loads, a, kw) : NULL;
+  Py_XDECREF(a);
+  Py_XDECREF(kw);
+  huge_end(begun);
+  return r;
 }
 
 /* A list of the n packed numbers at buf ('q': int64, 'd': double). */
 PyObject *mproc_py_unpacked(const char *buf, Py_ssize_t n, char mode) {
   PyObject *list = PyList_New(n);
   if (!list) return NULL;
-  huge_scope h;
-  huge_begin(&h, n);
+  const int begun = huge_begin(n);
   for (Py_ssize_t i = 0; i < n; i++) {
     PyObject *o;
     if (mode == 'q') {
@@ -120,13 +163,13 @@ PyObject *mproc_py_unpacked(const char *buf, Py_ssize_t n, char mode) {
       o = PyFloat_FromDouble(v);
     }
     if (!o) {
-      huge_end(&h);
+      huge_end(begun);
       Py_DECREF(list);
       return NULL;
     }
     PyList_SET_ITEM(list, i, o);
   }
-  huge_end(&h);
+  huge_end(begun);
   return list;
 }
 

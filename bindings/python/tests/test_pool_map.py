@@ -463,3 +463,48 @@ def test_large_results_made_in_huge_page_arenas_give_their_memory_back():
         gc.collect()
         # the ints' 32 MB are gone (the allocator may keep the list's 8 MB for reuse)
         assert _rss() - base < 16 << 20, "the arenas' memory was not given back"
+
+
+class _UnpacksInAThread:
+    """Unpickling it runs Python code that makes another thread unpack a large chunk (its own
+    scope of huge-page arenas, begun and ended inside this one's)."""
+
+    def __init__(self, blob):
+        self.blob = blob
+
+    def __reduce__(self):
+        return (_unpack_in_a_thread, (self.blob,))
+
+
+def _unpack_in_a_thread(blob):
+    from mproc import _mproc
+    out = []
+    t = threading.Thread(target=lambda: out.append(len(_mproc.py_unpack_numbers(blob, 0))))
+    t.start()
+    t.join()
+    return out[0]
+
+
+def test_loads_of_large_pickles_as_pickle_and_gives_the_allocator_back():
+    from mproc import _mproc
+    before = _arena_allocator()
+    big = [("k%d" % i, i, float(i)) for i in range(60000)]
+    data = pickle.dumps(big, 5)
+    assert len(data) > 256 << 10
+    assert _mproc.py_loads(data) == big
+    assert _mproc.py_loads(memoryview(data)) == big
+    assert _mproc.py_loads(pickle.dumps(3)) == 3
+    assert _arena_allocator() == before
+    # a buffer out of band, as mproc._oob passes them
+    bufs = []
+    raw = pickle.dumps(pickle.PickleBuffer(bytearray(b"xyz")), 5, buffer_callback=bufs.append)
+    assert bytes(_mproc.py_loads(raw, [b.raw() for b in bufs])) == b"xyz"
+    with pytest.raises(pickle.UnpicklingError):
+        _mproc.py_loads(data[:len(data) // 2])
+    assert _arena_allocator() == before
+    # Python code inside the loads, another thread's scope inside this one
+    blob = _mproc.py_pack_numbers(list(range(50000)), b"")
+    many = [_UnpacksInAThread(blob)] * 2 + list(range(60000))
+    got = _mproc.py_loads(pickle.dumps(many, 5))
+    assert got[:2] == [50000, 50000] and got[2:] == list(range(60000))
+    assert _arena_allocator() == before
