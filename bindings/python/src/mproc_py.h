@@ -117,6 +117,8 @@ PyObject *mproc_py_queue_get_msg(PyObject *self, PyObject *args);
 PyObject *mproc_py_queue_join(PyObject *self, PyObject *args);
 PyObject *mproc_py_conn_recv(PyObject *self, PyObject *args);
 PyObject *mproc_py_conn_poll(PyObject *self, PyObject *args);
+PyObject *mproc_py_conn_recv_msg(PyObject *self, PyObject *args);
+PyObject *mproc_py_conn_send_parts(PyObject *self, PyObject *args);
 PyObject *mproc_py_barrier_new(PyObject *self, PyObject *args);
 PyObject *mproc_py_barrier_attach(PyObject *self, PyObject *args);
 PyObject *mproc_py_queue_new(PyObject *self, PyObject *args);

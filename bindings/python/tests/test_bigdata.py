@@ -143,3 +143,44 @@ def test_unpicklable_object_names_itself():
     import threading
     with pytest.raises((pickle.PicklingError, TypeError)):
         _oob.dumps({"lock": threading.Lock(), "a": np.zeros(1 << 20)})
+
+
+def send_sizes_then_close(conn, sizes):
+    for i, n in enumerate(sizes):
+        conn.send(np.full(n, i % 251, dtype=np.uint8))
+    conn.send_bytes(b"b" * (3 << 20))
+    conn.close()
+
+
+def test_pipe_large_messages_arrive_whole_in_memory_of_their_own():
+    """A large message of a pipe is gathered in the sender's kept buffer (one larger than it
+    keeps gets memory for itself) and taken by the receiver into memory of its own: arrays that
+    own it (writable), every byte in place, then EOF."""
+    sizes = [(2 << 20) + 7, 1 << 20, (1 << 20) - 1, 100, (70 << 20) + 3, 5 << 20]
+    rx, tx = mproc.Pipe(duplex=False)
+    p = mproc.Process(target=send_sizes_then_close, args=(tx, sizes))
+    p.start()
+    tx.close()
+    for i, n in enumerate(sizes):
+        y = rx.recv()
+        assert y.shape == (n,) and y.dtype == np.uint8
+        assert int(y[0]) == int(y[-1]) == i % 251 and int(y.sum()) == n * (i % 251)
+        y[0] = 0  # writable: the receiver's own
+    assert rx.recv_bytes() == b"b" * (3 << 20)
+    with pytest.raises(EOFError):
+        rx.recv()
+    p.join()
+    assert p.exitcode == 0
+    rx.close()
+
+
+def test_pipe_send_of_large_parts_to_a_closed_reader_raises():
+    rx, tx = mproc.Pipe(duplex=False)
+    rx.close()
+    with pytest.raises(BrokenPipeError):
+        tx.send(np.zeros(1 << 20))
+    with pytest.raises(OSError):
+        tx.recv()  # write-only end, as the standard library's
+    tx.close()
+    with pytest.raises(OSError):
+        tx.send(np.zeros(1 << 20))  # closed
