@@ -15,6 +15,7 @@
 %native(py_unpack_numbers) PyObject *mproc_py_unpack_numbers(PyObject *self, PyObject *args);
 %native(py_loads) PyObject *mproc_py_loads(PyObject *self, PyObject *args);
 %native(py_pack_tuples) PyObject *mproc_py_pack_tuples(PyObject *self, PyObject *args);
+%native(py_pack_strs) PyObject *mproc_py_pack_strs(PyObject *self, PyObject *args);
 %native(py_starmap_packed) PyObject *mproc_py_starmap_packed(PyObject *self, PyObject *args);
 %native(py_pool_stats) PyObject *mproc_py_pool_stats(PyObject *self, PyObject *args);
 %native(py_pool_join) PyObject *mproc_py_pool_join(PyObject *self, PyObject *args);

@@ -10,10 +10,12 @@ Task bytes (made by pool.py):
       references to the arena (or, without one, out of band after the pickle)
   b"N" + len(fn) as 4 bytes + pickle(func) + _mproc.py_pack_numbers(list): as "L", a chunk of
        exact ints (b"q" + int64s) or floats (b"d" + doubles), read without unpickling; or
-       + _mproc.py_pack_tuples(list): as "K", a chunk of tuples of them (b"T", arity, formats)
+       + _mproc.py_pack_strs(list): as "L", a chunk of ASCII strings (b"U", count, lengths);
+       + _mproc.py_pack_tuples(list): as "K", a chunk of tuples of numbers (b"T", arity, formats)
 Result bytes: b"\\0" + pickle(value), b"\\2" + the value by mproc._oob.dumps_to (a task that
 came with an arena: large buffers of the result go back through it), b"\\3" +
-py_pack_numbers(list) for a chunk whose results are all exact ints or all floats, or b"\\1" +
+py_pack_numbers(list) for a chunk whose results are all exact ints or all floats (or
+py_pack_strs(list): all ASCII strings; py_pack_tuples(list): tuples of numbers), or b"\\1" +
 pickle((exception or None, traceback text)).
 """
 import pickle
@@ -28,8 +30,24 @@ _loads = pickle.loads
 _dumps = _core.dumps
 _pack = _mproc.py_pack_numbers
 _map_packed = _mproc.py_map_packed
+_unpack = _mproc.py_unpack_numbers
+_pack_strs = _mproc.py_pack_strs
+_pack_tuples = _mproc.py_pack_tuples
 _starmap_packed = _mproc.py_starmap_packed
 _loads_many = _mproc.py_loads  # pickle.loads; a large one's objects in huge-page arenas
+
+
+def _pack_results(values):
+    """A chunk's results packed (b"\\3": numbers, else ASCII strings, else tuples of
+    numbers), or None."""
+    out = _pack(values, b"\x03")
+    if out is None and type(values) is list:
+        out = _pack_strs(values, b"\x03", 0, len(values))
+        if out is None:
+            out = _pack_tuples(values, b"\x03", 0, len(values))
+    return out
+
+
 _fn_blob = None
 _fn = None
 _pending_inits = {}  # {key: (initializer, initargs)} of fork pools (pool.py fills it)
@@ -131,6 +149,9 @@ def run_task(mv):
                 if mv[5 + n] == 84:  # b"T": rows of starmap arguments
                     value = _starmap_packed(_fn, memoryview(mv)[5 + n:], b"\x03")
                     kind = 75
+                elif mv[5 + n] == 85:  # b"U": ASCII strings (made at once, in huge pages)
+                    value = _map_packed(_fn, _unpack(mv, 5 + n), b"\x03")
+                    kind = 76
                 else:
                     x = memoryview(mv)[6 + n:].cast(chr(mv[5 + n]))  # mpi gives bytes
                     value = _map_packed(_fn, x, b"\x03")
@@ -151,7 +172,7 @@ def run_task(mv):
             if type(value) is bytes and (kind == 76 or kind == 75):  # packed already (C)
                 out = value
             else:
-                out = _pack(value, b"\x03") if kind == 76 or kind == 75 else None
+                out = _pack_results(value) if kind == 76 or kind == 75 else None
             if out is None and arena is not None:  # large buffers by reference (one copy)
                 try:
                     out = b"\x02" + _oob.dumps_to(value, arena, True)

@@ -42,6 +42,7 @@ _rebuild_error = _worker._rebuild_error
 _decode = _worker._decode
 _pack_numbers = _mproc.py_pack_numbers
 _pack_tuples = _mproc.py_pack_tuples
+_pack_strs = _mproc.py_pack_strs
 
 
 def _pool_error(e, cancelled=False):
@@ -276,6 +277,15 @@ class _PipelinedMapResult(MapResult):
         self._cancelled = True
         it._cancel()
         return True
+
+
+def _pack_chunk(star, seq, head, start, stop):
+    """seq[start:stop] packed (starmap: tuples of numbers; map: numbers, else ASCII strings),
+    or None when it is not all of one such kind (then it is pickled)."""
+    if star:
+        return _pack_tuples(seq, head, start, stop)
+    data = _pack_numbers(seq, head, start, stop)
+    return _pack_strs(seq, head, start, stop) if data is None else data
 
 
 class _Packed:
@@ -563,13 +573,12 @@ class IMapIterator:
         return True
 
     def _encode(self, chunk):
-        """The task bytes of one chunk: exact ints or floats (for starmap, tuples of them)
-        packed (_worker's "N", a third of pickle's time at each end, the same values back),
-        anything else pickled."""
+        """The task bytes of one chunk: exact ints or floats (for starmap, tuples of them) or
+        ASCII strings packed (_worker's "N", a third of pickle's time at each end, the same
+        values back), anything else pickled."""
         if type(chunk) is _Packed:
             return chunk.data
-        data = (_pack_tuples if self._star else _pack_numbers)(chunk, self._num_head, 0,
-                                                               len(chunk))
+        data = _pack_chunk(self._star, chunk, self._num_head, 0, len(chunk))
         return _chunk_bytes(self, chunk) if data is None else data
 
     def _read_chunk(self, it):
@@ -580,8 +589,7 @@ class IMapIterator:
         if type(r) is not range:
             # numbers packed straight from the list: no slice of it made first
             stop = min(self._rpos + self._cs, len(r))
-            data = (_pack_tuples if self._star else _pack_numbers)(r, self._num_head,
-                                                                   self._rpos, stop)
+            data = _pack_chunk(self._star, r, self._num_head, self._rpos, stop)
             if data is not None:
                 chunk = _Packed(data, stop - self._rpos)
                 self._rpos = stop

@@ -759,8 +759,9 @@ static int mproc_py_next_slice(void *ctx, double s) {
 
 /* async_next(r, timeout[, numbers]) -> (index, bytes); raises for a failed item (other than a
  * Python exception: its bytes come), EITEREND at the end, EAGAIN on timeout; Ctrl-C raises.
- * With numbers true, an item of packed numbers (tag 3, then the format byte: _worker.run_task)
- * comes as their list, made straight from the result's memory (no bytes copy in between). */
+ * With numbers true, an item of packed numbers or strings (tag 3, then the format byte:
+ * _worker.run_task) comes as their list, made straight from the result's memory (no bytes copy
+ * in between). */
 PyObject *mproc_py_async_next(PyObject *self, PyObject *args) {
   (void)self;
   PyObject *h;
@@ -776,9 +777,8 @@ PyObject *mproc_py_async_next(PyObject *self, PyObject *args) {
   size_t len = c.len, index = c.index;
   const char *d = (const char *)data;
   PyObject *b;
-  if (numbers && rc == 0 && len >= 2 && d[0] == 3 && (d[1] == 'q' || d[1] == 'd') &&
-      (len - 2) % 8 == 0)
-    b = mproc_py_unpacked(d + 2, (Py_ssize_t)((len - 2) / 8), d[1]);
+  if (numbers && rc == 0 && len >= 2 && d[0] == 3)
+    b = mproc_py_unpacked_at(d + 1, len - 1);
   else
     b = mproc_py_result(rc, data, len);
   if (!b) return NULL;

@@ -65,6 +65,8 @@ int mproc_py_child_main(const char *module, const void *arg, size_t len);
 
 /* A list of n packed numbers at buf, mode 'q' (int64) or 'd' (double) (numbers.c). */
 PyObject *mproc_py_unpacked(const char *buf, Py_ssize_t n, char mode);
+/* The list packed at p (its format byte: 'q', 'd' or 'U'), len bytes, or NULL with ValueError. */
+PyObject *mproc_py_unpacked_at(const char *p, size_t len);
 
 /* Waiting in slices, with PyErr_CheckSignals() between them (helpers.c). */
 #define MPROC_PY_SLICE 0.1
@@ -88,6 +90,7 @@ PyObject *mproc_py_map_packed(PyObject *self, PyObject *args);
 PyObject *mproc_py_unpack_numbers(PyObject *self, PyObject *args);
 PyObject *mproc_py_loads(PyObject *self, PyObject *arg);
 PyObject *mproc_py_pack_tuples(PyObject *self, PyObject *args);
+PyObject *mproc_py_pack_strs(PyObject *self, PyObject *args);
 PyObject *mproc_py_starmap_packed(PyObject *self, PyObject *args);
 PyObject *mproc_py_pool_stats(PyObject *self, PyObject *args);
 PyObject *mproc_py_pool_join(PyObject *self, PyObject *args);

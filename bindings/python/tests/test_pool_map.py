@@ -508,3 +508,59 @@ def test_loads_of_large_pickles_as_pickle_and_gives_the_allocator_back():
     got = _mproc.py_loads(pickle.dumps(many, 5))
     assert got[:2] == [50000, 50000] and got[2:] == list(range(60000))
     assert _arena_allocator() == before
+
+
+STR_INPUTS = {
+    "ascii": ["a", "", "bc", "x" * 1000, "\x00\x7f", " \t\n"],
+    "non-ascii": ["a", "d\u00e9f", "\u4e2d", "\U0001f600"],           # pickled
+    "surrogate": ["a", "\ud800"],                                       # pickled
+    "subclass": ["a", helpers.Text("b")],                               # pickled
+    "mixed": ["a", 1, "c"],                                             # pickled
+    "bytes": [b"a", b"b"],                                              # pickled
+    "tuple": ("p", "q", "r"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STR_INPUTS))
+def test_chunks_of_strings_give_what_pickle_gives(pool, std_pool, name):
+    """Chunks of exact ASCII strings travel packed both ways; the functions get, and the caller
+    gets back, what the standard library gives (types included)."""
+    data = STR_INPUTS[name]
+    fns = [helpers.typed, helpers.ident, str.upper if name == "ascii" else repr]
+    if name != "mixed":
+        fns.append(len)
+    for fn in fns:
+        want = std_pool.map(fn, data, 2)
+        for cs in (1, 2, None):
+            assert pool.map(fn, data, cs) == want
+            assert list(pool.imap(fn, data, 3)) == want
+        assert [type(x) for x in pool.map(fn, data)] == [type(x) for x in want]
+
+
+def test_packed_results_of_strings_and_tuples_as_pickle_gives(pool, std_pool):
+    data = list(range(3000))
+    for fn in (str, helpers.pair_of, helpers.typed):
+        for cs in (None, 1000):
+            assert pool.map(fn, data, cs) == std_pool.map(fn, data, cs)
+    big = [2 ** 70, 1, 2]  # a pair that does not fit: pickled
+    assert pool.map(helpers.pair_of, big) == std_pool.map(helpers.pair_of, big)
+    floats = [0.5, -0.0, float("inf")]
+    assert _exact(x for t in pool.map(helpers.pair_of, floats) for x in t) == \
+        _exact(x for t in std_pool.map(helpers.pair_of, floats) for x in t)
+
+
+def test_packed_strings_and_tuples_refused_when_malformed():
+    from mproc import _mproc
+    s = _mproc.py_pack_strs(["ab", "", "c"], b"h", 0, 3)
+    assert s[:2] == b"hU"
+    assert _mproc.py_unpack_numbers(s, 1) == ["ab", "", "c"]
+    assert _mproc.py_pack_strs(["ab", "\u00e9"], b"", 0, 2) is None
+    assert _mproc.py_pack_strs(["ab", "c"], b"", 1, 1) is None
+    t = _mproc.py_pack_tuples([(1, 2.5)], b"", 0, 1)
+    assert _mproc.py_unpack_numbers(t, 0) == [(1, 2.5)]
+    for bad in (s[:-1], s + b"x", s[:5], b"hU\xff\xff\xff\xff", s.replace(b"ab", b"\xc3\xa9")):
+        with pytest.raises(ValueError):
+            _mproc.py_unpack_numbers(bad, 1)
+    for bad in (t[:-1], t + b"x", b"T\x00", b"T\x01x" + bytes(8), b"T\x11" + b"q" * 17):
+        with pytest.raises(ValueError):
+            _mproc.py_unpack_numbers(bad, 0)
