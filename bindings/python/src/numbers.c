@@ -173,6 +173,26 @@ PyObject *mproc_py_unpacked(const char *buf, Py_ssize_t n, char mode) {
   return list;
 }
 
+/* The window seq[start:stop] of a pack_* call's arguments (seq, head[, start, stop]; fmt says
+ * which are optional): 1 with *items and *n set, 0 when there is nothing to pack (not an exact
+ * list or tuple, an empty window), -1 with an exception. */
+static int pack_window(PyObject *args, const char *fmt, const char **head, Py_ssize_t *head_len,
+                       PyObject ***items, Py_ssize_t *n) {
+  PyObject *seq;
+  Py_ssize_t start = 0, stop = PY_SSIZE_T_MAX;
+  *head = "";
+  *head_len = 0;
+  if (!PyArg_ParseTuple(args, fmt, &seq, head, head_len, &start, &stop)) return -1;
+  if (!PyList_CheckExact(seq) && !PyTuple_CheckExact(seq)) return 0;
+  const Py_ssize_t len = PySequence_Fast_GET_SIZE(seq);
+  if (start < 0) start = 0;
+  if (stop > len) stop = len;
+  if (start >= stop) return 0;
+  *items = PySequence_Fast_ITEMS(seq) + start;
+  *n = stop - start;
+  return 1;
+}
+
 /* ---- chunks of ASCII strings ---------------------------------------------------------------
  * A map over text is as common as one over numbers, and pickle costs both ends as much for a
  * chunk of short strings (the parent's pickling of 10^6 short strings: 90 ms, a worker's
@@ -234,17 +254,12 @@ PyObject *mproc_py_unpacked_at(const char *p, size_t len) {
  * packed as above when every one is an exact str of ASCII characters; None otherwise. */
 PyObject *mproc_py_pack_strs(PyObject *self, PyObject *args) {
   (void)self;
-  PyObject *seq;
   const char *head;
-  Py_ssize_t head_len, start, stop;
-  if (!PyArg_ParseTuple(args, "Oy#nn", &seq, &head, &head_len, &start, &stop)) return NULL;
-  if (!PyList_CheckExact(seq) && !PyTuple_CheckExact(seq)) Py_RETURN_NONE;
-  const Py_ssize_t len = PySequence_Fast_GET_SIZE(seq);
-  if (start < 0) start = 0;
-  if (stop > len) stop = len;
-  if (start >= stop || stop - start > (Py_ssize_t)UINT32_MAX) Py_RETURN_NONE;
-  PyObject **items = PySequence_Fast_ITEMS(seq) + start;
-  const Py_ssize_t n = stop - start;
+  Py_ssize_t head_len, n;
+  PyObject **items;
+  const int w = pack_window(args, "Oy#nn", &head, &head_len, &items, &n);
+  if (w < 0) return NULL;
+  if (w == 0 || n > (Py_ssize_t)UINT32_MAX) Py_RETURN_NONE;
   size_t chars = 0;
   for (Py_ssize_t i = 0; i < n; i++) {
     PyObject *o = items[i];
@@ -302,18 +317,14 @@ PyObject *mproc_py_unpack_numbers(PyObject *self, PyObject *args) {
  * case). Native byte order: both ends run on this machine (or, over MPI, on the same kind). */
 PyObject *mproc_py_pack_numbers(PyObject *self, PyObject *args) {
   (void)self;
-  PyObject *seq;
-  const char *head = "";
-  Py_ssize_t head_len = 0;
-  Py_ssize_t start = 0, stop = PY_SSIZE_T_MAX;
-  if (!PyArg_ParseTuple(args, "O|y#nn", &seq, &head, &head_len, &start, &stop)) return NULL;
-  if (!PyList_CheckExact(seq) && !PyTuple_CheckExact(seq)) Py_RETURN_NONE;
-  const Py_ssize_t len = PySequence_Fast_GET_SIZE(seq);
-  if (start < 0) start = 0;
-  if (stop > len) stop = len;
-  if (start >= stop) Py_RETURN_NONE;
-  const Py_ssize_t n = stop - start;
-  PyObject **items = PySequence_Fast_ITEMS(seq) + start;
+  const char *head;
+  Py_ssize_t head_len, n;
+  PyObject **items;
+  const int w = pack_window(args, "O|y#nn", &head, &head_len, &items, &n);
+  if (w <= 0) {
+    if (w < 0) return NULL;
+    Py_RETURN_NONE;
+  }
   int ints = PyLong_CheckExact(items[0]);
   if (!ints && !PyFloat_CheckExact(items[0])) Py_RETURN_NONE;
   PyObject *out = PyBytes_FromStringAndSize(NULL, head_len + 1 + 8 * n);
@@ -485,17 +496,14 @@ enum { kMaxArity = 16 };
  * such a chunk is pickled. */
 PyObject *mproc_py_pack_tuples(PyObject *self, PyObject *args) {
   (void)self;
-  PyObject *seq;
   const char *head;
-  Py_ssize_t head_len, start, stop;
-  if (!PyArg_ParseTuple(args, "Oy#nn", &seq, &head, &head_len, &start, &stop)) return NULL;
-  if (!PyList_CheckExact(seq) && !PyTuple_CheckExact(seq)) Py_RETURN_NONE;
-  const Py_ssize_t len = PySequence_Fast_GET_SIZE(seq);
-  if (start < 0) start = 0;
-  if (stop > len) stop = len;
-  if (start >= stop) Py_RETURN_NONE;
-  PyObject **items = PySequence_Fast_ITEMS(seq) + start;
-  const Py_ssize_t n = stop - start;
+  Py_ssize_t head_len, n;
+  PyObject **items;
+  const int w = pack_window(args, "Oy#nn", &head, &head_len, &items, &n);
+  if (w <= 0) {
+    if (w < 0) return NULL;
+    Py_RETURN_NONE;
+  }
   if (!PyTuple_CheckExact(items[0])) Py_RETURN_NONE;
   const Py_ssize_t k = PyTuple_GET_SIZE(items[0]);
   if (k < 1 || k > kMaxArity) Py_RETURN_NONE;
