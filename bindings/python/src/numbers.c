@@ -23,6 +23,7 @@
 #include "mproc_py.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,22 +91,42 @@ static int huge_usable(void) {
   return state == 1 && cur.ctx == first.ctx && cur.alloc == first.alloc && cur.free == first.free;
 }
 
+static __thread int t_huge_depth; /* the scopes of this thread among g_huge.depth */
+
+/* A child forked inside some thread's scope has only the forking thread: the scopes of the
+ * others will never end there, so they are forgotten (and the interpreter's allocator is back
+ * if the forking thread has none open). */
+static void huge_after_fork_child(void) {
+  if (g_huge.depth == t_huge_depth) return;
+  g_huge.depth = t_huge_depth;
+  if (g_huge.depth == 0) {
+    PyObject_SetArenaAllocator(&g_huge.prev);
+    if (g_huge.left) munmap(g_huge.next, g_huge.left);
+    g_huge.left = 0;
+  }
+}
+
 /* Begin a scope for about `items` objects (small ones begin none); pass what it returns to
- * huge_end. The GIL is held. */
+ * huge_end, on the same thread. The GIL is held. */
 static int huge_begin(Py_ssize_t items) {
+  static int hooked;
   if (items < kHugeMinItems) return 0;
   if (g_huge.depth == 0) {
     if (!huge_usable()) return 0;
+    if (!hooked) hooked = pthread_atfork(NULL, NULL, huge_after_fork_child) == 0;
     PyObject_GetArenaAllocator(&g_huge.prev);
     PyObjectArenaAllocator mine = {NULL, huge_alloc, huge_free};
     PyObject_SetArenaAllocator(&mine);
   }
   g_huge.depth++;
+  t_huge_depth++;
   return 1;
 }
 
 static void huge_end(int begun) {
-  if (!begun || --g_huge.depth > 0) return;
+  if (!begun) return;
+  t_huge_depth--;
+  if (--g_huge.depth > 0) return;
   PyObject_SetArenaAllocator(&g_huge.prev);
   if (g_huge.left) munmap(g_huge.next, g_huge.left);
   g_huge.left = 0;

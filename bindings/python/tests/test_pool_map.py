@@ -564,3 +564,50 @@ def test_packed_strings_and_tuples_refused_when_malformed():
     for bad in (t[:-1], t + b"x", b"T\x00", b"T\x01x" + bytes(8), b"T\x11" + b"q" * 17):
         with pytest.raises(ValueError):
             _mproc.py_unpack_numbers(bad, 0)
+
+
+_GATE = {}
+
+
+def _block_in_loads():
+    """Unpickled inside a large loads: holds that loads (and its scope) open until released."""
+    _GATE["inside"].set()
+    _GATE["release"].wait(30)
+    return "unblocked"
+
+
+class _BlocksLoads:
+    def __reduce__(self):
+        return (_block_in_loads, ())
+
+
+def test_a_child_forked_inside_another_threads_scope_gets_the_interpreters_allocator():
+    from mproc import _mproc
+    before = _arena_allocator()
+    _GATE["inside"], _GATE["release"] = threading.Event(), threading.Event()
+    data = pickle.dumps([_BlocksLoads()] + list(range(10 ** 6, 10 ** 6 + 60000)), 5)
+    assert len(data) > 256 << 10  # a scope is begun
+    out = []
+    t = threading.Thread(target=lambda: out.append(_mproc.py_loads(data)))
+    t.start()
+    try:
+        assert _GATE["inside"].wait(30)
+        assert _arena_allocator() != before  # the other thread's scope is open
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: that thread and its scope are not here
+            ok = _arena_allocator() == before and len(_mproc.py_unpack_numbers(
+                _mproc.py_pack_numbers(list(range(50000)), b""), 0)) == 50000 and \
+                _arena_allocator() == before
+            os.write(w, b"1" if ok else b"0")
+            os._exit(0)
+        os.close(w)
+        got = os.read(r, 1)
+        os.close(r)
+        os.waitpid(pid, 0)
+        assert got == b"1"
+    finally:
+        _GATE["release"].set()
+        t.join()
+    assert out[0][0] == "unblocked" and out[0][1:] == list(range(10 ** 6, 10 ** 6 + 60000))
+    assert _arena_allocator() == before
