@@ -470,10 +470,11 @@ PyObject *mproc_py_shm_create_ex(PyObject *self, PyObject *args) {
  * that is kept (faulted in once), and the receiver takes a large message straight into memory of
  * its own, advised MADV_HUGEPAGE (a few faults), which the objects loads() makes view. */
 
+#include <pthread.h>
 #include <sys/mman.h>
 
 enum { kHugeGrain = 2 << 20 };
-#define MPROC_PY_SCRATCH_KEEP ((size_t)64 << 20) /* a thread's send buffer kept up to this */
+#define MPROC_PY_SCRATCH_KEEP ((size_t)32 << 20) /* a thread's send buffer kept up to this */
 
 /* Memory of its own, mapped for one message; unmapped with the last view of it. */
 typedef struct {
@@ -599,9 +600,38 @@ done:
 }
 
 /* A thread's send buffer for gathered messages: kept (its pages faulted in once) while it is
- * under MPROC_PY_SCRATCH_KEEP; a larger message gets memory for itself. */
-static __thread char *mproc_py_scratch;
-static __thread size_t mproc_py_scratch_len;
+ * under MPROC_PY_SCRATCH_KEEP, and unmapped when the thread ends (a key's destructor); a larger
+ * message gets memory for itself. A send owns the buffer while it runs: a signal handler that
+ * sends on a pipe while this send waits for room gets memory of its own (and may leave its
+ * buffer as the kept one, if it is the larger). */
+typedef struct {
+  char *p;
+  size_t len;
+} mproc_py_scratch_t;
+static pthread_key_t mproc_py_scratch_key;
+static pthread_once_t mproc_py_scratch_once = PTHREAD_ONCE_INIT;
+static int mproc_py_scratch_ok;
+
+static void mproc_py_scratch_free(void *v) {
+  mproc_py_scratch_t *k = (mproc_py_scratch_t *)v;
+  if (k->p) munmap(k->p, k->len);
+  free(k);
+}
+static void mproc_py_scratch_init(void) {
+  mproc_py_scratch_ok = pthread_key_create(&mproc_py_scratch_key, mproc_py_scratch_free) == 0;
+}
+/* The thread's kept buffer record (NULL when there can be none). */
+static mproc_py_scratch_t *mproc_py_scratch(void) {
+  pthread_once(&mproc_py_scratch_once, mproc_py_scratch_init);
+  if (!mproc_py_scratch_ok) return NULL;
+  mproc_py_scratch_t *k = (mproc_py_scratch_t *)pthread_getspecific(mproc_py_scratch_key);
+  if (!k && (k = (mproc_py_scratch_t *)calloc(1, sizeof *k)) != NULL &&
+      pthread_setspecific(mproc_py_scratch_key, k) != 0) {
+    free(k);
+    k = NULL;
+  }
+  return k;
+}
 
 typedef struct {
   mproc_conn_t *c;
@@ -621,6 +651,7 @@ PyObject *mproc_py_conn_send_parts(PyObject *self, PyObject *args) {
   (void)self;
   PyObject *h, *seq, *fast = NULL, *result = NULL;
   mproc_py_send_ctx s = {NULL, NULL, 0};
+  mproc_py_scratch_t *keep = NULL;
   char *own = NULL;
   size_t ownlen = 0;
   if (!PyArg_ParseTuple(args, "OO", &h, &seq)) return NULL;
@@ -640,26 +671,21 @@ PyObject *mproc_py_conn_send_parts(PyObject *self, PyObject *args) {
       goto done;
     total += (size_t)views[got].len;
   }
-  char *dst;
-  if (total <= mproc_py_scratch_len) {
-    dst = mproc_py_scratch;
-  } else if (total <= MPROC_PY_SCRATCH_KEEP) {
-    size_t maplen;
-    char *p = (char *)mproc_py_huge_map(total, &maplen);
-    if (!p) {
-      PyErr_NoMemory();
-      goto done;
-    }
-    if (mproc_py_scratch) munmap(mproc_py_scratch, mproc_py_scratch_len);
-    mproc_py_scratch = dst = p;
-    mproc_py_scratch_len = maplen;
+  /* take the kept buffer (or make one) for this call */
+  keep = mproc_py_scratch();
+  if (keep && keep->p && total <= keep->len) {
+    own = keep->p;
+    ownlen = keep->len;
+    keep->p = NULL;
+    keep->len = 0;
   } else {
-    own = dst = (char *)mproc_py_huge_map(total, &ownlen);
+    own = (char *)mproc_py_huge_map(total, &ownlen);
     if (!own) {
       PyErr_NoMemory();
       goto done;
     }
   }
+  char *dst = own;
   size_t at = 0;
   for (Py_ssize_t i = 0; i < n; i++) {
     memcpy(dst + at, views[i].buf, (size_t)views[i].len);
@@ -676,7 +702,17 @@ PyObject *mproc_py_conn_send_parts(PyObject *self, PyObject *args) {
   Py_INCREF(Py_None);
   result = Py_None;
 done:
-  if (own) munmap(own, ownlen);
+  if (own) {
+    /* keep the larger of this buffer and one a nested send may have left, under the limit */
+    keep = keep ? keep : mproc_py_scratch();
+    if (keep && ownlen <= MPROC_PY_SCRATCH_KEEP && ownlen > keep->len) {
+      if (keep->p) munmap(keep->p, keep->len);
+      keep->p = own;
+      keep->len = ownlen;
+    } else {
+      munmap(own, ownlen);
+    }
+  }
   for (Py_ssize_t i = 0; i < got; i++) PyBuffer_Release(&views[i]);
   PyMem_Free(views);
   Py_DECREF(fast);

@@ -44,8 +44,21 @@ static struct {
   int depth;
 } g_huge;
 
+/* Taken by huge_alloc and by huge_end's unmap of the unused part: the allocator setting is the
+ * process's, and an interpreter with a GIL of its own (Python 3.12+) may take an arena while
+ * another's scope is open. */
+static pthread_mutex_t g_huge_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void *huge_alloc_locked(size_t size);
 static void *huge_alloc(void *ctx, size_t size) {
   (void)ctx;
+  pthread_mutex_lock(&g_huge_mu);
+  void *r = huge_alloc_locked(size);
+  pthread_mutex_unlock(&g_huge_mu);
+  return r;
+}
+
+static void *huge_alloc_locked(size_t size) {
   if (size == 0 || size > kHugeRegion || kHugeRegion % size != 0)
     return g_huge.prev.alloc(g_huge.prev.ctx, size);
   if (g_huge.left < size) {
@@ -128,8 +141,10 @@ static void huge_end(int begun) {
   t_huge_depth--;
   if (--g_huge.depth > 0) return;
   PyObject_SetArenaAllocator(&g_huge.prev);
+  pthread_mutex_lock(&g_huge_mu);
   if (g_huge.left) munmap(g_huge.next, g_huge.left);
   g_huge.left = 0;
+  pthread_mutex_unlock(&g_huge_mu);
 }
 
 /* loads(data[, buffers]) -> pickle.loads(data, buffers=buffers), in a scope of huge-page arenas
