@@ -79,8 +79,15 @@ class Connection:
             size = len(m) - offset
         if size < 0 or offset + size > len(m):
             raise ValueError("size is negative or buffer too small")
+        self._send_parts([m[offset:offset + size]])
+
+    def _send_parts(self, parts):
+        # The wait for room in slices (signal handlers run; Ctrl-C raises before anything is
+        # sent); several parts (a pickle and its large buffers) are gathered in C into a buffer
+        # kept for this thread, not joined into a new bytearray per message (fresh pages cost
+        # more than the copy).
         try:
-            _mproc.mproc_conn_send_bytes(self._h, m[offset:offset + size])
+            _mproc.py_conn_send_parts(self._h, parts)
         except BrokenPipeError:
             raise
         except _core.MprocError as e:
@@ -89,19 +96,8 @@ class Connection:
             raise
 
     def send(self, obj):
-        parts = _oob.dumps_parts(obj)
-        if len(parts) == 1:
-            self.send_bytes(parts[0])
-            return
-        # a pickle and its large buffers: gathered in C into a buffer kept for this thread
-        # (not joined into a new bytearray per message: fresh pages cost more than the copy)
         self._check(writable=True)
-        try:
-            _mproc.py_conn_send_parts(self._h, parts)
-        except _core.MprocError as e:
-            if _core.code_of(e) == _core.E.EPIPE:
-                raise BrokenPipeError(str(e)) from None
-            raise
+        self._send_parts(_oob.dumps_parts(obj))
 
     def recv_bytes(self, maxlength=None):
         self._check(readable=True)

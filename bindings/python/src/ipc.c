@@ -645,7 +645,7 @@ static int mproc_py_send_slice(void *ctx, double t) {
 
 /* conn_send_parts(conn, [buffer, ...]) -> None: the parts' concatenation as one message (a
  * pickle and the buffers it left out of band, mproc/_oob.py), gathered in the thread's send
- * buffer. The wait for room is cut in slices (signal handlers run; Ctrl-C raises before
+ * buffer (one part is sent from where it is). The wait for room is cut in slices (signal handlers run; Ctrl-C raises before
  * anything is sent); a message longer than the ring then streams to its end. */
 PyObject *mproc_py_conn_send_parts(PyObject *self, PyObject *args) {
   (void)self;
@@ -671,6 +671,11 @@ PyObject *mproc_py_conn_send_parts(PyObject *self, PyObject *args) {
       goto done;
     total += (size_t)views[got].len;
   }
+  if (n == 1) { /* one part: sent from where it is */
+    s.data = (const char *)views[0].buf;
+    s.len = total;
+    goto send;
+  }
   /* take the kept buffer (or make one) for this call */
   keep = mproc_py_scratch();
   if (keep && keep->p && total <= keep->len) {
@@ -693,6 +698,7 @@ PyObject *mproc_py_conn_send_parts(PyObject *self, PyObject *args) {
   }
   s.data = dst;
   s.len = total;
+send:;
   int rc = mproc_py_wait(mproc_py_send_slice, &s, -1.0, MPROC_ETIMEDOUT, 0);
   if (rc == MPROC_PY_RAISED) goto done;
   if (rc < 0) {

@@ -353,3 +353,33 @@ def test_timeout_is_kept_across_signals(name):
             assert call(obj) is outcome
     assert time.monotonic() - t0 >= 0.5  # not cut short by the signals
     assert len(ran) >= 2
+
+
+class _Boom(Exception):
+    pass
+
+
+def _raise_boom(signum, frame):
+    raise _Boom()
+
+
+def test_pipe_send_bytes_waiting_for_room_lets_a_handler_raise():
+    """send_bytes waits for room in slices: a signal handler runs and its exception comes out
+    of the send, and nothing of that message was sent (the pipe carries on)."""
+    import signal
+    rx, tx = mproc.Pipe(duplex=False)
+    old = signal.signal(signal.SIGALRM, _raise_boom)
+    try:
+        tx.send_bytes(b"f" * 200_000)  # most of the ring
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(_Boom):
+            tx.send_bytes(b"x" * 100_000)  # fits the ring: waits for room for all of it
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert rx.recv_bytes() == b"f" * 200_000
+    assert not rx.poll(0.1)
+    tx.send_bytes(b"after")
+    assert rx.recv_bytes() == b"after"
+    rx.close()
+    tx.close()
