@@ -69,7 +69,13 @@ MPROC_API int mproc_queue_free(mproc_queue_t *q) {
   return MPROC_FREE(q, mproc::handle_unregister(q); delete q;);
 }
 
+// mproc_queue_put and _get try the ring's fast path first (a granted side's small message,
+// docs/queue.md) outside guard(), after the same argument checks as their full path (which
+// repeats them to report the error); the fast path neither throws nor records an error.
 MPROC_API int mproc_queue_put(mproc_queue_t *q, const void *data, size_t len, double timeout) {
+  if (mproc::handle_valid(q, HandleKind::kQueue) && timeout == timeout && (data || !len) &&
+      !q->ring->reserving() && q->ring->put_fast(data, len) == 0)
+    return 0;
   return MPROC_WAIT_ON(q, timeout, {
     if (!data && len) return fail(MPROC_EINVAL, "data is NULL but len is %zu", len);
     if (int rc = check_no_reserve(q)) return rc;
@@ -121,6 +127,9 @@ MPROC_API int mproc_msg_free(mproc_msg_t *m) {
 
 MPROC_API int mproc_queue_get(mproc_queue_t *q, void *buf, size_t cap, size_t *out_len,
                               double timeout) {
+  if (mproc::handle_valid(q, HandleKind::kQueue) && timeout == timeout && out_len &&
+      (buf || !cap) && !q->ring->peeking() && q->ring->get_fast(buf, cap, out_len) == 0)
+    return 0;
   return MPROC_WAIT_ON(q, timeout, {
     if (!out_len) return fail(MPROC_EINVAL, "out_len is NULL");
     if (!buf && cap) return fail(MPROC_EINVAL, "buf is NULL but cap is %zu", cap);

@@ -136,9 +136,8 @@ int Ring::fileno() {
 
 // ---- put ----------------------------------------------------------------------------------------
 
-// Holding the producer side: the message whose record goes at t0 and ends the ring at `end`.
-void Ring::begin_message(uint64_t t0, uint64_t end) {
-  h_->w_msg_start = t0;
+// Holding the producer side: the message whose record ends the ring at `end` (once published).
+void Ring::begin_message(uint64_t end) {
   h_->w_end = end;
   h_->w_state = 1;  // w_big is {0, 0} here: set only between an extent's taking and its record
   bump(h_->items_put);
@@ -160,7 +159,7 @@ void Ring::end_message_failed() {
 // len bytes for it, mapped at *out (w_big names it until the record is published).
 int Ring::begin_big(size_t len, unsigned char **out) {
   const uint64_t t0 = h_->tail.load(std::memory_order_relaxed);
-  begin_message(t0, t0 + rec_size(sizeof(BigRef)));
+  begin_message(t0 + rec_size(sizeof(BigRef)));
   Extent x;
   int rc = alloc_extent(&h_->big, big_file(), len, &h_->w_big, &x);
   if (rc == 0) {
@@ -230,7 +229,7 @@ int Ring::put_locked(const RingPart *parts, size_t n, size_t len, const Deadline
     copy_parts(dst, parts, n);
     write_big(len);
   } else {
-    begin_message(t0, t0 + whole);
+    begin_message(t0 + whole);
     unsigned char *p = at(t0);
     const RecHdr r{kFull, static_cast<uint32_t>(len)};
     memcpy(p, &r, kRec);
@@ -274,6 +273,59 @@ bool Ring::try_put_granted(uint32_t tid, const RingPart *parts, size_t n, size_t
   return true;
 }
 
+// Wake the consumers (their flag was up): out of line, so that the fast paths below keep no
+// registers for a call they rarely make.
+__attribute__((noinline, cold)) static void wake_cold(std::atomic<uint32_t> &seq,
+                                                      std::atomic<uint32_t> &sleeping) {
+  wake_sleepers(seq, sleeping);
+}
+
+// The granted producer's put of a message that goes into the ring as one record and finds room
+// at once (by the cached head), with no item limit: the steps of try_put_granted() and
+// put_locked() in one function without calls, which is what a small put costs (see
+// docs/queue.md). 0: put; 1: not taken and nothing done (put() does it, and reports errors).
+int Ring::put_fast(const void *data, size_t len) {
+  RingHeader *const h = h_;
+  const uint32_t tid = current_tid();
+  if (h->pb_owner.load(std::memory_order_relaxed) != tid || h->maxsize ||
+      len > h->max_message || len >= kOutOfLineMin || h->closed.load(std::memory_order_relaxed) ||
+      !g_mb_registered.load(std::memory_order_acquire))
+    return 1;
+  std::atomic<uint32_t> &busy = h->pb_slot[tid % kSlots].busy;  // as try_put_granted()
+  busy.store(1, std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  if (h->pb_owner.load(std::memory_order_relaxed) != tid) {
+    busy.store(0, std::memory_order_release);
+    return 1;
+  }
+  const size_t whole = rec_size(len);
+  const uint64_t t0 = h->tail.load(std::memory_order_relaxed);
+  if (head_cache_ > t0 || t0 - head_cache_ + kReserve + whole > cap_) {  // as free_space()
+    head_cache_ = h->head.load(std::memory_order_acquire);
+    if (whole > cap_ / 2 || head_cache_ > t0 || t0 - head_cache_ + kReserve + whole > cap_) {
+      busy.store(0, std::memory_order_release);
+      return 1;
+    }
+  }
+  note_cpu(h->p_cpu);
+  h->w_end = t0 + whole;  // begin_message()
+  h->w_state = 1;
+  bump(h->items_put);
+  if (h->joinable) h->unfinished.fetch_add(1);
+  unsigned char *p = data_ + (t0 & mask_);
+  const RecHdr r{kFull, static_cast<uint32_t>(len)};
+  memcpy(p, &r, kRec);
+  copy_msg(p + kRec, data, len);
+  h->tail.store(t0 + whole, std::memory_order_release);
+  h->w_state = 0;
+  bump(h->st_puts);
+  busy.store(0, std::memory_order_release);
+  std::atomic_signal_fence(std::memory_order_seq_cst);  // as try_put_granted()
+  if (h->c_sleeping.load(std::memory_order_relaxed)) wake_cold(h->data_seq, h->c_sleeping);
+  if (h->watchers.load(std::memory_order_relaxed)) signal_fifo();
+  return 0;
+}
+
 int Ring::put(const RingPart *parts, size_t n, double timeout) {
   size_t len = 0;
   for (size_t i = 0; i < n; i++) {
@@ -284,6 +336,7 @@ int Ring::put(const RingPart *parts, size_t n, double timeout) {
     return fail(MPROC_EMSGSIZE, "message of %zu bytes is over the queue's limit of %zu", len,
                 static_cast<size_t>(h_->max_message));
   if (h_->closed.load()) return fail(MPROC_ECLOSED, "queue is closed");
+  if (n == 1 && put_fast(parts[0].data, len) == 0) return 0;
   const Deadline d = Deadline::after(timeout);
   const bool poll = timeout == 0;
   int rc;
@@ -415,8 +468,47 @@ bool Ring::try_get_granted(uint32_t tid, void *buf, size_t cap, size_t *out_len,
   return true;
 }
 
+// The granted consumer's get of a message held in the ring whose record it has seen published
+// (tail_cache_), into a buffer large enough: the steps of try_get_granted() and get_locked() in
+// one function without calls, as put_fast(). 0: taken; 1: not taken and nothing done (get()
+// does it: waits, copies a large message out, reports errors).
+int Ring::get_fast(void *buf, size_t cap, size_t *out_len) {
+  RingHeader *const h = h_;
+  const uint32_t tid = current_tid();
+  if (h->cb_owner.load(std::memory_order_relaxed) != tid ||
+      !g_mb_registered.load(std::memory_order_acquire))
+    return 1;
+  std::atomic<uint32_t> &busy = h->cb_slot[tid % kSlots].busy;  // as try_get_granted()
+  busy.store(1, std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  if (h->cb_owner.load(std::memory_order_relaxed) != tid) {
+    busy.store(0, std::memory_order_release);
+    return 1;
+  }
+  const uint64_t hd = h->head.load(std::memory_order_relaxed);
+  const uint64_t seen = tail_cache_ - hd;  // published bytes not yet taken, as far as we know
+  const unsigned char *p = data_ + (hd & mask_);
+  RecHdr r;
+  if (seen != 0) memcpy(&r, p, kRec);
+  if (seen == 0 || seen > cap_ || r.kind != kFull || rec_size(r.len) > seen || r.len > cap) {
+    busy.store(0, std::memory_order_release);
+    return 1;
+  }
+  note_cpu(h->c_cpu);
+  copy_msg(buf, p + kRec, r.len);
+  bump(h->items_got);
+  h->head.store(hd + rec_size(r.len), std::memory_order_release);
+  bump(h->st_gets);
+  busy.store(0, std::memory_order_release);
+  std::atomic_signal_fence(std::memory_order_seq_cst);  // as try_get_granted()
+  if (h->p_sleeping.load(std::memory_order_relaxed)) wake_cold(h->space_seq, h->p_sleeping);
+  *out_len = r.len;
+  return 0;
+}
+
 int Ring::get(void *buf, size_t cap, size_t *out_len, void **out_buf, double timeout,
               TakenMsg *take) {
+  if (!out_buf && !take && get_fast(buf, cap, out_len) == 0) return 0;
   const Deadline d = Deadline::after(timeout);
   const bool poll = timeout == 0;
   int rc = MPROC_ETIMEDOUT;

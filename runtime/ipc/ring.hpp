@@ -111,6 +111,10 @@ class Ring {
     return put(&p, 1, timeout);
   }
   int put(const RingPart *parts, size_t n, double timeout);
+  // The fast paths of put() and get() (ring.cpp): 0 done, 1 not taken and nothing done (then
+  // call put() or get(), which also report errors). They neither wait nor fail.
+  int put_fast(const void *data, size_t len);
+  int get_fast(void *buf, size_t cap, size_t *out_len);
   // Take the next message as *out (see TakenMsg): out of line, without a copy.
   int get_msg(TakenMsg *out, double timeout);
   // The owner the messages taken by get_msg() keep (made on first use). nullptr: recorded error.
@@ -183,7 +187,7 @@ class Ring {
   void advance(uint64_t new_head);
   void signal_fifo();
   void drain_fifo();
-  void begin_message(uint64_t t0, uint64_t end);
+  void begin_message(uint64_t end);
   void end_message_failed();
   int put_locked(const RingPart *parts, size_t n, size_t len, const Deadline &d, bool poll,
                  bool *published);

@@ -3,6 +3,9 @@
 // waiting). The protocol is described at the top of ring.cpp. Internal to runtime/ipc.
 #pragma once
 #include <sched.h>
+#if __has_include(<sys/rseq.h>)
+#include <sys/rseq.h>
+#endif
 
 #include <atomic>
 #include <climits>
@@ -17,7 +20,7 @@
 namespace mproc {
 
 constexpr uint64_t kRingMagic = 0x676e6972636f706dULL;  // "mprocring"
-constexpr uint32_t kRingVersion = 6;  // 6: the single-consumer grant (cb_*)
+constexpr uint32_t kRingVersion = 7;  // 7: groups on 128-byte pairs of lines; 6: cb_*
 constexpr size_t kHdrBytes = 4096;  // header page (x86-64 and arm64 with 4 KiB pages)
 constexpr size_t kRec = 8;          // record header
 constexpr size_t kReserve = kRec;   // kept free (a margin; no record needs it any more)
@@ -60,7 +63,14 @@ struct RingSlot {
   std::atomic<uint32_t> busy;  // 1 while that thread makes a put (get) on the single-thread path
 };
 
-// Lines are split by writer: config (read-mostly), wake words, producer side, consumer side.
+// The header is split by writer into groups of 128 bytes (kPair), each on a pair of cache lines
+// of its own: config (read-mostly), wake words (read by both sides at every message, written
+// only around a sleep), the producers' busy words, the consumers' busy words, the producer side,
+// tail, the consumer side, head. A pair, not a line: the L2 prefetcher of a core that reads one
+// line of a pair fetches the other line too (AMD Zen's up/down prefetcher; Intel's spatial one),
+// so a line the producer writes at every put must not share a pair with one the consumer reads
+// at every get, or each put waits for that line to come back.
+constexpr size_t kPair = 128;
 struct RingHeader {
   uint64_t magic;
   uint32_t version;
@@ -74,7 +84,7 @@ struct RingHeader {
   std::atomic<uint64_t> st_pdeaths, st_cdeaths, st_dropped, st_lost;
   std::atomic<uint64_t> unfinished;  // joinable: puts not yet matched by task_done
 
-  alignas(64) std::atomic<uint32_t> data_seq;  // futex: consumers wait for data
+  alignas(kPair) std::atomic<uint32_t> data_seq;  // futex: consumers wait for data
   std::atomic<uint32_t> c_sleeping;  // a consumer sleeps (or is about to) on data_seq
   std::atomic<uint32_t> space_seq;   // futex: producers wait for space or a slot
   std::atomic<uint32_t> p_sleeping;  // a producer sleeps (or is about to) on space_seq
@@ -84,22 +94,22 @@ struct RingHeader {
   std::atomic<int32_t> p_cpu;   // CPU (+1) of the last put; a consumer does not spin on it
   std::atomic<int32_t> c_cpu;   // CPU (+1) of the last get; a producer does not spin on it
 
-  alignas(64) RingSlot pb_slot[kSlots];  // busy words of granted producers, slot tid % kSlots
-  alignas(64) RingSlot cb_slot[kSlots];  // the same for granted consumers
+  alignas(kPair) RingSlot pb_slot[kSlots];  // busy words of granted producers, slot tid % kSlots
+  alignas(kPair) RingSlot cb_slot[kSlots];  // the same for granted consumers
 
-  alignas(64) MutexWord plock;
+  alignas(kPair) MutexWord plock;
   std::atomic<uint32_t> pb_owner;  // thread granted the single-producer path, 0: none
   uint32_t pb_last, pb_streak;     // under plock: the thread that took it last, how often in a row
   uint32_t pb_need;                // takes in a row that earn the grant
   std::atomic<uint64_t> st_grants, st_revokes;
   uint32_t w_state;  // 1 while a message is being written (see recover_producer_message)
-  uint64_t w_msg_start, w_end;
+  uint64_t w_end;
   Extent w_big;  // the extent of the message being written, if it has one
   std::atomic<uint64_t> items_put;
   std::atomic<uint64_t> st_puts;
-  alignas(64) std::atomic<uint64_t> tail;
+  alignas(kPair) std::atomic<uint64_t> tail;
 
-  alignas(64) MutexWord clock;
+  alignas(kPair) MutexWord clock;
   std::atomic<uint32_t> cb_owner;  // thread granted the single-consumer path, 0: none
   uint32_t cb_last, cb_streak;     // under clock: as pb_last, pb_streak
   uint32_t cb_need;
@@ -109,9 +119,9 @@ struct RingHeader {
   Extent r_big;
   std::atomic<uint64_t> items_got;
   std::atomic<uint64_t> st_gets;
-  alignas(64) std::atomic<uint64_t> head;
+  alignas(kPair) std::atomic<uint64_t> head;
 
-  alignas(64) BigShared big;  // the out-of-line messages' extents (bigmsg.hpp)
+  alignas(kPair) BigShared big;  // the out-of-line messages' extents (bigmsg.hpp)
 };
 static_assert(sizeof(RingHeader) <= kHdrBytes, "ring header fits its page");
 static_assert(sizeof(RecHdr) == kRec, "record header size");
@@ -207,9 +217,23 @@ inline void wake_sleepers(std::atomic<uint32_t> &seq, std::atomic<uint32_t> &sle
   }
 }
 
+// The CPU this thread runs on: read from the thread's rseq area where glibc registered one
+// (2.35 and later; a load, where sched_getcpu() is a call), else sched_getcpu().
+inline int32_t current_cpu() {
+#ifdef RSEQ_SIG
+  if (__rseq_size != 0) {
+    const auto *rs = reinterpret_cast<const struct rseq *>(
+        static_cast<const char *>(__builtin_thread_pointer()) + __rseq_offset);
+    const int32_t c = static_cast<int32_t>(__atomic_load_n(&rs->cpu_id, __ATOMIC_RELAXED));
+    if (c >= 0) return c;
+  }
+#endif
+  return sched_getcpu();
+}
+
 // Say which CPU this side runs on (a store only when it changed: the line stays shared).
 inline void note_cpu(std::atomic<int32_t> &where) {
-  const int32_t cpu = sched_getcpu() + 1;
+  const int32_t cpu = current_cpu() + 1;
   if (where.load(std::memory_order_relaxed) != cpu) where.store(cpu, std::memory_order_relaxed);
 }
 

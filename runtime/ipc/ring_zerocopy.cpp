@@ -43,7 +43,7 @@ int Ring::reserve(size_t len, void **out, double timeout) {
     }
     *out = p;
   } else {
-    begin_message(t0, t0 + rec_size(len));
+    begin_message(t0 + rec_size(len));
     *out = at(t0) + kRec;
   }
   reserved_ = len;
