@@ -3,6 +3,7 @@
 
 #include "capi/capi.hpp"
 #include "ipc/queue.hpp"
+#include "ipc/ring_fast.hpp"
 #include "proc/runtime.hpp"
 
 using mproc::fail;

@@ -51,13 +51,15 @@
 // thread has no barrier between its tail (head) store and its look at the flag, so a consumer
 // (producer) that sleeps while the other side is granted first sleeps at most kFencelessSleep
 // (a wake-up it missed costs at most that), then runs the membarrier (which makes the Dekker
-// pair whole again) and sleeps for good. The first side to find the flag up clears it (exchange), bumps the word and
-// wakes every sleeper; later puts and gets find it down and make no system call, so a burst
+// pair whole again) and sleeps for good. The first side to find the flag up clears it
+// (exchange), bumps the word and wakes every sleeper; later puts and gets find it down and make no system call, so a burst
 // costs one wake-up, not one per message, while the sleeper is on its way back.
 //
-// Crashes. A producer killed while holding plock (or granted) leaves w_state set: the next owner
-// of plock (MPROC_EOWNERDEAD, or a revoker that finds the granted thread gone) counts the message
-// if its record was published, else withdraws it and frees the extent it had taken (w_big).
+// Crashes. A producer killed while holding plock (or granted) in the middle of a message leaves
+// w_end (where that message ends) ahead of tail: the next owner of plock (MPROC_EOWNERDEAD, or a
+// revoker that finds the granted thread gone) withdraws it and frees the extent it had taken
+// (w_big). A message counts as put from its begin (items_put) and is uncounted if withdrawn, so
+// a producer needs no mark after the tail store that publishes it.
 // A consumer killed while copying an out-of-line message out (r_state: its record taken, at
 // r_head) loses that message; the next owner of clock (or a revoker that finds the granted
 // consumer gone) frees its extent (r_big). A consumer killed at any other point leaves the
@@ -73,6 +75,7 @@
 
 #include "base/error.hpp"
 #include "base/mutex.hpp"
+#include "ipc/ring_fast.hpp"
 #include "ipc/ring_layout.hpp"
 
 namespace mproc {
@@ -138,9 +141,8 @@ int Ring::fileno() {
 
 // Holding the producer side: the message whose record ends the ring at `end` (once published).
 void Ring::begin_message(uint64_t end) {
-  h_->w_end = end;
-  h_->w_state = 1;  // w_big is {0, 0} here: set only between an extent's taking and its record
-  bump(h_->items_put);
+  h_->w_end.store(end, std::memory_order_relaxed);  // w_big is {0, 0} here (set only between
+  bump(h_->items_put);                               // an extent's taking and its record)
   if (h_->joinable) h_->unfinished.fetch_add(1);
 }
 
@@ -152,7 +154,7 @@ void Ring::end_message_failed() {
     futex_wake(&h_->join_seq, INT_MAX);
   }
   h_->w_big = Extent{0, 0};
-  h_->w_state = 0;
+  h_->w_end.store(h_->tail.load(std::memory_order_relaxed), std::memory_order_relaxed);
 }
 
 // Holding the producer side with room for a BIG record: begin the message and take an extent of
@@ -241,11 +243,9 @@ int Ring::put_locked(const RingPart *parts, size_t n, size_t len, const Deadline
   }
   // Published with a release store; put() looks for sleepers after the unlock, whose locked
   // instruction has already drained the store buffer (one full barrier fewer per put).
-  h_->tail.store(h_->w_end, std::memory_order_release);
+  h_->tail.store(h_->w_end.load(std::memory_order_relaxed), std::memory_order_release);
   *published = true;
   if (big) h_->w_big = Extent{0, 0};
-  h_->w_state = 0;
-  bump(h_->st_puts);
   return 0;
 }
 
@@ -273,56 +273,15 @@ bool Ring::try_put_granted(uint32_t tid, const RingPart *parts, size_t n, size_t
   return true;
 }
 
-// Wake the consumers (their flag was up): out of line, so that the fast paths below keep no
-// registers for a call they rarely make.
-__attribute__((noinline, cold)) static void wake_cold(std::atomic<uint32_t> &seq,
-                                                      std::atomic<uint32_t> &sleeping) {
-  wake_sleepers(seq, sleeping);
+// The rare ends of the fast paths, out of line: wake the other side's sleepers (its flag was up)
+// and, after a put, signal the pollable fd. Returns 0 (the fast path's result).
+__attribute__((noinline, cold)) int Ring::after_put_fast() {
+  wake_sleepers(h_->data_seq, h_->c_sleeping);
+  if (h_->watchers.load(std::memory_order_relaxed)) signal_fifo();
+  return 0;
 }
-
-// The granted producer's put of a message that goes into the ring as one record and finds room
-// at once (by the cached head), with no item limit: the steps of try_put_granted() and
-// put_locked() in one function without calls, which is what a small put costs (see
-// docs/queue.md). 0: put; 1: not taken and nothing done (put() does it, and reports errors).
-int Ring::put_fast(const void *data, size_t len) {
-  RingHeader *const h = h_;
-  const uint32_t tid = current_tid();
-  if (h->pb_owner.load(std::memory_order_relaxed) != tid || h->maxsize ||
-      len > h->max_message || len >= kOutOfLineMin || h->closed.load(std::memory_order_relaxed) ||
-      !g_mb_registered.load(std::memory_order_acquire))
-    return 1;
-  std::atomic<uint32_t> &busy = h->pb_slot[tid % kSlots].busy;  // as try_put_granted()
-  busy.store(1, std::memory_order_relaxed);
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  if (h->pb_owner.load(std::memory_order_relaxed) != tid) {
-    busy.store(0, std::memory_order_release);
-    return 1;
-  }
-  const size_t whole = rec_size(len);
-  const uint64_t t0 = h->tail.load(std::memory_order_relaxed);
-  if (head_cache_ > t0 || t0 - head_cache_ + kReserve + whole > cap_) {  // as free_space()
-    head_cache_ = h->head.load(std::memory_order_acquire);
-    if (whole > cap_ / 2 || head_cache_ > t0 || t0 - head_cache_ + kReserve + whole > cap_) {
-      busy.store(0, std::memory_order_release);
-      return 1;
-    }
-  }
-  note_cpu(h->p_cpu);
-  h->w_end = t0 + whole;  // begin_message()
-  h->w_state = 1;
-  bump(h->items_put);
-  if (h->joinable) h->unfinished.fetch_add(1);
-  unsigned char *p = data_ + (t0 & mask_);
-  const RecHdr r{kFull, static_cast<uint32_t>(len)};
-  memcpy(p, &r, kRec);
-  copy_msg(p + kRec, data, len);
-  h->tail.store(t0 + whole, std::memory_order_release);
-  h->w_state = 0;
-  bump(h->st_puts);
-  busy.store(0, std::memory_order_release);
-  std::atomic_signal_fence(std::memory_order_seq_cst);  // as try_put_granted()
-  if (h->c_sleeping.load(std::memory_order_relaxed)) wake_cold(h->data_seq, h->c_sleeping);
-  if (h->watchers.load(std::memory_order_relaxed)) signal_fifo();
+__attribute__((noinline, cold)) int Ring::after_get_fast() {
+  wake_sleepers(h_->space_seq, h_->p_sleeping);
   return 0;
 }
 
@@ -468,44 +427,6 @@ bool Ring::try_get_granted(uint32_t tid, void *buf, size_t cap, size_t *out_len,
   return true;
 }
 
-// The granted consumer's get of a message held in the ring whose record it has seen published
-// (tail_cache_), into a buffer large enough: the steps of try_get_granted() and get_locked() in
-// one function without calls, as put_fast(). 0: taken; 1: not taken and nothing done (get()
-// does it: waits, copies a large message out, reports errors).
-int Ring::get_fast(void *buf, size_t cap, size_t *out_len) {
-  RingHeader *const h = h_;
-  const uint32_t tid = current_tid();
-  if (h->cb_owner.load(std::memory_order_relaxed) != tid ||
-      !g_mb_registered.load(std::memory_order_acquire))
-    return 1;
-  std::atomic<uint32_t> &busy = h->cb_slot[tid % kSlots].busy;  // as try_get_granted()
-  busy.store(1, std::memory_order_relaxed);
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  if (h->cb_owner.load(std::memory_order_relaxed) != tid) {
-    busy.store(0, std::memory_order_release);
-    return 1;
-  }
-  const uint64_t hd = h->head.load(std::memory_order_relaxed);
-  const uint64_t seen = tail_cache_ - hd;  // published bytes not yet taken, as far as we know
-  const unsigned char *p = data_ + (hd & mask_);
-  RecHdr r;
-  if (seen != 0) memcpy(&r, p, kRec);
-  if (seen == 0 || seen > cap_ || r.kind != kFull || rec_size(r.len) > seen || r.len > cap) {
-    busy.store(0, std::memory_order_release);
-    return 1;
-  }
-  note_cpu(h->c_cpu);
-  copy_msg(buf, p + kRec, r.len);
-  bump(h->items_got);
-  h->head.store(hd + rec_size(r.len), std::memory_order_release);
-  bump(h->st_gets);
-  busy.store(0, std::memory_order_release);
-  std::atomic_signal_fence(std::memory_order_seq_cst);  // as try_get_granted()
-  if (h->p_sleeping.load(std::memory_order_relaxed)) wake_cold(h->space_seq, h->p_sleeping);
-  *out_len = r.len;
-  return 0;
-}
-
 int Ring::get(void *buf, size_t cap, size_t *out_len, void **out_buf, double timeout,
               TakenMsg *take) {
   if (!out_buf && !take && get_fast(buf, cap, out_len) == 0) return 0;
@@ -585,7 +506,9 @@ unsigned char *Ring::overwrite_shared(const unsigned char *p, size_t n) {
 }
 
 RingStats Ring::stats() const {
-  return RingStats{h_->st_puts.load(),    h_->st_gets.load(),    h_->st_pdeaths.load(),
+  // A message under way (w_end ahead of tail) is in items_put and not put yet.
+  const uint64_t put = h_->items_put.load() - (h_->w_end.load() != h_->tail.load() ? 1 : 0);
+  return RingStats{put,                   h_->st_gets.load(),    h_->st_pdeaths.load(),
                    h_->st_cdeaths.load(),  h_->st_dropped.load(), h_->st_lost.load(),
                    h_->st_grants.load(),   h_->st_revokes.load(), h_->big.live.load(),
                    h_->big.live_bytes.load(), h_->st_cgrants.load(), h_->st_crevokes.load()};

@@ -111,8 +111,8 @@ class Ring {
     return put(&p, 1, timeout);
   }
   int put(const RingPart *parts, size_t n, double timeout);
-  // The fast paths of put() and get() (ring.cpp): 0 done, 1 not taken and nothing done (then
-  // call put() or get(), which also report errors). They neither wait nor fail.
+  // The fast paths of put() and get() (inline, ring_fast.hpp): 0 done, 1 not taken and nothing
+  // done (then call put() or get(), which also report errors). They neither wait nor fail.
   int put_fast(const void *data, size_t len);
   int get_fast(void *buf, size_t cap, size_t *out_len);
   // Take the next message as *out (see TakenMsg): out of line, without a copy.
@@ -189,6 +189,8 @@ class Ring {
   void drain_fifo();
   void begin_message(uint64_t end);
   void end_message_failed();
+  int after_put_fast();
+  int after_get_fast();
   int put_locked(const RingPart *parts, size_t n, size_t len, const Deadline &d, bool poll,
                  bool *published);
   int begin_big(size_t len, unsigned char **out);

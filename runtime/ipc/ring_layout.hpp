@@ -102,11 +102,12 @@ struct RingHeader {
   uint32_t pb_last, pb_streak;     // under plock: the thread that took it last, how often in a row
   uint32_t pb_need;                // takes in a row that earn the grant
   std::atomic<uint64_t> st_grants, st_revokes;
-  uint32_t w_state;  // 1 while a message is being written (see recover_producer_message)
-  uint64_t w_end;
+  // Where tail goes when the message being put is published; equal to tail while none is
+  // (begin_message() moves it on, a publication or a withdrawal brings tail and it together).
+  // So w_end != tail says a message is under way (recover_producer_message).
+  std::atomic<uint64_t> w_end;
   Extent w_big;  // the extent of the message being written, if it has one
-  std::atomic<uint64_t> items_put;
-  std::atomic<uint64_t> st_puts;
+  std::atomic<uint64_t> items_put;  // messages begun and not withdrawn (stats' puts: see stats())
   alignas(kPair) std::atomic<uint64_t> tail;
 
   alignas(kPair) MutexWord clock;
@@ -183,6 +184,24 @@ inline void bump(std::atomic<uint64_t> &c) {
   c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
+// Messages up to this size take the fast paths (Ring::put_fast, get_fast), copied there without a
+// call: inline up to 16 bytes, by `rep movsb` on x86-64 above (a short one costs a few cycles
+// with FSRM; larger ones go through memcpy on the full path).
+constexpr size_t kFastMax = 4096;
+
+// copy_msg() for the fast paths: no call for n <= kFastMax.
+inline void copy_fast(void *dst, const void *src, size_t n) {
+  if (n > 16) {
+#if defined(__x86_64__)
+    asm volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
+#else
+    memcpy(dst, src, n);
+#endif
+  } else {
+    copy_msg(dst, src, n);
+  }
+}
+
 // The record at hd lies within the bytes published before tail: 0, else MPROC_EIO (recorded).
 int check_record(const RecHdr &r, uint64_t hd, uint64_t tail, size_t cap);
 
@@ -217,24 +236,27 @@ inline void wake_sleepers(std::atomic<uint32_t> &seq, std::atomic<uint32_t> &sle
   }
 }
 
-// The CPU this thread runs on: read from the thread's rseq area where glibc registered one
-// (2.35 and later; a load, where sched_getcpu() is a call), else sched_getcpu().
-inline int32_t current_cpu() {
+// The CPU this thread runs on, read from the thread's rseq area where glibc registered one (2.35
+// and later: a load, where sched_getcpu() is a call); -1 where there is none.
+inline int32_t rseq_cpu() {
 #ifdef RSEQ_SIG
   if (__rseq_size != 0) {
     const auto *rs = reinterpret_cast<const struct rseq *>(
         static_cast<const char *>(__builtin_thread_pointer()) + __rseq_offset);
-    const int32_t c = static_cast<int32_t>(__atomic_load_n(&rs->cpu_id, __ATOMIC_RELAXED));
-    if (c >= 0) return c;
+    return static_cast<int32_t>(__atomic_load_n(&rs->cpu_id, __ATOMIC_RELAXED));
   }
 #endif
-  return sched_getcpu();
+  return -1;
 }
 
-// Say which CPU this side runs on (a store only when it changed: the line stays shared).
+// Say which CPU (0..) this side runs on (a store only when it changed: the line stays shared).
+inline void note_cpu_is(std::atomic<int32_t> &where, int32_t cpu) {
+  if (where.load(std::memory_order_relaxed) != cpu + 1)
+    where.store(cpu + 1, std::memory_order_relaxed);
+}
 inline void note_cpu(std::atomic<int32_t> &where) {
-  const int32_t cpu = current_cpu() + 1;
-  if (where.load(std::memory_order_relaxed) != cpu) where.store(cpu, std::memory_order_relaxed);
+  const int32_t c = rseq_cpu();
+  note_cpu_is(where, c >= 0 ? c : sched_getcpu());
 }
 
 }  // namespace mproc

@@ -216,15 +216,14 @@ void Ring::unlock_consumer() { mutex_unlock(&h_->clock); }
 
 void Ring::recover_producer() {
   h_->st_pdeaths.fetch_add(1);
-  if (h_->w_state) recover_producer_message();
+  recover_producer_message();
 }
 
-// The message a dead producer was writing (w_state set): count it if its record was published,
-// else withdraw it and free the extent it had taken (a record is published whole or not at all).
+// The message a dead producer was writing, if any (w_end ahead of tail): withdraw it and free
+// the extent it had taken (a record is published whole or not at all). One it published is
+// counted already (items_put); its extent is the reader's now.
 void Ring::recover_producer_message() {
-  if (h_->tail.load() == h_->w_end) {
-    h_->st_puts.fetch_add(1);
-    h_->w_state = 0;
+  if (h_->tail.load() == h_->w_end.load()) {
     h_->w_big = Extent{0, 0};
     return;
   }
