@@ -38,6 +38,12 @@ inline bool handle_valid(const void *h, HandleKind kind) {
   if (h == t_live && kind == t_live_kind && gen == t_live_gen) return true;
   return handle_lookup(h, kind, gen);
 }
+// handle_valid()'s first step alone: true when h is the live handle this thread found last
+// (false says nothing: ask handle_valid()). No call, for a shim's fast path.
+inline bool handle_seen(const void *h, HandleKind kind) {
+  return h && h == t_live && kind == t_live_kind &&
+         g_unregistered.load(std::memory_order_acquire) == t_live_gen;
+}
 // Call fn for every live handle of `kind`, under the registry's lock (fn must not call back in).
 void for_each_handle(HandleKind kind, const std::function<void(void *)> &fn);
 

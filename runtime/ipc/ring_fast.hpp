@@ -18,7 +18,7 @@ namespace mproc {
 // function that calls nothing (so it saves no registers and makes no stack traffic: what is
 // left of a small put, docs/queue.md). 0: put; 1: not taken and nothing done (put() does it, and
 // reports errors).
-inline int Ring::put_fast(const void *data, size_t len) {
+MPROC_RING_INLINE int Ring::put_fast(const void *data, size_t len) {
   RingHeader *const h = h_;
   const uint32_t tid = t_cached_tid;  // 0 until current_tid() ran once: then put() does it
   if (tid == 0 || h->pb_owner.load(std::memory_order_relaxed) != tid || len > kFastMax ||
@@ -62,7 +62,7 @@ inline int Ring::put_fast(const void *data, size_t len) {
 // it has seen published (tail_cache_), into a buffer large enough: the steps of
 // try_get_granted() and get_locked() in one function that calls nothing, as put_fast(). 0: taken; 1: not taken and nothing done (get()
 // does it: waits, copies a large message out, reports errors).
-inline int Ring::get_fast(void *buf, size_t cap, size_t *out_len) {
+MPROC_RING_INLINE int Ring::get_fast(void *buf, size_t cap, size_t *out_len) {
   RingHeader *const h = h_;
   const uint32_t tid = t_cached_tid;  // as put_fast()
   if (tid == 0 || h->cb_owner.load(std::memory_order_relaxed) != tid ||

@@ -154,9 +154,13 @@ inline bool grant_fenceless(const RingGrant &g) {
   return false;
 }
 
+// Helpers of the fast paths (ring_fast.hpp): inlined whatever the compiler's budget says, since a
+// call would make those paths save registers.
+#define MPROC_RING_INLINE inline __attribute__((always_inline))
+
 // memcpy of a message's bytes, inline for the small ones (up to 16 bytes: two overlapping
 // loads and stores, no call into the C library); both ranges are exactly n bytes long.
-inline void copy_msg(void *dst, const void *src, size_t n) {
+MPROC_RING_INLINE void copy_msg(void *dst, const void *src, size_t n) {
   auto *d = static_cast<unsigned char *>(dst);
   auto *s = static_cast<const unsigned char *>(src);
   if (n > 16) {
@@ -180,7 +184,7 @@ inline void copy_msg(void *dst, const void *src, size_t n) {
 
 // Add one to a counter that only the holder of one lock (plock or clock) changes: a plain store,
 // no locked instruction (others only read it).
-inline void bump(std::atomic<uint64_t> &c) {
+MPROC_RING_INLINE void bump(std::atomic<uint64_t> &c) {
   c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
@@ -190,9 +194,17 @@ inline void bump(std::atomic<uint64_t> &c) {
 constexpr size_t kFastMax = 4096;
 
 // copy_msg() for the fast paths: no call for n <= kFastMax.
-inline void copy_fast(void *dst, const void *src, size_t n) {
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define MPROC_RING_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define MPROC_RING_SANITIZED 1
+#endif
+MPROC_RING_INLINE void copy_fast(void *dst, const void *src, size_t n) {
   if (n > 16) {
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(MPROC_RING_SANITIZED)  // the sanitizers see no asm
     asm volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
 #else
     memcpy(dst, src, n);
@@ -238,7 +250,7 @@ inline void wake_sleepers(std::atomic<uint32_t> &seq, std::atomic<uint32_t> &sle
 
 // The CPU this thread runs on, read from the thread's rseq area where glibc registered one (2.35
 // and later: a load, where sched_getcpu() is a call); -1 where there is none.
-inline int32_t rseq_cpu() {
+MPROC_RING_INLINE int32_t rseq_cpu() {
 #ifdef RSEQ_SIG
   if (__rseq_size != 0) {
     const auto *rs = reinterpret_cast<const struct rseq *>(
@@ -250,7 +262,7 @@ inline int32_t rseq_cpu() {
 }
 
 // Say which CPU (0..) this side runs on (a store only when it changed: the line stays shared).
-inline void note_cpu_is(std::atomic<int32_t> &where, int32_t cpu) {
+MPROC_RING_INLINE void note_cpu_is(std::atomic<int32_t> &where, int32_t cpu) {
   if (where.load(std::memory_order_relaxed) != cpu + 1)
     where.store(cpu + 1, std::memory_order_relaxed);
 }
