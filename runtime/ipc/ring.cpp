@@ -274,15 +274,13 @@ bool Ring::try_put_granted(uint32_t tid, const RingPart *parts, size_t n, size_t
 }
 
 // The rare ends of the fast paths, out of line: wake the other side's sleepers (its flag was up)
-// and, after a put, signal the pollable fd. Returns 0 (the fast path's result).
-__attribute__((noinline, cold)) int Ring::after_put_fast() {
+// and, after a put, signal the pollable fd.
+__attribute__((noinline, cold)) void Ring::after_put_fast() {
   wake_sleepers(h_->data_seq, h_->c_sleeping);
   if (h_->watchers.load(std::memory_order_relaxed)) signal_fifo();
-  return 0;
 }
-__attribute__((noinline, cold)) int Ring::after_get_fast() {
+__attribute__((noinline, cold)) void Ring::after_get_fast() {
   wake_sleepers(h_->space_seq, h_->p_sleeping);
-  return 0;
 }
 
 int Ring::put(const RingPart *parts, size_t n, double timeout) {

@@ -189,8 +189,8 @@ class Ring {
   void drain_fifo();
   void begin_message(uint64_t end);
   void end_message_failed();
-  int after_put_fast();
-  int after_get_fast();
+  void after_put_fast();
+  void after_get_fast();
   int put_locked(const RingPart *parts, size_t n, size_t len, const Deadline &d, bool poll,
                  bool *published);
   int begin_big(size_t len, unsigned char **out);
@@ -216,6 +216,7 @@ class Ring {
   size_t reserved_ = SIZE_MAX;  // length reserved by this handle, SIZE_MAX when none
   size_t peek_len_ = SIZE_MAX;  // record length peeked by this handle
   uint64_t head_cache_ = 0;     // last head this handle read (producer side)
+  uint64_t room_end_ = 0;       // put_fast() may write up to here: head_cache_ + cap_ - kReserve
   uint64_t tail_cache_ = 0;     // last tail this handle read (consumer side)
   uint64_t last_look_ns_ = 0;   // when this handle last looked at tail for new data (wait_data)
   // Adaptive spin budgets (microseconds) of this handle's producer and consumer sides: each

@@ -32,14 +32,12 @@ MPROC_RING_INLINE int Ring::put_fast(const void *data, size_t len) {
     busy.store(0, std::memory_order_release);
     return 1;
   }
-  const size_t whole = rec_size(len);
+  const size_t whole = rec_size(len);  // at most half the smallest ring: never out of line
+  static_assert(kFastMax + 2 * kRec <= kRingMinCapacity / 2, "a fast message stays in the ring");
   const uint64_t t0 = h->tail.load(std::memory_order_relaxed);
-  if (head_cache_ > t0 || t0 - head_cache_ + kReserve + whole > cap_) {  // as free_space()
-    head_cache_ = h->head.load(std::memory_order_acquire);
-    if (whole > cap_ / 2 || head_cache_ > t0 || t0 - head_cache_ + kReserve + whole > cap_) {
-      busy.store(0, std::memory_order_release);
-      return 1;
-    }
+  if (t0 + whole > room_end_) {  // put() looks at head again (free_space())
+    busy.store(0, std::memory_order_release);
+    return 1;
   }
   const int32_t cpu = rseq_cpu();  // note_cpu(), where it costs no call
   if (cpu >= 0) note_cpu_is(h->p_cpu, cpu);
@@ -47,14 +45,18 @@ MPROC_RING_INLINE int Ring::put_fast(const void *data, size_t len) {
   bump(h->items_put);
   if (h->joinable) h->unfinished.fetch_add(1);
   unsigned char *p = data_ + (t0 & mask_);
-  const RecHdr r{kFull, static_cast<uint32_t>(len)};
-  memcpy(p, &r, kRec);
-  copy_fast(p + kRec, data, len);
+  if (len <= 16) {
+    write_small_record(p, data, len);
+  } else {
+    const RecHdr r{kFull, static_cast<uint32_t>(len)};
+    memcpy(p, &r, kRec);
+    copy_fast(p + kRec, data, len);
+  }
   h->tail.store(t0 + whole, std::memory_order_release);
   busy.store(0, std::memory_order_release);
   std::atomic_signal_fence(std::memory_order_seq_cst);  // as try_put_granted()
   if (h->c_sleeping.load(std::memory_order_relaxed) | h->watchers.load(std::memory_order_relaxed))
-    return after_put_fast();
+    after_put_fast();
   return 0;
 }
 
@@ -94,7 +96,7 @@ MPROC_RING_INLINE int Ring::get_fast(void *buf, size_t cap, size_t *out_len) {
   busy.store(0, std::memory_order_release);
   std::atomic_signal_fence(std::memory_order_seq_cst);  // as try_get_granted()
   *out_len = r.len;
-  if (h->p_sleeping.load(std::memory_order_relaxed)) return after_get_fast();
+  if (h->p_sleeping.load(std::memory_order_relaxed)) after_get_fast();
   return 0;
 }
 

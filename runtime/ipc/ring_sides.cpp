@@ -323,6 +323,7 @@ size_t Ring::free_space(size_t need) {
   if (head_cache_ > t || used + kReserve + need > cap_) {
     head_cache_ = h_->head.load(std::memory_order_acquire);
     used = t - head_cache_;
+    if (head_cache_ <= t) room_end_ = head_cache_ + cap_ - kReserve;  // for put_fast()
   }
   return used + kReserve >= cap_ ? 0 : cap_ - kReserve - used;
 }
