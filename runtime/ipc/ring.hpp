@@ -181,6 +181,7 @@ class Ring {
                        const Deadline &d, bool poll, TakenMsg *take, int *rc);
   void recover_consumer();
   int wait_space(size_t need, bool slot, const Deadline &d, bool poll);
+  bool wait_room_batch(size_t need, const Deadline &d);
   int wait_data(const Deadline &d, bool poll);
   size_t free_space(size_t need);
   void publish(uint64_t new_tail);
