@@ -354,22 +354,17 @@ int Ring::wait_space(size_t need, bool slot, const Deadline &d, bool poll) {
 // the moment `need` bytes come free writes each record into the cache line the consumer is
 // reading, and that line then crosses between the two cores twice per message (measured: the
 // producer of 8-byte messages spent most of its time here, and both sides went at half speed).
-// So first spin until a batch of room (kRoomBatch, at most a sixteenth of the ring) is free,
-// while head keeps moving: true once it is. False when the consumer stops for kBatchStallNs, the
-// deadline passes or the queue closes: then wait for `need` as before.
+// So first spin until a batch of room (kRoomBatch, at most a sixteenth of the ring) is free:
+// true once it is. False after kBatchWaitNs (a consumer that slow would keep us spinning: wait
+// for `need` as before, asleep), or when the deadline passes or the queue closes.
 bool Ring::wait_room_batch(size_t need, const Deadline &d) {
   const size_t batch = std::min(kRoomBatch, cap_ / 16);
   if (need >= batch || h_->maxsize) return false;
-  uint64_t seen = head_cache_, moved = now_ns();
+  const uint64_t until = now_ns() + kBatchWaitNs;
   for (;;) {
     if (free_space(batch) >= batch) return true;
     for (int k = 0; k < kSpinPauses; k++) cpu_relax();
-    if (head_cache_ != seen) {
-      seen = head_cache_;
-      moved = now_ns();
-    } else if (now_ns() - moved > kBatchStallNs || d.expired() || h_->closed.load()) {
-      return false;
-    }
+    if (now_ns() > until || d.expired() || h_->closed.load()) return false;
   }
 }
 
