@@ -81,21 +81,22 @@ MPROC_RING_INLINE int Ring::get_fast(void *buf, size_t cap, size_t *out_len) {
   const uint64_t seen = tail_cache_ - hd;  // published bytes not yet taken, as far as we know
   const unsigned char *p = data_ + (hd & mask_);
   RecHdr r;
-  if (seen != 0) memcpy(&r, p, kRec);
-  if (seen == 0 || seen > cap_ || r.kind != kFull || rec_size(r.len) > seen || r.len > cap ||
-      r.len > kFastMax) {
+  if (seen - 1 < cap_) memcpy(&r, p, kRec);  // 0 < seen <= cap_
+  if (seen - 1 >= cap_ || r.kind != kFull || r.len > kFastMax || r.len > cap ||
+      rec_size(r.len) > seen) {
     busy.store(0, std::memory_order_release);
     return 1;
   }
+  const size_t len = r.len;
   const int32_t cpu = rseq_cpu();  // as put_fast()
   if (cpu >= 0) note_cpu_is(h->c_cpu, cpu);
-  copy_fast(buf, p + kRec, r.len);
+  copy_fast(buf, p + kRec, len);
+  *out_len = len;
   bump(h->items_got);
-  h->head.store(hd + rec_size(r.len), std::memory_order_release);
+  h->head.store(hd + rec_size(len), std::memory_order_release);
   bump(h->st_gets);
   busy.store(0, std::memory_order_release);
   std::atomic_signal_fence(std::memory_order_seq_cst);  // as try_get_granted()
-  *out_len = r.len;
   if (h->p_sleeping.load(std::memory_order_relaxed)) after_get_fast();
   return 0;
 }
