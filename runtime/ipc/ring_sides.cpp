@@ -313,18 +313,17 @@ int Ring::sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32_
   return rc;
 }
 
-// The full barrier between a side's publishing store and its look at the other side's sleep
-// flag. It follows the unlock, a locked read-modify-write, which on x86 is a full barrier
 // Free bytes for the producer. head only grows, so a cached head under-estimates the free space:
 // it is re-read (a cache miss on the consumers' line) only when the cached value is not enough.
+// Also sets where put_fast() may write up to (room_end_).
 size_t Ring::free_space(size_t need) {
   const uint64_t t = h_->tail.load(std::memory_order_relaxed);
   uint64_t used = t - head_cache_;
   if (head_cache_ > t || used + kReserve + need > cap_) {
     head_cache_ = h_->head.load(std::memory_order_acquire);
     used = t - head_cache_;
-    if (head_cache_ <= t) room_end_ = head_cache_ + cap_ - kReserve;  // for put_fast()
   }
+  if (head_cache_ <= t) room_end_ = head_cache_ + cap_ - kReserve;  // for put_fast()
   return used + kReserve >= cap_ ? 0 : cap_ - kReserve - used;
 }
 
@@ -402,9 +401,6 @@ int Ring::wait_data(const Deadline &d, bool poll) {
   return 0;
 }
 
-// Consumer in the middle of a streamed message: wait for its next part, however long the writer
-// takes, but not for a dead writer (which recovery turns into an ABORT record). False when no
-
 int Ring::task_done() {
   uint64_t u = h_->unfinished.load();
   do {
@@ -431,7 +427,5 @@ int Ring::join(double timeout) {
                 static_cast<unsigned long long>(h_->unfinished.load()));
   return 0;
 }
-
-// A live thread holding a lock or grant may make a reader wait, as a slow writer would: ids in
 
 }  // namespace mproc
