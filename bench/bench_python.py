@@ -12,7 +12,8 @@ memory growth while imap runs over generated items and the reader is slower than
 workers as fast as its pipe takes them and keeps every result the reader has not taken yet).
 Issue 20 (`--map`: only these rows): every Pool method at chunksize 1, the default and large
 chunks over small items, many apply_async, each beside the standard library in the same run, as
-throughput ratios. Issue 20 (`--bigdata`: only these rows): Pool.map over 64 arrays of 8 MiB
+throughput ratios (target 2x); then maps over other kinds of items users map over (strings,
+string results, tuple results, dicts both ways; default chunks; never slower). Issue 20 (`--bigdata`: only these rows): Pool.map over 64 arrays of 8 MiB
 (numpy) returning their sums, and returning the arrays; Queue and Pipe of 8 MiB numpy arrays, a
 child sending to its parent; each beside the standard library and beside a memcpy of the same
 bytes; targets: the map of sums >= 5x, Queue >= 10x the standard library and >= 0.3x memcpy."""
@@ -217,6 +218,29 @@ def _map_case(method, chunks):
     return label, n, star, runs[method]
 
 
+def _pair(x):
+    return (x, x * 2)
+
+
+def _record(x):
+    return {"id": x, "name": "n%d" % x}
+
+
+def _get_id(r):
+    return r["id"]
+
+
+# Other kinds of items users map over (default chunks, 10^6 items; no target but "never
+# slower"): (label, function, the input made from range(n))
+OBJECT_ROWS = [
+    ("map(len, strs)", len, lambda n: ["s%d" % i for i in range(n)]),
+    ("map(str, ints)", str, lambda n: list(range(n))),
+    ("map(pair, ints) -> tuples", _pair, lambda n: list(range(n))),
+    ("map(record, ints) -> dicts", _record, lambda n: list(range(n // 4))),
+    ("map(get_id, dicts)", _get_id, lambda n: [_record(i) for i in range(n // 4)]),
+]
+
+
 def _apply_many(p, d):
     rs = [p.apply_async(ident, (x,)) for x in d]
     for r in rs:
@@ -262,6 +286,20 @@ def map_rows():
                         b = min(b, t)
             print("%-32s %9d %12.3f %12.3f %7.2fx %7.0fx %s" % (label, n, a, b, b / a, 2,
                                                                "ok" if b / a >= 2 else "BELOW"),
+                  flush=True)
+        objects = [r for r in OBJECT_ROWS if not rows or re.search(rows[0], r[0])]
+        for label, fn, make in objects:
+            d = make(N_BIG)
+            a = b = float("inf")
+            for _ in range(ROUNDS):
+                t0 = time.perf_counter()
+                mp.map(fn, d)
+                a = min(a, time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                sp.map(fn, d)
+                b = min(b, time.perf_counter() - t0)
+            print("%-32s %9d %12.3f %12.3f %7.2fx %8s %s" % (label, len(d), a, b, b / a, "1x",
+                                                            "ok" if b / a >= 1 else "BELOW"),
                   flush=True)
 
 

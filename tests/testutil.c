@@ -213,12 +213,15 @@ mproc_process_t *tu_start(mproc_process_fn fn, const void *arg, size_t len, int 
 
 int tu_join_code(mproc_process_t *p) {
   int code = -1000;
-  /* generous, and still short of CTest's timeout: a child that never ends fails the test */
-  if (mproc_process_join(p, 90) != 0) {
+  /* generous, and with the teardown's 30 s still short of CTest's 120: a child that never
+   * ends fails the test with its message */
+  int rc = mproc_process_join(p, 60);
+  if (rc != 0) {
     mproc_process_kill(p);
     mproc_process_join(p, 10);
     mproc_process_free(p);
-    fail_msg("the child did not end within 90 s: killed");
+    if (rc == MPROC_ETIMEDOUT) fail_msg("the child did not end within 60 s: killed");
+    fail_msg("join failed (%d): %s", rc, mproc_last_error());
   }
   assert_int_equal(mproc_process_exitcode(p, &code), 0);
   assert_int_equal(mproc_process_free(p), 0);

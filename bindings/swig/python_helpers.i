@@ -1,5 +1,5 @@
 /* Python: processes, pools, async results, errors. Each is a METH_VARARGS function of
- * bindings/python/src/helpers.c (errors.c for the error map), declared in mproc_py.h. */
+ * bindings/python/src/helpers.c (errors.c for the error map, numbers.c for packed numbers), declared in mproc_py.h. */
 
 
 %native(py_process_new) PyObject *mproc_py_process_new(PyObject *self, PyObject *args);
@@ -12,6 +12,11 @@
 %native(py_pool_map_async) PyObject *mproc_py_pool_map_async(PyObject *self, PyObject *args);
 %native(py_pack_numbers) PyObject *mproc_py_pack_numbers(PyObject *self, PyObject *args);
 %native(py_map_packed) PyObject *mproc_py_map_packed(PyObject *self, PyObject *args);
+%native(py_unpack_numbers) PyObject *mproc_py_unpack_numbers(PyObject *self, PyObject *args);
+%native(py_loads) PyObject *mproc_py_loads(PyObject *self, PyObject *args);
+%native(py_pack_tuples) PyObject *mproc_py_pack_tuples(PyObject *self, PyObject *args);
+%native(py_pack_strs) PyObject *mproc_py_pack_strs(PyObject *self, PyObject *args);
+%native(py_starmap_packed) PyObject *mproc_py_starmap_packed(PyObject *self, PyObject *args);
 %native(py_pool_stats) PyObject *mproc_py_pool_stats(PyObject *self, PyObject *args);
 %native(py_pool_join) PyObject *mproc_py_pool_join(PyObject *self, PyObject *args);
 %native(py_process_join) PyObject *mproc_py_process_join(PyObject *self, PyObject *args);

@@ -16,6 +16,8 @@
 %native(py_queue_join) PyObject *mproc_py_queue_join(PyObject *self, PyObject *args);
 %native(py_conn_recv) PyObject *mproc_py_conn_recv(PyObject *self, PyObject *args);
 %native(py_conn_poll) PyObject *mproc_py_conn_poll(PyObject *self, PyObject *args);
+%native(py_conn_recv_msg) PyObject *mproc_py_conn_recv_msg(PyObject *self, PyObject *args);
+%native(py_conn_send_parts) PyObject *mproc_py_conn_send_parts(PyObject *self, PyObject *args);
 %native(py_barrier_new) PyObject *mproc_py_barrier_new(PyObject *self, PyObject *args);
 %native(py_barrier_attach) PyObject *mproc_py_barrier_attach(PyObject *self, PyObject *args);
 %native(py_queue_new) PyObject *mproc_py_queue_new(PyObject *self, PyObject *args);

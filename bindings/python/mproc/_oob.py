@@ -41,6 +41,9 @@ import weakref
 from . import _core
 from . import _mproc
 
+# pickle.loads; a large pickle's objects are made in huge-page arenas (bindings/python/src/numbers.c)
+_loads = _mproc.py_loads
+
 __all__ = ["dumps", "dumps_parts", "dumps_to", "join", "loads", "arena_new", "arena_at",
            "THRESHOLD"]
 
@@ -126,11 +129,11 @@ def loads(data):
     """The object of a message made by dumps() or dumps_to() (or a plain pickle)."""
     mv = memoryview(data)
     if mv.ndim == 1 and mv.format == "B" and mv.nbytes and mv[0] == 0x80:  # a plain pickle
-        return pickle.loads(data)
+        return _loads(data)
     if mv.nbytes < _HEAD.size or mv[:4] != _MAGIC:
         if mv.nbytes >= _RHEAD.size and mv[:4] == _REF_MAGIC:
             return _loads_ref(mv)
-        return pickle.loads(data)
+        return _loads(data)
     if mv.format != "B" or mv.ndim != 1:
         mv = mv.cast("B")
     magic, n, plen = _HEAD.unpack_from(mv, 0)
@@ -145,7 +148,7 @@ def loads(data):
                                          % (i, off, ln))
         b = mv[off:off + ln]
         bufs.append(bytearray(b) if mv.readonly else b)
-    return pickle.loads(mv[at:at + plen], buffers=bufs)
+    return _loads(mv[at:at + plen], bufs)
 
 
 # ---- a pool's data arena: large buffers by reference (bindings/python/src/arena.c) -------------
@@ -252,7 +255,7 @@ def _loads_ref(mv):
     adopt = arena.adopt
     bufs = [memoryview(adopt(mv[_RHEAD.size + _REF * i:_RHEAD.size + _REF * (i + 1)]))
             for i in range(n)]
-    return pickle.loads(mv[at:at + plen], buffers=bufs)
+    return _loads(mv[at:at + plen], bufs)
 
 
 def _forget_arenas():

@@ -9,10 +9,13 @@ Task bytes (made by pool.py):
       (16 bytes, mproc._oob.coords) before the pickle, which mproc._oob made: large buffers are
       references to the arena (or, without one, out of band after the pickle)
   b"N" + len(fn) as 4 bytes + pickle(func) + _mproc.py_pack_numbers(list): as "L", a chunk of
-       exact ints (b"q" + int64s) or floats (b"d" + doubles), read without unpickling
+       exact ints (b"q" + int64s) or floats (b"d" + doubles), read without unpickling; or
+       + _mproc.py_pack_strs(list): as "L", a chunk of ASCII strings (b"U", count, lengths);
+       + _mproc.py_pack_tuples(list): as "K", a chunk of tuples of numbers (b"T", arity, formats)
 Result bytes: b"\\0" + pickle(value), b"\\2" + the value by mproc._oob.dumps_to (a task that
 came with an arena: large buffers of the result go back through it), b"\\3" +
-py_pack_numbers(list) for a chunk whose results are all exact ints or all floats, or b"\\1" +
+py_pack_numbers(list) for a chunk whose results are all exact ints or all floats (or
+py_pack_strs(list): all ASCII strings; py_pack_tuples(list): tuples of numbers), or b"\\1" +
 pickle((exception or None, traceback text)).
 """
 import pickle
@@ -27,6 +30,24 @@ _loads = pickle.loads
 _dumps = _core.dumps
 _pack = _mproc.py_pack_numbers
 _map_packed = _mproc.py_map_packed
+_unpack = _mproc.py_unpack_numbers
+_pack_strs = _mproc.py_pack_strs
+_pack_tuples = _mproc.py_pack_tuples
+_starmap_packed = _mproc.py_starmap_packed
+_loads_many = _mproc.py_loads  # pickle.loads; a large one's objects in huge-page arenas
+
+
+def _pack_results(values):
+    """A chunk's results packed (b"\\3": numbers, else ASCII strings, else tuples of
+    numbers), or None."""
+    out = _pack(values, b"\x03")
+    if out is None and type(values) is list:
+        out = _pack_strs(values, b"\x03", 0, len(values))
+        if out is None:
+            out = _pack_tuples(values, b"\x03", 0, len(values))
+    return out
+
+
 _fn_blob = None
 _fn = None
 _pending_inits = {}  # {key: (initializer, initargs)} of fork pools (pool.py fills it)
@@ -123,13 +144,20 @@ def run_task(mv):
             elif kind == 78:  # "N": packed numbers (pool.IMapIterator._encode)
                 # Iterated as it is: each int or float is made as the map takes it, not all
                 # first in a list (half the time: a new object each time in the same memory).
-                x = memoryview(mv)[6 + n:].cast(chr(mv[5 + n]))  # mpi gives bytes
-                kind = 76
                 # The results packed as they come (bytes), or their list when not all numbers:
                 # no list of 10^5 result objects made only to be packed.
-                value = _map_packed(_fn, x, b"\x03")
-            else:
-                x = _loads(mv[5 + n:])
+                if mv[5 + n] == 84:  # b"T": rows of starmap arguments
+                    value = _starmap_packed(_fn, memoryview(mv)[5 + n:], b"\x03")
+                    kind = 75
+                elif mv[5 + n] == 85:  # b"U": ASCII strings (made at once, in huge pages)
+                    value = _map_packed(_fn, _unpack(mv, 5 + n), b"\x03")
+                    kind = 76
+                else:
+                    x = memoryview(mv)[6 + n:].cast(chr(mv[5 + n]))  # mpi gives bytes
+                    value = _map_packed(_fn, x, b"\x03")
+                    kind = 76
+            else:  # a chunk's list: its objects in huge-page arenas when it is large
+                x = _loads_many(mv[5 + n:])
             if kind == 77:  # "M"
                 value = _fn(x)
             elif kind == 83:  # "S": starmap
@@ -137,14 +165,14 @@ def run_task(mv):
             elif kind == 76:  # "L": a chunk of map items
                 if value is None:
                     value = list(map(_fn, x))
-            else:  # "K": a chunk of starmap items
+            elif value is None:  # "K": a chunk of starmap items
                 value = list(_starmap(_fn, x))
         try:
             # a chunk's results that are all exact ints or all floats: packed (None if not)
-            if type(value) is bytes and kind == 76:  # packed by _map_packed already
+            if type(value) is bytes and (kind == 76 or kind == 75):  # packed already (C)
                 out = value
             else:
-                out = _pack(value, b"\x03") if kind == 76 or kind == 75 else None
+                out = _pack_results(value) if kind == 76 or kind == 75 else None
             if out is None and arena is not None:  # large buffers by reference (one copy)
                 try:
                     out = b"\x02" + _oob.dumps_to(value, arena, True)
@@ -202,7 +230,7 @@ def _decode(data):
     mv = memoryview(data)
     if mv[0] == 0:
         try:
-            return True, _core.loads(mv[1:])
+            return True, _loads_many(mv[1:])
         except Exception as e:
             return False, e
     if mv[0] == 2:  # large buffers in the pool's data arena (run_task)
@@ -211,5 +239,5 @@ def _decode(data):
         except Exception as e:
             return False, e
     if mv[0] == 3:  # a chunk's results packed as numbers (run_task)
-        return True, mv[2:].cast(chr(mv[1])).tolist()
+        return True, _mproc.py_unpack_numbers(mv, 1)
     return False, _rebuild_error(mv[1:])

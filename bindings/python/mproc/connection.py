@@ -89,7 +89,19 @@ class Connection:
             raise
 
     def send(self, obj):
-        self.send_bytes(_oob.dumps(obj))
+        parts = _oob.dumps_parts(obj)
+        if len(parts) == 1:
+            self.send_bytes(parts[0])
+            return
+        # a pickle and its large buffers: gathered in C into a buffer kept for this thread
+        # (not joined into a new bytearray per message: fresh pages cost more than the copy)
+        self._check(writable=True)
+        try:
+            _mproc.py_conn_send_parts(self._h, parts)
+        except _core.MprocError as e:
+            if _core.code_of(e) == _core.E.EPIPE:
+                raise BrokenPipeError(str(e)) from None
+            raise
 
     def recv_bytes(self, maxlength=None):
         self._check(readable=True)
@@ -115,7 +127,13 @@ class Connection:
         return len(data)
 
     def recv(self):
-        return _oob.loads(self.recv_bytes())
+        self._check(readable=True)
+        try:
+            # a message of 1 MiB or more arrives in memory of its own that the objects view
+            data = _mproc.py_conn_recv_msg(self._h, -1.0, 1 << 20)
+        except BrokenPipeError:
+            raise EOFError from None
+        return _oob.loads(data)
 
     def poll(self, timeout=0.0):
         self._check(readable=True)

@@ -41,6 +41,8 @@ _STOP = -1
 _rebuild_error = _worker._rebuild_error
 _decode = _worker._decode
 _pack_numbers = _mproc.py_pack_numbers
+_pack_tuples = _mproc.py_pack_tuples
+_pack_strs = _mproc.py_pack_strs
 
 
 def _pool_error(e, cancelled=False):
@@ -277,6 +279,26 @@ class _PipelinedMapResult(MapResult):
         return True
 
 
+def _pack_chunk(star, seq, head, start, stop):
+    """seq[start:stop] packed (starmap: tuples of numbers; map: numbers, else ASCII strings),
+    or None when it is not all of one such kind (then it is pickled)."""
+    if star:
+        return _pack_tuples(seq, head, start, stop)
+    data = _pack_numbers(seq, head, start, stop)
+    return _pack_strs(seq, head, start, stop) if data is None else data
+
+
+class _Packed:
+    """A chunk of a list or tuple already packed as numbers (IMapIterator._read_chunk)."""
+    __slots__ = ("data", "n")
+
+    def __init__(self, data, n):
+        self.data, self.n = data, n
+
+    def __len__(self):
+        return self.n
+
+
 class IMapIterator:
     """Results of imap (in order) or imap_unordered (as they complete).
 
@@ -313,7 +335,8 @@ class IMapIterator:
         tail = len(blob).to_bytes(4, "little") + blob
         self._head = (b"K" if star else b"L") + tail
         self._oob_head = (b"k" if star else b"l") + tail  # the chunk's pickle made by _oob
-        self._num_head = None if star else b"N" + tail  # a chunk of numbers, packed
+        self._num_head = b"N" + tail  # a chunk of numbers (or of tuples of numbers), packed
+        self._star = star
         # A list, tuple or range is cut in slices (a C copy, not an item at a time); a range's
         # chunks are ranges (a few bytes of pickle instead of one int per item; the worker
         # iterates one to the same ints).
@@ -550,19 +573,27 @@ class IMapIterator:
         return True
 
     def _encode(self, chunk):
-        """The task bytes of one chunk: exact ints or floats packed (_worker's "N", a third of
-        pickle's time at each end, the same values back), anything else pickled."""
-        if self._num_head is not None:
-            data = _pack_numbers(chunk, self._num_head)
-            if data is not None:
-                return data
-        return _chunk_bytes(self, chunk)
+        """The task bytes of one chunk: exact ints or floats (for starmap, tuples of them) or
+        ASCII strings packed (_worker's "N", a third of pickle's time at each end, the same
+        values back), anything else pickled."""
+        if type(chunk) is _Packed:
+            return chunk.data
+        data = _pack_chunk(self._star, chunk, self._num_head, 0, len(chunk))
+        return _chunk_bytes(self, chunk) if data is None else data
 
     def _read_chunk(self, it):
         """The next chunk of the input: a list, or a slice of a list, tuple or range."""
         r = self._range
         if r is None:
             return list(itertools.islice(it, self._cs))
+        if type(r) is not range:
+            # numbers packed straight from the list: no slice of it made first
+            stop = min(self._rpos + self._cs, len(r))
+            data = _pack_chunk(self._star, r, self._num_head, self._rpos, stop)
+            if data is not None:
+                chunk = _Packed(data, stop - self._rpos)
+                self._rpos = stop
+                return chunk
         chunk = r[self._rpos:self._rpos + self._cs]
         self._rpos += len(chunk)
         return chunk
@@ -591,8 +622,8 @@ class IMapIterator:
         index, blob = data
         n = entry[1][index] if index < len(entry[1]) else self._cs
         self._untake(n)
-        if blob[:1] == b"\x03":  # packed numbers: made one at a time as the reader takes them
-            self._ready.append(memoryview(blob)[2:].cast(chr(blob[1])))
+        if type(blob) is list:  # packed numbers, unpacked by py_async_next
+            self._ready.append(blob)
             return
         ok, value = _decode(blob)
         if ok:
@@ -646,7 +677,7 @@ class IMapIterator:
                 return True
             return False
         try:
-            data = _mproc.py_async_next(h, timeout)
+            data = _mproc.py_async_next(h, timeout, True)  # packed numbers as a list
         except Exception as e:
             code = _core.code_of(e)
             if code == _core.E.EAGAIN:
@@ -714,15 +745,15 @@ class IMapIterator:
                 else:
                     while True:
                         try:
-                            _, blob = nxt(h, -1.0)
+                            _, blob = nxt(h, -1.0, True)
                         except Exception as e:
                             if _core.code_of(e) == _core.E.EITEREND:
                                 break
                             err = err or _pool_error(e)
                             continue
-                        if blob[:1] == b"\x03":  # packed numbers: no list in between
+                        if type(blob) is list:  # packed numbers (see _take)
                             if err is None:
-                                extend(memoryview(blob)[2:].cast(chr(blob[1])))
+                                extend(blob)
                             continue
                         ok, value = _decode(blob)
                         if ok:

@@ -687,165 +687,6 @@ PyObject *mproc_py_pool_map_async(PyObject *self, PyObject *args) {
   return Py_BuildValue("(NN)", hr, cap);
 }
 
-/* pack_numbers(list or tuple[, head]) -> bytes or None: head, then b"q" and the items as native
- * int64s when every item is exactly an int that fits, or b"d" and native doubles when every item
- * is exactly a float; None otherwise (bool, int subclasses, big ints, mixed types: those are
- * pickled). The other side reads it back with memoryview(b)[at + 1:].cast(fmt).tolist(): the
- * same values and types as unpickling (a double's bits are kept, NaN payloads and -0.0
- * included) without pickle's per-item opcodes (a chunk of ints or floats is a map's common
- * case). Native byte order: both ends run on this machine (or, over MPI, on the same kind). */
-PyObject *mproc_py_pack_numbers(PyObject *self, PyObject *args) {
-  (void)self;
-  PyObject *seq;
-  const char *head = "";
-  Py_ssize_t head_len = 0;
-  if (!PyArg_ParseTuple(args, "O|y#", &seq, &head, &head_len)) return NULL;
-  if (!PyList_CheckExact(seq) && !PyTuple_CheckExact(seq)) Py_RETURN_NONE;
-  Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-  if (n == 0) Py_RETURN_NONE;
-  PyObject **items = PySequence_Fast_ITEMS(seq);
-  int ints = PyLong_CheckExact(items[0]);
-  if (!ints && !PyFloat_CheckExact(items[0])) Py_RETURN_NONE;
-  PyObject *out = PyBytes_FromStringAndSize(NULL, head_len + 1 + 8 * n);
-  if (!out) return NULL;
-  char *p = PyBytes_AS_STRING(out);
-  memcpy(p, head, (size_t)head_len);
-  p += head_len;
-  *p++ = ints ? 'q' : 'd';
-  for (Py_ssize_t i = 0; i < n; i++, p += 8) {
-    PyObject *o = items[i];
-    if (ints) {
-      int overflow = 0;
-      long long v;
-      if (!PyLong_CheckExact(o) || ((v = PyLong_AsLongLongAndOverflow(o, &overflow)), overflow)) {
-        Py_DECREF(out);
-        Py_RETURN_NONE;
-      }
-      memcpy(p, &v, 8);
-    } else {
-      if (!PyFloat_CheckExact(o)) {
-        Py_DECREF(out);
-        Py_RETURN_NONE;
-      }
-      double v = PyFloat_AS_DOUBLE(o);
-      memcpy(p, &v, 8);
-    }
-  }
-  return out;
-}
-
-/* map_packed(func, iterable, head) -> bytes or list: list(map(func, iterable)) packed as
- * pack_numbers(results, head) packs it, or the list itself when pack_numbers would give None.
- * Each result is packed as it comes and dropped, so a chunk of 10^5 ints never has 10^5 result
- * objects alive at once: their memory is reused instead of new allocator arenas being faulted in
- * (on a 2-core VM a worker spent 3/4 of a large chunk's time in those page faults). */
-static PyObject *unpacked(const char *buf, Py_ssize_t n, char mode) {
-  PyObject *list = PyList_New(n);
-  if (!list) return NULL;
-  for (Py_ssize_t i = 0; i < n; i++) {
-    PyObject *o;
-    if (mode == 'q') {
-      long long v;
-      memcpy(&v, buf + 8 * i, 8);
-      o = PyLong_FromLongLong(v);
-    } else {
-      double v;
-      memcpy(&v, buf + 8 * i, 8);
-      o = PyFloat_FromDouble(v);
-    }
-    if (!o) {
-      Py_DECREF(list);
-      return NULL;
-    }
-    PyList_SET_ITEM(list, i, o);
-  }
-  return list;
-}
-
-PyObject *mproc_py_map_packed(PyObject *self, PyObject *args) {
-  (void)self;
-  PyObject *fn, *seq;
-  const char *head = "";
-  Py_ssize_t head_len = 0;
-  if (!PyArg_ParseTuple(args, "OOy#", &fn, &seq, &head, &head_len)) return NULL;
-  PyObject *it = PyObject_GetIter(seq);
-  if (!it) return NULL;
-  Py_ssize_t cap = PyObject_LengthHint(seq, 64), n = 0;
-  if (cap < 0) {
-    Py_DECREF(it);
-    return NULL;
-  }
-  if (cap < 1) cap = 1;
-  char *buf = PyMem_Malloc((size_t)cap * 8), mode = 0;
-  PyObject *list = NULL, *item, *r;
-  if (!buf) {
-    Py_DECREF(it);
-    return PyErr_NoMemory();
-  }
-  while ((item = PyIter_Next(it))) {
-    r = PyObject_CallOneArg(fn, item);
-    Py_DECREF(item);
-    if (!r) goto fail;
-    if (!list) {
-      if (!mode) mode = PyLong_CheckExact(r) ? 'q' : PyFloat_CheckExact(r) ? 'd' : 'x';
-      int overflow = 0;
-      long long q = 0;
-      int ok = mode == 'q' ? PyLong_CheckExact(r) && ((q = PyLong_AsLongLongAndOverflow(r, &overflow)), !overflow)
-                           : mode == 'd' && PyFloat_CheckExact(r);
-      if (ok) {
-        if (n == cap) {
-          char *b = PyMem_Realloc(buf, (size_t)cap * 16);
-          if (!b) {
-            Py_DECREF(r);
-            PyErr_NoMemory();
-            goto fail;
-          }
-          buf = b;
-          cap *= 2;
-        }
-        if (mode == 'q') memcpy(buf + 8 * n, &q, 8);
-        else {
-          const double d = PyFloat_AS_DOUBLE(r);
-          memcpy(buf + 8 * n, &d, 8);
-        }
-        n++;
-        Py_DECREF(r);
-        continue;
-      }
-      /* Not packable: the results so far as objects again, then a plain list. */
-      list = mode == 'x' ? PyList_New(0) : unpacked(buf, n, mode);
-      if (!list) {
-        Py_DECREF(r);
-        goto fail;
-      }
-    }
-    const int rc = PyList_Append(list, r);
-    Py_DECREF(r);
-    if (rc < 0) goto fail;
-  }
-  if (PyErr_Occurred()) goto fail;
-  Py_DECREF(it);
-  if (!list && n == 0) list = PyList_New(0);
-  if (list) {
-    PyMem_Free(buf);
-    return list;
-  }
-  PyObject *out = PyBytes_FromStringAndSize(NULL, head_len + 1 + 8 * n);
-  if (out) {
-    char *p = PyBytes_AS_STRING(out);
-    memcpy(p, head, (size_t)head_len);
-    p[head_len] = mode;
-    memcpy(p + head_len + 1, buf, (size_t)(8 * n));
-  }
-  PyMem_Free(buf);
-  return out;
-fail:
-  Py_XDECREF(list);
-  Py_DECREF(it);
-  PyMem_Free(buf);
-  return NULL;
-}
-
 /* async_wait(r, timeout) -> bool ready (timeout < 0: forever); Ctrl-C raises. */
 PyObject *mproc_py_async_wait(PyObject *self, PyObject *args) {
   (void)self;
@@ -916,21 +757,30 @@ static int mproc_py_next_slice(void *ctx, double s) {
   return mproc_async_next(c->r, s, &c->index, &c->data, &c->len);
 }
 
-/* async_next(r, timeout) -> (index, bytes); raises for a failed item (other than a Python
- * exception: its bytes come), EITEREND at the end, EAGAIN on timeout; Ctrl-C raises. */
+/* async_next(r, timeout[, numbers]) -> (index, bytes); raises for a failed item (other than a
+ * Python exception: its bytes come), EITEREND at the end, EAGAIN on timeout; Ctrl-C raises.
+ * With numbers true, an item of packed numbers or strings (tag 3, then the format byte:
+ * _worker.run_task) comes as their list, made straight from the result's memory (no bytes copy
+ * in between). */
 PyObject *mproc_py_async_next(PyObject *self, PyObject *args) {
   (void)self;
   PyObject *h;
   double timeout;
+  int numbers = 0;
   void *r;
-  if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
+  if (!PyArg_ParseTuple(args, "Od|p", &h, &timeout, &numbers)) return NULL;
   if (mproc_py_ptr(h, &r, mproc_py_type_async) < 0) return NULL;
   mproc_py_next_ctx c = {(mproc_async_t *)r, 0, NULL, 0};
   int rc = mproc_py_wait(mproc_py_next_slice, &c, timeout, MPROC_EAGAIN, 0);
   if (rc == MPROC_PY_RAISED) return NULL;
   const void *data = c.data;
   size_t len = c.len, index = c.index;
-  PyObject *b = mproc_py_result(rc, data, len);
+  const char *d = (const char *)data;
+  PyObject *b;
+  if (numbers && rc == 0 && len >= 2 && d[0] == 3)
+    b = mproc_py_unpacked_at(d + 1, len - 1);
+  else
+    b = mproc_py_result(rc, data, len);
   if (!b) return NULL;
   return Py_BuildValue("(nN)", (Py_ssize_t)index, b);
 }

@@ -459,3 +459,262 @@ PyObject *mproc_py_shm_create_ex(PyObject *self, PyObject *args) {
   if (rc < 0) return mproc_py_raise(rc);
   return MPROC_PY_NEWPTR(s, mproc_py_type_shm);
 }
+
+/* ---- pipes: large messages without extra copies or fresh pages (issue 20) --------------------
+ * A pipe's message travels through the pipe's ring (streamed when larger than it), so its
+ * bytes are copied once in and once out whatever is done here. What was on top: the sender
+ * joined a pickle and its out-of-band buffers into a new bytearray, and the receiver took the
+ * message into a malloc'ed buffer and copied it into a new bytes object. On this VM a fresh page
+ * costs about 11 us to fault in, so an 8 MiB array cost each side some 2,000 faults (20+ ms) per
+ * message, ten times the copies. Now the sender gathers the parts into a buffer of its thread
+ * that is kept (faulted in once), and the receiver takes a large message straight into memory of
+ * its own, advised MADV_HUGEPAGE (a few faults), which the objects loads() makes view. */
+
+#include <pthread.h>
+#include <sys/mman.h>
+
+enum { kHugeGrain = 2 << 20 };
+#define MPROC_PY_SCRATCH_KEEP ((size_t)32 << 20) /* a thread's send buffer kept up to this */
+
+/* Memory of its own, mapped for one message; unmapped with the last view of it. */
+typedef struct {
+  PyObject_HEAD
+  void *p;
+  size_t len, maplen;
+} mproc_py_bigbuf;
+
+static void mproc_py_bigbuf_dealloc(PyObject *o) {
+  mproc_py_bigbuf *b = (mproc_py_bigbuf *)o;
+  if (b->p) munmap(b->p, b->maplen);
+  Py_TYPE(o)->tp_free(o);
+}
+static int mproc_py_bigbuf_getbuffer(PyObject *o, Py_buffer *view, int flags) {
+  mproc_py_bigbuf *b = (mproc_py_bigbuf *)o;
+  return PyBuffer_FillInfo(view, o, b->p, (Py_ssize_t)b->len, 0, flags);
+}
+static PyBufferProcs mproc_py_bigbuf_as_buffer = {mproc_py_bigbuf_getbuffer, NULL};
+static PyTypeObject mproc_py_bigbuf_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "mproc._mproc.PipeMessage",
+    .tp_basicsize = sizeof(mproc_py_bigbuf),
+    .tp_dealloc = mproc_py_bigbuf_dealloc,
+    .tp_as_buffer = &mproc_py_bigbuf_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A large message received from a pipe, in memory of its own.",
+};
+
+/* len bytes of fresh anonymous memory in huge pages where the system gives them, or NULL. */
+static void *mproc_py_huge_map(size_t len, size_t *maplen) {
+  *maplen = (len + kHugeGrain - 1) / kHugeGrain * kHugeGrain;
+  void *p = mmap(NULL, *maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  madvise(p, *maplen, MADV_HUGEPAGE); /* advice only */
+  return p;
+}
+
+typedef struct {
+  mproc_conn_t *c;
+  char small[4096];
+  size_t len;
+  int need; /* the message is larger than small: len is its size, it is kept */
+} mproc_py_recv_ctx;
+
+static int mproc_py_recv_msg_slice(void *ctx, double t) {
+  mproc_py_recv_ctx *c = (mproc_py_recv_ctx *)ctx;
+  int rc = mproc_conn_recv_bytes(c->c, c->small, sizeof c->small, &c->len, t);
+  if (rc == MPROC_EMSGSIZE) {
+    c->need = 1;
+    return 0;
+  }
+  return rc;
+}
+
+/* conn_recv_msg(conn, timeout, big) -> bytes, or for a message of `big` bytes or more a
+ * memoryview of memory of its own (writable). Only the wait for the message is cut in slices;
+ * the rest follows whatever the slice (pipe.cpp), so none is torn. */
+PyObject *mproc_py_conn_recv_msg(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h;
+  double timeout;
+  Py_ssize_t big;
+  mproc_py_recv_ctx *c = (mproc_py_recv_ctx *)PyMem_Malloc(sizeof *c);
+  if (!c) return PyErr_NoMemory();
+  c->need = 0;
+  c->len = 0;
+  PyObject *r = NULL;
+  if (!PyArg_ParseTuple(args, "Odn", &h, &timeout, &big) ||
+      mproc_py_ptr(h, (void **)&c->c, mproc_py_type_conn) < 0)
+    goto done;
+  if (!mproc_py_bigbuf_type.tp_dict && PyType_Ready(&mproc_py_bigbuf_type) < 0) goto done;
+  int rc = mproc_py_wait(mproc_py_recv_msg_slice, c, timeout, MPROC_ETIMEDOUT, 0);
+  if (rc == MPROC_PY_RAISED) goto done;
+  if (rc < 0) {
+    r = mproc_py_raise(rc);
+    goto done;
+  }
+  if (!c->need) {
+    r = PyBytes_FromStringAndSize(c->small, (Py_ssize_t)c->len);
+    goto done;
+  }
+  /* The message is kept: take it into memory of its size (a streamed one arrives as the
+   * sender writes it, as with mproc_conn_recv_bytes_alloc). */
+  size_t len = c->len, got = 0, maplen = 0;
+  void *dst;
+  PyObject *owner;
+  if ((Py_ssize_t)len >= big) {
+    dst = mproc_py_huge_map(len, &maplen);
+    if (!dst) {
+      r = PyErr_NoMemory();
+      goto done;
+    }
+    mproc_py_bigbuf *b = PyObject_New(mproc_py_bigbuf, &mproc_py_bigbuf_type);
+    if (!b) {
+      munmap(dst, maplen);
+      goto done;
+    }
+    b->p = dst;
+    b->len = len;
+    b->maplen = maplen;
+    owner = (PyObject *)b;
+  } else {
+    owner = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)len);
+    if (!owner) goto done;
+    dst = PyBytes_AS_STRING(owner);
+  }
+  Py_BEGIN_ALLOW_THREADS
+  rc = mproc_conn_recv_bytes(c->c, dst, len, &got, -1.0);
+  Py_END_ALLOW_THREADS
+  if (rc < 0 || got != len) {
+    Py_DECREF(owner);
+    r = mproc_py_raise(rc < 0 ? rc : MPROC_EIO);
+    goto done;
+  }
+  if (PyBytes_Check(owner)) {
+    r = owner;
+  } else {
+    r = PyMemoryView_FromObject(owner);
+    Py_DECREF(owner);
+  }
+done:
+  PyMem_Free(c);
+  return r;
+}
+
+/* A thread's send buffer for gathered messages: kept (its pages faulted in once) while it is
+ * under MPROC_PY_SCRATCH_KEEP, and unmapped when the thread ends (a key's destructor); a larger
+ * message gets memory for itself. A send owns the buffer while it runs: a signal handler that
+ * sends on a pipe while this send waits for room gets memory of its own (and may leave its
+ * buffer as the kept one, if it is the larger). */
+typedef struct {
+  char *p;
+  size_t len;
+} mproc_py_scratch_t;
+static pthread_key_t mproc_py_scratch_key;
+static pthread_once_t mproc_py_scratch_once = PTHREAD_ONCE_INIT;
+static int mproc_py_scratch_ok;
+
+static void mproc_py_scratch_free(void *v) {
+  mproc_py_scratch_t *k = (mproc_py_scratch_t *)v;
+  if (k->p) munmap(k->p, k->len);
+  free(k);
+}
+static void mproc_py_scratch_init(void) {
+  mproc_py_scratch_ok = pthread_key_create(&mproc_py_scratch_key, mproc_py_scratch_free) == 0;
+}
+/* The thread's kept buffer record (NULL when there can be none). */
+static mproc_py_scratch_t *mproc_py_scratch(void) {
+  pthread_once(&mproc_py_scratch_once, mproc_py_scratch_init);
+  if (!mproc_py_scratch_ok) return NULL;
+  mproc_py_scratch_t *k = (mproc_py_scratch_t *)pthread_getspecific(mproc_py_scratch_key);
+  if (!k && (k = (mproc_py_scratch_t *)calloc(1, sizeof *k)) != NULL &&
+      pthread_setspecific(mproc_py_scratch_key, k) != 0) {
+    free(k);
+    k = NULL;
+  }
+  return k;
+}
+
+typedef struct {
+  mproc_conn_t *c;
+  const char *data;
+  size_t len;
+} mproc_py_send_ctx;
+static int mproc_py_send_slice(void *ctx, double t) {
+  mproc_py_send_ctx *s = (mproc_py_send_ctx *)ctx;
+  return mproc_conn_send_bytes_timeout(s->c, s->data, s->len, t);
+}
+
+/* conn_send_parts(conn, [buffer, ...]) -> None: the parts' concatenation as one message (a
+ * pickle and the buffers it left out of band, mproc/_oob.py), gathered in the thread's send
+ * buffer. The wait for room is cut in slices (signal handlers run; Ctrl-C raises before
+ * anything is sent); a message longer than the ring then streams to its end. */
+PyObject *mproc_py_conn_send_parts(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *h, *seq, *fast = NULL, *result = NULL;
+  mproc_py_send_ctx s = {NULL, NULL, 0};
+  mproc_py_scratch_t *keep = NULL;
+  char *own = NULL;
+  size_t ownlen = 0;
+  if (!PyArg_ParseTuple(args, "OO", &h, &seq)) return NULL;
+  if (mproc_py_ptr(h, (void **)&s.c, mproc_py_type_conn) < 0) return NULL;
+  fast = PySequence_Fast(seq, "parts must be a sequence of buffers");
+  if (!fast) return NULL;
+  const Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+  Py_buffer *views = (Py_buffer *)PyMem_Calloc((size_t)(n ? n : 1), sizeof(Py_buffer));
+  Py_ssize_t got = 0;
+  size_t total = 0;
+  if (!views) {
+    PyErr_NoMemory();
+    goto done;
+  }
+  for (; got < n; got++) {
+    if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(fast, got), &views[got], PyBUF_C_CONTIGUOUS) < 0)
+      goto done;
+    total += (size_t)views[got].len;
+  }
+  /* take the kept buffer (or make one) for this call */
+  keep = mproc_py_scratch();
+  if (keep && keep->p && total <= keep->len) {
+    own = keep->p;
+    ownlen = keep->len;
+    keep->p = NULL;
+    keep->len = 0;
+  } else {
+    own = (char *)mproc_py_huge_map(total, &ownlen);
+    if (!own) {
+      PyErr_NoMemory();
+      goto done;
+    }
+  }
+  char *dst = own;
+  size_t at = 0;
+  for (Py_ssize_t i = 0; i < n; i++) {
+    memcpy(dst + at, views[i].buf, (size_t)views[i].len);
+    at += (size_t)views[i].len;
+  }
+  s.data = dst;
+  s.len = total;
+  int rc = mproc_py_wait(mproc_py_send_slice, &s, -1.0, MPROC_ETIMEDOUT, 0);
+  if (rc == MPROC_PY_RAISED) goto done;
+  if (rc < 0) {
+    mproc_py_raise(rc);
+    goto done;
+  }
+  Py_INCREF(Py_None);
+  result = Py_None;
+done:
+  if (own) {
+    /* keep the larger of this buffer and one a nested send may have left, under the limit */
+    keep = keep ? keep : mproc_py_scratch();
+    if (keep && ownlen <= MPROC_PY_SCRATCH_KEEP && ownlen > keep->len) {
+      if (keep->p) munmap(keep->p, keep->len);
+      keep->p = own;
+      keep->len = ownlen;
+    } else {
+      munmap(own, ownlen);
+    }
+  }
+  for (Py_ssize_t i = 0; i < got; i++) PyBuffer_Release(&views[i]);
+  PyMem_Free(views);
+  Py_DECREF(fast);
+  return result;
+}

@@ -63,6 +63,11 @@ int mproc_py_task_apply(mproc_task_ctx_t *ctx, const void *arg, size_t len, void
 /* module._child_main(arg as bytes) -> exit code, for the fork and spawn process bodies. */
 int mproc_py_child_main(const char *module, const void *arg, size_t len);
 
+/* A list of n packed numbers at buf, mode 'q' (int64) or 'd' (double) (numbers.c). */
+PyObject *mproc_py_unpacked(const char *buf, Py_ssize_t n, char mode);
+/* The list packed at p (its format byte: 'q', 'd' or 'U'), len bytes, or NULL with ValueError. */
+PyObject *mproc_py_unpacked_at(const char *p, size_t len);
+
 /* Waiting in slices, with PyErr_CheckSignals() between them (helpers.c). */
 #define MPROC_PY_SLICE 0.1
 #define MPROC_PY_RAISED INT_MIN
@@ -82,6 +87,11 @@ PyObject *mproc_py_pool_apply_block(PyObject *self, PyObject *args);
 PyObject *mproc_py_pool_map_async(PyObject *self, PyObject *args);
 PyObject *mproc_py_pack_numbers(PyObject *self, PyObject *args);
 PyObject *mproc_py_map_packed(PyObject *self, PyObject *args);
+PyObject *mproc_py_unpack_numbers(PyObject *self, PyObject *args);
+PyObject *mproc_py_loads(PyObject *self, PyObject *arg);
+PyObject *mproc_py_pack_tuples(PyObject *self, PyObject *args);
+PyObject *mproc_py_pack_strs(PyObject *self, PyObject *args);
+PyObject *mproc_py_starmap_packed(PyObject *self, PyObject *args);
 PyObject *mproc_py_pool_stats(PyObject *self, PyObject *args);
 PyObject *mproc_py_pool_join(PyObject *self, PyObject *args);
 PyObject *mproc_py_process_join(PyObject *self, PyObject *args);
@@ -110,6 +120,8 @@ PyObject *mproc_py_queue_get_msg(PyObject *self, PyObject *args);
 PyObject *mproc_py_queue_join(PyObject *self, PyObject *args);
 PyObject *mproc_py_conn_recv(PyObject *self, PyObject *args);
 PyObject *mproc_py_conn_poll(PyObject *self, PyObject *args);
+PyObject *mproc_py_conn_recv_msg(PyObject *self, PyObject *args);
+PyObject *mproc_py_conn_send_parts(PyObject *self, PyObject *args);
 PyObject *mproc_py_barrier_new(PyObject *self, PyObject *args);
 PyObject *mproc_py_barrier_attach(PyObject *self, PyObject *args);
 PyObject *mproc_py_queue_new(PyObject *self, PyObject *args);

@@ -256,3 +256,23 @@ def fail_at_500(x):
     if x == 500:
         raise ValueError("item %d" % x)
     return x
+
+
+def args_of(*args):
+    """The arguments a starmap function got, each with its type (floats by their bits)."""
+    import struct
+    return tuple((type(a).__name__, struct.pack("<d", a) if type(a) is float else a)
+                 for a in args)
+
+
+class Text(str):
+    """A str subclass (pickled, never packed)."""
+
+
+def typed(x):
+    """The value with its type's name (what a worker was given)."""
+    return (type(x).__name__, x)
+
+
+def pair_of(x):
+    return (x, x * 2)

@@ -143,3 +143,120 @@ def test_unpicklable_object_names_itself():
     import threading
     with pytest.raises((pickle.PicklingError, TypeError)):
         _oob.dumps({"lock": threading.Lock(), "a": np.zeros(1 << 20)})
+
+
+def _pattern(n, i):
+    """n bytes that depend on their position and on i (a reordering shows)."""
+    return (np.arange(n, dtype=np.uint64) * 7 + i).astype(np.uint8)
+
+
+def send_sizes_then_close(conn, sizes):
+    for i, n in enumerate(sizes):
+        conn.send(_pattern(n, i))
+    conn.send_bytes(b"b" * (3 << 20))
+    conn.close()
+
+
+def test_pipe_large_messages_arrive_whole_in_memory_of_their_own():
+    """A large message of a pipe is gathered in the sender's kept buffer (one larger than it
+    keeps gets memory for itself) and taken by the receiver into memory of its own: arrays that
+    own it (writable), every byte in place, then EOF."""
+    sizes = [(2 << 20) + 7, 1 << 20, (1 << 20) - 1, 100, 5000, 600_000, (40 << 20) + 3,
+             5 << 20]
+    rx, tx = mproc.Pipe(duplex=False)
+    p = mproc.Process(target=send_sizes_then_close, args=(tx, sizes))
+    p.start()
+    tx.close()
+    for i, n in enumerate(sizes):
+        y = rx.recv()
+        assert y.shape == (n,) and y.dtype == np.uint8
+        assert np.array_equal(y, _pattern(n, i))
+        y[0] = 0  # writable: the receiver's own
+    assert rx.recv_bytes() == b"b" * (3 << 20)
+    with pytest.raises(EOFError):
+        rx.recv()
+    p.join()
+    assert p.exitcode == 0
+    rx.close()
+
+
+def test_pipe_send_of_large_parts_to_a_closed_reader_raises():
+    rx, tx = mproc.Pipe(duplex=False)
+    rx.close()
+    with pytest.raises(BrokenPipeError):
+        tx.send(np.zeros(1 << 20))
+    with pytest.raises(OSError):
+        tx.recv()  # write-only end, as the standard library's
+    tx.close()
+    with pytest.raises(OSError):
+        tx.send(np.zeros(1 << 20))  # closed
+
+
+@pytest.mark.parametrize("inner", [300_000, 8_000_000])
+def test_pipe_send_from_a_signal_handler_while_a_send_waits(inner):
+    """A signal handler that sends a large message on a pipe while this thread's send of one
+    waits for room: each message arrives whole (the waiting send owns its buffer)."""
+    import signal
+    import threading
+    import time
+    ra, wa = mproc.Pipe(duplex=False)
+    rb, wb = mproc.Pipe(duplex=False)
+    got = {}
+
+    def read_b():
+        got["b"] = rb.recv()
+
+    def read_a_later():
+        time.sleep(0.6)  # the outer send waits meanwhile; the alarm comes in that wait
+        got["filler"] = ra.recv_bytes()
+        got["a"] = ra.recv()
+
+    def handler(signum, frame):
+        wb.send(_pattern(inner, 2))
+        got["handled"] = True
+
+    old = signal.signal(signal.SIGALRM, handler)
+    tb = threading.Thread(target=read_b)
+    ta = threading.Thread(target=read_a_later)
+    tb.start()
+    ta.start()
+    try:
+        wa.send_bytes(b"f" * 200_000)  # most of the ring: the next send must wait for room
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        wa.send(_pattern(300_000, 1))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        ta.join(30)
+        tb.join(30)
+    assert got.get("handled")
+    assert np.array_equal(got["a"], _pattern(300_000, 1))
+    assert np.array_equal(got["b"], _pattern(inner, 2))
+    for c in (ra, wa, rb, wb):
+        c.close()
+
+
+def _send_one_big(conn, n):
+    conn.send(_pattern(n, 3))
+
+
+def test_pipe_send_buffers_of_ended_threads_are_given_back():
+    """Each thread's kept send buffer goes with the thread."""
+    import threading
+    rx, tx = mproc.Pipe(duplex=False)
+
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    n = 20 << 20
+    base = None
+    for i in range(8):
+        t = threading.Thread(target=_send_one_big, args=(tx, n))
+        t.start()
+        assert np.array_equal(rx.recv(), _pattern(n, 3))
+        t.join()
+        if i == 1:
+            base = rss()
+    assert rss() - base < 40 << 20, "send buffers of ended threads are kept"
+    rx.close()
+    tx.close()

@@ -341,3 +341,291 @@ def test_packed_chunks_whose_results_change_type_or_raise(pool, std_pool):
         pool.map(helpers.fail_at_500, data, 1000)
     with pytest.raises(ValueError, match="item 500"):
         std_pool.map(helpers.fail_at_500, data, 1000)
+
+
+Pair = __import__("collections").namedtuple("Pair", "a b")
+TUPLE_INPUTS = {
+    "int pairs": [(i, -i) for i in range(7)] + [(2 ** 63 - 1, -2 ** 63)],
+    "int and float": [(1, 0.5), (2, -0.0), (3, float("nan")), (4, float("inf"))],
+    "one float": [(1.5,), (-0.0,), (1e-310,)],
+    "arity 16": [tuple(range(i, i + 16)) for i in range(3)],
+    "arity 17": [tuple(range(i, i + 17)) for i in range(3)],      # pickled
+    "arities differ": [(1, 2), (3, 4, 5), (6, 7)],                # pickled
+    "types differ": [(1, 2), (3.0, 4), (5, 6)],                   # pickled
+    "bool": [(1, 2), (True, 3)],                                  # pickled
+    "big int": [(1, 2), (2 ** 64, 3)],                            # pickled
+    "lists": [[1, 2], [3, 4]],                                    # pickled
+    "namedtuple": [Pair(1, 2), Pair(3, 4)],                       # pickled
+    "empty tuples": [(), ()],                                     # pickled
+    "tuple of tuples": ((1, 2), (3, 4), (5, 6)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TUPLE_INPUTS))
+def test_starmap_chunks_of_number_tuples_give_what_pickle_gives(pool, std_pool, name):
+    """starmap's chunks of tuples of exact ints or floats travel packed: the function gets the
+    arguments, of the types, the standard library gives it; anything else is pickled."""
+    data = TUPLE_INPUTS[name]
+    want = std_pool.starmap(helpers.args_of, data, 2)
+    for cs in (1, 2, None):
+        assert pool.starmap(helpers.args_of, data, cs) == want
+        assert pool.starmap_async(helpers.args_of, data, cs).get(30) == want
+    if all(len(t) == 2 for t in data):
+        want = std_pool.starmap(helpers.add, data, 3)
+        assert _exact(pool.starmap(helpers.add, data, 3)) == _exact(want)
+
+
+def test_packed_tuples_in_a_worker_that_raises_or_returns_other_types(pool, std_pool):
+    data = [(i, 1) for i in range(3000)]
+    for fn in (helpers.add, helpers.args_of):
+        assert pool.starmap(fn, data, 1000) == std_pool.starmap(fn, data, 1000)
+    with pytest.raises(ZeroDivisionError):
+        pool.starmap(divmod, [(i, 1 if i != 2500 else 0) for i in range(3000)], 1000)
+
+
+def test_packed_number_helpers_refuse_what_they_cannot_read():
+    from mproc import _mproc
+    blob = _mproc.py_pack_numbers([1, 2, 3], b"xy")
+    assert blob[:3] == b"xyq"
+    assert _mproc.py_unpack_numbers(blob, 2) == [1, 2, 3]
+    assert _mproc.py_pack_numbers([1, 2, 3], b"", 1, 2)[1:] == _mproc.py_pack_numbers([2])[1:]
+    assert _mproc.py_pack_numbers([1, 2, 3], b"", 2, 1) is None   # an empty window
+    for bad, at in ((blob, 0), (blob, 99), (blob, -1), (blob[:-1], 2), (b"", 0)):
+        with pytest.raises(ValueError):
+            _mproc.py_unpack_numbers(bad, at)
+    rows = _mproc.py_pack_tuples([(1, 2.5), (3, 4.5)], b"", 0, 2)
+    assert rows[:4] == b"T\x02qd"
+    assert _mproc.py_starmap_packed(helpers.args_of, rows, b"") == \
+        [helpers.args_of(1, 2.5), helpers.args_of(3, 4.5)]
+    assert _mproc.py_starmap_packed(helpers.add, rows, b"h")[:2] == b"hd"
+    for bad in (b"", b"T", b"T\x00", b"T\x02q", b"T\x02qx" + bytes(16), rows[:-1],
+                b"X" + rows[1:]):
+        with pytest.raises(ValueError):
+            _mproc.py_starmap_packed(helpers.add, bad, b"")
+
+
+def _arena_allocator():
+    """The interpreter's pymalloc arena allocator (ctx, alloc, free), read through its C API."""
+    import ctypes
+
+    class Alloc(ctypes.Structure):
+        _fields_ = [("ctx", ctypes.c_void_p), ("alloc", ctypes.c_void_p),
+                    ("free", ctypes.c_void_p)]
+    a = Alloc()
+    ctypes.pythonapi.PyObject_GetArenaAllocator(ctypes.byref(a))
+    return a.ctx, a.alloc, a.free
+
+
+def _rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _huge_kib():
+    """Anonymous memory of this process in transparent huge pages (KiB)."""
+    with open("/proc/self/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("AnonHugePages:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _thp_on_advice():
+    """Whether this process gets a huge page for memory advised MADV_HUGEPAGE (probed: a setting
+    that allows it may still find no free 2 MiB page)."""
+    import mmap
+    if os.environ.get("PYTHONMALLOC", "").startswith("malloc") or \
+            os.environ.get("MPROC_HUGE_ARENAS") == "0" or not hasattr(mmap, "MADV_HUGEPAGE"):
+        return False
+    m = mmap.mmap(-1, 4 << 20)
+    try:
+        m.madvise(mmap.MADV_HUGEPAGE)
+        before = _huge_kib()
+        for i in range(0, 4 << 20, 4096):
+            m[i] = 1
+        return _huge_kib() - before >= 2048
+    finally:
+        m.close()
+
+
+def test_large_results_made_in_huge_page_arenas_give_their_memory_back():
+    """unpack_numbers makes a large chunk's objects with pymalloc's arenas taken from huge-page
+    regions, then gives the interpreter its own allocator back; the objects' memory goes back to
+    the system when they are freed, as any arena's."""
+    from mproc import _mproc
+    before = _arena_allocator()
+    blob = _mproc.py_pack_numbers(list(range(10 ** 6)), b"") + b""
+    floats = _mproc.py_pack_numbers([i / 2 for i in range(10 ** 5)], b"")
+    import gc
+    gc.collect()
+    base, huge = _rss(), _huge_kib()
+    thp = _thp_on_advice()
+    pymalloc = not os.environ.get("PYTHONMALLOC", "").startswith("malloc")
+    import tracemalloc
+    for _ in range(3):
+        xs = _mproc.py_unpack_numbers(blob, 0)
+        assert _arena_allocator() == before
+        if thp:  # the ints' 32 MB are in huge pages (most of them, at least)
+            assert _huge_kib() - huge >= 16 << 10
+        assert len(xs) == 10 ** 6 and xs[0] == 0 and xs[-1] == 10 ** 6 - 1 and sum(xs) == \
+            10 ** 6 * (10 ** 6 - 1) // 2
+        grown = _rss() - base
+        if pymalloc:  # (malloc reuses what the list made above had)
+            assert grown > 30 << 20  # 10^6 ints (32 bytes each) and the list
+        del xs
+        assert _mproc.py_unpack_numbers(floats, 0) == [i / 2 for i in range(10 ** 5)]
+        gc.collect()
+        # the ints' 32 MB are gone (the allocator may keep the list's 8 MB for reuse;
+        # tracemalloc keeps its own records of them)
+        if pymalloc and not tracemalloc.is_tracing():
+            assert _rss() - base < 16 << 20, "the arenas' memory was not given back"
+
+
+class _UnpacksInAThread:
+    """Unpickling it runs Python code that makes another thread unpack a large chunk (its own
+    scope of huge-page arenas, begun and ended inside this one's)."""
+
+    def __init__(self, blob):
+        self.blob = blob
+
+    def __reduce__(self):
+        return (_unpack_in_a_thread, (self.blob,))
+
+
+def _unpack_in_a_thread(blob):
+    from mproc import _mproc
+    out = []
+    t = threading.Thread(target=lambda: out.append(len(_mproc.py_unpack_numbers(blob, 0))))
+    t.start()
+    t.join()
+    return out[0]
+
+
+def test_loads_of_large_pickles_as_pickle_and_gives_the_allocator_back():
+    from mproc import _mproc
+    before = _arena_allocator()
+    big = [("k%d" % i, i, float(i)) for i in range(60000)]
+    data = pickle.dumps(big, 5)
+    assert len(data) > 256 << 10
+    assert _mproc.py_loads(data) == big
+    assert _mproc.py_loads(memoryview(data)) == big
+    assert _mproc.py_loads(pickle.dumps(3)) == 3
+    assert _arena_allocator() == before
+    # a buffer out of band, as mproc._oob passes them
+    bufs = []
+    raw = pickle.dumps(pickle.PickleBuffer(bytearray(b"xyz")), 5, buffer_callback=bufs.append)
+    assert bytes(_mproc.py_loads(raw, [b.raw() for b in bufs])) == b"xyz"
+    with pytest.raises(pickle.UnpicklingError):
+        _mproc.py_loads(data[:len(data) // 2])
+    assert _arena_allocator() == before
+    # Python code inside the loads, another thread's scope inside this one
+    blob = _mproc.py_pack_numbers(list(range(50000)), b"")
+    many = [_UnpacksInAThread(blob)] * 2 + list(range(60000))
+    got = _mproc.py_loads(pickle.dumps(many, 5))
+    assert got[:2] == [50000, 50000] and got[2:] == list(range(60000))
+    assert _arena_allocator() == before
+
+
+STR_INPUTS = {
+    "ascii": ["a", "", "bc", "x" * 1000, "\x00\x7f", " \t\n"],
+    "non-ascii": ["a", "d\u00e9f", "\u4e2d", "\U0001f600"],           # pickled
+    "surrogate": ["a", "\ud800"],                                       # pickled
+    "subclass": ["a", helpers.Text("b")],                               # pickled
+    "mixed": ["a", 1, "c"],                                             # pickled
+    "bytes": [b"a", b"b"],                                              # pickled
+    "tuple": ("p", "q", "r"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STR_INPUTS))
+def test_chunks_of_strings_give_what_pickle_gives(pool, std_pool, name):
+    """Chunks of exact ASCII strings travel packed both ways; the functions get, and the caller
+    gets back, what the standard library gives (types included)."""
+    data = STR_INPUTS[name]
+    fns = [helpers.typed, helpers.ident, str.upper if name == "ascii" else repr]
+    if name != "mixed":
+        fns.append(len)
+    for fn in fns:
+        want = std_pool.map(fn, data, 2)
+        for cs in (1, 2, None):
+            assert pool.map(fn, data, cs) == want
+            assert list(pool.imap(fn, data, 3)) == want
+        assert [type(x) for x in pool.map(fn, data)] == [type(x) for x in want]
+
+
+def test_packed_results_of_strings_and_tuples_as_pickle_gives(pool, std_pool):
+    data = list(range(3000))
+    for fn in (str, helpers.pair_of, helpers.typed):
+        for cs in (None, 1000):
+            assert pool.map(fn, data, cs) == std_pool.map(fn, data, cs)
+    big = [2 ** 70, 1, 2]  # a pair that does not fit: pickled
+    assert pool.map(helpers.pair_of, big) == std_pool.map(helpers.pair_of, big)
+    floats = [0.5, -0.0, float("inf")]
+    assert _exact(x for t in pool.map(helpers.pair_of, floats) for x in t) == \
+        _exact(x for t in std_pool.map(helpers.pair_of, floats) for x in t)
+
+
+def test_packed_strings_and_tuples_refused_when_malformed():
+    from mproc import _mproc
+    s = _mproc.py_pack_strs(["ab", "", "c"], b"h", 0, 3)
+    assert s[:2] == b"hU"
+    assert _mproc.py_unpack_numbers(s, 1) == ["ab", "", "c"]
+    assert _mproc.py_pack_strs(["ab", "\u00e9"], b"", 0, 2) is None
+    assert _mproc.py_pack_strs(["ab", "c"], b"", 1, 1) is None
+    t = _mproc.py_pack_tuples([(1, 2.5)], b"", 0, 1)
+    assert _mproc.py_unpack_numbers(t, 0) == [(1, 2.5)]
+    for bad in (s[:-1], s + b"x", s[:5], b"hU\xff\xff\xff\xff", s.replace(b"ab", b"\xc3\xa9")):
+        with pytest.raises(ValueError):
+            _mproc.py_unpack_numbers(bad, 1)
+    for bad in (t[:-1], t + b"x", b"T\x00", b"T\x01x" + bytes(8), b"T\x11" + b"q" * 17):
+        with pytest.raises(ValueError):
+            _mproc.py_unpack_numbers(bad, 0)
+
+
+_GATE = {}
+
+
+def _block_in_loads():
+    """Unpickled inside a large loads: holds that loads (and its scope) open until released."""
+    _GATE["inside"].set()
+    _GATE["release"].wait(30)
+    return "unblocked"
+
+
+class _BlocksLoads:
+    def __reduce__(self):
+        return (_block_in_loads, ())
+
+
+def test_a_child_forked_inside_another_threads_scope_gets_the_interpreters_allocator():
+    if os.environ.get("MPROC_HUGE_ARENAS") == "0":
+        pytest.skip("huge-page arenas turned off")
+    from mproc import _mproc
+    before = _arena_allocator()
+    _GATE["inside"], _GATE["release"] = threading.Event(), threading.Event()
+    data = pickle.dumps([_BlocksLoads()] + list(range(10 ** 6, 10 ** 6 + 60000)), 5)
+    assert len(data) > 256 << 10  # a scope is begun
+    out = []
+    t = threading.Thread(target=lambda: out.append(_mproc.py_loads(data)))
+    t.start()
+    try:
+        assert _GATE["inside"].wait(30)
+        assert _arena_allocator() != before  # the other thread's scope is open
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: that thread and its scope are not here
+            ok = _arena_allocator() == before and len(_mproc.py_unpack_numbers(
+                _mproc.py_pack_numbers(list(range(50000)), b""), 0)) == 50000 and \
+                _arena_allocator() == before
+            os.write(w, b"1" if ok else b"0")
+            os._exit(0)
+        os.close(w)
+        got = os.read(r, 1)
+        os.close(r)
+        os.waitpid(pid, 0)
+        assert got == b"1"
+    finally:
+        _GATE["release"].set()
+        t.join()
+    assert out[0][0] == "unblocked" and out[0][1:] == list(range(10 ** 6, 10 ** 6 + 60000))
+    assert _arena_allocator() == before
