@@ -15,9 +15,9 @@ namespace mproc {
 
 // The granted producer's put of a message of up to kFastMax bytes that finds room at once (by
 // the cached head), with no item limit: the steps of try_put_granted() and put_locked() in one
-// function that calls nothing (so it saves no registers and makes no stack traffic: what is
-// left of a small put, docs/queue.md). 0: put; 1: not taken and nothing done (put() does it, and
-// reports errors).
+// function that calls nothing (docs/queue.md, "The fast paths": a small put is bound by its
+// stores, and a call would add register saves). 0: put; 1: not taken and nothing done (put()
+// does it, and reports errors).
 MPROC_RING_INLINE int Ring::put_fast(const void *data, size_t len) {
   RingHeader *const h = h_;
   const uint32_t tid = t_cached_tid;  // 0 until current_tid() ran once: then put() does it
@@ -62,8 +62,9 @@ MPROC_RING_INLINE int Ring::put_fast(const void *data, size_t len) {
 
 // The granted consumer's get of a message of up to kFastMax bytes held in the ring, whose record
 // it has seen published (tail_cache_), into a buffer large enough: the steps of
-// try_get_granted() and get_locked() in one function that calls nothing, as put_fast(). 0: taken; 1: not taken and nothing done (get()
-// does it: waits, copies a large message out, reports errors).
+// try_get_granted() and get_locked() in one function that calls nothing, as put_fast().
+// 0: taken; 1: not taken and nothing done (get() does it: waits, copies a large message out,
+// reports errors).
 MPROC_RING_INLINE int Ring::get_fast(void *buf, size_t cap, size_t *out_len) {
   RingHeader *const h = h_;
   const uint32_t tid = t_cached_tid;  // as put_fast()
