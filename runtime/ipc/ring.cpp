@@ -52,8 +52,9 @@
 // (producer) that sleeps while the other side is granted first sleeps at most kFencelessSleep
 // (a wake-up it missed costs at most that), then runs the membarrier (which makes the Dekker
 // pair whole again) and sleeps for good. The first side to find the flag up clears it
-// (exchange), bumps the word and wakes every sleeper; later puts and gets find it down and make no system call, so a burst
-// costs one wake-up, not one per message, while the sleeper is on its way back.
+// (exchange), bumps the word and wakes every sleeper; later puts and gets find it down and make
+// no system call, so a burst costs one wake-up, not one per message, while the sleeper is on
+// its way back.
 //
 // Crashes. A producer killed while holding plock (or granted) in the middle of a message leaves
 // w_end (where that message ends) ahead of tail: the next owner of plock (MPROC_EOWNERDEAD, or a
