@@ -42,7 +42,9 @@
 // A granted owner that dies inside a put leaves its busy word up: the revoker finds its tid gone
 // and recovers as for plock. The consumer side has the same grant (cb_owner, cb_slot, cb_need,
 // under clock; RingGrant names either side's fields), so a lone consumer gets without clock; a
-// granted consumer that dies inside a get is recovered from as a dead holder of clock.
+// granted consumer that dies inside a get is recovered from as a dead holder of clock. The same
+// steps for a message of up to kFastMax bytes that needs no waiting are put_fast() and
+// get_fast() (ring_fast.hpp), inlined into the C shims.
 //
 // Sleeping. A waiter spins briefly (adaptive per handle), then raises the flag c_sleeping /
 // p_sleeping and sleeps on the 32-bit futex word data_seq / space_seq. The other side makes its
