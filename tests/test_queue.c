@@ -911,6 +911,156 @@ static void test_queue_granted_consumer_killed_mid_get(void **state) {
   (void)state;
   consumer_killed_mid_get(kWarm);
 }
+/* The fast paths (a granted side's message of up to 4 KiB) stopped in the middle of their copy:
+ * a producer's message of 4 KiB whose second half lies on a PROT_NONE page, a consumer's buffer
+ * likewise. A producer killed there is withdrawn whole (its record was never published); a
+ * consumer killed there leaves the message in the queue. */
+enum { kFastMsg = 4096 };
+
+static int body_warm_then_trapped_small_put(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  struct crash_job *j = payload;
+  for (int i = 0; i < j->before; i++)
+    if (mproc_queue_put(j->q, "before", 6, -1) != 0) return 1;
+  unsigned char *m = trap_buffer(2 * kFastMsg, kFastMsg);
+  if (!m) return 2;
+  mproc_queue_put(j->q, m + kFastMsg / 2, kFastMsg, -1); /* stopped and killed in here */
+  return 3;
+}
+
+static void test_queue_granted_producer_killed_mid_small_put(void **state) {
+  (void)state;
+  mproc_queue_t *q = make_queue(0, 0);
+  volatile int *trapped = new_trap_flag();
+  struct crash_job j = {q, kFastMsg, kWarm};
+  mproc_process_t *prod = spawn(body_warm_then_trapped_small_put, &j, NULL, 0, MPROC_START_FORK);
+  WAIT_FOR(*trapped == 1);
+  assert_int_equal(mproc_process_kill(prod), 0);
+  assert_int_equal(join_code(prod), -SIGKILL);
+  put_str(q, "after"); /* revokes the dead thread's grant and withdraws its message */
+  for (int i = 0; i < kWarm; i++) expect_str(q, "before", 5);
+  expect_str(q, "after", 5);
+  char b[8];
+  size_t n;
+  assert_int_equal(mproc_queue_get(q, b, sizeof b, &n, 0), MPROC_EEMPTY);
+  mproc_queue_stats_t s = stats_of(q);
+  assert_int_equal(s.producer_deaths, 1);
+  assert_int_equal(s.dropped, 1);
+  assert_int_equal(s.puts, (uint64_t)kWarm + 1);
+  assert_int_equal(s.grants, 1);
+  assert_int_equal(s.revokes, 1);
+  size_t qs = 1;
+  assert_int_equal(mproc_queue_qsize(q, &qs), 0);
+  assert_int_equal(qs, 0);
+  free_trap_flag();
+  assert_int_equal(mproc_queue_free(q), 0);
+}
+
+static int body_warm_then_trapped_small_get(void *arg, size_t len, void *payload) {
+  (void)arg, (void)len;
+  struct crash_job *j = payload;
+  char b[16];
+  size_t n;
+  for (int i = 0; i < j->before; i++)
+    if (mproc_queue_get(j->q, b, sizeof b, &n, 10) != 0) return 3;
+  unsigned char *m = trap_buffer(2 * kFastMsg, kFastMsg);
+  if (!m) return 2;
+  mproc_queue_get(j->q, m + kFastMsg / 2, kFastMsg, &n, -1); /* stopped and killed in here */
+  return 1;
+}
+
+static void test_queue_granted_consumer_killed_mid_small_get(void **state) {
+  (void)state;
+  mproc_queue_t *q = make_queue(0, 0);
+  volatile int *trapped = new_trap_flag();
+  struct crash_job j = {q, kFastMsg, kWarm};
+  for (int i = 0; i < kWarm; i++) put_str(q, "before");
+  unsigned char *m = malloc(kFastMsg);
+  assert_non_null(m);
+  uint64_t sum = fill_pattern(m, kFastMsg, 3);
+  assert_int_equal(mproc_queue_put(q, m, kFastMsg, 0), 0);
+  put_str(q, "after");
+  mproc_process_t *cons = spawn(body_warm_then_trapped_small_get, &j, NULL, 0, MPROC_START_FORK);
+  WAIT_FOR(*trapped == 1);
+  assert_int_equal(mproc_process_kill(cons), 0);
+  assert_int_equal(join_code(cons), -SIGKILL);
+  size_t n = 0;
+  memset(m, 0, kFastMsg);
+  assert_int_equal(mproc_queue_get(q, m, kFastMsg, &n, 5), 0); /* still there, whole */
+  assert_int_equal(n, kFastMsg);
+  assert_int_equal(checksum(m, n), sum);
+  expect_str(q, "after", 5);
+  mproc_queue_stats_t s = stats_of(q);
+  assert_int_equal(s.consumer_deaths, 1);
+  assert_int_equal(s.lost, 0);
+  assert_int_equal(s.gets, (uint64_t)kWarm + 2);
+  assert_int_equal(s.consumer_grants, 1);
+  assert_int_equal(s.consumer_revokes, 1);
+  free(m);
+  free_trap_flag();
+  assert_int_equal(mproc_queue_free(q), 0);
+}
+
+/* The fast paths refuse what the full paths refuse, keep what they cannot take, and count
+ * exactly: both sides granted here (one thread puts and gets kWarm times first). */
+static void test_queue_fast_path_checks_and_counts(void **state) {
+  (void)state;
+  mproc_queue_t *q = make_queue(0, 0), *other = make_queue(0, 0);
+  for (int i = 0; i < kWarm; i++) {
+    put_str(q, "warm");
+    expect_str(q, "warm", 0);
+  }
+  mproc_queue_stats_t s = stats_of(q);
+  assert_int_equal(s.grants, 1);
+  assert_int_equal(s.consumer_grants, 1);
+  char b[8];
+  size_t n = 0;
+  assert_int_equal(mproc_queue_put(q, "x", 1, 0.0 / 0.0), MPROC_EINVAL);
+  assert_non_null(strstr(mproc_last_error(), "mproc_queue_put: timeout is NaN"));
+  assert_int_equal(mproc_queue_put(q, NULL, 5, -1), MPROC_EINVAL);
+  size_t qs = 1;
+  assert_int_equal(mproc_queue_qsize(q, &qs), 0);
+  assert_int_equal(qs, 0);
+  put_str(q, "abc");
+  assert_int_equal(mproc_queue_get(q, b, 2, &n, 0), MPROC_EMSGSIZE); /* kept */
+  assert_int_equal(n, 3);
+  assert_int_equal(mproc_queue_get(q, b, sizeof b, NULL, 0), MPROC_EINVAL);
+  assert_int_equal(mproc_queue_get(q, NULL, 4, &n, 0), MPROC_EINVAL);
+  assert_int_equal(mproc_queue_get(q, b, sizeof b, &n, 0.0 / 0.0), MPROC_EINVAL);
+  expect_str(q, "abc", 0);
+  /* sizes around the inline copy (16 bytes) and the fast paths' limit (4 KiB), with another
+   * handle used in between (the fast path knows only the handle this thread used last) */
+  static const size_t sizes[] = {0, 1, 7, 8, 15, 16, 17, 100, 4095, 4096, 4097, 70000};
+  unsigned char *m = malloc(70000), *r = malloc(70001);
+  assert_true(m && r);
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    uint64_t sum = fill_pattern(m, sizes[i], i);
+    assert_int_equal(mproc_queue_put(q, m, sizes[i], -1), 0);
+    put_str(other, "o");
+    memset(r, 0xee, 70001);
+    assert_int_equal(mproc_queue_get(q, r, 70000, &n, 0), 0);
+    assert_int_equal(n, sizes[i]);
+    assert_int_equal(checksum(r, n), sum);
+    assert_int_equal(r[n], 0xee); /* nothing written past the message */
+    expect_str(other, "o", 0);
+  }
+  s = stats_of(q);
+  const uint64_t total = kWarm + 1 + sizeof sizes / sizeof sizes[0];
+  assert_int_equal(s.puts, total);
+  assert_int_equal(s.gets, total);
+  assert_int_equal(s.dropped, 0);
+  assert_int_equal(s.revokes, 0);
+  assert_int_equal(s.consumer_revokes, 0);
+  assert_int_equal(mproc_queue_empty(q), 1);
+  free(m);
+  free(r);
+  assert_int_equal(mproc_queue_free(other), 0);
+  assert_int_equal(mproc_queue_free(q), 0);
+  /* the handle this thread used last, freed: refused, not dereferenced */
+  assert_int_equal(mproc_queue_put(q, "x", 1, 0), MPROC_EBADF);
+  assert_int_equal(mproc_queue_get(q, b, sizeof b, &n, 0), MPROC_EBADF);
+}
+
 /* ---- the single-producer path -------------------------------------------------------------- */
 
 struct seq_job {
@@ -1394,6 +1544,9 @@ int main(void) {
       TEST(queue, granted_producer_wakes_sleeping_consumer),
       TEST(queue, revoked_producer_still_waiting),
       TEST(queue, granted_producer_killed_mid_big_put),
+      TEST(queue, granted_producer_killed_mid_small_put),
+      TEST(queue, granted_consumer_killed_mid_small_get),
+      TEST(queue, fast_path_checks_and_counts),
       TEST(queue, single_consumer_grant_and_revoke),
       TEST(queue, granted_consumer_wakes_sleeping_producer),
       TEST(queue, one_handle_two_threads),

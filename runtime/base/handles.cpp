@@ -57,10 +57,7 @@ void handle_unregister(const void *h) {
   pthread_mutex_unlock(&g_handles_mu);
 }
 
-bool handle_valid(const void *h, HandleKind kind) {
-  if (!h) return false;
-  const uint64_t gen = g_unregistered.load(std::memory_order_acquire);
-  if (h == t_live && kind == t_live_kind && gen == t_live_gen) return true;
+bool handle_lookup(const void *h, HandleKind kind, uint64_t gen) {
   pthread_mutex_lock(&g_handles_mu);
   bool ok = false;
   if (g_handles) {

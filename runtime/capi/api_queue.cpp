@@ -3,6 +3,7 @@
 
 #include "capi/capi.hpp"
 #include "ipc/queue.hpp"
+#include "ipc/ring_fast.hpp"
 #include "proc/runtime.hpp"
 
 using mproc::fail;
@@ -69,12 +70,42 @@ MPROC_API int mproc_queue_free(mproc_queue_t *q) {
   return MPROC_FREE(q, mproc::handle_unregister(q); delete q;);
 }
 
-MPROC_API int mproc_queue_put(mproc_queue_t *q, const void *data, size_t len, double timeout) {
-  return MPROC_WAIT_ON(q, timeout, {
+namespace {
+// The full paths of mproc_queue_put and _get: argument checks that report, waiting, messages of
+// any size. Out of line, so the shims' fast paths keep nothing for them (they end in a jump).
+__attribute__((noinline)) int queue_put_full(mproc_queue_t *q, const void *data, size_t len,
+                                             double timeout) {
+  return mproc::guard("mproc_queue_put", [&]() -> int {
+    if (int rc = mproc::check_timeout(timeout)) return rc;
+    if (int rc = check(q)) return rc;
     if (!data && len) return fail(MPROC_EINVAL, "data is NULL but len is %zu", len);
     if (int rc = check_no_reserve(q)) return rc;
     return q->ring->put(data, len, timeout);
   });
+}
+
+__attribute__((noinline)) int queue_get_full(mproc_queue_t *q, void *buf, size_t cap,
+                                             size_t *out_len, double timeout) {
+  return mproc::guard("mproc_queue_get", [&]() -> int {
+    if (int rc = mproc::check_timeout(timeout)) return rc;
+    if (int rc = check(q)) return rc;
+    if (!out_len) return fail(MPROC_EINVAL, "out_len is NULL");
+    if (!buf && cap) return fail(MPROC_EINVAL, "buf is NULL but cap is %zu", cap);
+    if (int rc = check_no_peek(q)) return rc;
+    return q->ring->get(buf, cap, out_len, nullptr, timeout);
+  });
+}
+}  // namespace
+
+// mproc_queue_put and _get try the ring's fast path first (a granted side's small message,
+// docs/queue.md), after the argument checks of their full path (which makes them again, to
+// report what failed; a handle this thread did not use last goes there too, to the registry);
+// the fast path calls nothing, neither throws nor records an error.
+MPROC_API int mproc_queue_put(mproc_queue_t *q, const void *data, size_t len, double timeout) {
+  if (mproc::handle_seen(q, HandleKind::kQueue) && timeout == timeout && (data || !len) &&
+      !q->ring->reserving() && q->ring->put_fast(data, len) == 0)
+    return 0;
+  return queue_put_full(q, data, len, timeout);
 }
 
 MPROC_API int mproc_queue_putv(mproc_queue_t *q, const mproc_queue_part_t *parts, size_t n,
@@ -121,12 +152,10 @@ MPROC_API int mproc_msg_free(mproc_msg_t *m) {
 
 MPROC_API int mproc_queue_get(mproc_queue_t *q, void *buf, size_t cap, size_t *out_len,
                               double timeout) {
-  return MPROC_WAIT_ON(q, timeout, {
-    if (!out_len) return fail(MPROC_EINVAL, "out_len is NULL");
-    if (!buf && cap) return fail(MPROC_EINVAL, "buf is NULL but cap is %zu", cap);
-    if (int rc = check_no_peek(q)) return rc;
-    return q->ring->get(buf, cap, out_len, nullptr, timeout);
-  });
+  if (mproc::handle_seen(q, HandleKind::kQueue) && timeout == timeout && out_len &&
+      (buf || !cap) && !q->ring->peeking() && q->ring->get_fast(buf, cap, out_len) == 0)
+    return 0;
+  return queue_get_full(q, buf, cap, out_len, timeout);
 }
 
 MPROC_API int mproc_queue_get_alloc(mproc_queue_t *q, void **out, size_t *out_len,

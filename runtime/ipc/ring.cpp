@@ -42,7 +42,9 @@
 // A granted owner that dies inside a put leaves its busy word up: the revoker finds its tid gone
 // and recovers as for plock. The consumer side has the same grant (cb_owner, cb_slot, cb_need,
 // under clock; RingGrant names either side's fields), so a lone consumer gets without clock; a
-// granted consumer that dies inside a get is recovered from as a dead holder of clock.
+// granted consumer that dies inside a get is recovered from as a dead holder of clock. The same
+// steps for a message of up to kFastMax bytes that needs no waiting are put_fast() and
+// get_fast() (ring_fast.hpp), inlined into the C shims.
 //
 // Sleeping. A waiter spins briefly (adaptive per handle), then raises the flag c_sleeping /
 // p_sleeping and sleeps on the 32-bit futex word data_seq / space_seq. The other side makes its
@@ -51,13 +53,16 @@
 // thread has no barrier between its tail (head) store and its look at the flag, so a consumer
 // (producer) that sleeps while the other side is granted first sleeps at most kFencelessSleep
 // (a wake-up it missed costs at most that), then runs the membarrier (which makes the Dekker
-// pair whole again) and sleeps for good. The first side to find the flag up clears it (exchange), bumps the word and
-// wakes every sleeper; later puts and gets find it down and make no system call, so a burst
-// costs one wake-up, not one per message, while the sleeper is on its way back.
+// pair whole again) and sleeps for good. The first side to find the flag up clears it
+// (exchange), bumps the word and wakes every sleeper; later puts and gets find it down and make
+// no system call, so a burst costs one wake-up, not one per message, while the sleeper is on
+// its way back.
 //
-// Crashes. A producer killed while holding plock (or granted) leaves w_state set: the next owner
-// of plock (MPROC_EOWNERDEAD, or a revoker that finds the granted thread gone) counts the message
-// if its record was published, else withdraws it and frees the extent it had taken (w_big).
+// Crashes. A producer killed while holding plock (or granted) in the middle of a message leaves
+// w_end (where that message ends) ahead of tail: the next owner of plock (MPROC_EOWNERDEAD, or a
+// revoker that finds the granted thread gone) withdraws it and frees the extent it had taken
+// (w_big). A message counts as put from its begin (items_put) and is uncounted if withdrawn, so
+// a producer needs no mark after the tail store that publishes it.
 // A consumer killed while copying an out-of-line message out (r_state: its record taken, at
 // r_head) loses that message; the next owner of clock (or a revoker that finds the granted
 // consumer gone) frees its extent (r_big). A consumer killed at any other point leaves the
@@ -73,6 +78,7 @@
 
 #include "base/error.hpp"
 #include "base/mutex.hpp"
+#include "ipc/ring_fast.hpp"
 #include "ipc/ring_layout.hpp"
 
 namespace mproc {
@@ -136,12 +142,10 @@ int Ring::fileno() {
 
 // ---- put ----------------------------------------------------------------------------------------
 
-// Holding the producer side: the message whose record goes at t0 and ends the ring at `end`.
-void Ring::begin_message(uint64_t t0, uint64_t end) {
-  h_->w_msg_start = t0;
-  h_->w_end = end;
-  h_->w_state = 1;  // w_big is {0, 0} here: set only between an extent's taking and its record
-  bump(h_->items_put);
+// Holding the producer side: the message whose record ends the ring at `end` (once published).
+void Ring::begin_message(uint64_t end) {
+  h_->w_end.store(end, std::memory_order_relaxed);  // w_big is {0, 0} here (set only between
+  bump(h_->items_put);                               // an extent's taking and its record)
   if (h_->joinable) h_->unfinished.fetch_add(1);
 }
 
@@ -153,14 +157,14 @@ void Ring::end_message_failed() {
     futex_wake(&h_->join_seq, INT_MAX);
   }
   h_->w_big = Extent{0, 0};
-  h_->w_state = 0;
+  h_->w_end.store(h_->tail.load(std::memory_order_relaxed), std::memory_order_relaxed);
 }
 
 // Holding the producer side with room for a BIG record: begin the message and take an extent of
 // len bytes for it, mapped at *out (w_big names it until the record is published).
 int Ring::begin_big(size_t len, unsigned char **out) {
   const uint64_t t0 = h_->tail.load(std::memory_order_relaxed);
-  begin_message(t0, t0 + rec_size(sizeof(BigRef)));
+  begin_message(t0 + rec_size(sizeof(BigRef)));
   Extent x;
   int rc = alloc_extent(&h_->big, big_file(), len, &h_->w_big, &x);
   if (rc == 0) {
@@ -230,7 +234,7 @@ int Ring::put_locked(const RingPart *parts, size_t n, size_t len, const Deadline
     copy_parts(dst, parts, n);
     write_big(len);
   } else {
-    begin_message(t0, t0 + whole);
+    begin_message(t0 + whole);
     unsigned char *p = at(t0);
     const RecHdr r{kFull, static_cast<uint32_t>(len)};
     memcpy(p, &r, kRec);
@@ -242,11 +246,9 @@ int Ring::put_locked(const RingPart *parts, size_t n, size_t len, const Deadline
   }
   // Published with a release store; put() looks for sleepers after the unlock, whose locked
   // instruction has already drained the store buffer (one full barrier fewer per put).
-  h_->tail.store(h_->w_end, std::memory_order_release);
+  h_->tail.store(h_->w_end.load(std::memory_order_relaxed), std::memory_order_release);
   *published = true;
   if (big) h_->w_big = Extent{0, 0};
-  h_->w_state = 0;
-  bump(h_->st_puts);
   return 0;
 }
 
@@ -274,6 +276,16 @@ bool Ring::try_put_granted(uint32_t tid, const RingPart *parts, size_t n, size_t
   return true;
 }
 
+// The rare ends of the fast paths, out of line: wake the other side's sleepers (its flag was up)
+// and, after a put, signal the pollable fd.
+__attribute__((noinline, cold)) void Ring::after_put_fast() {
+  wake_sleepers(h_->data_seq, h_->c_sleeping);
+  if (h_->watchers.load(std::memory_order_relaxed)) signal_fifo();
+}
+__attribute__((noinline, cold)) void Ring::after_get_fast() {
+  wake_sleepers(h_->space_seq, h_->p_sleeping);
+}
+
 int Ring::put(const RingPart *parts, size_t n, double timeout) {
   size_t len = 0;
   for (size_t i = 0; i < n; i++) {
@@ -284,6 +296,7 @@ int Ring::put(const RingPart *parts, size_t n, double timeout) {
     return fail(MPROC_EMSGSIZE, "message of %zu bytes is over the queue's limit of %zu", len,
                 static_cast<size_t>(h_->max_message));
   if (h_->closed.load()) return fail(MPROC_ECLOSED, "queue is closed");
+  if (n == 1 && put_fast(parts[0].data, len) == 0) return 0;
   const Deadline d = Deadline::after(timeout);
   const bool poll = timeout == 0;
   int rc;
@@ -417,6 +430,7 @@ bool Ring::try_get_granted(uint32_t tid, void *buf, size_t cap, size_t *out_len,
 
 int Ring::get(void *buf, size_t cap, size_t *out_len, void **out_buf, double timeout,
               TakenMsg *take) {
+  if (!out_buf && !take && get_fast(buf, cap, out_len) == 0) return 0;
   const Deadline d = Deadline::after(timeout);
   const bool poll = timeout == 0;
   int rc = MPROC_ETIMEDOUT;
@@ -493,7 +507,9 @@ unsigned char *Ring::overwrite_shared(const unsigned char *p, size_t n) {
 }
 
 RingStats Ring::stats() const {
-  return RingStats{h_->st_puts.load(),    h_->st_gets.load(),    h_->st_pdeaths.load(),
+  // A message under way (w_end ahead of tail) is in items_put and not put yet.
+  const uint64_t put = h_->items_put.load() - (h_->w_end.load() != h_->tail.load() ? 1 : 0);
+  return RingStats{put,                   h_->st_gets.load(),    h_->st_pdeaths.load(),
                    h_->st_cdeaths.load(),  h_->st_dropped.load(), h_->st_lost.load(),
                    h_->st_grants.load(),   h_->st_revokes.load(), h_->big.live.load(),
                    h_->big.live_bytes.load(), h_->st_cgrants.load(), h_->st_crevokes.load()};

@@ -111,6 +111,10 @@ class Ring {
     return put(&p, 1, timeout);
   }
   int put(const RingPart *parts, size_t n, double timeout);
+  // The fast paths of put() and get() (inline, ring_fast.hpp): 0 done, 1 not taken and nothing
+  // done (then call put() or get(), which also report errors). They neither wait nor fail.
+  int put_fast(const void *data, size_t len);
+  int get_fast(void *buf, size_t cap, size_t *out_len);
   // Take the next message as *out (see TakenMsg): out of line, without a copy.
   int get_msg(TakenMsg *out, double timeout);
   // The owner the messages taken by get_msg() keep (made on first use). nullptr: recorded error.
@@ -177,14 +181,17 @@ class Ring {
                        const Deadline &d, bool poll, TakenMsg *take, int *rc);
   void recover_consumer();
   int wait_space(size_t need, bool slot, const Deadline &d, bool poll);
+  bool wait_room_batch(size_t need, const Deadline &d);
   int wait_data(const Deadline &d, bool poll);
   size_t free_space(size_t need);
   void publish(uint64_t new_tail);
   void advance(uint64_t new_head);
   void signal_fifo();
   void drain_fifo();
-  void begin_message(uint64_t t0, uint64_t end);
+  void begin_message(uint64_t end);
   void end_message_failed();
+  void after_put_fast();
+  void after_get_fast();
   int put_locked(const RingPart *parts, size_t n, size_t len, const Deadline &d, bool poll,
                  bool *published);
   int begin_big(size_t len, unsigned char **out);
@@ -210,6 +217,7 @@ class Ring {
   size_t reserved_ = SIZE_MAX;  // length reserved by this handle, SIZE_MAX when none
   size_t peek_len_ = SIZE_MAX;  // record length peeked by this handle
   uint64_t head_cache_ = 0;     // last head this handle read (producer side)
+  uint64_t room_end_ = 0;       // put_fast() may write up to here: head_cache_ + cap_ - kReserve
   uint64_t tail_cache_ = 0;     // last tail this handle read (consumer side)
   uint64_t last_look_ns_ = 0;   // when this handle last looked at tail for new data (wait_data)
   // Adaptive spin budgets (microseconds) of this handle's producer and consumer sides: each

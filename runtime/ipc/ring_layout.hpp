@@ -3,6 +3,12 @@
 // waiting). The protocol is described at the top of ring.cpp. Internal to runtime/ipc.
 #pragma once
 #include <sched.h>
+#if __has_include(<sys/rseq.h>)
+#include <sys/rseq.h>
+#endif
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
 
 #include <atomic>
 #include <climits>
@@ -17,7 +23,7 @@
 namespace mproc {
 
 constexpr uint64_t kRingMagic = 0x676e6972636f706dULL;  // "mprocring"
-constexpr uint32_t kRingVersion = 6;  // 6: the single-consumer grant (cb_*)
+constexpr uint32_t kRingVersion = 7;  // 7: groups on 128-byte pairs of lines; 6: cb_*
 constexpr size_t kHdrBytes = 4096;  // header page (x86-64 and arm64 with 4 KiB pages)
 constexpr size_t kRec = 8;          // record header
 constexpr size_t kReserve = kRec;   // kept free (a margin; no record needs it any more)
@@ -25,6 +31,8 @@ constexpr int kSpinMin = 5;         // microseconds of spinning before a futex s
 constexpr int kSpinMax = 100;
 constexpr int kSpinPauses = 64;        // pauses (~20 ns each here) between two looks while spinning
 constexpr uint64_t kLookGapNs = 1000;  // a consumer keeping pace looks at tail at most this often
+constexpr size_t kRoomBatch = 16 * 1024;  // a producer of a full ring waits for this much room
+constexpr uint64_t kBatchWaitNs = 50000;  // ... spinning for at most this long
 constexpr uint32_t kSlots = 16;        // busy words of granted threads (see RingHeader)
 constexpr uint32_t kBiasFirst = 256;   // lock takes in a row that grant a side's single-thread path
 constexpr uint32_t kBiasMax = 1u << 20;
@@ -60,7 +68,14 @@ struct RingSlot {
   std::atomic<uint32_t> busy;  // 1 while that thread makes a put (get) on the single-thread path
 };
 
-// Lines are split by writer: config (read-mostly), wake words, producer side, consumer side.
+// The header is split by writer into groups of 128 bytes (kPair), each on a pair of cache lines
+// of its own: config (read-mostly), wake words (read by both sides at every message, written
+// only around a sleep), the producers' busy words, the consumers' busy words, the producer side,
+// tail, the consumer side, head. A pair, not a line: the L2 prefetcher of a core that reads one
+// line of a pair fetches the other line too (AMD Zen's up/down prefetcher; Intel's spatial one),
+// so a line the producer writes at every put must not share a pair with one the consumer reads
+// at every get, or each put waits for that line to come back.
+constexpr size_t kPair = 128;
 struct RingHeader {
   uint64_t magic;
   uint32_t version;
@@ -74,7 +89,7 @@ struct RingHeader {
   std::atomic<uint64_t> st_pdeaths, st_cdeaths, st_dropped, st_lost;
   std::atomic<uint64_t> unfinished;  // joinable: puts not yet matched by task_done
 
-  alignas(64) std::atomic<uint32_t> data_seq;  // futex: consumers wait for data
+  alignas(kPair) std::atomic<uint32_t> data_seq;  // futex: consumers wait for data
   std::atomic<uint32_t> c_sleeping;  // a consumer sleeps (or is about to) on data_seq
   std::atomic<uint32_t> space_seq;   // futex: producers wait for space or a slot
   std::atomic<uint32_t> p_sleeping;  // a producer sleeps (or is about to) on space_seq
@@ -84,22 +99,23 @@ struct RingHeader {
   std::atomic<int32_t> p_cpu;   // CPU (+1) of the last put; a consumer does not spin on it
   std::atomic<int32_t> c_cpu;   // CPU (+1) of the last get; a producer does not spin on it
 
-  alignas(64) RingSlot pb_slot[kSlots];  // busy words of granted producers, slot tid % kSlots
-  alignas(64) RingSlot cb_slot[kSlots];  // the same for granted consumers
+  alignas(kPair) RingSlot pb_slot[kSlots];  // busy words of granted producers, slot tid % kSlots
+  alignas(kPair) RingSlot cb_slot[kSlots];  // the same for granted consumers
 
-  alignas(64) MutexWord plock;
+  alignas(kPair) MutexWord plock;
   std::atomic<uint32_t> pb_owner;  // thread granted the single-producer path, 0: none
   uint32_t pb_last, pb_streak;     // under plock: the thread that took it last, how often in a row
   uint32_t pb_need;                // takes in a row that earn the grant
   std::atomic<uint64_t> st_grants, st_revokes;
-  uint32_t w_state;  // 1 while a message is being written (see recover_producer_message)
-  uint64_t w_msg_start, w_end;
+  // Where tail goes when the message being put is published; equal to tail while none is
+  // (begin_message() moves it on, a publication or a withdrawal brings tail and it together).
+  // So w_end != tail says a message is under way (recover_producer_message).
+  std::atomic<uint64_t> w_end;
   Extent w_big;  // the extent of the message being written, if it has one
-  std::atomic<uint64_t> items_put;
-  std::atomic<uint64_t> st_puts;
-  alignas(64) std::atomic<uint64_t> tail;
+  std::atomic<uint64_t> items_put;  // messages begun and not withdrawn (stats' puts: see stats())
+  alignas(kPair) std::atomic<uint64_t> tail;
 
-  alignas(64) MutexWord clock;
+  alignas(kPair) MutexWord clock;
   std::atomic<uint32_t> cb_owner;  // thread granted the single-consumer path, 0: none
   uint32_t cb_last, cb_streak;     // under clock: as pb_last, pb_streak
   uint32_t cb_need;
@@ -109,9 +125,9 @@ struct RingHeader {
   Extent r_big;
   std::atomic<uint64_t> items_got;
   std::atomic<uint64_t> st_gets;
-  alignas(64) std::atomic<uint64_t> head;
+  alignas(kPair) std::atomic<uint64_t> head;
 
-  alignas(64) BigShared big;  // the out-of-line messages' extents (bigmsg.hpp)
+  alignas(kPair) BigShared big;  // the out-of-line messages' extents (bigmsg.hpp)
 };
 static_assert(sizeof(RingHeader) <= kHdrBytes, "ring header fits its page");
 static_assert(sizeof(RecHdr) == kRec, "record header size");
@@ -143,9 +159,13 @@ inline bool grant_fenceless(const RingGrant &g) {
   return false;
 }
 
+// Helpers of the fast paths (ring_fast.hpp): inlined whatever the compiler's budget says, since a
+// call would make those paths save registers.
+#define MPROC_RING_INLINE inline __attribute__((always_inline))
+
 // memcpy of a message's bytes, inline for the small ones (up to 16 bytes: two overlapping
 // loads and stores, no call into the C library); both ranges are exactly n bytes long.
-inline void copy_msg(void *dst, const void *src, size_t n) {
+MPROC_RING_INLINE void copy_msg(void *dst, const void *src, size_t n) {
   auto *d = static_cast<unsigned char *>(dst);
   auto *s = static_cast<const unsigned char *>(src);
   if (n > 16) {
@@ -169,8 +189,70 @@ inline void copy_msg(void *dst, const void *src, size_t n) {
 
 // Add one to a counter that only the holder of one lock (plock or clock) changes: a plain store,
 // no locked instruction (others only read it).
-inline void bump(std::atomic<uint64_t> &c) {
+MPROC_RING_INLINE void bump(std::atomic<uint64_t> &c) {
   c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+// Messages up to this size take the fast paths (Ring::put_fast, get_fast), copied there without a
+// call: a call (or `rep movsb`, with its fixed registers) makes a function save registers, and
+// every store counts there (see put_fast).
+constexpr size_t kFastMax = 4096;
+
+// copy_msg() for the fast paths (n <= kFastMax): above 16 bytes, 16 at a time, the last 16
+// overlapping. The empty asm keeps the compiler from turning the loop back into a memcpy call.
+MPROC_RING_INLINE void copy_fast(void *dst, const void *src, size_t n) {
+  if (n <= 16) {
+    copy_msg(dst, src, n);
+    return;
+  }
+  auto *d = static_cast<unsigned char *>(dst);
+  auto *s = static_cast<const unsigned char *>(src);
+  struct B16 {
+    unsigned char b[16];
+  } v;
+  for (size_t i = 0; i + 16 < n; i += 16) {
+    memcpy(&v, s + i, 16);
+    memcpy(d + i, &v, 16);
+    asm("" : "+r"(i));
+  }
+  memcpy(&v, s + n - 16, 16);
+  memcpy(d + n - 16, &v, 16);
+}
+
+// Write a FULL record of n <= 16 bytes at p (8-aligned) in as few stores as may be: the header
+// and up to 8 bytes of payload (the padding zeroed) as one 16-byte store, then the rest of a
+// longer one as one 8-byte store. A small put is bound by stores (put_fast), the header and the
+// payload used to be three.
+MPROC_RING_INLINE void write_small_record(unsigned char *p, const void *src, size_t n) {
+  const RecHdr r{kFull, static_cast<uint32_t>(n)};
+#if defined(__x86_64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  auto *s = static_cast<const unsigned char *>(src);
+  uint64_t hdr, lo;
+  memcpy(&hdr, &r, kRec);
+  if (n >= 8) {
+    memcpy(&lo, s, 8);
+  } else if (n >= 4) {  // two 4-byte loads that overlap: the bytes they share are the same
+    uint32_t a, b;
+    memcpy(&a, s, 4);
+    memcpy(&b, s + n - 4, 4);
+    lo = a | static_cast<uint64_t>(b) << ((n - 4) * 8);
+  } else if (n > 0) {
+    lo = s[0] | static_cast<uint64_t>(s[n / 2]) << (n / 2 * 8) |
+         static_cast<uint64_t>(s[n - 1]) << ((n - 1) * 8);
+  } else {
+    lo = 0;
+  }
+  _mm_storeu_si128(reinterpret_cast<__m128i *>(p),
+                   _mm_set_epi64x(static_cast<long long>(lo), static_cast<long long>(hdr)));
+  if (n > 8) {
+    uint64_t hi;
+    memcpy(&hi, s + n - 8, 8);
+    memcpy(p + kRec + n - 8, &hi, 8);
+  }
+#else
+  memcpy(p, &r, kRec);
+  copy_msg(p + kRec, src, n);
+#endif
 }
 
 // The record at hd lies within the bytes published before tail: 0, else MPROC_EIO (recorded).
@@ -207,10 +289,27 @@ inline void wake_sleepers(std::atomic<uint32_t> &seq, std::atomic<uint32_t> &sle
   }
 }
 
-// Say which CPU this side runs on (a store only when it changed: the line stays shared).
+// The CPU this thread runs on, read from the thread's rseq area where glibc registered one (2.35
+// and later: a load, where sched_getcpu() is a call); -1 where there is none.
+MPROC_RING_INLINE int32_t rseq_cpu() {
+#ifdef RSEQ_SIG
+  if (__rseq_size != 0) {
+    const auto *rs = reinterpret_cast<const struct rseq *>(
+        static_cast<const char *>(__builtin_thread_pointer()) + __rseq_offset);
+    return static_cast<int32_t>(__atomic_load_n(&rs->cpu_id, __ATOMIC_RELAXED));
+  }
+#endif
+  return -1;
+}
+
+// Say which CPU (0..) this side runs on (a store only when it changed: the line stays shared).
+MPROC_RING_INLINE void note_cpu_is(std::atomic<int32_t> &where, int32_t cpu) {
+  if (where.load(std::memory_order_relaxed) != cpu + 1)
+    where.store(cpu + 1, std::memory_order_relaxed);
+}
 inline void note_cpu(std::atomic<int32_t> &where) {
-  const int32_t cpu = sched_getcpu() + 1;
-  if (where.load(std::memory_order_relaxed) != cpu) where.store(cpu, std::memory_order_relaxed);
+  const int32_t c = rseq_cpu();
+  note_cpu_is(where, c >= 0 ? c : sched_getcpu());
 }
 
 }  // namespace mproc

@@ -216,15 +216,14 @@ void Ring::unlock_consumer() { mutex_unlock(&h_->clock); }
 
 void Ring::recover_producer() {
   h_->st_pdeaths.fetch_add(1);
-  if (h_->w_state) recover_producer_message();
+  recover_producer_message();
 }
 
-// The message a dead producer was writing (w_state set): count it if its record was published,
-// else withdraw it and free the extent it had taken (a record is published whole or not at all).
+// The message a dead producer was writing, if any (w_end ahead of tail): withdraw it and free
+// the extent it had taken (a record is published whole or not at all). One it published is
+// counted already (items_put); its extent is the reader's now.
 void Ring::recover_producer_message() {
-  if (h_->tail.load() == h_->w_end) {
-    h_->st_puts.fetch_add(1);
-    h_->w_state = 0;
+  if (h_->tail.load() == h_->w_end.load()) {
     h_->w_big = Extent{0, 0};
     return;
   }
@@ -314,10 +313,9 @@ int Ring::sleep_until(int &spin, std::atomic<uint32_t> &seq, std::atomic<uint32_
   return rc;
 }
 
-// The full barrier between a side's publishing store and its look at the other side's sleep
-// flag. It follows the unlock, a locked read-modify-write, which on x86 is a full barrier
 // Free bytes for the producer. head only grows, so a cached head under-estimates the free space:
 // it is re-read (a cache miss on the consumers' line) only when the cached value is not enough.
+// Also sets where put_fast() may write up to (room_end_).
 size_t Ring::free_space(size_t need) {
   const uint64_t t = h_->tail.load(std::memory_order_relaxed);
   uint64_t used = t - head_cache_;
@@ -325,11 +323,13 @@ size_t Ring::free_space(size_t need) {
     head_cache_ = h_->head.load(std::memory_order_acquire);
     used = t - head_cache_;
   }
+  if (head_cache_ <= t) room_end_ = head_cache_ + cap_ - kReserve;  // for put_fast()
   return used + kReserve >= cap_ ? 0 : cap_ - kReserve - used;
 }
 
 // Producer, holding plock: wait for `need` free bytes (and an item slot when `slot`).
 int Ring::wait_space(size_t need, bool slot, const Deadline &d, bool poll) {
+  int rc;
   auto ready = [&] {
     if (slot && h_->closed.load()) return true;
     if (slot && h_->maxsize &&
@@ -340,12 +340,31 @@ int Ring::wait_space(size_t need, bool slot, const Deadline &d, bool poll) {
   if (!ready()) {
     if (poll) return MPROC_ETIMEDOUT;
     const RingGrant consumers = consumer_grant(h_);
-    if (int rc = sleep_until(p_spin_, h_->space_seq, h_->p_sleeping, &h_->c_cpu, ready, d,
-                             &consumers))
+    if (!wait_room_batch(need, d) &&
+        (rc = sleep_until(p_spin_, h_->space_seq, h_->p_sleeping, &h_->c_cpu, ready, d,
+                          &consumers)))
       return rc;
   }
   if (slot && h_->closed.load()) return MPROC_ECLOSED;
   return 0;
+}
+
+// Producer, holding plock, the ring full while a consumer frees it record by record. Taking room
+// the moment `need` bytes come free writes each record into the cache line the consumer is
+// reading, and that line then crosses between the two cores twice per message (measured: the
+// producer of 8-byte messages spent most of its time here, and both sides went at half speed).
+// So first spin until a batch of room (kRoomBatch, at most a sixteenth of the ring) is free:
+// true once it is. False after kBatchWaitNs (a consumer that slow would keep us spinning: wait
+// for `need` as before, asleep), or when the deadline passes or the queue closes.
+bool Ring::wait_room_batch(size_t need, const Deadline &d) {
+  const size_t batch = std::min(kRoomBatch, cap_ / 16);
+  if (need >= batch || h_->maxsize) return false;
+  const uint64_t until = now_ns() + kBatchWaitNs;
+  for (;;) {
+    if (free_space(batch) >= batch) return true;
+    for (int k = 0; k < kSpinPauses; k++) cpu_relax();
+    if (now_ns() > until || d.expired() || h_->closed.load()) return false;
+  }
 }
 
 // Consumer, holding clock: wait for a record, or closed and empty (MPROC_ECLOSED).
@@ -382,9 +401,6 @@ int Ring::wait_data(const Deadline &d, bool poll) {
   return 0;
 }
 
-// Consumer in the middle of a streamed message: wait for its next part, however long the writer
-// takes, but not for a dead writer (which recovery turns into an ABORT record). False when no
-
 int Ring::task_done() {
   uint64_t u = h_->unfinished.load();
   do {
@@ -411,7 +427,5 @@ int Ring::join(double timeout) {
                 static_cast<unsigned long long>(h_->unfinished.load()));
   return 0;
 }
-
-// A live thread holding a lock or grant may make a reader wait, as a slow writer would: ids in
 
 }  // namespace mproc

@@ -43,7 +43,7 @@ int Ring::reserve(size_t len, void **out, double timeout) {
     }
     *out = p;
   } else {
-    begin_message(t0, t0 + rec_size(len));
+    begin_message(t0 + rec_size(len));
     *out = at(t0) + kRec;
   }
   reserved_ = len;
@@ -60,12 +60,10 @@ int Ring::commit(size_t len) {
   } else {
     const RecHdr r{kFull, static_cast<uint32_t>(len)};
     memcpy(at(t0), &r, kRec);
-    h_->w_end = t0 + rec_size(len);
+    h_->w_end.store(t0 + rec_size(len), std::memory_order_relaxed);
   }
-  publish(h_->w_end);
+  publish(h_->w_end.load(std::memory_order_relaxed));
   h_->w_big = Extent{0, 0};
-  h_->w_state = 0;
-  bump(h_->st_puts);
   reserved_ = SIZE_MAX;
   unlock_producer();
   return 0;
