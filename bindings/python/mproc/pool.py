@@ -289,7 +289,7 @@ def _pack_chunk(star, seq, head, start, stop):
 
 
 class _Packed:
-    """A chunk of a list or tuple already packed as numbers (IMapIterator._read_chunk)."""
+    """A chunk of a list or tuple already packed (IMapIterator._read_chunk)."""
     __slots__ = ("data", "n")
 
     def __init__(self, data, n):

@@ -110,6 +110,9 @@ static __thread int t_huge_depth; /* the scopes of this thread among g_huge.dept
  * others will never end there, so they are forgotten (and the interpreter's allocator is back
  * if the forking thread has none open). */
 static void huge_after_fork_child(void) {
+  /* a thread that held the mutex at the fork is not here (forks are made with the GIL held, so
+   * only an interpreter with a GIL of its own could have been inside huge_alloc) */
+  pthread_mutex_init(&g_huge_mu, NULL);
   if (g_huge.depth == t_huge_depth) return;
   g_huge.depth = t_huge_depth;
   if (g_huge.depth == 0) {
@@ -327,8 +330,8 @@ PyObject *mproc_py_pack_strs(PyObject *self, PyObject *args) {
 }
 
 /* unpack_numbers(buffer, at) -> list: the numbers packed by pack_numbers or map_packed (or the
- * strings packed by pack_strs), whose format byte (b"q", b"d" or b"U") is at offset at; the same
- * values and types as the packed ones. */
+ * strings of pack_strs, the tuples of pack_tuples), whose format byte (b"q", b"d", b"U" or b"T")
+ * is at offset at; the same values and types as the packed ones. */
 PyObject *mproc_py_unpack_numbers(PyObject *self, PyObject *args) {
   (void)self;
   Py_buffer b;
