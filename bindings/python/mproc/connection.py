@@ -1,6 +1,7 @@
 """Pipe, Connection and wait (multiprocessing.connection) on mproc's message pipes. send() and
 recv() carry large buffers (numpy arrays, bytearray ...) out of band (_oob.py)."""
 import selectors
+import sys
 import time
 
 from . import _core
@@ -103,8 +104,8 @@ class Connection:
         self._check(readable=True)
         if maxlength is not None and maxlength < 0:
             raise ValueError("negative maxlength")
-        try:
-            data = _mproc.py_conn_recv(self._h, -1.0)
+        try:  # straight into the bytes returned
+            data = _mproc.py_conn_recv_msg(self._h, -1.0, sys.maxsize)
         except BrokenPipeError:
             raise EOFError from None
         if maxlength is not None and len(data) > maxlength:

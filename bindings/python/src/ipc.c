@@ -585,7 +585,10 @@ PyObject *mproc_py_conn_recv_msg(PyObject *self, PyObject *args) {
   Py_END_ALLOW_THREADS
   if (rc < 0 || got != len) {
     Py_DECREF(owner);
-    r = mproc_py_raise(rc < 0 ? rc : MPROC_EIO);
+    if (rc == MPROC_EPIPE) /* the sender went in the middle of it: as multiprocessing says */
+      PyErr_SetString(PyExc_OSError, "got end of file during message");
+    else
+      mproc_py_raise(rc < 0 ? rc : MPROC_EIO);
     goto done;
   }
   if (PyBytes_Check(owner)) {

@@ -260,3 +260,31 @@ def test_pipe_send_buffers_of_ended_threads_are_given_back():
     assert rss() - base < 40 << 20, "send buffers of ended threads are kept"
     rx.close()
     tx.close()
+
+
+def _send_half_then_die(conn):
+    import signal
+    # a message larger than the ring streams: the child dies while the parent reads it
+    import threading
+    threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGKILL)).start()
+    conn.send_bytes(b"h" * (64 << 20))
+
+
+def test_pipe_sender_dead_in_the_middle_of_a_message():
+    """As multiprocessing: OSError("got end of file during message") when the sender went in
+    the middle of a message, EOFError at a message boundary."""
+    import time
+    rx, tx = mproc.Pipe(duplex=False)
+    p = mproc.Process(target=_send_half_then_die, args=(tx,))
+    p.start()
+    tx.close()
+    deadline = time.monotonic() + 30
+    while not rx.poll(0.05) and time.monotonic() < deadline:
+        pass
+    time.sleep(0.5)  # the sender is killed with most of its message unsent
+    with pytest.raises(OSError, match="got end of file during message"):
+        rx.recv_bytes()
+    p.join()
+    with pytest.raises(EOFError):
+        rx.recv_bytes()
+    rx.close()
