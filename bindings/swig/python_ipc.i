@@ -14,7 +14,6 @@
 %native(py_queue_putv) PyObject *mproc_py_queue_putv(PyObject *self, PyObject *args);
 %native(py_queue_get_msg) PyObject *mproc_py_queue_get_msg(PyObject *self, PyObject *args);
 %native(py_queue_join) PyObject *mproc_py_queue_join(PyObject *self, PyObject *args);
-%native(py_conn_recv) PyObject *mproc_py_conn_recv(PyObject *self, PyObject *args);
 %native(py_conn_poll) PyObject *mproc_py_conn_poll(PyObject *self, PyObject *args);
 %native(py_conn_recv_msg) PyObject *mproc_py_conn_recv_msg(PyObject *self, PyObject *args);
 %native(py_conn_send_parts) PyObject *mproc_py_conn_send_parts(PyObject *self, PyObject *args);

@@ -130,11 +130,7 @@ static int mproc_py_get_slice(void *ctx, double t) {
   int rc = mproc_queue_get_alloc((mproc_queue_t *)c->h, &c->out, &c->len, t);
   return rc == MPROC_EEMPTY ? MPROC_ETIMEDOUT : rc;
 }
-static int mproc_py_recv_slice(void *ctx, double t) {
-  mproc_py_msg_ctx *c = (mproc_py_msg_ctx *)ctx;
-  return mproc_conn_recv_bytes_alloc((mproc_conn_t *)c->h, &c->out, &c->len, t);
-}
-/* The message a get/recv took (a new bytes object), or NULL with the exception for rc. */
+/* The message a get took (a new bytes object), or NULL with the exception for rc. */
 static PyObject *mproc_py_taken(int rc, mproc_py_msg_ctx *c) {
   if (rc == MPROC_PY_RAISED) return NULL;
   if (rc < 0) return mproc_py_raise(rc);
@@ -311,18 +307,6 @@ PyObject *mproc_py_queue_join(PyObject *self, PyObject *args) {
   if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
   if (mproc_py_ptr(h, &q, mproc_py_type_queue) < 0) return NULL;
   return mproc_py_waited(mproc_py_wait(mproc_py_join_queue_slice, q, timeout, MPROC_ETIMEDOUT, 0));
-}
-
-/* conn_recv(conn, timeout) -> bytes. Only the first part of a message is waited for in slices;
- * the rest follows whatever the slice (pipe.cpp), so none is torn. */
-PyObject *mproc_py_conn_recv(PyObject *self, PyObject *args) {
-  (void)self;
-  PyObject *h;
-  double timeout;
-  mproc_py_msg_ctx c = {NULL, NULL, 0, NULL};
-  if (!PyArg_ParseTuple(args, "Od", &h, &timeout)) return NULL;
-  if (mproc_py_ptr(h, &c.h, mproc_py_type_conn) < 0) return NULL;
-  return mproc_py_taken(mproc_py_wait(mproc_py_recv_slice, &c, timeout, MPROC_ETIMEDOUT, 0), &c);
 }
 
 static int mproc_py_poll_slice(void *c, double t) {

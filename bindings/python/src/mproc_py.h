@@ -118,7 +118,6 @@ PyObject *mproc_py_queue_get(PyObject *self, PyObject *args);
 PyObject *mproc_py_queue_putv(PyObject *self, PyObject *args);
 PyObject *mproc_py_queue_get_msg(PyObject *self, PyObject *args);
 PyObject *mproc_py_queue_join(PyObject *self, PyObject *args);
-PyObject *mproc_py_conn_recv(PyObject *self, PyObject *args);
 PyObject *mproc_py_conn_poll(PyObject *self, PyObject *args);
 PyObject *mproc_py_conn_recv_msg(PyObject *self, PyObject *args);
 PyObject *mproc_py_conn_send_parts(PyObject *self, PyObject *args);
