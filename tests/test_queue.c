@@ -777,6 +777,25 @@ static int body_before_then_trapped_big(void *arg, size_t len, void *payload) {
   return 3;
 }
 
+/* After a producer that had put `before` messages was killed inside its next put: another put
+ * takes over, the messages before and after arrive once each and the dead one's is withdrawn
+ * (counted as dropped); the grant, when it had one, is revoked. The stats, for more checks. */
+static mproc_queue_stats_t expect_dead_put_withdrawn(mproc_queue_t *q, int before) {
+  put_str(q, "after"); /* this producer takes over from the dead one */
+  for (int i = 0; i < before; i++) expect_str(q, "before", 5);
+  expect_str(q, "after", 5);
+  char b[8];
+  size_t n;
+  assert_int_equal(mproc_queue_get(q, b, sizeof b, &n, 0), MPROC_EEMPTY);
+  mproc_queue_stats_t s = stats_of(q);
+  assert_int_equal(s.producer_deaths, 1);
+  assert_int_equal(s.dropped, 1);
+  assert_int_equal(s.puts, (uint64_t)before + 1);
+  assert_int_equal(s.grants, before >= kWarm ? 1 : 0);
+  assert_int_equal(s.revokes, before >= kWarm ? 1 : 0);
+  return s;
+}
+
 /* A producer killed half-way through copying a message too large for the ring: the message is
  * withdrawn (never half delivered), its extent freed; the messages before and after arrive
  * exactly once. With `before` = kWarm the producer has the single-producer path (no plock). */
@@ -789,20 +808,9 @@ static void producer_killed_mid_big_put(int before) {
   assert_int_equal(stats_of(q).big_messages, 1); /* its extent is taken */
   assert_int_equal(mproc_process_kill(prod), 0);
   assert_int_equal(join_code(prod), -SIGKILL);
-  put_str(q, "after"); /* this producer takes over from the dead one */
-  for (int i = 0; i < before; i++) expect_str(q, "before", 5);
-  expect_str(q, "after", 5);
-  char b[8];
-  size_t n;
-  assert_int_equal(mproc_queue_get(q, b, sizeof b, &n, 0), MPROC_EEMPTY);
-  mproc_queue_stats_t s = stats_of(q);
-  assert_int_equal(s.producer_deaths, 1);
-  assert_int_equal(s.dropped, 1);
-  assert_int_equal(s.puts, (uint64_t)before + 1);
+  mproc_queue_stats_t s = expect_dead_put_withdrawn(q, before);
   assert_int_equal(s.big_messages, 0);
   assert_int_equal(s.big_bytes, 0);
-  assert_int_equal(s.grants, before >= kWarm ? 1 : 0);
-  assert_int_equal(s.revokes, before >= kWarm ? 1 : 0);
   free_trap_flag();
   assert_int_equal(mproc_queue_free(q), 0);
 }
@@ -937,18 +945,8 @@ static void test_queue_granted_producer_killed_mid_small_put(void **state) {
   WAIT_FOR(*trapped == 1);
   assert_int_equal(mproc_process_kill(prod), 0);
   assert_int_equal(join_code(prod), -SIGKILL);
-  put_str(q, "after"); /* revokes the dead thread's grant and withdraws its message */
-  for (int i = 0; i < kWarm; i++) expect_str(q, "before", 5);
-  expect_str(q, "after", 5);
-  char b[8];
-  size_t n;
-  assert_int_equal(mproc_queue_get(q, b, sizeof b, &n, 0), MPROC_EEMPTY);
-  mproc_queue_stats_t s = stats_of(q);
-  assert_int_equal(s.producer_deaths, 1);
-  assert_int_equal(s.dropped, 1);
-  assert_int_equal(s.puts, (uint64_t)kWarm + 1);
-  assert_int_equal(s.grants, 1);
-  assert_int_equal(s.revokes, 1);
+  /* the next put revokes the dead thread's grant and withdraws its message */
+  expect_dead_put_withdrawn(q, kWarm);
   size_t qs = 1;
   assert_int_equal(mproc_queue_qsize(q, &qs), 0);
   assert_int_equal(qs, 0);
